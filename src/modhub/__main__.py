@@ -1,0 +1,3 @@
+from modhub.cli import app
+
+app()

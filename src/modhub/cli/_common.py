@@ -1,0 +1,20 @@
+"""Helpers shared by CLI commands."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import typer
+
+from modhub.errors import HubError
+
+
+@contextlib.contextmanager
+def fail_on_hub_error() -> Iterator[None]:
+    """Turn a HubError into a one-line message on stderr and exit status 1 (no traceback)."""
+    try:
+        yield
+    except HubError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from None

@@ -1,0 +1,254 @@
+"""The local module cache (``MODHUB_CACHE``, default ``~/.cache/modhub``).
+
+Layout::
+
+    <cache>/
+      blobs/<sha256>                  verified file contents, read-only, by content address
+      blobs/<sha256>.incomplete       an interrupted download, resumed with HTTP Range
+      modules/<host>/<publisher>/<name>/<version>/
+                                      one resolved version: hard links to blobs + modhub.json
+      locks/...                       lock files (kept apart from the data, see _lock)
+      tmp/                            version directories being assembled
+
+A version directory appears only complete: it is assembled under ``tmp/`` and
+renamed into place in one step, so a reader never sees half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from filelock import FileLock
+
+from modhub.errors import IntegrityError, ManifestError
+from modhub.format.manifest import Manifest, read_manifest, sha256_file, write_manifest
+from modhub.handles import Handle
+
+__all__ = ["CachedVersion", "ModuleCache", "check_sizes", "host_key", "link_or_copy"]
+
+_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def host_key(endpoint: str) -> str:
+    """A directory name for a hub: ``http://127.0.0.1:8000/x`` → ``127.0.0.1_8000_x``."""
+    parts = urlsplit(endpoint)
+    raw = parts.netloc + parts.path.rstrip("/")
+    key = re.sub(r"[^A-Za-z0-9.-]+", "_", raw).strip("_")
+    return key or "local"
+
+
+@dataclass(frozen=True)
+class CachedVersion:
+    """A version directory found in the cache."""
+
+    host: str
+    publisher: str
+    name: str
+    version: int
+    path: Path
+
+    @property
+    def handle(self) -> str:
+        return f"{self.publisher}/{self.name}/{self.version}"
+
+
+class ModuleCache:
+    """Paths, locks and atomic writes of one cache directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).expanduser()
+        self.blobs = self.root / "blobs"
+        self.modules = self.root / "modules"
+        self.locks = self.root / "locks"
+        self.tmp = self.root / "tmp"
+
+    def ensure(self) -> None:
+        """Create the cache directories; the root is private to the user (0700)."""
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for path in (self.blobs, self.modules, self.locks, self.tmp):
+            path.mkdir(exist_ok=True, mode=0o700)
+
+    # --- paths ----------------------------------------------------------
+
+    def blob_path(self, sha256: str) -> Path:
+        if not _SHA_RE.match(sha256):
+            raise ManifestError(f"{sha256!r} is not a sha256 hex digest")
+        return self.blobs / sha256
+
+    def incomplete_path(self, sha256: str) -> Path:
+        return self.blob_path(sha256).with_name(f"{sha256}.incomplete")
+
+    def version_dir(self, endpoint: str, handle: Handle) -> Path:
+        if handle.version is None:
+            raise ValueError("version_dir needs a concrete version")
+        return self.modules / host_key(endpoint) / handle.publisher / handle.name / str(handle.version)
+
+    # --- locks ----------------------------------------------------------
+
+    # Why lock: several processes (data-loader workers, parallel jobs, two
+    # notebooks) may resolve the same module at once. Without a lock they
+    # would append to the same ``.incomplete`` file or assemble the same
+    # version directory concurrently. The lock files live under ``locks/``,
+    # never next to the data: deleting a lock file while another process
+    # holds it would let a third process lock a new inode of the same name.
+    # filelock uses fcntl.flock, which the kernel releases when a process
+    # dies (even by SIGKILL), so a crashed download never blocks the next
+    # one. flock is not reliable on some network filesystems (old NFS); keep
+    # MODHUB_CACHE on a local disk when several machines share it.
+
+    def blob_lock(self, sha256: str) -> FileLock:
+        self.blob_path(sha256)  # validates the digest
+        return FileLock(str(self.locks / f"blob-{sha256}.lock"))
+
+    def version_lock(self, endpoint: str, handle: Handle) -> FileLock:
+        key = f"{host_key(endpoint)}__{handle.publisher}__{handle.name}__{handle.version}"
+        return FileLock(str(self.locks / f"version-{key}.lock"))
+
+    # --- version directories --------------------------------------------
+
+    def lookup(self, endpoint: str, handle: Handle) -> Path | None:
+        """The cached directory of a concrete version, if present and complete (cheap check)."""
+        path = self.version_dir(endpoint, handle)
+        if not path.is_dir():
+            return None
+        try:
+            check_sizes(path)
+        except (IntegrityError, ManifestError):
+            return None
+        return path
+
+    def cached_versions(self, endpoint: str | None, publisher: str, name: str) -> list[int]:
+        """Versions of ``publisher/name`` present in the cache, newest first."""
+        hosts = [host_key(endpoint)] if endpoint else [p.name for p in _subdirs(self.modules)]
+        versions = {
+            int(p.name)
+            for host in hosts
+            for p in _subdirs(self.modules / host / publisher / name)
+            if p.name.isdigit()
+        }
+        return sorted(versions, reverse=True)
+
+    def assemble(self, endpoint: str, handle: Handle, manifest: Manifest) -> Path:
+        """Build the version directory from verified blobs and rename it into place.
+
+        Callers hold ``version_lock`` and have put every file's blob in ``blobs/``.
+        """
+        final = self.version_dir(endpoint, handle)
+        work = Path(tempfile.mkdtemp(prefix=f"{handle.name}-{handle.version}-", dir=self.tmp))
+        try:
+            for entry in manifest.files:
+                target = work / entry.path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                link_or_copy(self.blob_path(entry.sha256), target)
+            write_manifest(work, manifest)
+            check_sizes(work, manifest)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            if final.exists():
+                # A damaged copy (it failed the size check): move it aside, then replace.
+                self._discard(final)
+            os.rename(work, final)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        return final
+
+    def _discard(self, path: Path) -> None:
+        trash = Path(tempfile.mkdtemp(prefix="discard-", dir=self.tmp))
+        os.rename(path, trash / "old")
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def remove_version(self, path: Path) -> None:
+        """Remove a version directory atomically (it disappears in one rename)."""
+        self._discard(path)
+        parent = path.parent
+        # Prune now-empty publisher/name/host directories.
+        while parent != self.modules and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
+
+    def iter_versions(self) -> Iterator[CachedVersion]:
+        for host in _subdirs(self.modules):
+            for publisher in _subdirs(host):
+                for name in _subdirs(publisher):
+                    for version in _subdirs(name):
+                        if version.name.isdigit():
+                            yield CachedVersion(
+                                host.name, publisher.name, name.name, int(version.name), version
+                            )
+
+    def referenced_blobs(self) -> set[str]:
+        shas: set[str] = set()
+        for cached in self.iter_versions():
+            with contextlib.suppress(ManifestError):
+                shas.update(entry.sha256 for entry in read_manifest(cached.path).files)
+        return shas
+
+    def prune_blobs(self) -> int:
+        """Delete blobs (and leftover partial downloads) no version directory uses; returns bytes freed."""
+        keep = self.referenced_blobs()
+        freed = 0
+        for path in _files(self.blobs):
+            sha = path.name.removesuffix(".incomplete")
+            if sha in keep:
+                continue
+            with self.blob_lock(sha) if _SHA_RE.match(sha) else contextlib.nullcontext():
+                with contextlib.suppress(FileNotFoundError):
+                    freed += path.stat().st_size
+                    path.unlink()
+        return freed
+
+    def verify_blob(self, path: Path) -> bool:
+        return sha256_file(path) == path.name
+
+
+def check_sizes(module_dir: Path, manifest: Manifest | None = None) -> Manifest:
+    """Cheap completeness check: manifest readable, every listed file there with its size."""
+    manifest = manifest or read_manifest(module_dir)
+    for entry in manifest.files:
+        path = module_dir / entry.path
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise IntegrityError(
+                f"{entry.path} is missing from the cached module {module_dir}. "
+                f"Run `modhub cache rm` on it and resolve again.",
+                path=path,
+            ) from None
+        if size != entry.size:
+            raise IntegrityError(
+                f"{entry.path} in the cached module {module_dir} has {size} bytes, modhub.json says "
+                f"{entry.size}. Run `modhub cache rm` on it and resolve again.",
+                path=path,
+            )
+    return manifest
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link ``source`` to ``target`` (no extra disk space); copy across filesystems."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def _subdirs(path: Path) -> list[Path]:
+    try:
+        return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except FileNotFoundError:
+        return []
+
+
+def _files(path: Path) -> list[Path]:
+    try:
+        return sorted(p for p in path.iterdir() if p.is_file())
+    except FileNotFoundError:
+        return []
+

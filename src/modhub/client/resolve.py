@@ -1,0 +1,197 @@
+"""``resolve(handle)``: turn a handle into a local module directory.
+
+* A local directory is returned as it is (the loader verifies it).
+* ``publisher/name/version`` (or its URL) is looked up in the cache; versions
+  are immutable, so a cached copy is used without asking the hub.
+* Otherwise the version's manifest is fetched, every file is downloaded into
+  the blob cache (resumable, verified), and the version directory is
+  assembled and renamed into place.
+* ``publisher/name`` means the latest version: asked once, with a
+  :class:`LatestVersionWarning` naming the concrete handle.
+* With ``MODHUB_OFFLINE=1`` no request is made at all.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+from tqdm import tqdm
+
+from modhub.client.api import HubClient, open_http_client
+from modhub.client.cache import ModuleCache, check_sizes
+from modhub.client.download import fetch_blob
+from modhub.errors import IntegrityError, ManifestError, ModuleNotFound, OfflineError
+from modhub.handles import Handle, is_local, parse_handle
+from modhub.settings import Settings
+
+__all__ = ["LatestVersionWarning", "Resolver", "resolve"]
+
+# Below this many bytes to download, no progress bar unless asked for (MODHUB_PROGRESS=1).
+_PROGRESS_MIN_BYTES = 1 << 20
+
+
+class LatestVersionWarning(UserWarning):
+    """A handle without a version was resolved to the latest version; pin it."""
+
+
+def resolve(handle: str | os.PathLike[str], *, settings: Settings | None = None) -> Path:
+    """Return the local directory of the module ``handle`` names, downloading it if needed.
+
+    ``handle`` is ``publisher/name/version``, its URL form, ``publisher/name``
+    (latest, with a :class:`LatestVersionWarning`), or a local directory.
+    ``settings`` defaults to ``Settings.from_env()`` (``MODHUB_*`` variables).
+    """
+    return Resolver(settings if settings is not None else Settings.from_env()).resolve(handle)
+
+
+class Resolver:
+    """Resolves handles with fixed settings; ``transport`` replaces the network in tests."""
+
+    def __init__(self, settings: Settings, *, transport: httpx.BaseTransport | None = None) -> None:
+        self.settings = settings
+        self.transport = transport
+        self.cache = ModuleCache(settings.cache)
+
+    def resolve(self, handle: str | os.PathLike[str]) -> Path:
+        if is_local(handle):
+            return _local_dir(handle)
+        text = str(handle)
+        parsed = parse_handle(text)
+        endpoint = (parsed.endpoint or self.settings.endpoint).rstrip("/")
+        if self.settings.offline:
+            return self._resolve_offline(parsed, endpoint, text)
+        if parsed.version is not None:
+            cached = self.cache.lookup(endpoint, parsed)
+            if cached is not None:
+                return cached
+        return self._resolve_online(parsed, endpoint, text)
+
+    # --- offline ----------------------------------------------------------
+
+    def _resolve_offline(self, parsed: Handle, endpoint: str, text: str) -> Path:
+        """Only the cache: no httpx client is even created."""
+        version = parsed.version
+        if version is None:
+            versions = self.cache.cached_versions(endpoint, parsed.publisher, parsed.name)
+            if not versions:
+                raise OfflineError(
+                    f"{text} is not in the cache at {self.cache.root} and MODHUB_OFFLINE=1 forbids "
+                    f"downloading it. Resolve it once online (e.g. `modhub download {text}/VERSION`), "
+                    "or unset MODHUB_OFFLINE.",
+                    handle=text,
+                    path=self.cache.root,
+                )
+            version = versions[0]
+            warnings.warn(
+                f"{text} has no version; offline (MODHUB_OFFLINE=1), so using {parsed.with_version(version)}, "
+                "the newest version in the cache (the hub may have newer ones). Pin the version.",
+                LatestVersionWarning,
+                stacklevel=3,
+            )
+        concrete = parsed.with_version(version)
+        path = self.cache.version_dir(endpoint, concrete)
+        if not path.is_dir():
+            raise OfflineError(
+                f"{concrete} is not in the cache at {self.cache.root} and MODHUB_OFFLINE=1 forbids "
+                f"downloading it. Run `modhub download {concrete}` while online, or unset MODHUB_OFFLINE.",
+                handle=text,
+                path=path,
+            )
+        try:
+            check_sizes(path)
+        except (IntegrityError, ManifestError) as exc:
+            raise OfflineError(
+                f"the cached copy of {concrete} in {path} is damaged ({exc}) and MODHUB_OFFLINE=1 "
+                f"forbids downloading it again. Unset MODHUB_OFFLINE and resolve it again.",
+                handle=text,
+                path=path,
+            ) from exc
+        return path
+
+    # --- online -----------------------------------------------------------
+
+    def _resolve_online(self, parsed: Handle, endpoint: str, text: str) -> Path:
+        token = self.settings.token if endpoint == self.settings.endpoint.rstrip("/") else None
+        http = open_http_client(timeout=self.settings.timeout, token=token, transport=self.transport)
+        with http:
+            hub = HubClient(http, endpoint)
+            detail = hub.version(parsed)
+            concrete = parsed.with_version(detail.version)
+            if parsed.version is None:
+                shown = f"{endpoint}/{concrete}" if parsed.endpoint else str(concrete)
+                warnings.warn(
+                    f"{text} has no version; resolved to the latest, {shown}. "
+                    f"Pin it to get the same module tomorrow: hub.load({shown!r})",
+                    LatestVersionWarning,
+                    stacklevel=4,
+                )
+                cached = self.cache.lookup(endpoint, concrete)
+                if cached is not None:
+                    return cached
+            elif detail.version != parsed.version:
+                raise ModuleNotFound(
+                    f"the hub at {endpoint} answered version {detail.version} when asked for "
+                    f"{parsed}; is MODHUB_ENDPOINT a modhub hub?",
+                    handle=text,
+                )
+            manifest = detail.manifest
+            self.cache.ensure()
+            with self.cache.version_lock(endpoint, concrete):
+                # Another process may have finished it while we waited for the lock.
+                cached = self.cache.lookup(endpoint, concrete)
+                if cached is not None:
+                    return cached
+                missing = [
+                    e for e in manifest.files if not self.cache.blob_path(e.sha256).exists()
+                ]
+                with ExitStack() as stack:
+                    bar = stack.enter_context(self._progress(sum(e.size for e in missing), str(concrete)))
+                    for entry in manifest.files:
+                        fetch_blob(
+                            self.cache,
+                            hub,
+                            hub.file_url(concrete, entry.path),
+                            entry,
+                            handle=str(concrete),
+                            progress=bar,
+                        )
+                return self.cache.assemble(endpoint, concrete, manifest)
+
+    def _progress(self, total: int, desc: str) -> tqdm:  # type: ignore[type-arg]
+        enabled = self.settings.progress
+        if enabled is None:
+            enabled = total >= _PROGRESS_MIN_BYTES and _stderr_is_tty()
+        return tqdm(
+            total=total,
+            desc=f"downloading {desc}",
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            file=sys.stderr,
+            disable=not enabled,
+            leave=False,
+        )
+
+
+def _stderr_is_tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stderr
+        return False
+
+
+def _local_dir(handle: str | os.PathLike[str]) -> Path:
+    path = Path(handle).expanduser()
+    if not path.is_dir():
+        raise ModuleNotFound(
+            f"{path} is not a directory. A local module is a directory holding modhub.json "
+            "(make one with modhub.export); a hub handle looks like publisher/name/version.",
+            handle=str(handle),
+            path=path,
+        )
+    return path

@@ -1,0 +1,306 @@
+"""The module manifest, ``modhub.json`` (format_version 1).
+
+The manifest is the one file a loader reads first: it says what the module
+does (task), how to call it (signatures), how inputs are prepared before the
+graph sees them (preprocessing), and lists every other file with its size and
+sha256 so that nothing can be swapped after publishing.
+
+Everything here is a frozen pydantic model: read with :func:`read_manifest`,
+write with :func:`write_manifest`. Unknown fields are refused so that a typo
+in a hand-written manifest is an error, not a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from modhub.errors import IntegrityError, ManifestError
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "modhub.json"
+CARD_NAME = "README.md"
+GRAPH_NAME = "graph.pt2"
+ONNX_NAME = "model.onnx"
+ASSETS_DIR = "assets"
+
+DType = Literal["float32", "float16", "bfloat16", "int64", "int32", "bool", "string"]
+# A dimension is a fixed size or a symbolic name such as "batch" or "sequence".
+Dim = Annotated[int, Field(ge=0)] | Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$")]
+
+_HASH_CHUNK = 1 << 20
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TensorSpec(_Frozen):
+    """One named input or output of a signature."""
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # Element type; "string" means a list of Python strings (text inputs).
+    dtype: DType
+    # Sizes per dimension; symbolic names mark dynamic dimensions.
+    shape: tuple[Dim, ...]
+    # What the values mean, e.g. "RGB image, channels first".
+    description: str = ""
+    # Memory layout for images ("NCHW"), None otherwise.
+    layout: str | None = None
+    # Expected value range of the input, e.g. (0.0, 1.0) for images.
+    value_range: tuple[float, float] | None = None
+
+
+class Signature(_Frozen):
+    """What a caller passes and gets back."""
+
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+
+class TokenizerSpec(_Frozen):
+    """Tokenisation done inside the module call (``tokenizers`` library).
+
+    The settings are stored here explicitly and applied on load, overriding
+    whatever padding/truncation the tokenizer file itself carries.
+    """
+
+    # Path of the tokenizers JSON file, relative to the module directory.
+    file: str = "assets/tokenizer.json"
+    # Longest token sequence fed to the graph; longer texts are truncated.
+    max_length: int = Field(gt=0)
+    # "longest": pad to the longest text in the batch; "max_length": always pad to max_length.
+    padding: Literal["longest", "max_length"] = "longest"
+    truncation: bool = True
+    # Token id used for padding.
+    pad_id: int = 0
+    # Which tokenizer field feeds which graph input, in graph input order.
+    # Fields: "input_ids", "attention_mask", "token_type_ids".
+    graph_inputs: tuple[Literal["input_ids", "attention_mask", "token_type_ids"], ...] = (
+        "input_ids",
+        "attention_mask",
+    )
+
+
+class ImagePreprocessing(_Frozen):
+    """What an image module expects; normalisation itself happens inside the graph."""
+
+    height: int = Field(gt=0)
+    width: int = Field(gt=0)
+    # Normalisation applied inside the graph (informational, for the model card).
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    # How callers should bring photos to height x width (informational).
+    resize: str = "resize shorter side, centre crop"
+
+
+class Preprocessing(_Frozen):
+    """Exactly one of ``image`` or ``tokenizer`` is set for the built-in tasks."""
+
+    image: ImagePreprocessing | None = None
+    tokenizer: TokenizerSpec | None = None
+
+
+class FileEntry(_Frozen):
+    """A file of the module, other than the manifest itself."""
+
+    # POSIX path relative to the module directory.
+    path: str
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+    @field_validator("path")
+    @classmethod
+    def _safe_path(cls, value: str) -> str:
+        check_relative_path(value)
+        return value
+
+
+class Metadata(_Frozen):
+    """Descriptive facts shown on the hub; not used to run the module."""
+
+    # Human title, e.g. "EfficientNet-Lite0 image feature vector".
+    title: str = ""
+    description: str = ""
+    architecture: str = ""
+    # Data the weights were trained on, e.g. "ImageNet-1k".
+    dataset: str = ""
+    # Handle of the module this one was derived from (transfer learning).
+    base_module: str | None = None
+    tags: tuple[str, ...] = ()
+    # Where the weights come from (package name and file), for provenance.
+    source: str = ""
+    # Free-form extras (training metrics, ...), JSON-serialisable.
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class Manifest(_Frozen):
+    """``modhub.json``."""
+
+    format_version: Literal[1] = FORMAT_VERSION
+    # Task name from the contract registry, e.g. "image-feature-vector".
+    task: str
+    framework: Literal["pytorch"] = "pytorch"
+    # torch.__version__ at export time.
+    torch_version: str
+    # Public call signatures; "default" is what ``hub.load(h)(x)`` calls.
+    signatures: dict[str, Signature]
+    # The graph's own inputs and outputs. Equal to the default signature for
+    # image modules; for text modules the graph takes token tensors.
+    graph_inputs: tuple[TensorSpec, ...]
+    graph_outputs: tuple[TensorSpec, ...]
+    preprocessing: Preprocessing = Preprocessing()
+    # Path of the labels file (one label per line), if the task has labels.
+    labels: str | None = None
+    # SPDX licence identifier, e.g. "Apache-2.0".
+    license: str
+    # Whether training the weights further (``Layer(trainable=True)``) is meaningful.
+    fine_tunable: bool = True
+    metadata: Metadata = Metadata()
+    # Every file except modhub.json, sorted by path.
+    files: tuple[FileEntry, ...]
+
+    @property
+    def default_signature(self) -> Signature:
+        return self.signatures["default"]
+
+    def file(self, path: str) -> FileEntry:
+        for entry in self.files:
+            if entry.path == path:
+                return entry
+        raise ManifestError(f"modhub.json lists no file {path!r}", path=path)
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+
+
+def check_relative_path(value: str) -> None:
+    """Refuse absolute paths, ``..``, backslashes and control characters in a file name."""
+    bad = (
+        not value
+        or value.startswith("/")
+        or "\\" in value
+        or any(ord(c) < 32 for c in value)
+        or PurePosixPath(value).is_absolute()
+        or any(part in ("", ".", "..") for part in value.split("/"))
+        or ":" in value.split("/")[0]
+    )
+    if bad:
+        raise ValueError(f"unsafe file path {value!r}: use a relative POSIX path without '..'")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def parse_manifest(data: bytes | str, *, path: Path | None = None) -> Manifest:
+    try:
+        raw = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"modhub.json is not valid JSON: {exc}", path=path) from exc
+    if not isinstance(raw, dict):
+        raise ManifestError("modhub.json must hold a JSON object", path=path)
+    version = raw.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ManifestError(
+            f"modhub.json has format_version {version!r}; this modhub reads format_version "
+            f"{FORMAT_VERSION}. Upgrade modhub (pip install -U modhub) or re-export the module.",
+            path=path,
+        )
+    try:
+        return Manifest.model_validate(raw)
+    except ValidationError as exc:
+        raise ManifestError(f"modhub.json is malformed:\n{exc}", path=path) from exc
+
+
+def read_manifest(module_dir: str | os.PathLike[str]) -> Manifest:
+    path = Path(module_dir) / MANIFEST_NAME
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ManifestError(
+            f"{module_dir} is not a modhub module: it has no {MANIFEST_NAME}. "
+            "Create one with modhub.export(...).",
+            path=path,
+        ) from None
+    return parse_manifest(data, path=path)
+
+
+def write_manifest(module_dir: str | os.PathLike[str], manifest: Manifest) -> Path:
+    """Write ``modhub.json`` atomically (temp file + rename)."""
+    target = Path(module_dir) / MANIFEST_NAME
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".modhub.json.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(manifest.to_json())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def list_files(module_dir: Path) -> tuple[FileEntry, ...]:
+    """Size and sha256 of every file in a module directory, manifest excluded."""
+    entries = []
+    for path in sorted(module_dir.rglob("*")):
+        if path.is_symlink():
+            raise ManifestError(f"{path} is a symbolic link; modules hold plain files only", path=path)
+        if not path.is_file():
+            continue
+        rel = path.relative_to(module_dir).as_posix()
+        if rel == MANIFEST_NAME or any(part.startswith(".") for part in rel.split("/")):
+            continue
+        entries.append(FileEntry(path=rel, size=path.stat().st_size, sha256=sha256_file(path)))
+    return tuple(entries)
+
+
+def verify_files(module_dir: str | os.PathLike[str], manifest: Manifest) -> None:
+    """Check that every listed file exists with its size and sha256, and nothing else is there.
+
+    Raises IntegrityError naming the first file that differs.
+    """
+    root = Path(module_dir)
+    listed = {entry.path for entry in manifest.files}
+    for entry in manifest.files:
+        path = root / entry.path
+        if not path.is_file() or path.is_symlink():
+            raise IntegrityError(
+                f"{entry.path} is listed in modhub.json but missing from {root}. "
+                "Download the module again (modhub cache rm, then load).",
+                path=path,
+            )
+        size = path.stat().st_size
+        if size != entry.size:
+            raise IntegrityError(
+                f"{entry.path} has {size} bytes, modhub.json says {entry.size}: the file was "
+                "changed or truncated. Download the module again.",
+                path=path,
+            )
+        digest = sha256_file(path)
+        if digest != entry.sha256:
+            raise IntegrityError(
+                f"{entry.path} has sha256 {digest}, modhub.json says {entry.sha256}: the file "
+                "was changed after export. Do not use it; download the module again.",
+                path=path,
+            )
+    for path in root.rglob("*"):
+        rel = path.relative_to(root).as_posix()
+        if path.is_file() and rel != MANIFEST_NAME and rel not in listed:
+            if any(part.startswith(".") for part in rel.split("/")):
+                continue
+            raise IntegrityError(
+                f"{rel} is in {root} but not listed in modhub.json; a module holds only the "
+                "files its manifest lists. Remove it or re-export the module.",
+                path=path,
+            )

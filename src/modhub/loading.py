@@ -1,0 +1,189 @@
+"""Load a module: ``load`` for calling it, ``Layer`` for using it inside a model.
+
+Nothing from the module reaches torch before ``verify_module`` has checked the
+manifest, the sha256 of every file, the task contract and the graph's safety.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from modhub.format.manifest import GRAPH_NAME, Manifest
+from modhub.format.tasks import get_contract, read_labels
+from modhub.format.verify import verify_module
+from modhub.preprocessing import TextEncoder, check_images
+from modhub.settings import Settings
+
+__all__ = ["Layer", "LoadedModule", "load"]
+
+Handle = str | os.PathLike[str]
+
+# Nodes whose behaviour depends on train/eval mode, with the position and name of that flag.
+_MODE_FLAGS: dict[Any, tuple[int, str]] = {
+    torch.ops.aten.batch_norm.default: (5, "training"),
+    torch.ops.aten.dropout.default: (2, "train"),
+    torch.ops.aten.feature_dropout.default: (2, "train"),
+    torch.ops.aten.alpha_dropout.default: (2, "train"),
+    torch.ops.aten.feature_alpha_dropout.default: (2, "train"),
+}
+
+
+def _module_dir(handle: Handle, settings: Settings | None) -> Path:
+    from modhub.handles import is_local
+
+    if is_local(handle):
+        return Path(handle).expanduser()
+    from modhub.client.resolve import resolve
+
+    return resolve(handle, settings=settings)
+
+
+def _load_program(module_dir: Path) -> tuple[Manifest, Any]:
+    manifest = verify_module(module_dir)
+    program = torch.export.load(module_dir / GRAPH_NAME)
+    return manifest, program
+
+
+class _ModuleBase:
+    """What ``load`` and ``Layer`` share: the manifest, preprocessing and labels."""
+
+    manifest: Manifest
+    path: Path
+
+    def _init_common(self, module_dir: Path, manifest: Manifest) -> None:
+        self.path = module_dir
+        self.manifest = manifest
+        self.task = manifest.task
+        self._modality = get_contract(manifest.task).modality
+        tok = manifest.preprocessing.tokenizer
+        self._encoder = TextEncoder(tok, module_dir / tok.file) if tok is not None else None
+        self.labels: list[str] | None = (
+            read_labels(module_dir / manifest.labels) if manifest.labels else None
+        )
+
+    def _graph_args(self, inputs: Any) -> tuple[torch.Tensor, ...]:
+        if self._encoder is not None:
+            return self._encoder(inputs)
+        return (check_images(inputs, self.manifest),)
+
+
+class LoadedModule(_ModuleBase):
+    """A module ready to call: ``module(images)`` or ``module(["some text"])``.
+
+    Calls run in inference mode (no autograd); use ``Layer`` to train through it.
+    Attributes: ``manifest``, ``task``, ``labels`` (classification), ``path``.
+    """
+
+    def __init__(self, module_dir: Path, manifest: Manifest, program: Any) -> None:
+        self._init_common(module_dir, manifest)
+        self._graph = program.module()
+
+    def __call__(self, inputs: Any) -> torch.Tensor:
+        args = self._graph_args(inputs)
+        with torch.inference_mode():
+            return self._graph(*args)
+
+    def __repr__(self) -> str:
+        return f"LoadedModule(task={self.task!r}, path={str(self.path)!r})"
+
+
+def load(handle: Handle, *, settings: Settings | None = None) -> LoadedModule:
+    """Load a module by handle (``publisher/name/version``), URL, or local directory.
+
+    The module runs without the code that defined it; files are verified
+    against the manifest and the graph is checked for safety before torch reads it.
+    """
+    module_dir = _module_dir(handle, settings)
+    manifest, program = _load_program(module_dir)
+    return LoadedModule(module_dir, manifest, program)
+
+
+class Layer(_ModuleBase, torch.nn.Module):
+    """A module as a ``torch.nn.Module`` layer of your own model.
+
+    ``trainable=False`` (default): the weights are frozen and BatchNorm/dropout
+    stay in inference mode, whatever ``.train()`` says; the layer is a fixed
+    feature extractor. ``trainable=True``: weights receive gradients and
+    ``.train()``/``.eval()`` switch BatchNorm and dropout as eager PyTorch does.
+    Every Layer has its own copy of the weights.
+    """
+
+    def __init__(
+        self,
+        handle: Handle,
+        trainable: bool = False,
+        *,
+        settings: Settings | None = None,
+    ) -> None:
+        torch.nn.Module.__init__(self)
+        module_dir = _module_dir(handle, settings)
+        manifest, program = _load_program(module_dir)
+        self._init_common(module_dir, manifest)
+        self.trainable = trainable
+        graph = program.module()
+        _own_weights(graph)
+        for param in graph.parameters():
+            param.requires_grad_(trainable)
+        self.graph = graph
+        self._graph_training = False  # exported in eval mode
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> Layer:
+        # The exported graph's own train()/eval() raise: the mode is baked into
+        # the batch_norm/dropout nodes, so switch those flags instead.
+        self.training = mode
+        effective = mode and self.trainable
+        if effective != self._graph_training:
+            _set_mode_flags(self.graph, effective)
+            self._graph_training = effective
+        return self
+
+    def forward(self, inputs: Any) -> torch.Tensor:
+        return self.graph(*self._graph_args(inputs))
+
+    def extra_repr(self) -> str:
+        return f"task={self.task!r}, trainable={self.trainable}, path={str(self.path)!r}"
+
+
+def _own_weights(graph: torch.nn.Module) -> None:
+    """Replace every parameter and buffer with a private copy.
+
+    Two ``ExportedProgram.module()`` calls share tensor storage, so without this
+    two Layers of one module would train each other's weights.
+    """
+    for module in graph.modules():
+        for name, param in list(module._parameters.items()):
+            if param is not None:
+                module._parameters[name] = torch.nn.Parameter(
+                    param.detach().clone(), requires_grad=param.requires_grad
+                )
+        for name, buf in list(module._buffers.items()):
+            if buf is not None:
+                module._buffers[name] = buf.detach().clone()
+    for name in list(vars(graph)):
+        value = getattr(graph, name)
+        if isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter):
+            # Lifted tensor constants live as plain attributes.
+            setattr(graph, name, value.detach().clone())
+
+
+def _set_mode_flags(graph: Any, training: bool) -> None:
+    changed = False
+    for node in graph.graph.nodes:
+        flag = _MODE_FLAGS.get(node.target)
+        if flag is None:
+            continue
+        position, name = flag
+        if len(node.args) > position:
+            args = list(node.args)
+            args[position] = training
+            node.args = tuple(args)
+        else:
+            node.kwargs = {**node.kwargs, name: training}
+        changed = True
+    if changed:
+        graph.recompile()

@@ -1,0 +1,100 @@
+"""Database engine, sessions and migrations.
+
+SQLite is the embedded default. Each SQLite connection gets WAL (readers never
+block the writer), foreign keys on, and a busy timeout. Python's sqlite3 module
+opens transactions lazily and SQLite then upgrades a read lock to a write lock
+on the first write, which fails at once ("database is locked") when another
+writer got in between; so transactions are begun by hand, and sessions that
+write (``Database.write_session``) begin with ``BEGIN IMMEDIATE``, taking the
+write lock up front and waiting for it. PostgreSQL needs none of this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from modhub.server.config import ServerSettings
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+class Database:
+    """The engine plus two session factories: reads, and writes (``BEGIN IMMEDIATE`` on SQLite)."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        url = settings.resolved_database_url
+        self.is_sqlite = url.startswith("sqlite")
+        kwargs: dict[str, Any] = {}
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"timeout": settings.sqlite_busy_timeout, "check_same_thread": False}
+        else:
+            kwargs["pool_pre_ping"] = True
+        self.engine: Engine = create_engine(url, **kwargs)
+        if self.is_sqlite:
+            _configure_sqlite(self.engine, settings.sqlite_busy_timeout)
+        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        self._write = sessionmaker(self.engine.execution_options(modhub_write=True), expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session for reads (it may also do small writes, such as counting downloads)."""
+        with self._read() as session:
+            yield session
+
+    @contextmanager
+    def write_session(self) -> Iterator[Session]:
+        """A session that holds the write lock from its first statement (SQLite)."""
+        with self._write() as session:
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module (see module docstring).
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get("modhub_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def migrate(db: Database, settings: ServerSettings) -> None:
+    """Bring the schema to the newest revision (Alembic). Safe to run on every start.
+
+    A file lock in the data directory keeps two servers starting at once on the
+    same directory from migrating concurrently.
+    """
+    from alembic import command
+    from alembic.config import Config
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with FileLock(str(settings.data_dir / ".migrate.lock")), db.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+
+
+def current_revision(db: Database) -> str | None:
+    from alembic.migration import MigrationContext
+
+    with db.engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()

@@ -1,0 +1,183 @@
+"""Read-side services: search, module/version/publisher detail, file lookup."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from modhub.format.manifest import MANIFEST_NAME
+from modhub.server.errors import NotFound
+from modhub.server.models import Blob, File, Module, Publisher, Version
+from modhub.server.services.schemas import (
+    ModuleDetail,
+    ModuleSummary,
+    PublisherDetail,
+    SearchPage,
+    SearchQuery,
+    VersionDetail,
+    VersionInfo,
+)
+
+MAX_PER_PAGE = 100
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_modules(session: Session, query: SearchQuery) -> SearchPage:
+    """Modules matching every word of ``query.q`` and every filter; yanked-only modules are hidden."""
+    page = max(1, query.page)
+    per_page = min(max(1, query.per_page), MAX_PER_PAGE)
+    stmt = (
+        select(Module)
+        .join(Module.publisher)
+        .where(Module.latest_version.is_not(None))
+    )
+    for word in query.q.lower().split():
+        stmt = stmt.where(Module.search_text.like(f"%{_escape_like(word)}%", escape="\\"))
+    if query.task:
+        stmt = stmt.where(Module.task == query.task)
+    if query.license:
+        stmt = stmt.where(func.lower(Module.license) == query.license.lower())
+    if query.framework:
+        stmt = stmt.where(Module.framework == query.framework)
+    if query.publisher:
+        stmt = stmt.where(Publisher.name == query.publisher)
+    if query.format:
+        stmt = stmt.where(Module.formats.like(f"% {_escape_like(query.format.lower())} %", escape="\\"))
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    order = {
+        "name": (Publisher.name, Module.name),
+        "newest": (Module.updated_at.desc(), Module.id.desc()),
+        "downloads": (Module.downloads.desc(), Publisher.name, Module.name),
+    }[query.sort]
+    rows = session.scalars(stmt.order_by(*order).offset((page - 1) * per_page).limit(per_page)).all()
+    return SearchPage(items=[summarize(m) for m in rows], total=total, page=page, per_page=per_page)
+
+
+def summarize(module: Module) -> ModuleSummary:
+    return ModuleSummary(
+        publisher=module.publisher.name,
+        name=module.name,
+        handle=f"{module.publisher.name}/{module.name}",
+        latest_version=module.latest_version,
+        task=module.task,
+        formats=module.formats.split(),
+        framework=module.framework,
+        license=module.license,
+        title=module.title,
+        description=module.description,
+        tags=list(module.tags or []),
+        downloads=module.downloads,
+        created_at=module.created_at,
+        updated_at=module.updated_at,
+    )
+
+
+def find_module(session: Session, publisher: str, name: str) -> Module:
+    module = session.scalar(
+        select(Module).join(Module.publisher).where(Publisher.name == publisher, Module.name == name)
+    )
+    if module is None:
+        raise NotFound(
+            f"no module {publisher}/{name} on this hub; check the spelling or search with "
+            f"GET /api/v1/modules?q={name}",
+            code="module_not_found",
+        )
+    return module
+
+
+def get_module(session: Session, publisher: str, name: str) -> ModuleDetail:
+    """A module with all its versions, yanked ones included (marked)."""
+    module = find_module(session, publisher, name)
+    versions = [
+        VersionInfo(
+            version=v.version, yanked=v.yanked, yank_reason=v.yank_reason, created_at=v.created_at, size=v.size
+        )
+        for v in module.versions
+    ]
+    return ModuleDetail(**summarize(module).model_dump(), versions=versions)
+
+
+def find_version(session: Session, publisher: str, name: str, version: int | str) -> Version:
+    """A concrete version (yanked ones included), or ``"latest"``: the highest non-yanked one."""
+    module = find_module(session, publisher, name)
+    if version == "latest":
+        if module.latest_version is None:
+            raise NotFound(
+                f"every version of {publisher}/{name} is yanked; ask for a concrete version "
+                f"({publisher}/{name}/<version>) if you really need one",
+                code="version_not_found",
+            )
+        version = module.latest_version
+    number = _version_number(version)
+    row = session.scalar(select(Version).where(Version.module_id == module.id, Version.version == number))
+    if row is None:
+        known = ", ".join(str(v.version) for v in module.versions) or "none"
+        raise NotFound(
+            f"{publisher}/{name} has no version {number} (versions: {known})", code="version_not_found"
+        )
+    return row
+
+
+def _version_number(version: int | str) -> int:
+    if isinstance(version, int):
+        number = version
+    elif version.isdigit() and not version.startswith("0"):
+        number = int(version)
+    else:
+        raise NotFound(f"invalid version {version!r}: use a positive integer or 'latest'", code="version_not_found")
+    if number < 1:
+        raise NotFound(f"invalid version {version!r}: use a positive integer or 'latest'", code="version_not_found")
+    return number
+
+
+def version_detail(row: Version) -> VersionDetail:
+    module = row.module
+    return VersionDetail(
+        publisher=module.publisher.name,
+        name=module.name,
+        version=row.version,
+        handle=f"{module.publisher.name}/{module.name}/{row.version}",
+        yanked=row.yanked,
+        yank_reason=row.yank_reason,
+        created_at=row.created_at,
+        size=row.size,
+        manifest=row.manifest,
+        manifest_sha256=row.manifest_sha256,
+        card=row.card,
+    )
+
+
+def get_version(session: Session, publisher: str, name: str, version: int | str) -> VersionDetail:
+    """Version detail: the manifest and model card. ``version`` may be ``"latest"``."""
+    return version_detail(find_version(session, publisher, name, version))
+
+
+def find_file(session: Session, publisher: str, name: str, version: int | str, path: str) -> tuple[str, int]:
+    """(sha256, size) of one file of a version; ``modhub.json`` is the manifest itself."""
+    row = find_version(session, publisher, name, version)
+    if path == MANIFEST_NAME:
+        size = session.scalar(select(Blob.size).where(Blob.sha256 == row.manifest_sha256)) or 0
+        return row.manifest_sha256, size
+    entry = session.scalar(select(File).where(File.version_id == row.id, File.path == path))
+    if entry is None:
+        raise NotFound(
+            f"{publisher}/{name}/{row.version} has no file {path!r}; its manifest lists the files",
+            code="file_not_found",
+        )
+    return entry.sha256, entry.size
+
+
+def list_publisher(session: Session, publisher: str) -> PublisherDetail:
+    """A publisher and its modules (those with at least one non-yanked version), by name."""
+    row = session.scalar(select(Publisher).where(Publisher.name == publisher))
+    if row is None:
+        raise NotFound(f"no publisher {publisher!r} on this hub", code="publisher_not_found")
+    modules = session.scalars(
+        select(Module)
+        .where(Module.publisher_id == row.id, Module.latest_version.is_not(None))
+        .order_by(Module.name)
+    ).all()
+    return PublisherDetail(name=row.name, created_at=row.created_at, modules=[summarize(m) for m in modules])

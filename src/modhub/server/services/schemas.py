@@ -1,0 +1,140 @@
+"""What the services return: plain pydantic models, also the API's response schemas."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+SortKey = Literal["name", "newest", "downloads"]
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """A search. Empty strings / None mean "no filter"."""
+
+    # Free text; every word must occur in the name, title, description or tags.
+    q: str = ""
+    task: str | None = None
+    # "pt2" or "onnx".
+    format: str | None = None
+    publisher: str | None = None
+    license: str | None = None
+    framework: str | None = None
+    sort: SortKey = "downloads"
+    page: int = 1
+    per_page: int = 20
+
+
+class ModuleSummary(BaseModel):
+    publisher: str
+    name: str
+    # "publisher/name" (add "/<version>" for a concrete version).
+    handle: str
+    # Highest non-yanked version; None when every version is yanked.
+    latest_version: int | None
+    task: str
+    # Graph formats the latest version ships: "pt2", "onnx".
+    formats: list[str]
+    framework: str
+    license: str
+    title: str
+    description: str
+    tags: list[str]
+    # Times a modhub client fetched a version's manifest.
+    downloads: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class SearchPage(BaseModel):
+    items: list[ModuleSummary]
+    total: int
+    page: int
+    per_page: int
+
+
+class VersionInfo(BaseModel):
+    version: int
+    yanked: bool
+    yank_reason: str = ""
+    created_at: datetime
+    # Bytes of all files (manifest excluded).
+    size: int
+
+
+class ModuleDetail(ModuleSummary):
+    versions: list[VersionInfo]
+
+
+class FileInfo(BaseModel):
+    path: str
+    size: int
+    sha256: str
+
+
+class VersionDetail(BaseModel):
+    publisher: str
+    name: str
+    version: int
+    # "publisher/name/version".
+    handle: str
+    yanked: bool
+    yank_reason: str = ""
+    created_at: datetime
+    size: int
+    # The parsed modhub.json.
+    manifest: dict[str, Any]
+    # sha256 of the exact modhub.json bytes (served at .../files/modhub.json).
+    manifest_sha256: str
+    # README.md text (model card), "" if none.
+    card: str
+
+
+class PublisherDetail(BaseModel):
+    name: str
+    created_at: datetime
+    modules: list[ModuleSummary]
+
+
+class PublishResult(BaseModel):
+    # "publisher/name/version".
+    handle: str
+    version: int
+
+
+class YankRequest(BaseModel):
+    reason: str = Field(default="", max_length=2000)
+
+
+class YankResult(BaseModel):
+    handle: str
+    version: int
+    yanked: bool
+    yank_reason: str
+
+
+class TokenCreate(BaseModel):
+    name: str = Field(default="", max_length=200)
+    publishers: list[str] = Field(default_factory=list)
+    admin: bool = False
+
+
+class TokenInfo(BaseModel):
+    id: int
+    name: str
+    publishers: list[str]
+    admin: bool
+    created_at: datetime
+
+
+class CreatedToken(TokenInfo):
+    # The secret, shown once; the hub stores only its sha256.
+    token: str
+
+
+class RevokedToken(BaseModel):
+    id: int
+    revoked: bool

