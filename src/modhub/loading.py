@@ -42,10 +42,12 @@ def _module_dir(handle: Handle, settings: Settings | None) -> Path:
     return resolve(handle, settings=settings)
 
 
-def _load_program(module_dir: Path) -> tuple[Manifest, Any]:
+def _verified(module_dir: Path) -> tuple[Manifest, torch.fx.GraphModule]:
+    """Verify the module, then build its graph (with weights of its own)."""
+    from modhub.graph_loader import load_graph_module
+
     manifest = verify_module(module_dir)
-    program = torch.export.load(module_dir / GRAPH_NAME)
-    return manifest, program
+    return manifest, load_graph_module(module_dir / GRAPH_NAME)
 
 
 class _ModuleBase:
@@ -78,9 +80,9 @@ class LoadedModule(_ModuleBase):
     Attributes: ``manifest``, ``task``, ``labels`` (classification), ``path``.
     """
 
-    def __init__(self, module_dir: Path, manifest: Manifest, program: Any) -> None:
+    def __init__(self, module_dir: Path, manifest: Manifest, graph: torch.fx.GraphModule) -> None:
         self._init_common(module_dir, manifest)
-        self._graph = program.module()
+        self._graph = graph.eval()
 
     def __call__(self, inputs: Any) -> torch.Tensor:
         args = self._graph_args(inputs)
@@ -98,8 +100,8 @@ def load(handle: Handle, *, settings: Settings | None = None) -> LoadedModule:
     against the manifest and the graph is checked for safety before torch reads it.
     """
     module_dir = _module_dir(handle, settings)
-    manifest, program = _load_program(module_dir)
-    return LoadedModule(module_dir, manifest, program)
+    manifest, graph = _verified(module_dir)
+    return LoadedModule(module_dir, manifest, graph)
 
 
 class Layer(_ModuleBase, torch.nn.Module):
@@ -121,11 +123,9 @@ class Layer(_ModuleBase, torch.nn.Module):
     ) -> None:
         torch.nn.Module.__init__(self)
         module_dir = _module_dir(handle, settings)
-        manifest, program = _load_program(module_dir)
+        manifest, graph = _verified(module_dir)
         self._init_common(module_dir, manifest)
         self.trainable = trainable
-        graph = program.module()
-        _own_weights(graph)
         for param in graph.parameters():
             param.requires_grad_(trainable)
         self.graph = graph
@@ -133,8 +133,8 @@ class Layer(_ModuleBase, torch.nn.Module):
         self.train(self.training)
 
     def train(self, mode: bool = True) -> Layer:
-        # The exported graph's own train()/eval() raise: the mode is baked into
-        # the batch_norm/dropout nodes, so switch those flags instead.
+        # An exported graph has its mode baked into the batch_norm/dropout
+        # nodes (exported in eval mode), so switch those flags instead.
         self.training = mode
         effective = mode and self.trainable
         if effective != self._graph_training:
@@ -147,28 +147,6 @@ class Layer(_ModuleBase, torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f"task={self.task!r}, trainable={self.trainable}, path={str(self.path)!r}"
-
-
-def _own_weights(graph: torch.nn.Module) -> None:
-    """Replace every parameter and buffer with a private copy.
-
-    Two ``ExportedProgram.module()`` calls share tensor storage, so without this
-    two Layers of one module would train each other's weights.
-    """
-    for module in graph.modules():
-        for name, param in list(module._parameters.items()):
-            if param is not None:
-                module._parameters[name] = torch.nn.Parameter(
-                    param.detach().clone(), requires_grad=param.requires_grad
-                )
-        for name, buf in list(module._buffers.items()):
-            if buf is not None:
-                module._buffers[name] = buf.detach().clone()
-    for name in list(vars(graph)):
-        value = getattr(graph, name)
-        if isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter):
-            # Lifted tensor constants live as plain attributes.
-            setattr(graph, name, value.detach().clone())
 
 
 def _set_mode_flags(graph: Any, training: bool) -> None:

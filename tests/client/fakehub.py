@@ -78,7 +78,8 @@ class FakeHub:
     # Knobs to misbehave with:
     ignore_range: bool = False  # answer 200 with the whole file to a Range request
     wrong_content_range: bool = False  # answer 206 with a Content-Range we did not ask for
-    drop_after: list[int] = field(default_factory=list)  # per file request: cut the body after N bytes
+    # path -> one entry per request of that file: cut the body after N bytes
+    drop_after: dict[str, list[int]] = field(default_factory=dict)
     tamper: dict[str, bytes] = field(default_factory=dict)  # path -> bytes served instead
     delay: float = 0.0  # seconds per 4 KiB chunk (to make races likely)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -134,7 +135,8 @@ class FakeHub:
             return _error(404, "file_not_found", f"no file {rel}")
         data = self.tamper.get(rel, entry[1][rel])
         with self._lock:
-            cut = self.drop_after.pop(0) if self.drop_after else None
+            cuts = self.drop_after.get(rel)
+            cut = min(cuts.pop(0), len(data)) if cuts else None
         headers = {"ETag": f'"{hashlib.sha256(data).hexdigest()}"', "Accept-Ranges": "bytes"}
         range_header = request.headers.get("range")
         status = 200

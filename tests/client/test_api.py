@@ -113,9 +113,11 @@ def test_unreachable_hub_says_what_to_check() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
-    with open_http_client(transport=httpx.MockTransport(handler)) as http:
-        with pytest.raises(HubHTTPError) as info:
-            HubClient(http, "http://hub.test").version(Handle("acme", "tiny", 1))
+    with (
+        open_http_client(transport=httpx.MockTransport(handler)) as http,
+        pytest.raises(HubHTTPError) as info,
+    ):
+        HubClient(http, "http://hub.test").version(Handle("acme", "tiny", 1))
     message = str(info.value)
     assert "MODHUB_ENDPOINT" in message and "MODHUB_OFFLINE" in message
 

@@ -1,1 +1,195 @@
-"""CLI commands (placeholder until implemented)."""
+"""Client commands: ``modhub download``, ``modhub search``, ``modhub cache ls|verify|rm``."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, Literal
+
+import typer
+
+from modhub.cli import app
+from modhub.cli._common import fail_on_hub_error
+
+cache_app = typer.Typer(help="Inspect and clean the local module cache (MODHUB_CACHE).", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+@contextmanager
+def _notes() -> Iterator[None]:
+    """Show LatestVersionWarning (and other warnings) as one-line notes on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for warning in caught:
+        typer.secho(f"note: {warning.message}", err=True, fg=typer.colors.YELLOW)
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    value = n / 1024
+    for unit in ("KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+@app.command()
+def download(
+    handle: Annotated[
+        str, typer.Argument(help="publisher/name/version, publisher/name (latest) or a hub URL")
+    ],
+) -> None:
+    """Download a module into the cache (verified) and print its local directory."""
+    from modhub.client.resolve import resolve
+
+    with fail_on_hub_error(), _notes():
+        path = resolve(handle)
+    typer.echo(str(path))
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="words to look for in names, titles, descriptions, tags")] = "",
+    task: Annotated[str | None, typer.Option(help="only this task, e.g. image-feature-vector")] = None,
+    publisher: Annotated[str | None, typer.Option(help="only this publisher")] = None,
+    format: Annotated[
+        str | None, typer.Option("--format", help="only modules with this format, e.g. onnx")
+    ] = None,
+    license: Annotated[str | None, typer.Option(help="only this licence (SPDX id)")] = None,
+    sort: Annotated[str | None, typer.Option(help="name, newest or downloads")] = None,
+    page: Annotated[int, typer.Option(min=1)] = 1,
+    per_page: Annotated[int, typer.Option(min=1, max=100)] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="print the hub's answer as JSON")] = False,
+) -> None:
+    """Search the hub (MODHUB_ENDPOINT) for modules."""
+    from modhub.client.api import HubClient, open_http_client
+    from modhub.errors import OfflineError
+    from modhub.settings import Settings
+
+    settings = Settings.from_env()
+    with fail_on_hub_error():
+        if settings.offline:
+            raise OfflineError(
+                "search asks the hub, and MODHUB_OFFLINE=1 forbids requests. "
+                "`modhub cache ls` lists the modules you have."
+            )
+        with open_http_client(timeout=settings.timeout, token=settings.token) as http:
+            result = HubClient(http, settings.endpoint).search(
+                query,
+                task=task,
+                publisher=publisher,
+                format=format,
+                license=license,
+                sort=sort,
+                page=page,
+                per_page=per_page,
+            )
+    if as_json:
+        typer.echo(json.dumps(result.model_dump(mode="json"), indent=2))
+        return
+    if not result.items:
+        typer.echo("no modules found", err=True)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("handle", "task", "formats", "license", "downloads", "title"):
+        justify: Literal["left", "right"] = "right" if column == "downloads" else "left"
+        table.add_column(column, no_wrap=column != "title", justify=justify)
+    for item in result.items:
+        latest = f"{item.handle}/{item.latest_version}" if item.latest_version else item.handle
+        formats = ",".join(item.formats)
+        table.add_row(latest, item.task, formats, item.license, str(item.downloads), item.title)
+    Console(soft_wrap=True).print(table)
+    shown = (result.page - 1) * result.per_page + len(result.items)
+    if shown < result.total:
+        typer.echo(f"{shown} of {result.total} shown; next: --page {result.page + 1}", err=True)
+
+
+@cache_app.command("ls")
+def cache_ls(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List cached module versions with their size and directory."""
+    from modhub.client.cache import ModuleCache
+    from modhub.errors import ManifestError
+    from modhub.format.manifest import read_manifest
+    from modhub.settings import Settings
+
+    cache = ModuleCache(Settings.from_env().cache)
+    rows: list[dict[str, Any]] = []
+    for cached in cache.iter_versions():
+        try:
+            size: int | None = sum(e.size for e in read_manifest(cached.path).files)
+        except ManifestError:
+            size = None
+        rows.append({"hub": cached.host, "handle": cached.handle, "size": size, "path": str(cached.path)})
+    if as_json:
+        typer.echo(json.dumps({"cache": str(cache.root), "versions": rows, "blob_bytes": cache.blob_bytes()}))
+        return
+    if not rows:
+        typer.echo(f"the cache at {cache.root} is empty", err=True)
+        return
+    width = max(len(r["handle"]) for r in rows)
+    for row in rows:
+        size_text = _size(row["size"]) if row["size"] is not None else "damaged"
+        typer.echo(f"{row['handle']:<{width}}  {size_text:>10}  {row['hub']}  {row['path']}")
+    typer.echo(f"{len(rows)} version(s); {_size(cache.blob_bytes())} on disk in {cache.root}", err=True)
+
+
+@cache_app.command("verify")
+def cache_verify() -> None:
+    """Check every cached file against its sha256 (exit status 1 if anything is damaged)."""
+    from modhub.client.cache import ModuleCache
+    from modhub.settings import Settings
+
+    cache = ModuleCache(Settings.from_env().cache)
+    problems = cache.verify()
+    for path, problem in problems:
+        typer.secho(f"damaged: {path}: {problem}", err=True, fg=typer.colors.RED)
+    if problems:
+        typer.echo(
+            "remove damaged versions with `modhub cache rm HANDLE` (or --all) and resolve again", err=True
+        )
+        raise typer.Exit(1)
+    typer.echo(f"ok: {sum(1 for _ in cache.iter_versions())} version(s) verified in {cache.root}")
+
+
+@cache_app.command("rm")
+def cache_rm(
+    handles: Annotated[
+        list[str] | None,
+        typer.Argument(help="publisher/name[/version] or hub URL; without a version, every cached version"),
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="empty the whole cache")] = False,
+) -> None:
+    """Remove cached versions, then the blobs no remaining version uses."""
+    from modhub.client.cache import ModuleCache
+    from modhub.errors import InvalidHandle
+    from modhub.handles import parse_handle
+    from modhub.settings import Settings
+
+    cache = ModuleCache(Settings.from_env().cache)
+    with fail_on_hub_error():
+        if not handles and not all_:
+            raise InvalidHandle("name what to remove (e.g. `modhub cache rm acme/tiny/1`), or pass --all")
+        targets = list(cache.iter_versions()) if all_ else []
+        for text in handles or []:
+            parsed = parse_handle(text)
+            found = cache.matching(parsed, parsed.endpoint)
+            if not found:
+                typer.echo(f"{text} is not in the cache", err=True)
+            targets += found
+    if targets:
+        cache.ensure()
+    for cached in targets:
+        # Wait for a process that may be assembling this version right now.
+        with cache.cached_version_lock(cached):
+            cache.remove_version(cached.path)
+        typer.echo(f"removed {cached.handle} ({cached.host})")
+    freed = cache.prune_blobs() if cache.blobs.is_dir() else 0
+    typer.echo(f"freed {_size(freed)}", err=True)

@@ -1,1 +1,165 @@
-"""CLI commands (placeholder until implemented)."""
+"""Hub commands: ``serve``, ``admin create-token``, ``login``, ``logout``, ``publish``, ``yank``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from modhub.cli import app
+from modhub.cli._common import fail_on_hub_error
+
+admin_app = typer.Typer(
+    help="Operate a hub's data directory directly (run on the hub's machine).", no_args_is_help=True
+)
+app.add_typer(admin_app, name="admin")
+
+EndpointOpt = Annotated[
+    str | None,
+    typer.Option("--endpoint", help="hub base URL (default: MODHUB_ENDPOINT or http://127.0.0.1:8000)"),
+]
+
+
+def _server_settings(**overrides: object):  # type: ignore[no-untyped-def]
+    try:
+        from modhub.server.config import ServerSettings
+    except ImportError as exc:
+        typer.secho(
+            f"error: the hub server needs the server extra ({exc}): pip install 'modhub[server]'", err=True
+        )
+        raise typer.Exit(1) from None
+    return ServerSettings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _client_settings(endpoint: str | None):  # type: ignore[no-untyped-def]
+    from modhub.settings import Settings
+
+    settings = Settings.from_env()
+    return settings.model_copy(update={"endpoint": endpoint}) if endpoint else settings
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to listen on (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default 8000)")] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            help="database + blobs (default: MODHUB_SERVER_DATA_DIR or ~/.local/share/modhub/server)",
+        ),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+) -> None:
+    """Run the hub: API under /api/v1/, website at /. Migrates the database on start."""
+    settings = _server_settings(host=host, port=port, data_dir=data_dir)
+    import uvicorn
+
+    from modhub.server.app import create_app
+
+    application = create_app(settings)
+    typer.echo(
+        f"modhub hub on http://{settings.host}:{settings.port} (data in {settings.data_dir})", err=True
+    )
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level=log_level)
+
+
+@admin_app.command("create-token")
+def create_token_cmd(
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="the hub's data directory")] = None,
+    publisher: Annotated[
+        list[str] | None,
+        typer.Option("--publisher", "-p", help="publisher the token may publish under (repeat)"),
+    ] = None,
+    admin: Annotated[
+        bool, typer.Option("--admin", help="may act for every publisher and manage tokens")
+    ] = False,
+    name: Annotated[str, typer.Option(help="a note on what the token is for")] = "",
+) -> None:
+    """Create an API token in the hub's database and print it (shown once; only its hash is stored)."""
+    from modhub.server.app import create_hub
+    from modhub.server.errors import ApiError
+    from modhub.server.services.tokens import create_token
+
+    settings = _server_settings(data_dir=data_dir)
+    hub = create_hub(settings)
+    try:
+        with hub.db.write_session() as session:
+            created = create_token(session, name=name, publishers=publisher or [], admin=admin)
+            session.commit()
+    except ApiError as exc:
+        typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from None
+    finally:
+        hub.db.dispose()
+    scope = "admin" if created.admin else ", ".join(created.publishers)
+    typer.echo(f"token {created.id} ({scope}); store it now, it is not shown again:", err=True)
+    typer.echo(created.token)
+
+
+@app.command()
+def login(
+    token: Annotated[
+        str | None, typer.Option(help="the token (default: read from stdin or a prompt)")
+    ] = None,
+    endpoint: EndpointOpt = None,
+    verify: Annotated[bool, typer.Option(help="check the token with the hub first")] = True,
+) -> None:
+    """Store an API token for publishing (mode 0600, user config dir; MODHUB_TOKEN overrides it)."""
+    from modhub.publishing import save_token, whoami
+
+    if token is None:
+        token = sys.stdin.readline() if not sys.stdin.isatty() else typer.prompt("API token", hide_input=True)
+    token = token.strip()
+    settings = _client_settings(endpoint)
+    with fail_on_hub_error():
+        if verify:
+            info = whoami(token, settings=settings)
+            scope = "admin" if info.get("admin") else ", ".join(info.get("publishers", []))
+            typer.echo(f"token {info.get('id')} accepted by {settings.endpoint} ({scope})", err=True)
+        path = save_token(token)
+    typer.echo(f"token stored in {path}", err=True)
+
+
+@app.command()
+def logout() -> None:
+    """Delete the token `modhub login` stored (MODHUB_TOKEN, if set, is not affected)."""
+    from modhub.publishing import token_path
+
+    path = token_path()
+    path.unlink(missing_ok=True)
+    typer.echo(f"removed {path}", err=True)
+
+
+@app.command()
+def publish(
+    module_dir: Annotated[Path, typer.Argument(help="the module directory (with modhub.json)")],
+    repo: Annotated[str, typer.Argument(help="where to publish: publisher/name")],
+    version: Annotated[int | None, typer.Option(help="version number (default: the next one)", min=1)] = None,
+    endpoint: EndpointOpt = None,
+) -> None:
+    """Check a module locally, upload it, and print its handle (publisher/name/version)."""
+    from modhub.publishing import publish as publish_module
+
+    settings = _client_settings(endpoint)
+    with fail_on_hub_error():
+        handle = publish_module(module_dir, repo, version=version, settings=settings)
+    typer.echo(f"published {settings.endpoint.rstrip('/')}/{handle}", err=True)
+    typer.echo(handle)
+
+
+@app.command()
+def yank(
+    handle: Annotated[str, typer.Argument(help="publisher/name/version")],
+    reason: Annotated[str, typer.Option(help="why, shown to users of the version")] = "",
+    endpoint: EndpointOpt = None,
+) -> None:
+    """Hide a version from "latest" and search; it stays downloadable by its full handle."""
+    from modhub.publishing import yank as yank_version
+
+    settings = _client_settings(endpoint)
+    with fail_on_hub_error():
+        result = yank_version(handle, reason=reason, settings=settings)
+    typer.echo(f"yanked {result['handle']}")

@@ -216,8 +216,8 @@ class HubClient:
         self.endpoint = endpoint.rstrip("/")
         self.api = self.endpoint + API_PREFIX
 
-    def _get(self, url: str, *, handle: str | None = None, **params: Any) -> Any:
-        response = request(self.http, "GET", url, handle=handle, params=params or None)
+    def _get(self, url: str, *, handle: str | None = None, params: dict[str, Any] | None = None) -> Any:
+        response = request(self.http, "GET", url, handle=handle, params=params)
         raise_for_status(response, handle=handle)
         return response.json()
 
@@ -244,7 +244,7 @@ class HubClient:
             "per_page": per_page,
         }
         kept = {k: v for k, v in params.items() if v not in (None, "")}
-        return SearchPage.model_validate(self._get(f"{self.api}/modules", **kept))
+        return SearchPage.model_validate(self._get(f"{self.api}/modules", params=kept))
 
     def module(self, publisher: str, name: str) -> ModuleDetail:
         data = self._get(f"{self.api}/modules/{publisher}/{name}", handle=f"{publisher}/{name}")
@@ -266,9 +266,7 @@ class HubClient:
         return f"{self.api}/blobs/{sha256}"
 
     @contextlib.contextmanager
-    def stream(
-        self, url: str, *, offset: int = 0, handle: str | None = None
-    ) -> Iterator[httpx.Response]:
+    def stream(self, url: str, *, offset: int = 0, handle: str | None = None) -> Iterator[httpx.Response]:
         """Stream ``url``; ``offset`` > 0 asks for ``Range: bytes=offset-``.
 
         The answer is yielded unchecked for 200/206/416 (the caller decides how

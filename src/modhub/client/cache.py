@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from filelock import FileLock
 
 from modhub.errors import IntegrityError, ManifestError
-from modhub.format.manifest import Manifest, read_manifest, sha256_file, write_manifest
+from modhub.format.manifest import Manifest, read_manifest, sha256_file, verify_files, write_manifest
 from modhub.handles import Handle
 
 __all__ = ["CachedVersion", "ModuleCache", "check_sizes", "host_key", "link_or_copy"]
@@ -109,8 +109,13 @@ class ModuleCache:
         return FileLock(str(self.locks / f"blob-{sha256}.lock"))
 
     def version_lock(self, endpoint: str, handle: Handle) -> FileLock:
-        key = f"{host_key(endpoint)}__{handle.publisher}__{handle.name}__{handle.version}"
-        return FileLock(str(self.locks / f"version-{key}.lock"))
+        return self._version_lock(host_key(endpoint), handle.publisher, handle.name, handle.version)
+
+    def cached_version_lock(self, cached: CachedVersion) -> FileLock:
+        return self._version_lock(cached.host, cached.publisher, cached.name, cached.version)
+
+    def _version_lock(self, host: str, publisher: str, name: str, version: int | None) -> FileLock:
+        return FileLock(str(self.locks / f"version-{host}__{publisher}__{name}__{version}.lock"))
 
     # --- version directories --------------------------------------------
 
@@ -199,14 +204,41 @@ class ModuleCache:
             sha = path.name.removesuffix(".incomplete")
             if sha in keep:
                 continue
-            with self.blob_lock(sha) if _SHA_RE.match(sha) else contextlib.nullcontext():
-                with contextlib.suppress(FileNotFoundError):
-                    freed += path.stat().st_size
-                    path.unlink()
+            lock = self.blob_lock(sha) if _SHA_RE.match(sha) else contextlib.nullcontext()
+            with lock, contextlib.suppress(FileNotFoundError):
+                freed += path.stat().st_size
+                path.unlink()
         return freed
 
-    def verify_blob(self, path: Path) -> bool:
-        return sha256_file(path) == path.name
+    def matching(self, handle: Handle, endpoint: str | None) -> list[CachedVersion]:
+        """Cached versions a handle names (all versions if it has none; any hub unless ``endpoint``)."""
+        host = host_key(endpoint) if endpoint else None
+        return [
+            c
+            for c in self.iter_versions()
+            if (c.publisher, c.name) == (handle.publisher, handle.name)
+            and (handle.version is None or c.version == handle.version)
+            and (host is None or c.host == host)
+        ]
+
+    def verify(self) -> list[tuple[Path, str]]:
+        """Hash everything: ``(path, problem)`` for each damaged version directory or blob."""
+        problems: list[tuple[Path, str]] = []
+        for cached in self.iter_versions():
+            try:
+                verify_files(cached.path, read_manifest(cached.path))
+            except (IntegrityError, ManifestError) as exc:
+                problems.append((cached.path, str(exc)))
+        for path in _files(self.blobs):
+            if not _SHA_RE.match(path.name):
+                continue  # .incomplete files are checked when resumed
+            digest = sha256_file(path)
+            if digest != path.name:
+                problems.append((path, f"blob {path.name} holds bytes with sha256 {digest}"))
+        return problems
+
+    def blob_bytes(self) -> int:
+        return sum(p.stat().st_size for p in _files(self.blobs))
 
 
 def check_sizes(module_dir: Path, manifest: Manifest | None = None) -> Manifest:
@@ -251,4 +283,3 @@ def _files(path: Path) -> list[Path]:
         return sorted(p for p in path.iterdir() if p.is_file())
     except FileNotFoundError:
         return []
-

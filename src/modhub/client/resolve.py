@@ -88,8 +88,9 @@ class Resolver:
                 )
             version = versions[0]
             warnings.warn(
-                f"{text} has no version; offline (MODHUB_OFFLINE=1), so using {parsed.with_version(version)}, "
-                "the newest version in the cache (the hub may have newer ones). Pin the version.",
+                f"{text} has no version; offline (MODHUB_OFFLINE=1), so using "
+                f"{parsed.with_version(version)}, the newest version in the cache (the hub may have "
+                "newer ones). Pin the version.",
                 LatestVersionWarning,
                 stacklevel=3,
             )
@@ -146,9 +147,7 @@ class Resolver:
                 cached = self.cache.lookup(endpoint, concrete)
                 if cached is not None:
                     return cached
-                missing = [
-                    e for e in manifest.files if not self.cache.blob_path(e.sha256).exists()
-                ]
+                missing = [e for e in manifest.files if not self.cache.blob_path(e.sha256).exists()]
                 with ExitStack() as stack:
                     bar = stack.enter_context(self._progress(sum(e.size for e in missing), str(concrete)))
                     for entry in manifest.files:

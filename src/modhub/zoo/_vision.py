@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -94,7 +94,7 @@ def build_cnn(starter: CnnStarter, out_dir: Path) -> Path:
     family = starter.family
     classify = starter.task == "image-classification"
     model = build_model(family, classify=classify)
-    geffnet_version = importlib.metadata.version("geffnet")
+    geffnet_version = version("geffnet")
     return export(
         model,
         example_images(family.image_size),

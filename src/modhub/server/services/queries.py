@@ -29,11 +29,7 @@ def search_modules(session: Session, query: SearchQuery) -> SearchPage:
     """Modules matching every word of ``query.q`` and every filter; yanked-only modules are hidden."""
     page = max(1, query.page)
     per_page = min(max(1, query.per_page), MAX_PER_PAGE)
-    stmt = (
-        select(Module)
-        .join(Module.publisher)
-        .where(Module.latest_version.is_not(None))
-    )
+    stmt = select(Module).join(Module.publisher).where(Module.latest_version.is_not(None))
     for word in query.q.lower().split():
         stmt = stmt.where(Module.search_text.like(f"%{_escape_like(word)}%", escape="\\"))
     if query.task:
@@ -93,7 +89,11 @@ def get_module(session: Session, publisher: str, name: str) -> ModuleDetail:
     module = find_module(session, publisher, name)
     versions = [
         VersionInfo(
-            version=v.version, yanked=v.yanked, yank_reason=v.yank_reason, created_at=v.created_at, size=v.size
+            version=v.version,
+            yanked=v.yanked,
+            yank_reason=v.yank_reason,
+            created_at=v.created_at,
+            size=v.size,
         )
         for v in module.versions
     ]
@@ -127,9 +127,13 @@ def _version_number(version: int | str) -> int:
     elif version.isdigit() and not version.startswith("0"):
         number = int(version)
     else:
-        raise NotFound(f"invalid version {version!r}: use a positive integer or 'latest'", code="version_not_found")
+        raise NotFound(
+            f"invalid version {version!r}: use a positive integer or 'latest'", code="version_not_found"
+        )
     if number < 1:
-        raise NotFound(f"invalid version {version!r}: use a positive integer or 'latest'", code="version_not_found")
+        raise NotFound(
+            f"invalid version {version!r}: use a positive integer or 'latest'", code="version_not_found"
+        )
     return number
 
 
@@ -181,3 +185,11 @@ def list_publisher(session: Session, publisher: str) -> PublisherDetail:
         .order_by(Module.name)
     ).all()
     return PublisherDetail(name=row.name, created_at=row.created_at, modules=[summarize(m) for m in modules])
+
+
+def blob_size(session: Session, sha256: str) -> int:
+    """Size of a blob that some published version references."""
+    size = session.scalar(select(Blob.size).where(Blob.sha256 == sha256))
+    if size is None:
+        raise NotFound(f"no blob {sha256!r} on this hub", code="blob_not_found")
+    return size

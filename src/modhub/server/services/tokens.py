@@ -33,7 +33,11 @@ def hash_token(secret: str) -> str:
 
 def _info(token: Token) -> TokenInfo:
     return TokenInfo(
-        id=token.id, name=token.name, publishers=list(token.publishers), admin=token.admin, created_at=token.created_at
+        id=token.id,
+        name=token.name,
+        publishers=list(token.publishers),
+        admin=token.admin,
+        created_at=token.created_at,
     )
 
 

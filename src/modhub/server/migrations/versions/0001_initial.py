@@ -73,7 +73,9 @@ def upgrade() -> None:
     op.create_table(
         "versions",
         sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column("module_id", sa.Integer(), sa.ForeignKey("modules.id", ondelete="RESTRICT"), nullable=False),
+        sa.Column(
+            "module_id", sa.Integer(), sa.ForeignKey("modules.id", ondelete="RESTRICT"), nullable=False
+        ),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("created_at", _TS, nullable=False),
         sa.Column("manifest_sha256", sa.String(64), sa.ForeignKey("blobs.sha256"), nullable=False),
@@ -90,7 +92,9 @@ def upgrade() -> None:
     op.create_table(
         "files",
         sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column("version_id", sa.Integer(), sa.ForeignKey("versions.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "version_id", sa.Integer(), sa.ForeignKey("versions.id", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("path", sa.String(1024), nullable=False),
         sa.Column("sha256", sa.String(64), sa.ForeignKey("blobs.sha256"), nullable=False),
         sa.Column("size", sa.BigInteger(), nullable=False),

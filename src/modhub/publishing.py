@@ -1,0 +1,182 @@
+"""Publish a module directory to a hub, and keep the API token ``modhub login`` stored.
+
+``publish`` checks the module locally first (manifest, every file's size and
+sha256, the task contract, the graph safety validator: the same checks the
+hub repeats), then uploads it as one streamed multipart request. Errors from
+the hub go through ``modhub.client.api.raise_for_status``.
+
+The token comes from ``MODHUB_TOKEN`` (``Settings.token``) or else from the
+file ``modhub login`` writes: ``<config dir>/token``, mode 0600, where the
+config dir is ``$MODHUB_CONFIG_DIR``, else ``$XDG_CONFIG_HOME/modhub``, else
+``~/.config/modhub``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from modhub.client.api import API_PREFIX, open_http_client, raise_for_status, request
+from modhub.errors import AuthenticationError, InvalidHandle
+from modhub.format.manifest import MANIFEST_NAME
+from modhub.format.verify import verify_module
+from modhub.handles import Handle, parse_handle
+from modhub.settings import Settings
+
+__all__ = ["config_dir", "load_token", "publish", "save_token", "token_path", "whoami", "yank"]
+
+TOKEN_FILE = "token"
+
+
+def config_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where ``modhub login`` keeps the token (read from the environment when called, not at import)."""
+    env = os.environ if environ is None else environ
+    if env.get("MODHUB_CONFIG_DIR"):
+        return Path(env["MODHUB_CONFIG_DIR"])
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "modhub"
+
+
+def token_path(directory: Path | None = None) -> Path:
+    return (directory if directory is not None else config_dir()) / TOKEN_FILE
+
+
+def save_token(token: str, directory: Path | None = None) -> Path:
+    """Store ``token`` (mode 0600, written atomically) and return the file's path."""
+    token = token.strip()
+    if not token or any(c.isspace() for c in token):
+        raise AuthenticationError(
+            "that is not a token: paste the single line `modhub admin create-token` printed"
+        )
+    target = token_path(directory)
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # mkstemp creates the file with mode 0600, so the secret is never readable by others.
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".token.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(token + "\n")
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def load_token(settings: Settings, directory: Path | None = None) -> str | None:
+    """``MODHUB_TOKEN`` if set, else the stored token, else None."""
+    if settings.token:
+        return settings.token.strip()
+    try:
+        text = token_path(directory).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return text or None
+
+
+def _require_token(settings: Settings, directory: Path | None) -> str:
+    token = load_token(settings, directory)
+    if token is None:
+        raise AuthenticationError(
+            "publishing needs an API token: run `modhub login` (or set MODHUB_TOKEN). The hub's "
+            "operator creates one with `modhub admin create-token --data-dir DIR --publisher NAME`."
+        )
+    return token
+
+
+def _repo(repo: str) -> Handle:
+    handle = parse_handle(repo)
+    if handle.endpoint is not None:
+        raise InvalidHandle(
+            f"give publisher/name, not a URL ({repo!r}); choose the hub with MODHUB_ENDPOINT or --endpoint",
+            handle=repo,
+        )
+    return handle
+
+
+def publish(
+    module_dir: str | os.PathLike[str],
+    repo: str,
+    *,
+    version: int | None = None,
+    settings: Settings,
+    config: Path | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> str:
+    """Upload ``module_dir`` as ``repo`` (``publisher/name``) and return the published handle.
+
+    ``version`` None takes the next number; a given version must not exist yet
+    (versions never change). Raises the modhub error that says what to fix.
+    """
+    handle = _repo(repo)
+    if handle.version is not None:
+        if version is not None and version != handle.version:
+            raise InvalidHandle(
+                f"{repo!r} names version {handle.version} but --version is {version}", handle=repo
+            )
+        version = handle.version
+    if version is not None and version < 1:
+        raise InvalidHandle(f"invalid version {version}: versions are positive integers", handle=repo)
+    root = Path(module_dir)
+    manifest = verify_module(root)
+    token = _require_token(settings, config)
+    url = f"{settings.endpoint.rstrip('/')}{API_PREFIX}/modules/{handle.publisher}/{handle.name}/versions"
+    data = {"version": str(version)} if version is not None else {}
+    with ExitStack() as stack:
+        files: list[tuple[str, Any]] = [
+            (
+                "manifest",
+                (MANIFEST_NAME, stack.enter_context(open(root / MANIFEST_NAME, "rb")), "application/json"),
+            )
+        ]
+        for entry in manifest.files:
+            fh = stack.enter_context(open(root / entry.path, "rb"))
+            files.append(("files", (entry.path, fh, "application/octet-stream")))
+        http = stack.enter_context(
+            open_http_client(timeout=settings.timeout, token=token, transport=transport)
+        )
+        response = request(http, "POST", url, handle=handle.repo, data=data, files=files)
+    raise_for_status(response, handle=handle.repo)
+    return str(response.json()["handle"])
+
+
+def yank(
+    handle_text: str,
+    *,
+    reason: str = "",
+    settings: Settings,
+    config: Path | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> dict[str, Any]:
+    """Yank ``publisher/name/version``: hidden from "latest" and search, still downloadable by full handle."""
+    handle = _repo(handle_text)
+    if handle.version is None:
+        raise InvalidHandle(
+            f"yank needs a full handle publisher/name/version, not {handle_text!r}", handle=handle_text
+        )
+    token = _require_token(settings, config)
+    url = (
+        f"{settings.endpoint.rstrip('/')}{API_PREFIX}/modules/{handle.publisher}/{handle.name}"
+        f"/versions/{handle.version}/yank"
+    )
+    with open_http_client(timeout=settings.timeout, token=token, transport=transport) as http:
+        response = request(http, "POST", url, handle=str(handle), json={"reason": reason})
+    raise_for_status(response, handle=str(handle))
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def whoami(token: str, *, settings: Settings, transport: httpx.BaseTransport | None = None) -> dict[str, Any]:
+    """What the hub knows about ``token`` (id, name, publishers, admin); AuthenticationError if nothing."""
+    url = f"{settings.endpoint.rstrip('/')}{API_PREFIX}/tokens/me"
+    with open_http_client(timeout=settings.timeout, token=token, transport=transport) as http:
+        response = request(http, "GET", url)
+    raise_for_status(response)
+    result: dict[str, Any] = response.json()
+    return result

@@ -1,0 +1,286 @@
+"""Reading training data: a folder of class sub-folders of photos, or a CSV of labelled texts.
+
+Everything here is plain data handling (no torch modules, no training), so the
+errors a user hits first (an empty class, a single class, a CSV without the
+named column) are raised before any module is loaded.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from modhub.errors import InputError
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "Example",
+    "LabelledData",
+    "decode_image",
+    "read_image_folder",
+    "read_text_csv",
+    "stratified_split",
+]
+
+log = logging.getLogger("modhub.retrain")
+
+# File name endings taken as photos; anything else in a class folder is ignored.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+# A class needs one example to train on and one to validate with.
+MIN_PER_CLASS = 2
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled example: an image file (``path``) or a text (``text``)."""
+
+    label: int
+    # Content digest (sha256 of the file bytes or of the UTF-8 text): the feature-cache key.
+    key: str
+    path: Path | None = None
+    text: str | None = None
+    # What the report shows for this example (path relative to the data folder, or CSV row).
+    name: str = ""
+
+
+@dataclass
+class LabelledData:
+    """Examples with integer labels indexing ``classes`` (sorted class names)."""
+
+    classes: list[str]
+    examples: list[Example]
+    # Files that could not be read, as "relative/path: reason"; listed in the report.
+    skipped: list[str] = field(default_factory=list)
+    # Where the data came from, for the model card ("flowers/ (folder of images)").
+    source: str = ""
+
+    def counts(self) -> dict[str, int]:
+        counter = Counter(ex.label for ex in self.examples)
+        return {name: counter.get(i, 0) for i, name in enumerate(self.classes)}
+
+
+def decode_image(data: bytes, height: int, width: int) -> np.ndarray:
+    """Photo bytes → float32 [3, height, width] RGB in [0, 1].
+
+    Transparent images are composited on white; greyscale and palette images
+    become RGB. The shorter side is resized to cover height x width, then the
+    centre is cropped (what ``manifest.preprocessing.image.resize`` says).
+    Raises ``OSError``/``ValueError`` (from Pillow) on bytes that are not an image.
+    """
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()
+        rgb = _to_rgb(img)
+    scale = max(height / rgb.height, width / rgb.width)
+    size = (max(width, round(rgb.width * scale)), max(height, round(rgb.height * scale)))
+    if size != rgb.size:
+        rgb = rgb.resize(size, Image.Resampling.BILINEAR)
+    left, top = (rgb.width - width) // 2, (rgb.height - height) // 2
+    rgb = rgb.crop((left, top, left + width, top + height))
+    return np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1) / 255.0
+
+
+def _to_rgb(img):  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit greyscale: scale to 8 bits before RGB conversion.
+        array = np.asarray(img, dtype=np.float64)
+        top = array.max() or 1.0
+        img = Image.fromarray((array / top * 255).astype(np.uint8))
+    return img.convert("RGB")
+
+
+def read_image_folder(data_dir: str | os.PathLike[str]) -> LabelledData:
+    """One sub-folder per class, photos inside (any size; RGBA, greyscale and palette handled).
+
+    Unreadable files are not a crash: they are skipped, listed in
+    ``LabelledData.skipped`` and logged as warnings. Hidden files and folders are ignored.
+    """
+    root = Path(data_dir).expanduser()
+    if not root.is_dir():
+        raise InputError(
+            f"{root} is not a folder; pass a folder with one sub-folder of photos per class",
+            path=root,
+        )
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    stray = [p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    if not class_dirs:
+        hint = f" (found {len(stray)} photo(s) directly in it: move them into class folders)" if stray else ""
+        raise InputError(
+            f"{root} has no class sub-folders{hint}. Lay the data out as {root}/<class name>/<photo>.jpg",
+            path=root,
+        )
+    _check_classes([p.name for p in class_dirs], root)
+    examples: list[Example] = []
+    skipped: list[str] = []
+    empty: list[str] = []
+    for label, class_dir in enumerate(class_dirs):
+        found = 0
+        for path in sorted(class_dir.rglob("*")):
+            rel = path.relative_to(root).as_posix()
+            if not path.is_file() or any(part.startswith(".") for part in path.relative_to(root).parts):
+                continue
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            reason = _unreadable(path)
+            if reason:
+                skipped.append(f"{rel}: {reason}")
+                log.warning("skipping %s: %s", rel, reason)
+                continue
+            digest = _sha256_file(path)
+            examples.append(Example(label=label, key=digest, path=path, name=rel))
+            found += 1
+        if found == 0:
+            empty.append(class_dir.name)
+    if empty:
+        raise InputError(
+            f"class folder(s) without readable photos ({', '.join(IMAGE_SUFFIXES_TEXT)}): "
+            f"{', '.join(sorted(empty))} in {root}. Add photos or remove the folder(s)."
+            + (f" Skipped as unreadable: {'; '.join(skipped[:5])}" if skipped else ""),
+            path=root,
+        )
+    data = LabelledData([p.name for p in class_dirs], examples, skipped, f"{root.name}/ (folder of images)")
+    _check_counts(data)
+    return data
+
+
+IMAGE_SUFFIXES_TEXT = sorted(IMAGE_SUFFIXES)
+
+
+def _sha256_file(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why Pillow cannot decode ``path``, or None if it can."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            # A full decode (not just verify()) also catches truncated files.
+            img.load()
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+        # Pillow reports broken files with several exception types (SyntaxError for some PNGs).
+        return f"not a readable image ({type(exc).__name__}: {exc})"
+    return None
+
+
+def read_text_csv(
+    csv_path: str | os.PathLike[str],
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+) -> LabelledData:
+    """A CSV with a header row; ``text_column`` holds the texts, ``label_column`` the classes."""
+    path = Path(csv_path).expanduser()
+    if not path.is_file():
+        raise InputError(f"{path} is not a file; pass a CSV file with a header row", path=path)
+    try:
+        raw = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path} is not UTF-8 text ({exc}); save the CSV as UTF-8", path=path) from exc
+    try:
+        dialect = csv.Sniffer().sniff(raw[:4096], delimiters=",;\t|")
+    except csv.Error:
+        dialect = csv.excel  # type: ignore[assignment]
+    reader = csv.DictReader(io.StringIO(raw, newline=""), dialect=dialect)
+    columns = reader.fieldnames or []
+    missing = [c for c in (text_column, label_column) if c not in columns]
+    if missing:
+        raise InputError(
+            f"{path.name} has no column(s) {', '.join(repr(c) for c in missing)}; its columns are "
+            f"{', '.join(repr(c) for c in columns) or '(none: is the header row missing?)'}. "
+            "Name the right ones with --text-column and --label-column.",
+            path=path,
+        )
+    rows: list[tuple[str, str, int]] = []
+    skipped: list[str] = []
+    for line, row in enumerate(reader, start=2):
+        text, label = (row.get(text_column) or "").strip(), (row.get(label_column) or "").strip()
+        if not text or not label:
+            skipped.append(f"row {line}: empty {'text' if not text else 'label'}")
+            continue
+        rows.append((text, label, line))
+    if skipped:
+        log.warning("skipped %d CSV row(s) with an empty text or label, e.g. %s", len(skipped), skipped[0])
+    classes = sorted({label for _, label, _ in rows})
+    _check_classes(classes, path)
+    index = {name: i for i, name in enumerate(classes)}
+    examples = [
+        Example(
+            label=index[label],
+            key=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            text=text,
+            name=f"row {line}",
+        )
+        for text, label, line in rows
+    ]
+    data = LabelledData(classes, examples, skipped, f"{path.name} (CSV, column {text_column!r})")
+    _check_counts(data)
+    return data
+
+
+def _check_classes(classes: Sequence[str], where: Path) -> None:
+    if len(classes) < 2:
+        found = f"only {classes[0]!r}" if classes else "none"
+        raise InputError(
+            f"a classifier needs at least 2 classes, {where} has {found}. "
+            "Add examples of another class (for images: another sub-folder).",
+            path=where,
+        )
+    bad = [c for c in classes if "\n" in c or "\r" in c]
+    if bad:
+        raise InputError(f"class names must be one line, got {bad[0]!r}", path=where)
+
+
+def _check_counts(data: LabelledData) -> None:
+    few = {name: n for name, n in data.counts().items() if n < MIN_PER_CLASS}
+    if few:
+        listed = ", ".join(f"{name!r} ({n})" for name, n in sorted(few.items()))
+        raise InputError(
+            f"every class needs at least {MIN_PER_CLASS} examples (one to train on, one to validate "
+            f"with); too few: {listed}. Add examples or drop those classes."
+        )
+
+
+def stratified_split(
+    labels: Sequence[int], validation: float, seed: int
+) -> tuple[list[int], list[int]]:
+    """Indices (train, validation): per class, a seeded shuffle, ``validation`` of it held out.
+
+    Every class keeps at least one example on each side, so validation metrics
+    cover every class.
+    """
+    if not 0.0 < validation < 1.0:
+        raise InputError(f"the validation fraction must be between 0 and 1, got {validation}")
+    rng = np.random.default_rng(seed)
+    by_class: dict[int, list[int]] = {}
+    for index, label in enumerate(labels):
+        by_class.setdefault(label, []).append(index)
+    train: list[int] = []
+    val: list[int] = []
+    for label in sorted(by_class):
+        members = np.array(by_class[label])
+        rng.shuffle(members)
+        n_val = min(max(1, round(len(members) * validation)), len(members) - 1)
+        val.extend(members[:n_val].tolist())
+        train.extend(members[n_val:].tolist())
+    return sorted(train), sorted(val)

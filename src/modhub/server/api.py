@@ -1,0 +1,278 @@
+"""The JSON API under /api/v1/: thin routes that parse, call a service, and answer.
+
+The contract is docs/http-api.md; the generated spec is /api/v1/openapi.json.
+"""
+
+from __future__ import annotations
+
+import shutil
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
+from starlette.responses import Response
+
+from modhub.server.deps import Hub, get_hub, get_session
+from modhub.server.errors import TooLarge
+from modhub.server.ranges import blob_response
+from modhub.server.services import queries
+from modhub.server.services.downloads import record_download
+from modhub.server.services.publishing import check_names, publish_version, yank_version
+from modhub.server.services.schemas import (
+    CreatedToken,
+    ModuleDetail,
+    PublisherDetail,
+    PublishResult,
+    RevokedToken,
+    SearchPage,
+    SearchQuery,
+    SortKey,
+    TokenCreate,
+    TokenInfo,
+    VersionDetail,
+    YankRequest,
+    YankResult,
+)
+from modhub.server.services.tokens import (
+    authenticate,
+    create_token,
+    describe,
+    require_publisher,
+    revoke_token,
+)
+from modhub.server.storage import check_sha256
+from modhub.server.uploads import receive_upload
+
+router = APIRouter(prefix="/api/v1")
+
+HubDep = Annotated[Hub, Depends(get_hub)]
+SessionDep = Annotated[Session, Depends(get_session)]
+AuthHeader = Annotated[str | None, Header(alias="Authorization", include_in_schema=False)]
+# Sent by the modhub client when it fetches a manifest to load a module: counted as a download.
+CLIENT_HEADER = "x-modhub-client"
+
+_PUBLISH_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["manifest", "files"],
+                    "properties": {
+                        "manifest": {"type": "string", "format": "binary", "description": "modhub.json"},
+                        "files": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "one part per file; the part's filename is its path in the module",
+                        },
+                        "version": {"type": "integer", "description": "default: the next number"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def _server_version() -> str:
+    try:
+        return package_version("modhub")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@router.get("/health", tags=["meta"])
+def health(hub: HubDep) -> dict[str, Any]:
+    """Liveness, and the upload limits a publisher should know before sending."""
+    s = hub.settings
+    return {
+        "status": "ok",
+        "version": _server_version(),
+        "limits": {
+            "max_file_bytes": s.max_file_bytes,
+            "max_version_bytes": s.max_version_bytes,
+            "max_manifest_bytes": s.max_manifest_bytes,
+            "max_files": s.max_files,
+        },
+    }
+
+
+@router.get("/modules", tags=["modules"])
+def search(
+    session: SessionDep,
+    q: str = "",
+    task: str | None = None,
+    format: str | None = None,
+    publisher: str | None = None,
+    license: str | None = None,
+    framework: str | None = None,
+    sort: SortKey = "downloads",
+    page: Annotated[int, Query(ge=1)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=queries.MAX_PER_PAGE)] = 20,
+) -> SearchPage:
+    """Search modules; every word of ``q`` must match the name, title, description or tags."""
+    query = SearchQuery(
+        q=q,
+        task=task or None,
+        format=format or None,
+        publisher=publisher or None,
+        license=license or None,
+        framework=framework or None,
+        sort=sort,
+        page=page,
+        per_page=per_page,
+    )
+    return queries.search_modules(session, query)
+
+
+@router.get("/modules/{publisher}/{name}", tags=["modules"])
+def module_detail(publisher: str, name: str, session: SessionDep) -> ModuleDetail:
+    return queries.get_module(session, publisher, name)
+
+
+@router.get("/modules/{publisher}/{name}/versions/{version}", tags=["modules"])
+def version_detail(publisher: str, name: str, version: str, request: Request, hub: HubDep) -> VersionDetail:
+    """The manifest and model card of a version; ``latest`` is the highest non-yanked one."""
+    with hub.db.session() as session:
+        detail = queries.get_version(session, publisher, name, version)
+    if request.headers.get(CLIENT_HEADER):
+        with hub.db.write_session() as session:
+            record_download(session, publisher, name)
+            session.commit()
+    return detail
+
+
+_FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/octet-stream": {}}, "description": "the bytes; ETag is the sha256"},
+    206: {"description": "the requested Range"},
+    304: {"description": "If-None-Match matched the ETag"},
+    416: {"description": "Range not satisfiable"},
+}
+_FILE_PATH = "/modules/{publisher}/{name}/versions/{version}/files/{path:path}"
+
+
+@router.head(_FILE_PATH, include_in_schema=False, response_class=Response)
+@router.get(_FILE_PATH, tags=["files"], response_class=Response, responses=_FILE_RESPONSES)
+def download_file(
+    publisher: str, name: str, version: str, path: str, request: Request, hub: HubDep
+) -> Response:
+    """One file of a version (``modhub.json`` included). ETag is the sha256; Range is supported."""
+    with hub.db.session() as session:
+        sha256, size = queries.find_file(session, publisher, name, version, path)
+    return blob_response(request, hub.storage, sha256, size, path)
+
+
+@router.head("/blobs/{sha256}", include_in_schema=False, response_class=Response)
+@router.get("/blobs/{sha256}", tags=["files"], response_class=Response, responses=_FILE_RESPONSES)
+def download_blob(sha256: str, request: Request, hub: HubDep) -> Response:
+    """Bytes by content address (any file of any published version)."""
+    try:
+        check_sha256(sha256)
+    except ValueError:
+        sha256 = ""
+    with hub.db.session() as session:
+        size = queries.blob_size(session, sha256)
+    return blob_response(request, hub.storage, sha256, size, sha256)
+
+
+@router.post(
+    "/modules/{publisher}/{name}/versions",
+    status_code=201,
+    tags=["publishing"],
+    openapi_extra=_PUBLISH_BODY,
+)
+async def publish(
+    publisher: str, name: str, request: Request, hub: HubDep, authorization: AuthHeader = None
+) -> PublishResult:
+    """Publish a new version (multipart: ``manifest``, ``files``..., optional ``version``)."""
+    check_names(publisher, name)
+    token = await run_in_threadpool(_authenticate, hub, authorization)
+    require_publisher(token, publisher)
+    limit = (
+        hub.settings.max_version_bytes
+        + hub.settings.max_manifest_bytes
+        + 1024 * (hub.settings.max_files + 16)
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLarge(
+            f"the upload is {declared} bytes, over this hub's limit of {hub.settings.max_version_bytes} "
+            "bytes per version; make the module smaller or ask the operator to raise "
+            "MODHUB_SERVER_MAX_VERSION_BYTES"
+        )
+    staging = hub.new_staging()
+    try:
+        upload = await receive_upload(
+            request.headers.get("content-type", ""), request.stream(), hub.settings, staging
+        )
+        return await run_in_threadpool(
+            publish_version, hub.db, hub.storage, token=token, publisher=publisher, name=name, upload=upload
+        )
+    finally:
+        await run_in_threadpool(shutil.rmtree, staging, True)
+
+
+@router.post("/modules/{publisher}/{name}/versions/{version}/yank", tags=["publishing"])
+def yank(
+    publisher: str,
+    name: str,
+    version: int,
+    hub: HubDep,
+    body: YankRequest | None = None,
+    authorization: AuthHeader = None,
+) -> YankResult:
+    """Hide a version from "latest" and search; it stays downloadable by its full handle."""
+    with hub.db.write_session() as session:
+        token = authenticate(session, authorization)
+        result = yank_version(
+            session,
+            token=token,
+            publisher=publisher,
+            name=name,
+            version=version,
+            reason=(body or YankRequest()).reason,
+        )
+        session.commit()
+    return result
+
+
+@router.post("/tokens", status_code=201, tags=["tokens"])
+def new_token(body: TokenCreate, hub: HubDep, authorization: AuthHeader = None) -> CreatedToken:
+    """Create a token (shown once). Admins may create any; others only narrower ones for their publishers."""
+    with hub.db.write_session() as session:
+        creator = authenticate(session, authorization)
+        created = create_token(
+            session, name=body.name, publishers=body.publishers, admin=body.admin, created_by=creator
+        )
+        session.commit()
+    return created
+
+
+@router.get("/tokens/me", tags=["tokens"])
+def whoami(session: SessionDep, authorization: AuthHeader = None) -> TokenInfo:
+    """The token you sent: its id, name, publishers and whether it is admin."""
+    return describe(authenticate(session, authorization))
+
+
+@router.delete("/tokens/{token_id}", tags=["tokens"])
+def delete_token(token_id: int, hub: HubDep, authorization: AuthHeader = None) -> RevokedToken:
+    """Revoke a token: admins any, others their own or the ones they created."""
+    with hub.db.write_session() as session:
+        by = authenticate(session, authorization)
+        result = revoke_token(session, token_id, by=by)
+        session.commit()
+    return result
+
+
+@router.get("/publishers/{publisher}", tags=["modules"])
+def publisher_detail(publisher: str, session: SessionDep) -> PublisherDetail:
+    return queries.list_publisher(session, publisher)
+
+
+def _authenticate(hub: Hub, authorization: str | None) -> Any:
+    with hub.db.session() as session:
+        return authenticate(session, authorization)

@@ -1,0 +1,64 @@
+"""``create_app(settings)``: the hub as an ASGI app.
+
+Creating the app prepares the data directory and runs the database
+migrations (idempotent), so a fresh directory becomes a working hub and an
+existing one is upgraded in place. The website (``modhub.server.web``), when
+installed, is mounted after the API.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from modhub.server.api import router as api_router
+from modhub.server.config import ServerSettings
+from modhub.server.db import Database, migrate
+from modhub.server.deps import Hub
+from modhub.server.errors import install_handlers
+from modhub.server.storage import LocalBlobStorage
+
+log = logging.getLogger(__name__)
+
+
+def create_hub(settings: ServerSettings) -> Hub:
+    """Open (and migrate) the database and blob storage of ``settings.data_dir``."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings)
+    migrate(db, settings)
+    hub = Hub(settings=settings, db=db, storage=LocalBlobStorage(settings.resolved_blob_dir))
+    hub.clean_staging()
+    return hub
+
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    hub = create_hub(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        hub.db.dispose()
+
+    app = FastAPI(
+        title="modhub",
+        summary="A hub of reusable, pretrained machine-learning modules.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.hub = hub
+    install_handlers(app)
+    app.include_router(api_router)
+    try:
+        from modhub.server.web import router as web_router
+    except ImportError as exc:
+        if exc.name is not None and not exc.name.startswith("modhub.server.web"):
+            raise
+        log.info("modhub.server.web is not installed: serving the API only")
+    else:
+        app.include_router(web_router)
+    return app

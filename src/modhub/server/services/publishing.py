@@ -1,0 +1,343 @@
+"""Publishing and yanking versions.
+
+A publish is checked in full before anything is stored: the manifest parses,
+the uploaded files are exactly the listed ones with their sizes and sha256,
+the task contract holds and the graph passes the safety validator (the same
+checks ``modhub.format.verify.verify_module`` runs on the client). Then the
+blobs go into storage (content-addressed: identical files are stored once; a
+stored blob nobody references yet is invisible and harmless), and finally one
+database transaction adds the version and its files. A version is therefore
+never half-visible, and since (module, version) is unique, concurrent
+publishes of one version end with exactly one winner and 409 for the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from modhub.errors import ContractError, IntegrityError, InvalidHandle, ManifestError, UnsafeModuleError
+from modhub.format.manifest import CARD_NAME, GRAPH_NAME, MANIFEST_NAME, ONNX_NAME, Manifest, parse_manifest
+from modhub.handles import fold_name, validate_name
+from modhub.server.db import Database
+from modhub.server.errors import BadRequest, Conflict, InvalidModule, Unavailable
+from modhub.server.models import Blob, File, Module, Publisher, Token, Version, utcnow
+from modhub.server.services.queries import find_version
+from modhub.server.services.schemas import PublishResult, YankResult
+from modhub.server.services.tokens import require_publisher
+from modhub.server.storage import BlobStorage
+from modhub.server.uploads import StagedUpload
+
+log = logging.getLogger(__name__)
+
+_REPUBLISH_HINT = (
+    "Published versions never change: publish the new files as a new version "
+    "(modhub publish without --version picks the next number)."
+)
+_RETRIES = 5
+
+
+def check_names(publisher: str, name: str) -> None:
+    try:
+        validate_name(publisher, "publisher name")
+        validate_name(name, "module name")
+    except InvalidHandle as exc:
+        raise BadRequest(str(exc), code="invalid_name") from None
+
+
+def parse_version_field(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    if not value.isdigit() or value.startswith("0"):
+        raise BadRequest(f"invalid version {value!r}: versions are positive integers (1, 2, ...)")
+    return int(value)
+
+
+def validate_upload(upload: StagedUpload) -> Manifest:
+    """Every check the client runs, on the staged upload; raises InvalidModule (422) saying the fix."""
+    try:
+        manifest = parse_manifest(upload.manifest)
+    except ManifestError as exc:
+        raise InvalidModule(f"{exc} Fix modhub.json and publish again.", code="invalid_manifest") from None
+    listed = {entry.path: entry for entry in manifest.files}
+    missing = sorted(set(listed) - set(upload.files))
+    if missing:
+        raise InvalidModule(
+            f"modhub.json lists files that were not uploaded: {missing}. Publish the whole module "
+            "directory (modhub publish DIR publisher/name sends every listed file).",
+            code="missing_file",
+        )
+    extra = sorted(set(upload.files) - set(listed))
+    if extra:
+        raise InvalidModule(
+            f"uploaded files not listed in modhub.json: {extra}. Remove them or re-export the module "
+            "so that the manifest lists them.",
+            code="unexpected_file",
+        )
+    for path, staged in upload.files.items():
+        entry = listed[path]
+        if (staged.size, staged.sha256) != (entry.size, entry.sha256):
+            raise InvalidModule(
+                f"{path}: uploaded {staged.size} bytes with sha256 {staged.sha256}, but modhub.json says "
+                f"{entry.size} bytes with sha256 {entry.sha256}. The file changed after the manifest "
+                "was written: re-export the module, then publish again.",
+                code="integrity_error",
+            )
+    (upload.module_dir / MANIFEST_NAME).write_bytes(upload.manifest)
+    _verify_module(upload.module_dir)
+    return manifest
+
+
+def _verify_module(module_dir: Path) -> None:
+    try:
+        from modhub.format.verify import verify_module
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise Unavailable(
+            f"this hub cannot check graphs ({exc}); it refuses publishes until the modhub safety "
+            "validator is installed. Tell the hub's operator.",
+            code="safety_unavailable",
+        ) from None
+    try:
+        verify_module(module_dir)
+    except ImportError as exc:
+        raise Unavailable(
+            f"this hub cannot check graphs ({exc}); it refuses publishes until the modhub safety "
+            "validator is installed. Tell the hub's operator.",
+            code="safety_unavailable",
+        ) from None
+    except ManifestError as exc:
+        raise InvalidModule(f"{exc}", code="invalid_manifest") from None
+    except IntegrityError as exc:
+        raise InvalidModule(f"{exc}", code="integrity_error") from None
+    except ContractError as exc:
+        raise InvalidModule(
+            f"{exc}. Export the module so that it meets its task's contract (see docs), then publish again.",
+            code="contract_error",
+        ) from None
+    except UnsafeModuleError as exc:
+        raise InvalidModule(
+            f"{exc}. The hub refuses graphs that could run code when loaded; re-export the model "
+            "with modhub.export (plain aten ops only).",
+            code="unsafe_module",
+        ) from None
+
+
+def store_blobs(storage: BlobStorage, upload: StagedUpload) -> str:
+    """Move every staged file into blob storage; return the manifest's sha256."""
+    for staged in upload.files.values():
+        storage.put_file(upload.module_dir / staged.path, staged.sha256)
+    return storage.put_stream([upload.manifest])
+
+
+def publish_version(
+    db: Database,
+    storage: BlobStorage,
+    *,
+    token: Token,
+    publisher: str,
+    name: str,
+    upload: StagedUpload,
+) -> PublishResult:
+    """Validate a staged upload and publish it as ``publisher/name/<version>``."""
+    check_names(publisher, name)
+    require_publisher(token, publisher)
+    requested = parse_version_field(upload.version)
+    manifest = validate_upload(upload)
+    card = ""
+    card_file = upload.module_dir / CARD_NAME
+    if CARD_NAME in upload.files:
+        card = card_file.read_bytes().decode("utf-8", "replace")
+    with db.session() as session:  # fail early, before storing anything
+        _precheck(session, publisher, name, requested)
+    manifest_sha = store_blobs(storage, upload)
+    sizes = {f.sha256: f.size for f in upload.files.values()}
+    sizes[manifest_sha] = len(upload.manifest)
+    last: sa_exc.IntegrityError | None = None
+    for attempt in range(_RETRIES):
+        try:
+            with db.write_session() as session:
+                number = _insert(
+                    session,
+                    publisher=publisher,
+                    name=name,
+                    requested=requested,
+                    manifest=manifest,
+                    manifest_sha=manifest_sha,
+                    card=card,
+                    upload=upload,
+                    sizes=sizes,
+                    token_id=token.id,
+                )
+                session.commit()
+            return PublishResult(handle=f"{publisher}/{name}/{number}", version=number)
+        except sa_exc.IntegrityError as exc:
+            # A concurrent publish got in first (same publisher, module, blob or version):
+            # start over; the checks in _insert now see its rows.
+            log.info("publish %s/%s: retrying after a concurrent write (%s)", publisher, name, attempt)
+            last = exc
+    raise Conflict(
+        f"could not publish {publisher}/{name}: too many concurrent publishes. Try again.",
+        code="conflict",
+    )
+
+
+def _lookalike(session: Session, publisher: str, name: str) -> Module | None:
+    folded = f"{fold_name(publisher)}/{fold_name(name)}"
+    return session.scalar(select(Module).where(Module.folded == folded))
+
+
+def _find(session: Session, publisher: str, name: str) -> Module | None:
+    return session.scalar(
+        select(Module).join(Module.publisher).where(Publisher.name == publisher, Module.name == name)
+    )
+
+
+def _precheck(session: Session, publisher: str, name: str, requested: int | None) -> None:
+    module = _find(session, publisher, name)
+    if module is None:
+        _refuse_lookalike(session, publisher, name)
+    elif requested is not None:
+        _refuse_existing(session, module, publisher, name, requested)
+
+
+def _refuse_lookalike(session: Session, publisher: str, name: str) -> None:
+    clash = _lookalike(session, publisher, name)
+    if clash is not None:
+        raise Conflict(
+            f"{publisher}/{name} looks like the existing module {clash.publisher.name}/{clash.name} "
+            "('-', '_', '.', and look-alike letters and digits count as the same); choose a clearly "
+            "different name, or publish a new version of that module if it is yours.",
+            code="lookalike_name",
+        )
+
+
+def _refuse_existing(session: Session, module: Module, publisher: str, name: str, number: int) -> None:
+    exists = session.scalar(
+        select(Version.id).where(Version.module_id == module.id, Version.version == number)
+    )
+    if exists is not None:
+        raise Conflict(
+            f"{publisher}/{name}/{number} is already published. {_REPUBLISH_HINT}", code="version_exists"
+        )
+
+
+def _insert(
+    session: Session,
+    *,
+    publisher: str,
+    name: str,
+    requested: int | None,
+    manifest: Manifest,
+    manifest_sha: str,
+    card: str,
+    upload: StagedUpload,
+    sizes: dict[str, int],
+    token_id: int,
+) -> int:
+    pub = session.scalar(select(Publisher).where(Publisher.name == publisher))
+    if pub is None:
+        pub = Publisher(name=publisher)
+        session.add(pub)
+        session.flush()
+    module = _find(session, publisher, name)
+    if module is None:
+        _refuse_lookalike(session, publisher, name)
+        module = Module(
+            publisher=pub,
+            name=name,
+            folded=f"{fold_name(publisher)}/{fold_name(name)}",
+            downloads=0,
+            tags=[],
+        )
+        session.add(module)
+        session.flush()
+    if requested is None:
+        number = (
+            session.scalar(select(func.max(Version.version)).where(Version.module_id == module.id)) or 0
+        ) + 1
+    else:
+        _refuse_existing(session, module, publisher, name, requested)
+        number = requested
+    for sha256, size in sizes.items():
+        if session.get(Blob, sha256) is None:
+            session.add(Blob(sha256=sha256, size=size))
+    session.flush()
+    version = Version(
+        module=module,
+        version=number,
+        manifest_sha256=manifest_sha,
+        manifest=manifest.model_dump(mode="json"),
+        card=card,
+        size=upload.total_size,
+        yanked=False,
+        yank_reason="",
+        token_id=token_id,
+    )
+    session.add(version)
+    for staged in upload.files.values():
+        session.add(File(version=version, path=staged.path, sha256=staged.sha256, size=staged.size))
+    session.flush()
+    refresh_module(session, module, touched=True)
+    return number
+
+
+def refresh_module(session: Session, module: Module, *, touched: bool = False) -> None:
+    """Copy the latest non-yanked version's summary onto the module row (None: hide from search)."""
+    latest = session.scalar(
+        select(Version)
+        .where(Version.module_id == module.id, Version.yanked.is_(False))
+        .order_by(Version.version.desc())
+        .limit(1)
+    )
+    if touched:
+        module.updated_at = utcnow()
+    if latest is None:
+        module.latest_version = None
+        return
+    module.latest_version = latest.version
+    _apply_summary(module, latest.manifest)
+
+
+def _apply_summary(module: Module, manifest: dict[str, Any]) -> None:
+    meta = manifest.get("metadata") or {}
+    paths = {entry["path"] for entry in manifest.get("files", [])}
+    formats = [fmt for fmt, path in (("pt2", GRAPH_NAME), ("onnx", ONNX_NAME)) if path in paths]
+    tags = [str(tag) for tag in meta.get("tags", [])]
+    module.task = manifest.get("task", "")
+    module.framework = manifest.get("framework", "")
+    module.license = manifest.get("license", "")
+    module.formats = f" {' '.join(formats)} " if formats else ""
+    module.title = (meta.get("title") or "")[:300]
+    module.description = meta.get("description") or ""
+    module.tags = tags
+    module.search_text = " ".join(
+        [module.publisher.name, module.name, module.title, module.description, module.task, *tags]
+    ).lower()
+
+
+def yank_version(
+    session: Session, *, token: Token, publisher: str, name: str, version: int, reason: str
+) -> YankResult:
+    """Hide a version from "latest" and search; it stays downloadable by its full handle.
+
+    Yanking twice is harmless. The caller commits.
+    """
+    require_publisher(token, publisher)
+    row = find_version(session, publisher, name, version)
+    if not row.yanked:
+        row.yanked = True
+        row.yank_reason = reason
+        row.yanked_at = utcnow()
+        session.flush()
+        refresh_module(session, row.module)
+    return YankResult(
+        handle=f"{publisher}/{name}/{row.version}",
+        version=row.version,
+        yanked=True,
+        yank_reason=row.yank_reason,
+    )
