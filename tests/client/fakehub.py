@@ -82,6 +82,7 @@ class FakeHub:
     drop_after: dict[str, list[int]] = field(default_factory=dict)
     tamper: dict[str, bytes] = field(default_factory=dict)  # path -> bytes served instead
     delay: float = 0.0  # seconds per 4 KiB chunk (to make races likely)
+    offer_manifest: bool = True  # announce manifest_sha256 (the real hub does)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def publish(self, publisher: str, name: str, version: int, module_dir: Path) -> Manifest:
@@ -89,6 +90,7 @@ class FakeHub:
 
         manifest = read_manifest(module_dir)
         files = {e.path: (module_dir / e.path).read_bytes() for e in manifest.files}
+        files["modhub.json"] = (module_dir / "modhub.json").read_bytes()
         self.modules[(publisher, name, version)] = (manifest, files)
         return manifest
 
@@ -96,7 +98,10 @@ class FakeHub:
         return httpx.MockTransport(self.handle)
 
     def file_requests(self) -> list[httpx.Request]:
-        return [r for r in self.requests if "/files/" in r.url.path]
+        """Requests for the module's files (the manifest excluded)."""
+        return [
+            r for r in self.requests if "/files/" in r.url.path and not r.url.path.endswith("/modhub.json")
+        ]
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         with self._lock:
@@ -115,8 +120,8 @@ class FakeHub:
         number = versions[-1] if version == "latest" else int(version)
         if number not in versions:
             return _error(404, "version_not_found", f"{publisher}/{name} has no version {number}")
-        manifest, _ = self.modules[(publisher, name, number)]
-        body = {
+        manifest, files = self.modules[(publisher, name, number)]
+        body: dict[str, object] = {
             "publisher": publisher,
             "name": name,
             "version": number,
@@ -125,6 +130,8 @@ class FakeHub:
             "manifest": json.loads(manifest.to_json()),
             "card": "# card",
         }
+        if self.offer_manifest:
+            body["manifest_sha256"] = hashlib.sha256(files["modhub.json"]).hexdigest()
         return httpx.Response(200, json=body)
 
     def _file(

@@ -35,6 +35,25 @@ def test_resolve_downloads_verifies_and_links_blobs(
     assert not any((settings.cache / "tmp").iterdir())
 
 
+def test_cached_manifest_is_the_published_file(resolver: Resolver, fake_hub: FakeHub, tmp_path: Path) -> None:
+    path = resolver.resolve("acme/tiny/1")
+    assert (path / "modhub.json").read_bytes() == (tmp_path / "v1" / "modhub.json").read_bytes()
+
+
+def test_hub_without_manifest_file_still_works(settings: Settings, fake_hub: FakeHub) -> None:
+    fake_hub.offer_manifest = False
+    path = Resolver(settings, transport=fake_hub.transport()).resolve("acme/tiny/1")
+    verify_files(path, read_manifest(path))
+    assert not [r for r in fake_hub.requests if r.url.path.endswith("/modhub.json")]
+
+
+def test_altered_manifest_file_is_refused(settings: Settings, fake_hub: FakeHub) -> None:
+    fake_hub.tamper["modhub.json"] = b"{}"
+    with pytest.raises(IntegrityError, match=r"modhub\.json"):
+        Resolver(settings, transport=fake_hub.transport()).resolve("acme/tiny/1")
+    assert list(ModuleCache(settings.cache).iter_versions()) == []
+
+
 def test_cached_version_makes_no_request(resolver: Resolver, fake_hub: FakeHub) -> None:
     first = resolver.resolve("acme/tiny/1")
     seen = len(fake_hub.requests)
@@ -118,6 +137,7 @@ def test_altered_bytes_are_refused_and_nothing_is_cached(settings: Settings, fak
     cache = ModuleCache(settings.cache)
     bad_sha = fake_hub.modules[("acme", "tiny", 1)][0].file("graph.pt2").sha256
     assert not cache.blob_path(bad_sha).exists()
+    assert list(cache.blobs.iterdir()) == []  # not even the good files of the bad version
     assert not list(cache.blobs.glob("*.incomplete"))
     assert list(cache.iter_versions()) == []
     assert not any(cache.tmp.iterdir())

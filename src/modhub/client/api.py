@@ -11,6 +11,7 @@ tests can pass an ``httpx.MockTransport`` instead of a network.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 from collections.abc import Iterator
 from importlib import metadata
@@ -24,10 +25,11 @@ from modhub.errors import (
     AuthenticationError,
     Conflict,
     HubHTTPError,
+    IntegrityError,
     ModuleNotFound,
     PermissionDenied,
 )
-from modhub.format.manifest import Manifest, parse_manifest
+from modhub.format.manifest import MANIFEST_NAME, Manifest, parse_manifest
 from modhub.handles import Handle
 
 __all__ = [
@@ -194,6 +196,8 @@ class VersionDetail(_Answer):
     created_at: str | None = None
     # The manifest as the hub returned it (validated into ``manifest``).
     manifest_json: dict[str, Any] = Field(alias="manifest")
+    # sha256 of the exact modhub.json bytes the publisher uploaded (served as a file too).
+    manifest_sha256: str | None = None
     card: str = ""
 
     @property
@@ -255,6 +259,24 @@ class HubClient:
         version = "latest" if handle.version is None else str(handle.version)
         url = f"{self.api}/modules/{handle.publisher}/{handle.name}/versions/{version}"
         return VersionDetail.model_validate(self._get(url, handle=str(handle)))
+
+    def manifest_bytes(self, detail: VersionDetail) -> bytes | None:
+        """The exact published ``modhub.json``, checked against ``manifest_sha256``; None if not offered."""
+        if detail.manifest_sha256 is None:
+            return None
+        url = self.file_url(detail.handle, MANIFEST_NAME)
+        response = request(self.http, "GET", url, handle=str(detail.handle))
+        raise_for_status(response, handle=str(detail.handle))
+        data = response.content
+        if hashlib.sha256(data).hexdigest() != detail.manifest_sha256:
+            raise IntegrityError(
+                f"{MANIFEST_NAME} of {detail.handle} from {url} does not match the sha256 the hub "
+                "announced for it: the hub's copy is damaged or was altered. Nothing was cached; "
+                "tell the hub's operator.",
+                handle=str(detail.handle),
+                url=url,
+            )
+        return data
 
     def file_url(self, handle: Handle, path: str) -> str:
         if handle.version is None:

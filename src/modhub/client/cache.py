@@ -29,7 +29,14 @@ from urllib.parse import urlsplit
 from filelock import FileLock
 
 from modhub.errors import IntegrityError, ManifestError
-from modhub.format.manifest import Manifest, read_manifest, sha256_file, verify_files, write_manifest
+from modhub.format.manifest import (
+    MANIFEST_NAME,
+    Manifest,
+    read_manifest,
+    sha256_file,
+    verify_files,
+    write_manifest,
+)
 from modhub.handles import Handle
 
 __all__ = ["CachedVersion", "ModuleCache", "check_sizes", "host_key", "link_or_copy"]
@@ -141,10 +148,13 @@ class ModuleCache:
         }
         return sorted(versions, reverse=True)
 
-    def assemble(self, endpoint: str, handle: Handle, manifest: Manifest) -> Path:
+    def assemble(
+        self, endpoint: str, handle: Handle, manifest: Manifest, manifest_bytes: bytes | None = None
+    ) -> Path:
         """Build the version directory from verified blobs and rename it into place.
 
         Callers hold ``version_lock`` and have put every file's blob in ``blobs/``.
+        ``manifest_bytes``: the exact published modhub.json (else ``manifest`` is written).
         """
         final = self.version_dir(endpoint, handle)
         work = Path(tempfile.mkdtemp(prefix=f"{handle.name}-{handle.version}-", dir=self.tmp))
@@ -153,7 +163,10 @@ class ModuleCache:
                 target = work / entry.path
                 target.parent.mkdir(parents=True, exist_ok=True)
                 link_or_copy(self.blob_path(entry.sha256), target)
-            write_manifest(work, manifest)
+            if manifest_bytes is None:
+                write_manifest(work, manifest)
+            else:
+                (work / MANIFEST_NAME).write_bytes(manifest_bytes)
             check_sizes(work, manifest)
             final.parent.mkdir(parents=True, exist_ok=True)
             if final.exists():
@@ -195,6 +208,12 @@ class ModuleCache:
             with contextlib.suppress(ManifestError):
                 shas.update(entry.sha256 for entry in read_manifest(cached.path).files)
         return shas
+
+    def discard_blobs(self, shas: set[str]) -> None:
+        """Delete these blobs unless a version directory uses them."""
+        for sha in shas - self.referenced_blobs():
+            with self.blob_lock(sha):
+                self.blob_path(sha).unlink(missing_ok=True)
 
     def prune_blobs(self) -> int:
         """Delete blobs (and leftover partial downloads) no version directory uses; returns bytes freed."""

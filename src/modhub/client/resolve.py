@@ -26,6 +26,7 @@ from modhub.client.api import HubClient, open_http_client
 from modhub.client.cache import ModuleCache, check_sizes
 from modhub.client.download import fetch_blob
 from modhub.errors import IntegrityError, ManifestError, ModuleNotFound, OfflineError
+from modhub.format.manifest import parse_manifest
 from modhub.handles import Handle, is_local, parse_handle
 from modhub.settings import Settings
 
@@ -140,26 +141,35 @@ class Resolver:
                     f"{parsed}; is MODHUB_ENDPOINT a modhub hub?",
                     handle=text,
                 )
-            manifest = detail.manifest
             self.cache.ensure()
             with self.cache.version_lock(endpoint, concrete):
                 # Another process may have finished it while we waited for the lock.
                 cached = self.cache.lookup(endpoint, concrete)
                 if cached is not None:
                     return cached
+                # The exact published modhub.json when the hub offers it, so that the cached
+                # directory is byte for byte the published module.
+                manifest_bytes = hub.manifest_bytes(detail)
+                manifest = detail.manifest if manifest_bytes is None else parse_manifest(manifest_bytes)
                 missing = [e for e in manifest.files if not self.cache.blob_path(e.sha256).exists()]
-                with ExitStack() as stack:
-                    bar = stack.enter_context(self._progress(sum(e.size for e in missing), str(concrete)))
-                    for entry in manifest.files:
-                        fetch_blob(
-                            self.cache,
-                            hub,
-                            hub.file_url(concrete, entry.path),
-                            entry,
-                            handle=str(concrete),
-                            progress=bar,
-                        )
-                return self.cache.assemble(endpoint, concrete, manifest)
+                try:
+                    with ExitStack() as stack:
+                        bar = stack.enter_context(self._progress(sum(e.size for e in missing), str(concrete)))
+                        for entry in manifest.files:
+                            fetch_blob(
+                                self.cache,
+                                hub,
+                                hub.file_url(concrete, entry.path),
+                                entry,
+                                handle=str(concrete),
+                                progress=bar,
+                            )
+                except IntegrityError:
+                    # The hub's copy of this version is bad: keep nothing of it. (After a
+                    # network failure, by contrast, what arrived is kept for the next attempt.)
+                    self.cache.discard_blobs({e.sha256 for e in missing})
+                    raise
+                return self.cache.assemble(endpoint, concrete, manifest, manifest_bytes)
 
     def _progress(self, total: int, desc: str) -> tqdm:  # type: ignore[type-arg]
         enabled = self.settings.progress

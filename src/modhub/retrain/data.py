@@ -139,7 +139,7 @@ def read_image_folder(data_dir: str | os.PathLike[str]) -> LabelledData:
                 continue
             if path.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
-            reason = _unreadable(path)
+            reason = _unreadable(path, rel)
             if reason:
                 skipped.append(f"{rel}: {reason}")
                 log.warning("skipping %s: %s", rel, reason)
@@ -169,7 +169,7 @@ def _sha256_file(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def _unreadable(path: Path) -> str | None:
+def _unreadable(path: Path, shown: str) -> str | None:
     """Why Pillow cannot decode ``path``, or None if it can."""
     from PIL import Image, UnidentifiedImageError
 
@@ -179,7 +179,9 @@ def _unreadable(path: Path) -> str | None:
             img.load()
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
         # Pillow reports broken files with several exception types (SyntaxError for some PNGs).
-        return f"not a readable image ({type(exc).__name__}: {exc})"
+        # Pillow's messages hold the absolute path; the report shows paths inside the data folder.
+        message = str(exc).replace(str(path), shown)
+        return f"not a readable image ({type(exc).__name__}: {message})"
     return None
 
 

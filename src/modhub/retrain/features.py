@@ -16,6 +16,7 @@ writing at once each add their own shard.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -114,34 +115,35 @@ def extract_features(
     cache: FeatureCache | None,
     *,
     batch_size: int,
-    progress: Any = None,
+    progress: Callable[[int], Any] | None = None,
 ) -> tuple[np.ndarray, int]:
     """Vectors for every key, in order; ``compute(indices)`` runs the module on a batch.
 
     Returns (features [N, D], number of examples the module was run on).
-    ``progress`` is a tqdm-like bar advanced once per computed example.
+    ``progress(total)``, called only when there is something to compute, returns
+    a tqdm-like context manager advanced once per computed example.
     """
     cached = cache.get(keys) if cache is not None else {}
     todo: dict[str, int] = {}
     for index, key in enumerate(keys):
         if key not in cached and key not in todo:
             todo[key] = index
-    if progress is not None:
-        progress.reset(total=len(todo))
     fresh: dict[str, np.ndarray] = {}
     pending: dict[str, np.ndarray] = {}
     items = list(todo.items())
-    for start in range(0, len(items), batch_size):
-        chunk = items[start : start + batch_size]
-        vectors = compute([index for _, index in chunk])
-        for (key, _), vector in zip(chunk, vectors, strict=True):
-            fresh[key] = vector
-            pending[key] = vector
-        if cache is not None and len(pending) >= SHARD_SIZE:
-            cache.put(pending)
-            pending = {}
-        if progress is not None:
-            progress.update(len(chunk))
+    bar = progress(len(items)) if progress is not None and items else contextlib.nullcontext()
+    with bar as counter:
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            vectors = compute([index for _, index in chunk])
+            for (key, _), vector in zip(chunk, vectors, strict=True):
+                fresh[key] = vector
+                pending[key] = vector
+            if cache is not None and len(pending) >= SHARD_SIZE:
+                cache.put(pending)
+                pending = {}
+            if counter is not None:
+                counter.update(len(chunk))
     if cache is not None:
         cache.put(pending)
     table = {**cached, **fresh}

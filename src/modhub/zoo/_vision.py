@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,7 +45,10 @@ class ImageModel(nn.Module):
 
 def load_body(family: CnnFamily) -> nn.Module:
     """The geffnet network with the package's weights, matched tensor by tensor."""
-    import geffnet
+    with warnings.catch_warnings():
+        # geffnet scripts its activations with torch.jit at import, which torch 2.13 deprecates.
+        warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=DeprecationWarning)
+        import geffnet
 
     state = torch.load(family.weights.path(family.weights_file), map_location="cpu", weights_only=True)
     model: nn.Module = getattr(geffnet, family.geffnet_fn)(pretrained=False)

@@ -157,7 +157,6 @@ def publish_version(
     manifest_sha = store_blobs(storage, upload)
     sizes = {f.sha256: f.size for f in upload.files.values()}
     sizes[manifest_sha] = len(upload.manifest)
-    last: sa_exc.IntegrityError | None = None
     for attempt in range(_RETRIES):
         try:
             with db.write_session() as session:
@@ -175,11 +174,10 @@ def publish_version(
                 )
                 session.commit()
             return PublishResult(handle=f"{publisher}/{name}/{number}", version=number)
-        except sa_exc.IntegrityError as exc:
+        except sa_exc.IntegrityError:
             # A concurrent publish got in first (same publisher, module, blob or version):
             # start over; the checks in _insert now see its rows.
             log.info("publish %s/%s: retrying after a concurrent write (%s)", publisher, name, attempt)
-            last = exc
     raise Conflict(
         f"could not publish {publisher}/{name}: too many concurrent publishes. Try again.",
         code="conflict",

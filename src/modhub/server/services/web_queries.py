@@ -103,3 +103,12 @@ def closest_handles(session: Session, wanted: str, n: int = 5) -> list[str]:
         if best >= 0.5:
             scores[handle] = best
     return sorted(scores, key=lambda h: (-scores[h], h))[:n]
+
+
+def closest_publishers(session: Session, wanted: str, n: int = 3) -> list[str]:
+    """Publisher names that look like ``wanted``."""
+    wanted = wanted.lower()[:100]
+    if not wanted:
+        return []
+    names = session.scalars(select(Publisher.name).order_by(Publisher.name).limit(MAX_SUGGESTION_POOL)).all()
+    return difflib.get_close_matches(wanted, list(names), n=n, cutoff=0.6)

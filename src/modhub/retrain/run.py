@@ -1,0 +1,323 @@
+"""``retrain_images`` / ``retrain_text``: data → frozen features (cached) → head (→ fine-tune) → module + report."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from modhub.errors import ExportError, InputError
+from modhub.format.manifest import read_manifest
+from modhub.format.tasks import get_contract
+from modhub.loading import Layer, _module_dir
+from modhub.retrain import report as rep
+from modhub.retrain.data import LabelledData, read_image_folder, read_text_csv, stratified_split
+from modhub.retrain.features import FeatureCache, extract_features, module_key
+from modhub.retrain.inputs import ImageInputs, Inputs, TextInputs
+from modhub.retrain.model import ImageClassifier, TextClassifier
+from modhub.retrain.train import BACKBONE_LR_FACTOR, Head, TrainConfig, fine_tune, predict, train_head
+from modhub.settings import Settings
+
+__all__ = ["RetrainResult", "retrain_images", "retrain_text"]
+
+Handle = str | os.PathLike[str]
+
+# What each command needs from the base module, and what it makes.
+_KINDS = {
+    "image": ("image-feature-vector", "image-classification", "modhub retrain images"),
+    "text": ("text-embedding", "text-classification", "modhub retrain text"),
+}
+
+
+@dataclass
+class RetrainResult:
+    """What a run produced: the module directory and the report (also in ``assets/report/``)."""
+
+    module_dir: Path
+    report: dict[str, Any]
+
+    @property
+    def accuracy(self) -> float:
+        return float(self.report["validation"]["accuracy"])
+
+    @property
+    def extracted(self) -> int:
+        """Examples the base module was run on to make features (0: all came from the cache)."""
+        return int(self.report["features"]["extracted"])
+
+
+def retrain_images(
+    data_dir: Handle,
+    module: Handle,
+    out_dir: Handle,
+    *,
+    config: TrainConfig | None = None,
+    settings: Settings | None = None,
+    progress: bool | None = None,
+    overwrite: bool = False,
+    license: str | None = None,
+) -> RetrainResult:
+    """Train an image classifier on a folder of class sub-folders, on top of an image-feature-vector module."""
+    config = config or TrainConfig()
+    _check_out(out_dir, overwrite)
+    data = read_image_folder(data_dir)
+    return _run("image", data, module, Path(out_dir), config, settings, progress, overwrite, license)
+
+
+def retrain_text(
+    csv_path: Handle,
+    module: Handle,
+    out_dir: Handle,
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+    config: TrainConfig | None = None,
+    settings: Settings | None = None,
+    progress: bool | None = None,
+    overwrite: bool = False,
+    license: str | None = None,
+) -> RetrainResult:
+    """Train a text classifier on a CSV of labelled texts, on top of a text-embedding module."""
+    config = config or TrainConfig()
+    if config.augment:
+        raise InputError("augmentation (flips and crops) is for images; drop --augment for text")
+    _check_out(out_dir, overwrite)
+    data = read_text_csv(csv_path, text_column=text_column, label_column=label_column)
+    return _run("text", data, module, Path(out_dir), config, settings, progress, overwrite, license)
+
+
+def _check_out(out_dir: Handle, overwrite: bool) -> None:
+    # Checked before training, so a long run does not end in "directory exists".
+    target = Path(out_dir)
+    if target.exists() and not target.is_dir():
+        raise ExportError(f"{target} exists and is a file; choose a directory for the new module", path=target)
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        raise ExportError(
+            f"{target} already exists and is not empty; choose a new --out directory or pass --overwrite",
+            path=target,
+        )
+
+
+def _load_backbone(kind: str, module: Handle, settings: Settings | None, trainable: bool) -> Layer:
+    wanted, _, command = _KINDS[kind]
+    module_dir = _module_dir(module, settings)
+    task = read_manifest(module_dir).task  # cheap: decide before torch loads the graph
+    if task != wanted:
+        other = next((k for k, (need, _, _) in _KINDS.items() if need == task), None)
+        modality = get_contract(task).modality
+        hint = (
+            f"; for a {task} module use `{_KINDS[other][2]}`" if other
+            else f" (its output is {'class scores' if 'classification' in task else 'not a feature vector'}: "
+            f"use the {wanted} version of the module, e.g. ...-feature-vector)" if modality == kind
+            else f"; a {modality} module cannot read {kind}s"
+        )
+        raise InputError(f"`{command}` needs a module of task {wanted}, but {module} is a {task} module{hint}",
+                         handle=str(module))
+    return Layer(module_dir, trainable=trainable, settings=settings)
+
+
+@contextlib.contextmanager
+def _bar(enabled: bool, **kwargs: Any) -> Iterator[Any]:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(disable=not enabled, file=sys.stderr, dynamic_ncols=True, **kwargs)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def _run(
+    kind: str,
+    data: LabelledData,
+    module: Handle,
+    out_dir: Path,
+    config: TrainConfig,
+    settings: Settings | None,
+    progress: bool | None,
+    overwrite: bool,
+    license: str | None,
+) -> RetrainResult:
+    settings = settings or Settings.from_env()
+    show = progress if progress is not None else (
+        settings.progress if settings.progress is not None else sys.stderr.isatty()
+    )
+    timings: dict[str, Any] = {}
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    backbone = _load_backbone(kind, module, settings, trainable=config.fine_tune)
+    backbone.eval()
+    timings["load_module_s"] = time.perf_counter() - started
+    inputs: Inputs = ImageInputs(backbone, config.seed) if kind == "image" else TextInputs(backbone)
+
+    labels = np.array([ex.label for ex in data.examples], dtype=np.int64)
+    train_idx, val_idx = stratified_split(labels.tolist(), config.validation, config.seed)
+    examples = data.examples
+
+    def features_of(indices: list[int], augment: bool = False) -> np.ndarray:
+        with torch.inference_mode():
+            return backbone.graph(*inputs([examples[i] for i in indices], augment)).float().numpy()
+
+    cache = FeatureCache(settings.cache / "features", module_key(backbone.path, inputs.cache_params))
+    started = time.perf_counter()
+    feats, extracted = extract_features(
+        [ex.key for ex in examples], features_of, cache, batch_size=config.batch_size,
+        progress=lambda total: _bar(show, desc="features", unit="ex", total=total),
+    )
+    timings["features_s"] = time.perf_counter() - started
+
+    train_x, val_x = feats[train_idx], feats[val_idx]
+    train_y, val_y = labels[train_idx], labels[val_idx]
+    head = Head.for_features(train_x, len(data.classes))
+    augment_frozen = config.augment and not config.fine_tune
+
+    def augmented_features(epoch: int) -> np.ndarray:
+        # Augmented images differ every epoch, so the frozen module runs on each (no cache).
+        out = [features_of([train_idx[i] for i in chunk], augment=True)
+               for chunk in np.array_split(np.arange(len(train_idx)), max(1, len(train_idx) // config.batch_size))]
+        return np.concatenate(out)
+
+    total_epochs = config.epochs * (2 if config.fine_tune else 1)
+    with _bar(show, desc="epochs", unit="epoch", total=total_epochs) as bar:
+        history = train_head(head, augmented_features if augment_frozen else train_x,
+                             train_y, val_x, val_y, config, progress=bar)
+        classifier = (ImageClassifier if kind == "image" else TextClassifier)(backbone, head)
+        if config.fine_tune:
+            def train_batch(batch: list[int], augment: bool) -> tuple[torch.Tensor, ...]:
+                return inputs([examples[train_idx[i]] for i in batch], augment)
+
+            def val_batch(batch: list[int]) -> tuple[torch.Tensor, ...]:
+                return inputs([examples[val_idx[i]] for i in batch])
+
+            history = fine_tune(classifier, backbone, head, train_batch, train_y, val_batch, val_y,
+                                config, progress=bar, history=history)
+    classifier.eval()
+    if config.fine_tune:
+        val_logits = predict(classifier, lambda b: inputs([examples[val_idx[i]] for i in b]),
+                             len(val_idx), config.batch_size)
+    else:
+        with torch.no_grad():
+            val_logits = head(torch.from_numpy(val_x))
+    metrics = rep.classification_metrics(val_y, val_logits.argmax(1).numpy(), data.classes)
+
+    counts = {
+        "train": _count(labels[train_idx], data.classes),
+        "validation": _count(labels[val_idx], data.classes),
+    }
+    base = backbone.manifest
+    out_task = _KINDS[kind][1]
+    report: dict[str, Any] = {
+        "task": out_task,
+        "base_module": str(module),
+        "classes": data.classes,
+        "config": {**asdict(config), "backbone_lr_factor": BACKBONE_LR_FACTOR},
+        "data": {
+            "source": data.source,
+            "examples": len(examples),
+            "train": len(train_idx),
+            "validation": len(val_idx),
+            "counts": counts,
+            "skipped": data.skipped,
+            "validation_examples": [examples[i].name for i in val_idx],
+        },
+        "validation": metrics,
+        "history": history.to_json(),
+        "features": {"extracted": extracted, "cache_hits": cache.hits, "cache_misses": cache.misses,
+                     "cache_dir": str(cache.dir)},
+        "timings": timings,
+    }
+    licence = license or base.license
+    title = f"{out_dir.name} ({kind} classifier retrained from {base.metadata.title or module})"
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="modhub-report-") as tmp:
+        report_dir = Path(tmp)
+        rep.plot_confusion(metrics["confusion_matrix"], data.classes, report_dir / rep.CONFUSION_FILE)
+        rep.plot_history(history, report_dir / rep.CURVE_FILE)
+        rep.write_json(report, report_dir / rep.METRICS_FILE)
+        body = rep.render_card_body(report, title=title, usage=_usage(kind, out_dir.name), license=licence)
+        assets = {f"{rep.REPORT_DIR}/{name}": report_dir / name
+                  for name in (rep.METRICS_FILE, rep.CONFUSION_FILE, rep.CURVE_FILE)}
+        _export(kind, classifier, backbone, examples, val_idx, inputs, out_dir, data, report,
+                licence, title, body, assets, overwrite, module)
+    timings["export_s"] = time.perf_counter() - started
+    return RetrainResult(out_dir, report)
+
+
+def _count(labels: np.ndarray, classes: list[str]) -> dict[str, int]:
+    counts = np.bincount(labels, minlength=len(classes))
+    return {name: int(counts[i]) for i, name in enumerate(classes)}
+
+
+def _usage(kind: str, name: str) -> str:
+    call = (
+        "images = ...  # float32 [batch, 3, H, W], RGB in [0, 1] (see modhub.json for H, W)\n"
+        "probs = module(images).softmax(-1)"
+        if kind == "image"
+        else 'probs = module(["first text", "second text"]).softmax(-1)'
+    )
+    return (
+        "```python\nimport modhub as hub\n\n"
+        f'module = hub.load("{name}")  # this directory, or its handle once published\n'
+        f"{call}\nprint([module.labels[i] for i in probs.argmax(-1)])\n```"
+    )
+
+
+def _export(
+    kind: str,
+    classifier: torch.nn.Module,
+    backbone: Layer,
+    examples: list[Any],
+    val_idx: list[int],
+    inputs: Inputs,
+    out_dir: Path,
+    data: LabelledData,
+    report: dict[str, Any],
+    licence: str,
+    title: str,
+    body: str,
+    assets: dict[str, Path],
+    overwrite: bool,
+    module: Handle,
+) -> Path:
+    from modhub.export import export
+
+    base = backbone.manifest
+    sample = [examples[i] for i in val_idx[:2]]
+    metadata = {
+        "title": title,
+        "description": f"{len(data.classes)}-class {kind} classifier retrained with modhub from {module}.",
+        "architecture": f"{base.metadata.architecture or base.metadata.title or 'base module'} + linear head",
+        "dataset": data.source,
+        "base_module": str(module),
+        "tags": tuple(dict.fromkeys(("transfer-learning", *base.metadata.tags))),
+        "source": f"modhub retrain {kind}s",
+        "extra": {"validation_accuracy": report["validation"]["accuracy"], "classes": len(data.classes)},
+    }
+    common: dict[str, Any] = dict(
+        license=licence, labels=data.classes, metadata=metadata, card=body,
+        assets=assets, overwrite=overwrite, fine_tunable=True,
+    )
+    if kind == "image":
+        image = base.preprocessing.image
+        return export(
+            classifier, inputs(sample)[0], out_dir, task="image-classification",
+            mean=image.mean if image else None, std=image.std if image else None, **common,
+        )
+    tok = base.preprocessing.tokenizer
+    if tok is None:  # text contracts require a tokenizer; guard for hand-made manifests
+        raise InputError(f"{backbone.path} has no preprocessing.tokenizer in modhub.json")
+    return export(
+        classifier, [ex.text for ex in sample], out_dir, task="text-classification",
+        tokenizer=backbone.path / tok.file, max_length=tok.max_length, padding=tok.padding,
+        pad_id=tok.pad_id, graph_inputs=tok.graph_inputs, **common,
+    )
+

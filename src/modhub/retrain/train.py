@@ -1,0 +1,217 @@
+"""Training loops: a classification head on cached features, and fine-tuning through the module.
+
+Both are seeded and deterministic on CPU. Each epoch records train/validation
+loss and accuracy; the weights of the epoch with the lowest validation loss
+are kept (as Keras' ``EarlyStopping(restore_best_weights=True)`` does).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["EpochStats", "Head", "History", "TrainConfig", "fine_tune", "train_head"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one retraining run (recorded in the report and the model card)."""
+
+    # Passes over the training split (for --fine-tune: passes through the module, after the head).
+    epochs: int = 20
+    batch_size: int = 32
+    # Learning rate of the head (Adam); the module gets lr * BACKBONE_LR_FACTOR when fine-tuning.
+    lr: float = 1e-3
+    # L2 penalty on the head weights (AdamW weight decay).
+    weight_decay: float = 1e-2
+    fine_tune: bool = False
+    # Random flips and crops of training images (images only).
+    augment: bool = False
+    # Fraction of each class held out for validation.
+    validation: float = 0.2
+    seed: int = 0
+
+
+# The module's learning rate relative to the head's when fine-tuning: pretrained
+# weights need small steps or they forget what made them useful.
+BACKBONE_LR_FACTOR = 0.1
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    stage: str  # "head" (module frozen) or "fine-tune"
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    seconds: float
+
+
+@dataclass
+class History:
+    epochs: list[EpochStats] = field(default_factory=list)
+    # Index into ``epochs`` of the kept weights.
+    best: int = -1
+
+    def to_json(self) -> dict[str, Any]:
+        return {"epochs": [asdict(e) for e in self.epochs], "best_epoch": self.epochs[self.best].epoch}
+
+
+class Head(nn.Module):
+    """Standardise features (statistics of the training split), then a linear layer."""
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, classes: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", mean.reshape(1, -1).clone())
+        self.register_buffer("std", std.reshape(1, -1).clone())
+        self.linear = nn.Linear(mean.numel(), classes)
+
+    @classmethod
+    def for_features(cls, features: np.ndarray, classes: int) -> Head:
+        tensor = torch.from_numpy(features)
+        # The floor keeps constant features (std 0) from blowing up.
+        std = tensor.std(0).clamp(min=1e-3 * float(tensor.std()) + 1e-8)
+        return cls(tensor.mean(0), std, classes)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear((features - self.mean) / self.std)
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    order = torch.randperm(n, generator=generator)
+    return list(order.split(batch_size))
+
+
+def _evaluate(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    loss = nn.functional.cross_entropy(logits, labels).item()
+    accuracy = (logits.argmax(1) == labels).float().mean().item()
+    return loss, accuracy
+
+
+def train_head(
+    head: Head,
+    train_x: np.ndarray | Callable[[int], np.ndarray],
+    train_y: np.ndarray,
+    val_x: np.ndarray,
+    val_y: np.ndarray,
+    config: TrainConfig,
+    *,
+    progress: Any = None,
+    history: History | None = None,
+) -> History:
+    """Train ``head`` on fixed features. ``train_x`` may be a function of the epoch
+    (fresh features of augmented images every epoch)."""
+    history = history if history is not None else History()
+    generator = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    ys = torch.from_numpy(train_y).long()
+    vx, vy = torch.from_numpy(val_x), torch.from_numpy(val_y).long()
+    best_loss, best_state = float("inf"), copy.deepcopy(head.state_dict())
+    for epoch in range(1, config.epochs + 1):
+        started = time.perf_counter()
+        xs = torch.from_numpy(train_x(epoch) if callable(train_x) else train_x)
+        head.train()
+        total, correct, seen = 0.0, 0, 0
+        for idx in _batches(len(ys), config.batch_size, generator):
+            logits = head(xs[idx])
+            loss = nn.functional.cross_entropy(logits, ys[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+            correct += int((logits.argmax(1) == ys[idx]).sum())
+            seen += len(idx)
+        head.eval()
+        with torch.no_grad():
+            val_loss, val_acc = _evaluate(head(vx), vy)
+        stats = EpochStats(len(history.epochs) + 1, "head", total / seen, correct / seen,
+                           val_loss, val_acc, time.perf_counter() - started)
+        history.epochs.append(stats)
+        if val_loss < best_loss:
+            best_loss, best_state = val_loss, copy.deepcopy(head.state_dict())
+            history.best = len(history.epochs) - 1
+        if progress is not None:
+            progress.update(1)
+            progress.set_postfix(val_acc=f"{val_acc:.3f}", refresh=False)
+    head.load_state_dict(best_state)
+    return history
+
+
+def fine_tune(
+    model: nn.Module,
+    backbone: nn.Module,
+    head: nn.Module,
+    train_batch: Callable[[list[int], bool], Any],
+    train_y: np.ndarray,
+    val_batch: Callable[[list[int]], Any],
+    val_y: np.ndarray,
+    config: TrainConfig,
+    *,
+    progress: Any = None,
+    history: History | None = None,
+) -> History:
+    """Train module and head together: head at ``lr``, module at ``lr * BACKBONE_LR_FACTOR``.
+
+    ``train_batch(indices, augment)`` / ``val_batch(indices)`` return the tuple of
+    the model's inputs for those examples. The best epoch (lowest validation loss, counting
+    the head-only epochs before) is kept.
+    """
+    history = history if history is not None else History()
+    generator = torch.Generator().manual_seed(config.seed + 1)
+    torch.manual_seed(config.seed + 1)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": [p for p in backbone.parameters() if p.requires_grad],
+             "lr": config.lr * BACKBONE_LR_FACTOR, "weight_decay": 0.0},
+            {"params": list(head.parameters()), "lr": config.lr, "weight_decay": config.weight_decay},
+        ]
+    )
+    ys = torch.from_numpy(train_y).long()
+    vy = torch.from_numpy(val_y).long()
+    best_loss = history.epochs[history.best].val_loss if history.epochs else float("inf")
+    best_state = copy.deepcopy(model.state_dict())
+    for _ in range(config.epochs):
+        started = time.perf_counter()
+        model.train()
+        total, correct, seen = 0.0, 0, 0
+        for idx in _batches(len(ys), config.batch_size, generator):
+            logits = model(*train_batch(idx.tolist(), config.augment))
+            loss = nn.functional.cross_entropy(logits, ys[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+            correct += int((logits.argmax(1) == ys[idx]).sum())
+            seen += len(idx)
+        model.eval()
+        val_logits = predict(model, val_batch, len(vy), config.batch_size)
+        val_loss, val_acc = _evaluate(val_logits, vy)
+        stats = EpochStats(len(history.epochs) + 1, "fine-tune", total / seen, correct / seen,
+                           val_loss, val_acc, time.perf_counter() - started)
+        history.epochs.append(stats)
+        if val_loss < best_loss:
+            best_loss, best_state = val_loss, copy.deepcopy(model.state_dict())
+            history.best = len(history.epochs) - 1
+        if progress is not None:
+            progress.update(1)
+            progress.set_postfix(val_acc=f"{val_acc:.3f}", refresh=False)
+    model.load_state_dict(best_state)
+    return history
+
+
+def predict(model: nn.Module, batch: Callable[[list[int]], Any], n: int, batch_size: int) -> torch.Tensor:
+    """Logits of ``model`` for examples 0..n-1, in inference mode."""
+    outs = []
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            outs.append(model(*batch(list(range(start, min(n, start + batch_size))))))
+    return torch.cat(outs)

@@ -1,0 +1,205 @@
+"""The website's routes: parse the URL, call a service, render a template. No SQL here.
+
+URL map (included after the API, but safe in any order: the first path
+segment never matches a reserved name, see ``RESERVED``)::
+
+    /                              home: search, filters, sort, pages
+    /static/<file>                 the stylesheet and the copy-button script
+    /<publisher>                   a publisher's modules
+    /<publisher>/<name>            a module's latest version (JSON for the modhub client)
+    /<publisher>/<name>/<version>  one version (JSON for the modhub client)
+    anything else (outside /api/)  a 404 page that suggests the closest module names
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from sqlalchemy.orm import Session
+from starlette.convertors import Convertor, register_url_convertor
+
+from modhub.errors import InvalidHandle
+from modhub.handles import validate_name
+from modhub.server.deps import get_session
+from modhub.server.errors import ApiError, NotFound, error_response
+from modhub.server.services import queries, web_queries
+from modhub.server.web import negotiate
+from modhub.server.web.params import PER_PAGE_CHOICES, SORTS, Listing, page_numbers
+from modhub.server.web.render import environment, page
+from modhub.server.web.views import module_page
+
+# First path segments that are never a publisher: the server's own paths. The
+# publisher name validator should refuse these too (see the report).
+RESERVED = frozenset(
+    {"api", "static", "docs", "redoc", "openapi.json", "health", "healthz", "favicon.ico", "robots.txt"}
+)
+STATIC_DIR = Path(__file__).parent / "static"
+STATIC_FILES = {
+    "site.css": "text/css; charset=utf-8", "site.js": "text/javascript; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
+}
+
+
+class _PublisherSegment(Convertor[str]):
+    """One path segment that is not a reserved word."""
+
+    regex = "(?!(?:" + "|".join(w.replace(".", r"\.") for w in sorted(RESERVED)) + ")(?:/|$))[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+class _SitePath(_PublisherSegment):
+    """Any path that is not under a reserved first segment (the 404 catch-all)."""
+
+    regex = _PublisherSegment.regex[: -len("[^/]+")] + ".*"
+
+
+register_url_convertor("modhub_publisher", _PublisherSegment())
+register_url_convertor("modhub_sitepath", _SitePath())
+
+router = APIRouter(include_in_schema=False)
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+@lru_cache(maxsize=None)
+def _static_version(filename: str) -> str:
+    return hashlib.sha256((STATIC_DIR / filename).read_bytes()).hexdigest()[:12]
+
+
+def static_url(filename: str) -> str:
+    return f"/static/{filename}?v={_static_version(filename)}"
+
+
+environment().globals["static_url"] = static_url
+
+
+@router.get("/static/{filename}")
+def static(filename: str) -> Response:
+    media_type = STATIC_FILES.get(filename)
+    if media_type is None:
+        return Response("not found\n", status_code=404, media_type="text/plain")
+    return FileResponse(
+        STATIC_DIR / filename,
+        media_type=media_type,
+        headers={"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+@router.get("/")
+def home(request: Request, session: SessionDep) -> Response:
+    listing = Listing.parse(request.query_params)
+    results = queries.search_modules(session, listing.search_query())
+    pages = max(1, math.ceil(results.total / listing.per_page))
+    return page(
+        request,
+        "home.html",
+        {
+            "listing": listing,
+            "results": results,
+            "facets": web_queries.facets(session),
+            "pages": pages,
+            "page_numbers": page_numbers(listing.page, pages),
+            "sorts": SORTS,
+            "per_page_choices": PER_PAGE_CHOICES,
+        },
+    )
+
+
+@router.get("/{publisher:modhub_publisher}")
+def publisher_page(publisher: str, request: Request, session: SessionDep) -> Response:
+    try:
+        _check_name(publisher, "publisher")
+        detail = queries.list_publisher(session, publisher)
+    except NotFound as exc:
+        return _not_found(request, session, exc)
+    if negotiate.wants_json(request):
+        return _json(detail.model_dump(mode="json"))
+    return page(request, "publisher.html", {"publisher": detail}, headers={"Vary": negotiate.VARY})
+
+
+@router.get("/{publisher:modhub_publisher}/{name}")
+def module_latest(publisher: str, name: str, request: Request, session: SessionDep) -> Response:
+    return _module(request, session, publisher, name, None)
+
+
+@router.get("/{publisher:modhub_publisher}/{name}/{version}")
+def module_version(publisher: str, name: str, version: str, request: Request, session: SessionDep) -> Response:
+    return _module(request, session, publisher, name, version)
+
+
+@router.get("/{path:modhub_sitepath}")
+def not_found(path: str, request: Request, session: SessionDep) -> Response:
+    message = f"there is no page /{path[:200]} on this hub"
+    return _not_found(request, session, NotFound(message))
+
+
+def _module(request: Request, session: Session, publisher: str, name: str, version: str | None) -> Response:
+    problem = negotiate.tf_hub_format_error(request)
+    if problem is not None:
+        return error_response(problem)
+    as_json = negotiate.wants_json(request)
+    try:
+        _check_name(publisher, "publisher")
+        _check_name(name, "module")
+        if as_json:
+            # The same answer as GET /api/v1/modules/{publisher}/{name}/versions/{version}.
+            detail = queries.get_version(session, publisher, name, version or "latest")
+            return _json(detail.model_dump(mode="json"))
+        module = queries.get_module(session, publisher, name)
+        if version is None:
+            # Every version yanked: show the newest one, marked as yanked.
+            shown = module.latest_version or max((v.version for v in module.versions), default=0)
+            detail = queries.get_version(session, publisher, name, shown or "latest")
+        else:
+            detail = queries.get_version(session, publisher, name, version)
+    except NotFound as exc:
+        return _not_found(request, session, exc)
+    view = module_page(module, detail, base_url=str(request.base_url), is_latest_view=version is None)
+    return page(request, "module.html", {"page": view}, headers={"Vary": negotiate.VARY})
+
+
+def _check_name(value: str, what: str) -> None:
+    try:
+        validate_name(value, f"{what} name")
+    except InvalidHandle:
+        raise NotFound(f"{value[:100]!r} is not a valid {what} name", code=f"{what}_not_found") from None
+
+
+def _json(body: object) -> JSONResponse:
+    return JSONResponse(body, headers={"Vary": negotiate.VARY})
+
+
+def _not_found(request: Request, session: Session, exc: ApiError) -> Response:
+    if negotiate.wants_json(request):
+        return error_response(exc)
+    wanted = request.url.path
+    segments = wanted.strip("/").split("/")
+    if exc.code == "module_not_found":
+        message = f"There is no module {'/'.join(segments[:2])} on this hub."
+    elif exc.code == "publisher_not_found":
+        message = f"There is no publisher {segments[0]} on this hub."
+    elif exc.code == "version_not_found":
+        message = exc.message[:1].upper() + exc.message[1:] + "."
+    else:
+        message = "There is no page at this address."
+    return page(
+        request,
+        "not_found.html",
+        {
+            "message": message,
+            "path": wanted[:300],
+            "suggestions": web_queries.closest_handles(session, wanted),
+            "publishers": web_queries.closest_publishers(session, segments[0]),
+        },
+        status=404,
+    )
