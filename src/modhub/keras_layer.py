@@ -25,7 +25,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 if "keras" not in sys.modules:
     # Keras picks its backend once, on first import; modhub modules need torch.
@@ -93,7 +93,14 @@ class KerasLayer(keras.layers.Layer):
     @property
     def module(self) -> Layer:
         """The underlying ``hub.Layer`` (a torch.nn.Module)."""
-        return self.wrapped.module  # type: ignore[no-any-return]
+        return cast(Layer, self.wrapped.module)
+
+    def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._modality == "text" and isinstance(inputs, (list, tuple, np.ndarray)):
+            # Keras accepts only tensors as layer inputs, and its torch backend has no
+            # string tensors: a text layer called on strings runs eagerly.
+            return self.call(inputs, training=kwargs.get("training"))
+        return super().__call__(inputs, *args, **kwargs)
 
     def call(self, inputs: Any, training: bool | None = None) -> torch.Tensor:
         module = self.module

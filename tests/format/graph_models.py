@@ -34,7 +34,9 @@ class ConvNet(nn.Module):
 
 
 class BertLike(nn.Module):
-    def __init__(self, vocab: int = 100, dim: int = 32, heads: int = 4, layers: int = 2, max_len: int = 64) -> None:
+    def __init__(
+        self, vocab: int = 100, dim: int = 32, heads: int = 4, layers: int = 2, max_len: int = 64
+    ) -> None:
         super().__init__()
         self.tok = nn.Embedding(vocab, dim)
         self.pos = nn.Embedding(max_len, dim)
@@ -44,10 +46,15 @@ class BertLike(nn.Module):
         self.blocks = nn.ModuleList(
             nn.ModuleDict(
                 {
-                    "q": nn.Linear(dim, dim), "k": nn.Linear(dim, dim), "v": nn.Linear(dim, dim),
-                    "o": nn.Linear(dim, dim), "ln1": nn.LayerNorm(dim),
-                    "f1": nn.Linear(dim, 4 * dim), "f2": nn.Linear(4 * dim, dim), "ln2": nn.LayerNorm(dim),
-                }  # fmt: skip
+                    "q": nn.Linear(dim, dim),
+                    "k": nn.Linear(dim, dim),
+                    "v": nn.Linear(dim, dim),
+                    "o": nn.Linear(dim, dim),
+                    "ln1": nn.LayerNorm(dim),
+                    "f1": nn.Linear(dim, 4 * dim),
+                    "f2": nn.Linear(4 * dim, dim),
+                    "ln2": nn.LayerNorm(dim),
+                }
             )
             for _ in range(layers)
         )

@@ -152,12 +152,12 @@ def first_node(arc: Archive, target_prefix: str = "torch.ops.aten.") -> dict[str
 
 
 def first_symbolic_tensor(arc: Archive) -> dict[str, Any]:
-    return next(
-        tv for tv in arc.graph["tensor_values"].values() if any("as_expr" in s for s in tv["sizes"])
-    )
+    return next(tv for tv in arc.graph["tensor_values"].values() if any("as_expr" in s for s in tv["sizes"]))
 
 
-def add_node(arc: Archive, target: str, inputs: list[dict[str, Any]], outputs: list[dict[str, Any]] | None = None) -> None:
+def add_node(
+    arc: Archive, target: str, inputs: list[dict[str, Any]], outputs: list[dict[str, Any]] | None = None
+) -> None:
     arc.graph["nodes"].insert(
         0, {"target": target, "inputs": inputs, "outputs": outputs or [], "metadata": {}, "name": "evil"}
     )
@@ -231,53 +231,47 @@ def _(arc: Archive, m: Path) -> None:
     meta["path_name"] = "../../models/model.json"
 
 
-# -- eval through sympy ----------------------------------------------------------------
+# -- eval through sympy: every site torch hands to sympy.sympify x every payload ------------------
+
+# Payloads sympy.sympify evaluates into a file write (proven in test_safety for tensor sizes).
+SYMPY_PAYLOADS: dict[str, Callable[[Path], str]] = {
+    "dunder-import": sympy_payload,
+    "builtin-open": lambda m: f"open('{m}', 'w')",
+    "symbol-kwarg": lambda m: f"Symbol('s0', positive=open('{m}', 'w'))",
+}
 
 
-@mutation("sympy-tensor-size")
-def _(arc: Archive, m: Path) -> None:
-    tv = first_symbolic_tensor(arc)
-    next(s for s in tv["sizes"] if "as_expr" in s)["as_expr"]["expr_str"] = sympy_payload(m)
+def _expr(text: str) -> dict[str, Any]:
+    return {"as_expr": {"expr_str": text, "hint": None}}
 
 
-@mutation("sympy-tensor-stride")
-def _(arc: Archive, m: Path) -> None:
-    tv = first_symbolic_tensor(arc)
-    tv["strides"][0] = {"as_expr": {"expr_str": sympy_payload(m), "hint": None}}
+def _symbolic_size(arc: Archive) -> dict[str, Any]:
+    return next(s for s in first_symbolic_tensor(arc)["sizes"] if "as_expr" in s)
 
 
-@mutation("sympy-storage-offset")
-def _(arc: Archive, m: Path) -> None:
-    first_symbolic_tensor(arc)["storage_offset"] = {"as_expr": {"expr_str": sympy_payload(m), "hint": None}}
+def _set_weight_size(arc: Archive, text: str) -> None:
+    first_payload(arc, WEIGHTS)[1]["tensor_meta"]["sizes"][0] = _expr(text)
 
 
-@mutation("sympy-sym-int-value")
-def _(arc: Archive, m: Path) -> None:
-    name = next(iter(arc.graph["sym_int_values"]))
-    arc.graph["sym_int_values"][name]["as_expr"]["expr_str"] = sympy_payload(m)
+# Where torch 2.13 reads a shape string (sympify), or a string next to one.
+SYMPY_SITES: dict[str, Callable[[Archive, str], None]] = {
+    "tensor-size": lambda arc, t: _symbolic_size(arc)["as_expr"].__setitem__("expr_str", t),
+    "tensor-stride": lambda arc, t: first_symbolic_tensor(arc)["strides"].__setitem__(0, _expr(t)),
+    "storage-offset": lambda arc, t: first_symbolic_tensor(arc).__setitem__("storage_offset", _expr(t)),
+    "sym-int-value": lambda arc, t: arc.graph["sym_int_values"].__setitem__(
+        next(iter(arc.graph["sym_int_values"])), _expr(t)
+    ),
+    "sym-bool-value": lambda arc, t: arc.graph["sym_bool_values"].__setitem__("evil", _expr(t)),
+    "sym-float-value": lambda arc, t: arc.graph["sym_float_values"].__setitem__("evil", _expr(t)),
+    "range-constraint-key": lambda arc, t: arc.program["range_constraints"].__setitem__(
+        t, {"min_val": 1, "max_val": 2}
+    ),
+    "weight-size": _set_weight_size,
+}
 
 
-@mutation("sympy-sym-bool-value")
-def _(arc: Archive, m: Path) -> None:
-    arc.graph["sym_bool_values"]["evil"] = {"as_expr": {"expr_str": sympy_payload(m), "hint": None}}
-
-
-@mutation("sympy-sym-float-value")
-def _(arc: Archive, m: Path) -> None:
-    arc.graph["sym_float_values"]["evil"] = {"as_expr": {"expr_str": sympy_payload(m), "hint": None}}
-
-
-@mutation("sympy-builtin-open-without-dunder")
-def _(arc: Archive, m: Path) -> None:
-    tv = first_symbolic_tensor(arc)
-    next(s for s in tv["sizes"] if "as_expr" in s)["as_expr"]["expr_str"] = f"open('{m}', 'w')"
-
-
-@mutation("sympy-symbol-name-payload")
-def _(arc: Archive, m: Path) -> None:
-    tv = first_symbolic_tensor(arc)
-    expr = f"Symbol('s0', positive=open('{m}', 'w'))"
-    next(s for s in tv["sizes"] if "as_expr" in s)["as_expr"]["expr_str"] = expr
+def _sympy_mutation(site: Callable[[Archive, str], None], payload: Callable[[Path], str]) -> Mutation:
+    return lambda arc, m: site(arc, payload(m))
 
 
 @mutation("sympy-attribute-access")
@@ -290,6 +284,13 @@ def _(arc: Archive, m: Path) -> None:
 @mutation("range-constraint-key-payload")
 def _(arc: Archive, m: Path) -> None:
     arc.program["range_constraints"][sympy_payload(m)] = {"min_val": 1, "max_val": 2}
+
+
+@mutation("sympy-power-tower")
+def _(arc: Archive, m: Path) -> None:
+    # Not code execution but a hang: the integer has 9 * 64**3 digits.
+    tower = "Pow(Pow(Pow(Integer(999999999), Integer(64)), Integer(64)), Integer(64))"
+    _symbolic_size(arc)["as_expr"]["expr_str"] = tower
 
 
 @mutation("range-constraint-huge-int")
@@ -324,65 +325,42 @@ def _(arc: Archive, m: Path) -> None:
 # -- call targets and arguments --------------------------------------------------------------
 
 
-@mutation("target-torch-os-system")
+# Call targets torch would resolve by name (getattr on torch/_operator/math, custom op namespaces,
+# extension registries) or aten operators that reach files: each gets a node whose argument is a command.
+HOSTILE_TARGETS = [
+    "torch.os.system",
+    "torch.load",
+    "torch.hub.load",
+    "torch.utils.cpp_extension.load_inline",
+    "torch._C._jit_pass_lower_all_tuples",
+    "builtins.exec",
+    "builtins.eval",
+    "_operator.attrgetter",
+    "_operator.methodcaller",
+    "math.floor",
+    "#evil:op",
+    "os.system",
+    "subprocess.run",
+    "torch.ops.evil.system.default",
+    "torch.ops.higher_order.cond",
+    "torch.ops.aten.from_file.default",
+    "torch.ops.aten.save.default",
+    "torch.ops.aten.no_such_op_anywhere.default",
+    "torch.ops.aten.add.Tensor._op",
+    "torch.ops.aten.__class__.default",
+    "torch.ops.aten.add",
+    "torch.sym_max.__globals__",
+]
+
+
+def _target_mutation(target: str) -> Mutation:
+    return lambda arc, m: add_node(arc, target, [string_arg("command", f"touch {m}")])
+
+
+@mutation("target-replaces-aten-op")
 def _(arc: Archive, m: Path) -> None:
-    add_node(arc, "torch.os.system", [string_arg("command", f"touch {m}")])
-
-
-@mutation("target-builtins-exec")
-def _(arc: Archive, m: Path) -> None:
-    add_node(arc, "builtins.exec", [string_arg("source", f"open('{m}', 'w')")])
-
-
-@mutation("target-math-module")
-def _(arc: Archive, m: Path) -> None:
-    first_node(arc)["target"] = "math.floor"
-
-
-@mutation("target-extension-operator")
-def _(arc: Archive, m: Path) -> None:
-    first_node(arc)["target"] = "#evil:op"
-
-
-@mutation("target-aten-from-file")
-def _(arc: Archive, m: Path) -> None:
-    add_node(arc, "torch.ops.aten.from_file.default", [string_arg("filename", str(m))])
-
-
-@mutation("target-aten-save-jit-only")
-def _(arc: Archive, m: Path) -> None:
-    add_node(arc, "torch.ops.aten.save.default", [string_arg("filename", str(m))])
-
-
-@mutation("target-unknown-aten-op")
-def _(arc: Archive, m: Path) -> None:
-    first_node(arc)["target"] = "torch.ops.aten.no_such_op_anywhere.default"
-
-
-@mutation("target-aten-attribute-walk")
-def _(arc: Archive, m: Path) -> None:
-    first_node(arc)["target"] = "torch.ops.aten.add.Tensor._op"
-
-
-@mutation("target-custom-namespace")
-def _(arc: Archive, m: Path) -> None:
-    first_node(arc)["target"] = "torch.ops.evil.system.default"
-
-
-@mutation("target-higher-order-cond")
-def _(arc: Archive, m: Path) -> None:
-    graph = {"inputs": [], "outputs": [], "nodes": [], "tensor_values": {}, "sym_int_values": {}, "sym_bool_values": {}}
-    add_node(arc, "torch.ops.higher_order.cond", [{"name": "true_fn", "arg": {"as_graph": {"name": "g", "graph": graph}}}])
-
-
-@mutation("target-torch-load")
-def _(arc: Archive, m: Path) -> None:
-    add_node(arc, "torch.load", [string_arg("f", str(m))])
-
-
-@mutation("target-operator-getattr")
-def _(arc: Archive, m: Path) -> None:
-    add_node(arc, "_operator.attrgetter", [string_arg("attr", "system")])
+    first_node(arc)["target"] = "torch.os.system"
+    first_node(arc, "torch.os")["inputs"][0]["arg"] = {"as_string": f"touch {m}"}
 
 
 @mutation("arg-as-operator")
@@ -398,18 +376,32 @@ def _(arc: Archive, m: Path) -> None:
 
 @mutation("arg-as-graph")
 def _(arc: Archive, m: Path) -> None:
-    graph = {"inputs": [], "outputs": [], "nodes": [], "tensor_values": {}, "sym_int_values": {}, "sym_bool_values": {}}
-    first_node(arc)["inputs"].append({"name": "g", "arg": {"as_graph": {"name": "g", "graph": graph}}, "kind": 2})
+    graph = {
+        "inputs": [],
+        "outputs": [],
+        "nodes": [],
+        "tensor_values": {},
+        "sym_int_values": {},
+        "sym_bool_values": {},
+    }
+    first_node(arc)["inputs"].append(
+        {"name": "g", "arg": {"as_graph": {"name": "g", "graph": graph}}, "kind": 2}
+    )
 
 
 @mutation("arg-device-cuda")
 def _(arc: Archive, m: Path) -> None:
-    first_node(arc)["inputs"].append({"name": "device", "arg": {"as_device": {"type": "cuda", "index": 0}}, "kind": 2})
+    first_node(arc)["inputs"].append(
+        {"name": "device", "arg": {"as_device": {"type": "cuda", "index": 0}}, "kind": 2}
+    )
 
 
 @mutation("custom-obj-values")
 def _(arc: Archive, m: Path) -> None:
-    arc.graph["custom_obj_values"]["evil"] = {"name": "evil", "class_fqn": "__torch__.torch.classes.evil.Evil"}
+    arc.graph["custom_obj_values"]["evil"] = {
+        "name": "evil",
+        "class_fqn": "__torch__.torch.classes.evil.Evil",
+    }
 
 
 @mutation("metadata-source-fn-stack")
@@ -452,6 +444,38 @@ def _(arc: Archive, m: Path) -> None:
 @mutation("unknown-program-field")
 def _(arc: Archive, m: Path) -> None:
     arc.program["exec_on_load"] = f"open('{m}', 'w')"
+
+
+# -- names and text that end up in the Python code torch.fx generates ---------------------------
+
+
+@mutation("node-name-code-injection")
+def _(arc: Archive, m: Path) -> None:
+    first_node(arc)["name"] = f"x = open('{m}', 'w')"
+
+
+@mutation("input-name-dunder")
+def _(arc: Archive, m: Path) -> None:
+    arc.graph["inputs"][0]["as_tensor"]["name"] = "__builtins__"
+
+
+@mutation("forward-arg-names-injection")
+def _(arc: Archive, m: Path) -> None:
+    sig = arc.program["graph_module"]["module_call_graph"][0]["signature"]
+    sig["forward_arg_names"] = [f"input_ids=open('{m}', 'w')", "attention_mask"]
+
+
+@mutation("stack-trace-carriage-return")
+def _(arc: Archive, m: Path) -> None:
+    trace = f'File "model.py", line 1, in forward\n    x\r    open("{m}", "w")'
+    first_node(arc)["metadata"]["stack_trace"] = trace
+
+
+@mutation("weight-fqn-dunder")
+def _(arc: Archive, m: Path) -> None:
+    config = arc.json(WEIGHTS)["config"]
+    fqn = next(iter(config))
+    config["__class__." + fqn] = config.pop(fqn)
 
 
 # -- pytree specs (type names are imported/looked up by name) ----------------------------------
@@ -545,7 +569,9 @@ def _(arc: Archive, m: Path) -> None:
 
 @mutation("zip-symlink")
 def _(arc: Archive, m: Path) -> None:
-    arc.add_raw(f"{arc.root}/data/weights/weight_998", b"/etc/passwd", external_attr=(stat.S_IFLNK | 0o777) << 16)
+    arc.add_raw(
+        f"{arc.root}/data/weights/weight_998", b"/etc/passwd", external_attr=(stat.S_IFLNK | 0o777) << 16
+    )
 
 
 @mutation("zip-encrypted-flag")
@@ -595,10 +621,17 @@ def _(arc: Archive, m: Path) -> None:
     del arc.entries[f"data/weights/{meta['path_name']}"]
 
 
-@mutation("weight-symbolic-size")
+@mutation("weight-shared-file-other-dtype")
 def _(arc: Archive, m: Path) -> None:
-    _, meta = first_payload(arc, WEIGHTS)
-    meta["tensor_meta"]["sizes"][0] = {"as_expr": {"expr_str": sympy_payload(m), "hint": None}}
+    config = arc.json(WEIGHTS)["config"]
+    first, second = list(config.values())[:2]
+    second["path_name"] = first["path_name"]
+    second["tensor_meta"]["dtype"] = 8 if first["tensor_meta"]["dtype"] != 8 else 7
+
+
+@mutation("weight-negative-stride")
+def _(arc: Archive, m: Path) -> None:
+    first_payload(arc, WEIGHTS)[1]["tensor_meta"]["strides"][0] = {"as_int": -1}
 
 
 @mutation("weight-unknown-dtype")
@@ -646,3 +679,10 @@ def _(arc: Archive, m: Path) -> None:
 @mutation("json-not-utf8")
 def _(arc: Archive, m: Path) -> None:
     arc.entries[MODEL] = b"\xff\xfe" + arc.entries[MODEL]
+
+
+for _site_name, _site in SYMPY_SITES.items():
+    for _payload_name, _payload in SYMPY_PAYLOADS.items():
+        mutation(f"sympy-{_site_name}-{_payload_name}")(_sympy_mutation(_site, _payload))
+for _target in HOSTILE_TARGETS:
+    mutation(f"target-{_target}")(_target_mutation(_target))

@@ -21,9 +21,7 @@ def test_image_folder_classes_sorted_and_every_mode_read(photo_dir: Path) -> Non
     assert all(ex.name.split("/")[0] == data.classes[ex.label] for ex in data.examples)
 
 
-def test_unreadable_files_are_skipped_and_listed(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_unreadable_files_are_skipped_and_listed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     root = write_photos(tmp_path / "data", per_class=3)
     (root / "red" / "broken.jpg").write_bytes(b"this is not a jpeg")
     good = (root / "blue" / "00.jpg").read_bytes()
@@ -50,7 +48,7 @@ def test_single_class_is_refused(tmp_path: Path) -> None:
     root = write_photos(tmp_path / "data", per_class=3)
     shutil.rmtree(root / "blue")
     shutil.rmtree(root / "green")
-    with pytest.raises(InputError, match="at least 2 classes.*only 'red'"):
+    with pytest.raises(InputError, match=r"at least 2 classes.*only 'red'"):
         read_image_folder(root)
 
 
@@ -111,7 +109,9 @@ def test_text_csv(tmp_path: Path) -> None:
 
 def test_text_csv_without_the_named_columns(tmp_path: Path) -> None:
     path = write_text_csv(tmp_path / "t.csv", per_class=2)
-    with pytest.raises(InputError, match="no column\\(s\\) 'text', 'label'; its columns are 'id', 'sentence', 'topic'"):
+    with pytest.raises(
+        InputError, match="no column\\(s\\) 'text', 'label'; its columns are 'id', 'sentence', 'topic'"
+    ):
         read_text_csv(path)
     with pytest.raises(InputError, match="--label-column"):
         read_text_csv(path, text_column="sentence", label_column="sentiment")

@@ -21,13 +21,13 @@ import torch
 
 pytest.importorskip("fastapi")
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from modhub.format.manifest import MANIFEST_NAME, list_files, read_manifest, write_manifest  # noqa: E402
-from modhub.server.app import create_app  # noqa: E402
-from modhub.server.config import ServerSettings  # noqa: E402
-from modhub.server.services.tokens import create_token  # noqa: E402
-from tests.tiny_models import TinyCNN  # noqa: E402
+from modhub.format.manifest import MANIFEST_NAME, list_files, read_manifest, write_manifest
+from modhub.server.app import create_app
+from modhub.server.config import ServerSettings
+from modhub.server.services.tokens import create_token
+from tests.tiny_models import TinyCNN
 
 API = "/api/v1"
 
@@ -71,7 +71,7 @@ def with_description(src: Path, dst: Path, description: str) -> Path:
 
 
 def unsafe_graph(src: Path, dst: Path) -> Path:
-    """A copy whose graph calls an op outside the allow-list (manifest re-listed, so only safety can refuse it)."""
+    """A copy whose graph calls a non-aten op; re-listed, so only the safety check refuses it."""
     copy_module(src, dst)
     graph = dst / "graph.pt2"
     with zipfile.ZipFile(graph) as zin:
@@ -81,7 +81,9 @@ def unsafe_graph(src: Path, dst: Path) -> Path:
             if info.filename.endswith("models/model.json"):
                 text = data.decode()
                 assert "torch.ops.aten.relu.default" in text
-                data = text.replace("torch.ops.aten.relu.default", "torch.ops.evilpkg.system.default").encode()
+                data = text.replace(
+                    "torch.ops.aten.relu.default", "torch.ops.evilpkg.system.default"
+                ).encode()
             zout.writestr(info, data)
     return relist(dst)
 
@@ -120,8 +122,32 @@ def error_code(response: httpx.Response) -> str:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> ServerSettings:
-    return ServerSettings(data_dir=tmp_path / "hub")
+def database_url() -> Iterator[str | None]:
+    """None: the embedded SQLite. With MODHUB_TEST_POSTGRES=postgresql+psycopg://user@host:port/db,
+    every test gets a fresh PostgreSQL database instead (portability check; optional)."""
+    admin_url = os.environ.get("MODHUB_TEST_POSTGRES")
+    if not admin_url:
+        yield None
+        return
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = f"modhub_test_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield admin_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with engine.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        engine.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str | None) -> ServerSettings:
+    return ServerSettings(data_dir=tmp_path / "hub", database_url=database_url)
 
 
 @pytest.fixture
@@ -180,8 +206,9 @@ def serve_env() -> dict[str, str]:
 
 
 class LiveHub:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
+        self.env = env or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir.parent / f"serve-{self.port}.log"
@@ -190,12 +217,25 @@ class LiveHub:
 
     def start(self, timeout: float = 60.0) -> None:
         start = time.monotonic()
-        cmd = [sys.executable, "-m", "modhub", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "modhub",
+            "serve",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+        ]
         with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=serve_env())
+            self.proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env={**serve_env(), **self.env}
+            )
         while time.monotonic() - start < timeout:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"modhub serve exited with {self.proc.returncode}:\n{self.log.read_text()}")
+                raise RuntimeError(
+                    f"modhub serve exited with {self.proc.returncode}:\n{self.log.read_text()}"
+                )
             try:
                 if httpx.get(f"{self.url}{API}/health", timeout=1.0).status_code == 200:
                     self.startup_s = time.monotonic() - start
@@ -228,9 +268,9 @@ def live_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
         hub.stop()
 
 
-def admin_cli(data_dir: Path, *args: str) -> str:
-    """Run `modhub admin create-token` and return what it printed on stdout (the token)."""
-    cmd = [sys.executable, "-m", "modhub", "admin", "create-token", "--data-dir", str(data_dir), *args]
+def admin_cli(data_dir: Path, *args: str, command: str = "create-token") -> str:
+    """Run `modhub admin <command>` and return what it printed on stdout (create-token: the token)."""
+    cmd = [sys.executable, "-m", "modhub", "admin", command, "--data-dir", str(data_dir), *args]
     result = subprocess.run(cmd, capture_output=True, env=serve_env(), timeout=120, check=False)
     assert result.returncode == 0, result.stderr.decode()
     return result.stdout.decode().strip()

@@ -14,8 +14,8 @@ from modhub.server.db import current_revision
 from modhub.server.models import Base
 
 
-def test_fresh_dir_is_migrated_and_restart_is_idempotent(tmp_path: Path) -> None:
-    settings = ServerSettings(data_dir=tmp_path / "fresh" / "hub")
+def test_fresh_dir_is_migrated_and_restart_is_idempotent(tmp_path: Path, database_url: str | None) -> None:
+    settings = ServerSettings(data_dir=tmp_path / "fresh" / "hub", database_url=database_url)
     hub = create_hub(settings)
     assert current_revision(hub.db) == "0001"
     with hub.db.write_session() as session:
@@ -29,8 +29,8 @@ def test_fresh_dir_is_migrated_and_restart_is_idempotent(tmp_path: Path) -> None
     again.db.dispose()
 
 
-def test_migrations_match_the_models(tmp_path: Path) -> None:
-    hub = create_hub(ServerSettings(data_dir=tmp_path))
+def test_migrations_match_the_models(tmp_path: Path, database_url: str | None) -> None:
+    hub = create_hub(ServerSettings(data_dir=tmp_path, database_url=database_url))
     with hub.db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     hub.db.dispose()
@@ -51,5 +51,7 @@ def test_leftover_uploads_are_removed_on_start(tmp_path: Path) -> None:
     stale = settings.staging_dir / "upload-crashed"
     stale.mkdir(parents=True)
     (stale / "part").write_bytes(b"x")
-    create_hub(settings).db.dispose()
+    create_hub(settings).db.dispose()  # as `modhub admin` does, next to a running server
+    assert stale.exists()
+    create_hub(settings, clean_staging=True).db.dispose()  # as a starting server does
     assert not stale.exists()

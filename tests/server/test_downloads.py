@@ -8,8 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from modhub.format.manifest import read_manifest
-from modhub.server.ranges import parse_range
 from modhub.server.errors import RangeNotSatisfiable
+from modhub.server.ranges import parse_range
 from tests.server.conftest import API, error_code
 
 GRAPH = f"{API}/modules/acme/tiny/versions/1/files/graph.pt2"
@@ -78,7 +78,11 @@ def test_bad_range_gives_416(client: TestClient, published: str, graph: bytes, h
 def test_other_units_multi_ranges_and_stale_if_range_send_everything(
     client: TestClient, published: str, graph: bytes
 ) -> None:
-    for headers in ({"Range": "items=0-1"}, {"Range": "bytes=0-1,5-6"}, {"Range": "bytes=0-1", "If-Range": '"x"'}):
+    for headers in (
+        {"Range": "items=0-1"},
+        {"Range": "bytes=0-1,5-6"},
+        {"Range": "bytes=0-1", "If-Range": '"x"'},
+    ):
         response = client.get(GRAPH, headers=headers)
         assert response.status_code == 200
         assert response.content == graph

@@ -32,7 +32,9 @@ def _settings(live_hub: LiveHub, token: str | None = None, **kw: object) -> Sett
     return Settings(endpoint=live_hub.url, token=token, progress=False, **kw)  # type: ignore[arg-type]
 
 
-def _cli(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def _cli(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = serve_env()
     full_env.update(env or {})
     return subprocess.run(
@@ -64,7 +66,10 @@ def test_health_and_openapi(live_hub: LiveHub) -> None:
         "/api/v1/publishers/{publisher}",
     ):
         assert path in paths, path
-    assert "multipart/form-data" in paths["/api/v1/modules/{publisher}/{name}/versions"]["post"]["requestBody"]["content"]
+    assert (
+        "multipart/form-data"
+        in paths["/api/v1/modules/{publisher}/{name}/versions"]["post"]["requestBody"]["content"]
+    )
     assert httpx.get(f"{live_hub.url}{API}/docs").status_code == 200
 
 
@@ -123,26 +128,21 @@ def test_concurrent_publishes_of_one_version_have_one_winner(
     assert [v["version"] for v in versions] == [1]
 
 
-def test_concurrent_publishes_from_processes_without_version_all_land(
+def test_concurrent_publishes_without_version_each_get_a_number(
     live_hub: LiveHub, acme_token: str, feature_module: Path
 ) -> None:
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "modhub", "publish", str(feature_module), "acme/crowd"],
-            env={**serve_env(), "MODHUB_ENDPOINT": live_hub.url, "MODHUB_TOKEN": acme_token},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(3)
-    ]
-    outputs = [p.communicate(timeout=120) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0, 0], outputs
-    handles = sorted(out.strip() for out, _ in outputs)
-    assert handles == ["acme/crowd/1", "acme/crowd/2", "acme/crowd/3"]
+    def attempt(_: int) -> str:
+        return publish(feature_module, "acme/crowd", settings=_settings(live_hub, acme_token))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        handles = sorted(pool.map(attempt, range(4)))
+    assert handles == ["acme/crowd/1", "acme/crowd/2", "acme/crowd/3", "acme/crowd/4"]
 
 
-def test_cli_login_publish_yank(live_hub: LiveHub, acme_token: str, feature_module: Path, tmp_path: Path) -> None:
+@pytest.mark.slow  # several CLI processes (each imports torch for the local safety check)
+def test_cli_login_publish_yank(
+    live_hub: LiveHub, acme_token: str, feature_module: Path, tmp_path: Path
+) -> None:
     config = tmp_path / "config"
     env = {"MODHUB_ENDPOINT": live_hub.url, "MODHUB_CONFIG_DIR": str(config)}
     env.pop("MODHUB_TOKEN", None)
@@ -195,6 +195,34 @@ def test_restart_keeps_data_and_migrations_are_idempotent(
     assert response.json()["latest_version"] == 1
     # Starting is fast enough for `make serve` (imports + migrations check).
     assert live_hub.startup_s < 30
+
+
+def test_admin_list_and_revoke_tokens(live_hub: LiveHub) -> None:
+    token = admin_cli(live_hub.data_dir, "--publisher", "temp")
+    me = httpx.get(f"{live_hub.url}{API}/tokens/me", headers={"Authorization": f"Bearer {token}"}).json()
+    listing = admin_cli(live_hub.data_dir, command="list-tokens")
+    assert f"{me['id']}\tactive\ttemp" in listing
+    assert token not in listing
+    admin_cli(live_hub.data_dir, str(me["id"]), command="revoke-token")
+    response = httpx.get(f"{live_hub.url}{API}/tokens/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+
+
+def test_size_limit_over_real_http(feature_module: Path, tmp_path: Path) -> None:
+    """A server with small limits refuses early (413), and the client raises HubHTTPError saying so."""
+    from modhub.errors import HubHTTPError
+
+    graph = (feature_module / "graph.pt2").stat().st_size
+    hub = LiveHub(tmp_path / "small", env={"MODHUB_SERVER_MAX_FILE_BYTES": str(graph - 1)})
+    hub.start()
+    try:
+        token = admin_cli(hub.data_dir, "--publisher", "acme")
+        with pytest.raises(HubHTTPError, match="MODHUB_SERVER_MAX_FILE_BYTES") as info:
+            publish(feature_module, "acme/big", settings=_settings(hub, token))
+        assert info.value.status == 413
+        assert list((hub.data_dir / "tmp").iterdir()) == []
+    finally:
+        hub.stop()
 
 
 def test_admin_create_token_needs_a_scope(tmp_path: Path) -> None:

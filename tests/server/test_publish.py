@@ -101,8 +101,10 @@ def test_identical_blobs_are_stored_once(
     assert publish(client, token, changed).status_code == 201
     blobs = client.app.state.hub.storage  # type: ignore[attr-defined]
     stored = sorted(p.name for p in blobs.iter_blobs())
-    # Every distinct content once: the module's files + 2 distinct manifests (acme/other's equals acme/tiny/1's).
-    files = {e.sha256 for e in read_manifest(feature_module).files} | {e.sha256 for e in read_manifest(changed).files}
+    # Each distinct content once: the files + 2 distinct manifests (acme/other's equals acme/tiny/1's).
+    files = {e.sha256 for e in read_manifest(feature_module).files} | {
+        e.sha256 for e in read_manifest(changed).files
+    }
     assert len(stored) == len(files) + 2
     assert len(stored) == len(set(stored))
 
@@ -145,9 +147,7 @@ def test_tampered_file_is_refused(
     _no_leftovers(settings)
 
 
-def test_missing_and_unlisted_files_are_refused(
-    client: TestClient, token: str, feature_module: Path
-) -> None:
+def test_missing_and_unlisted_files_are_refused(client: TestClient, token: str, feature_module: Path) -> None:
     parts = [p for p in multipart(feature_module) if p[1][0] != "README.md"]
     response = client.post(
         f"{API}/modules/acme/tiny/versions", files=parts, headers={"Authorization": f"Bearer {token}"}
@@ -226,7 +226,9 @@ def test_lookalike_names_are_refused(client: TestClient, admin_token: str, featu
 
 
 @pytest.mark.parametrize("repo", ["Acme/tiny", "acme/-tiny", "acme/ti--ny", "acme/" + "x" * 65])
-def test_invalid_names_are_refused(client: TestClient, admin_token: str, feature_module: Path, repo: str) -> None:
+def test_invalid_names_are_refused(
+    client: TestClient, admin_token: str, feature_module: Path, repo: str
+) -> None:
     response = publish(client, admin_token, feature_module, repo=repo)
     assert (response.status_code, error_code(response)) == (400, "invalid_name")
 
@@ -247,7 +249,9 @@ def test_size_limits(tmp_path: Path, feature_module: Path) -> None:
             assert _versions(client) == []
             _no_leftovers(settings)
     # A declared Content-Length over the limit is refused before the body is read.
-    settings = ServerSettings(data_dir=tmp_path / "small", max_version_bytes=10, max_manifest_bytes=10, max_files=1)
+    settings = ServerSettings(
+        data_dir=tmp_path / "small", max_version_bytes=10, max_manifest_bytes=10, max_files=1
+    )
     with TestClient(create_app(settings)) as client:
         token = new_token(client, "acme")
         response = client.post(
@@ -268,8 +272,14 @@ def test_malformed_bodies_are_refused(client: TestClient, token: str) -> None:
     assert "manifest" in response.json()["error"]["message"]
     response = client.post(url, files=[("other", ("x", b"x"))], headers=headers)
     assert (response.status_code, error_code(response)) == (400, "invalid_request")
-    response = client.post(url, files=[("manifest", ("m", b"{}"))], data={"version": "0"}, headers=headers)
-    assert (response.status_code, error_code(response)) == (400, "invalid_request")
+    for version in ("0", "-1", "x", "1" * 30):
+        parts = [("manifest", ("m", b"{}"))]
+        response = client.post(url, files=parts, data={"version": version}, headers=headers)
+        assert (response.status_code, error_code(response)) == (400, "invalid_request"), version
+    huge = client.post(f"{API}/modules/acme/tiny/versions/{'9' * 30}/yank", headers=headers)
+    assert (huge.status_code, error_code(huge)) == (400, "invalid_request")
+    assert client.get(f"{API}/modules/acme/tiny/versions/{'9' * 30}").status_code == 404
+    assert client.get(f"{API}/modules", params={"page": 10**30}).status_code == 400
 
 
 def test_relisted_module_with_new_file_publishes(

@@ -58,7 +58,9 @@ def test_yank_hides_from_latest_and_search_but_keeps_downloads(
     assert publish(client, token, v2).status_code == 201
     headers = {"Authorization": f"Bearer {token}"}
 
-    response = client.post(f"{API}/modules/acme/tiny/versions/2/yank", json={"reason": "broken"}, headers=headers)
+    response = client.post(
+        f"{API}/modules/acme/tiny/versions/2/yank", json={"reason": "broken"}, headers=headers
+    )
     assert response.status_code == 200, response.text
     assert response.json() == {"handle": "acme/tiny/2", "version": 2, "yanked": True, "yank_reason": "broken"}
     assert client.get(f"{API}/modules/acme/tiny/versions/latest").json()["version"] == 1
@@ -82,9 +84,7 @@ def test_yank_hides_from_latest_and_search_but_keeps_downloads(
     assert _handles(client) == ["acme/tiny"]
 
 
-def test_yank_needs_the_publishers_token(
-    client: TestClient, published: str, admin_token: str
-) -> None:
+def test_yank_needs_the_publishers_token(client: TestClient, published: str, admin_token: str) -> None:
     from tests.server.conftest import new_token
 
     url = f"{API}/modules/acme/tiny/versions/1/yank"
@@ -92,7 +92,9 @@ def test_yank_needs_the_publishers_token(
     other = new_token(client, "other")
     response = client.post(url, headers={"Authorization": f"Bearer {other}"})
     assert (response.status_code, error_code(response)) == (403, "forbidden")
-    missing = client.post(f"{API}/modules/acme/tiny/versions/5/yank", headers={"Authorization": f"Bearer {admin_token}"})
+    missing = client.post(
+        f"{API}/modules/acme/tiny/versions/5/yank", headers={"Authorization": f"Bearer {admin_token}"}
+    )
     assert (missing.status_code, error_code(missing)) == (404, "version_not_found")
 
 

@@ -16,10 +16,14 @@ def _auth(token: str) -> dict[str, str]:
 
 
 def test_tokens_are_stored_hashed_and_shown_once(client: TestClient, admin_token: str) -> None:
-    response = client.post(f"{API}/tokens", json={"name": "ci", "publishers": ["acme"]}, headers=_auth(admin_token))
+    response = client.post(
+        f"{API}/tokens", json={"name": "ci", "publishers": ["acme"]}, headers=_auth(admin_token)
+    )
     assert response.status_code == 201, response.text
     created = response.json()
-    assert created["token"].startswith("mh_") and created["publishers"] == ["acme"] and created["admin"] is False
+    assert (
+        created["token"].startswith("mh_") and created["publishers"] == ["acme"] and created["admin"] is False
+    )
     hub = client.app.state.hub  # type: ignore[attr-defined]
     with hub.db.session() as session:
         rows = session.scalars(select(Token)).all()

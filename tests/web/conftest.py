@@ -11,6 +11,7 @@ Published, once per test session:
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,9 +23,9 @@ import torch
 
 pytest.importorskip("fastapi")
 
-from modhub.format.manifest import read_manifest, write_manifest  # noqa: E402
-from tests.server.conftest import LiveHub, admin_cli, auth, publish, relist  # noqa: E402
-from tests.tiny_models import TinyCNN  # noqa: E402
+from modhub.format.manifest import read_manifest, write_manifest
+from tests.server.conftest import LiveHub, admin_cli, auth, publish, relist
+from tests.tiny_models import TinyCNN
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Screenshots land here (gitignored) so that people can look at them after a run.
@@ -33,7 +34,7 @@ ARTIFACTS = REPO_ROOT / "test-artifacts" / "web"
 CNN_CARD = """\
 # Tiny CNN
 
-A **tiny** convolutional classifier used by modhub's own tests. It sorts 32×32 RGB
+A **tiny** convolutional classifier used by modhub's own tests. It sorts 32x32 RGB
 images into five classes: ant, bee, cat, dog and eel.
 
 ## Training data
@@ -85,7 +86,9 @@ def _with_card(src: Path, dst: Path, body: str, license: str | None = None, **me
         front = front.replace(f"license: {manifest.license}", f"license: {license}")
     (dst / "README.md").write_text(f"{front}\n\n{body}", encoding="utf-8")
     meta = manifest.metadata.model_copy(update=metadata)
-    write_manifest(dst, manifest.model_copy(update={"metadata": meta, "license": license or manifest.license}))
+    write_manifest(
+        dst, manifest.model_copy(update={"metadata": meta, "license": license or manifest.license})
+    )
     return relist(dst)
 
 
@@ -128,13 +131,19 @@ def web_hub(
         description="Image feature vectors from a tiny CNN.",
         tags=("features",),
     )
-    evil = _with_card(features, work / "evil", EVIL_CARD, "MIT", title="Evil card", description="Script injection attempt")
+    evil = _with_card(
+        features, work / "evil", EVIL_CARD, "MIT", title="Evil card", description="Script injection attempt"
+    )
     ghost = _features_module(work / "ghost", "Apache-2.0", title="Ghost", description="Every version yanked")
 
     live = LiveHub(tmp_path_factory.mktemp("web-live") / "data")
-    live.start()
     try:
-        token = admin_cli(live.data_dir, "--admin", "--name", "web tests")
+        with pytest.MonkeyPatch.context() as env:
+            # The server must not pick up the developer's own MODHUB_SERVER_* settings.
+            for var in [v for v in os.environ if v.startswith("MODHUB_SERVER_")]:
+                env.delenv(var)
+            live.start()
+            token = admin_cli(live.data_dir, "--admin", "--name", "web tests")
         with httpx.Client(base_url=live.url, timeout=60.0) as client:
             _publish(client, token, image_module, "acme/tiny-cnn")
             _publish(client, token, cnn_v2, "acme/tiny-cnn")
@@ -143,9 +152,14 @@ def web_hub(
             _publish(client, token, features, "vision-lab/tiny-features")
             _publish(client, token, evil, "mallory/evil-card")
             _publish(client, token, ghost, "ghost/all-yanked")
-            for repo, version, reason in (("acme/tiny-cnn", 2, "broken build"), ("ghost/all-yanked", 1, "retired")):
+            for repo, version, reason in (
+                ("acme/tiny-cnn", 2, "broken build"),
+                ("ghost/all-yanked", 1, "retired"),
+            ):
                 response = client.post(
-                    f"/api/v1/modules/{repo}/versions/{version}/yank", json={"reason": reason}, headers=auth(token)
+                    f"/api/v1/modules/{repo}/versions/{version}/yank",
+                    json={"reason": reason},
+                    headers=auth(token),
                 )
                 assert response.status_code == 200, response.text
             # Downloads as the modhub client counts them, so that "most downloaded" has an order.

@@ -69,6 +69,7 @@ class Tab:
     def shot(self, name: str) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{name}.png"
+        self.page.evaluate("window.scrollTo(0, 0)")
         self.page.screenshot(path=str(path), full_page=True)
         return path
 
@@ -172,19 +173,22 @@ def test_open_a_module_and_copy_the_snippet(desktop: Tab) -> None:
     # The signature table, the versions (2 yanked) and the files with their sha256.
     assert "images" in page.inner_text("#signatures") and "logits" in page.inner_text("#signatures")
     yanked = page.locator("#versions li.is-yanked")
-    assert yanked.count() == 1 and "Version 2" in yanked.inner_text() and "yanked" in yanked.inner_text()
+    assert (
+        yanked.count() == 1 and "Version 2" in yanked.inner_text() and "yanked" in yanked.inner_text().lower()
+    )
     assert page.locator("#files code.hash").count() >= 4
     desktop.shot("module-desktop")
 
     button = page.locator("button[data-copy=snippet-load]")
     assert button.is_visible()
     button.click()
-    page.wait_for_function("document.querySelector('button[data-copy=snippet-load]').textContent === 'Copied'")
+    sync_api.expect(button).to_have_text("Copied")
     copied = page.evaluate("navigator.clipboard.readText()")
     assert copied == page.inner_text("#snippet-load")
     assert f'hub.load("{desktop.base}/acme/tiny-cnn/3")' in copied
-    page.locator("button[data-copy=snippet-layer]").click()
-    page.wait_for_function("document.querySelector('button[data-copy=snippet-layer]').textContent === 'Copied'")
+    layer_button = page.locator("button[data-copy=snippet-layer]")
+    layer_button.click()
+    sync_api.expect(layer_button).to_have_text("Copied")
     assert "hub.Layer(" in page.evaluate("navigator.clipboard.readText()")
     assert desktop.errors == []
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from modhub.cli import app
 from modhub.cli._common import fail_on_hub_error
+
+if TYPE_CHECKING:
+    from modhub.server.config import ServerSettings
+    from modhub.settings import Settings
 
 admin_app = typer.Typer(
     help="Operate a hub's data directory directly (run on the hub's machine).", no_args_is_help=True
@@ -22,18 +26,20 @@ EndpointOpt = Annotated[
 ]
 
 
-def _server_settings(**overrides: object):  # type: ignore[no-untyped-def]
+def _server_settings(**overrides: Any) -> ServerSettings:
+    """Settings from MODHUB_SERVER_* with the command's options (those given) on top."""
+    from modhub.server.config import ServerSettings
+
     try:
-        from modhub.server.config import ServerSettings
+        import fastapi  # noqa: F401
     except ImportError as exc:
-        typer.secho(
-            f"error: the hub server needs the server extra ({exc}): pip install 'modhub[server]'", err=True
-        )
+        typer.secho(f"error: the hub needs the server extra ({exc}): pip install 'modhub[server]'", err=True)
         raise typer.Exit(1) from None
-    return ServerSettings(**{k: v for k, v in overrides.items() if v is not None})
+    given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    return ServerSettings(**given)
 
 
-def _client_settings(endpoint: str | None):  # type: ignore[no-untyped-def]
+def _client_settings(endpoint: str | None) -> Settings:
     from modhub.settings import Settings
 
     settings = Settings.from_env()
@@ -97,6 +103,49 @@ def create_token_cmd(
     scope = "admin" if created.admin else ", ".join(created.publishers)
     typer.echo(f"token {created.id} ({scope}); store it now, it is not shown again:", err=True)
     typer.echo(created.token)
+
+
+@admin_app.command("revoke-token")
+def revoke_token_cmd(
+    token_id: Annotated[int, typer.Argument(help="the token's id (from create-token or list-tokens)")],
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="the hub's data directory")] = None,
+) -> None:
+    """Revoke a token in the hub's database; it stops working at once."""
+    from modhub.server.app import create_hub
+    from modhub.server.errors import ApiError
+    from modhub.server.services.tokens import revoke_token_as_operator
+
+    hub = create_hub(_server_settings(data_dir=data_dir))
+    try:
+        with hub.db.write_session() as session:
+            revoke_token_as_operator(session, token_id)
+            session.commit()
+    except ApiError as exc:
+        typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from None
+    finally:
+        hub.db.dispose()
+    typer.echo(f"revoked token {token_id}", err=True)
+
+
+@admin_app.command("list-tokens")
+def list_tokens_cmd(
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="the hub's data directory")] = None,
+) -> None:
+    """List the tokens in the hub's database (ids, names, scopes; never the secrets)."""
+    from modhub.server.app import create_hub
+    from modhub.server.services.tokens import list_tokens
+
+    hub = create_hub(_server_settings(data_dir=data_dir))
+    try:
+        with hub.db.session() as session:
+            rows = list_tokens(session)
+    finally:
+        hub.db.dispose()
+    for row in rows:
+        scope = "admin" if row.admin else ",".join(row.publishers)
+        state = "revoked" if row.revoked else "active"
+        typer.echo(f"{row.id}\t{state}\t{scope}\t{row.name}")
 
 
 @app.command()

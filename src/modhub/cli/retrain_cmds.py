@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +21,15 @@ app.add_typer(retrain_app, name="retrain")
 
 Module = Annotated[str, typer.Option("--module", "-m", help="base module: handle, hub URL or directory")]
 Out = Annotated[Path, typer.Option("--out", "-o", help="directory for the new module (must be new or empty)")]
-Epochs = Annotated[int, typer.Option(min=1, help="passes over the training data (--fine-tune: per stage)")]
+Epochs = Annotated[int, typer.Option(min=1, help="passes over the training data training the head")]
+TuneEpochs = Annotated[
+    int | None,
+    typer.Option(
+        "--fine-tune-epochs",
+        min=1,
+        help="with --fine-tune: passes training module and head [default: --epochs]",
+    ),
+]
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="examples per training step")]
 Lr = Annotated[float, typer.Option(min=0.0, help="learning rate of the head; the module gets lr/10")]
 FineTune = Annotated[bool, typer.Option("--fine-tune", help="after the head, train the module too")]
@@ -41,30 +51,38 @@ def _config(**kwargs: Any) -> Any:
 def _summary(result: Any) -> None:
     rep = result.report
     val = rep["validation"]
-    typer.echo(f"validation accuracy {val['accuracy']:.3f} on {rep['data']['validation']} examples "
-               f"(macro F1 {val['macro_f1']:.3f}, epoch {rep['history']['best_epoch']} kept)")
+    typer.echo(
+        f"validation accuracy {val['accuracy']:.3f} on {rep['data']['validation']} examples "
+        f"(macro F1 {val['macro_f1']:.3f}, epoch {rep['history']['best_epoch']} kept)"
+    )
     width = max(len(name) for name in val["per_class"])
     for name, m in val["per_class"].items():
-        typer.echo(f"  {name:<{width}}  precision {m['precision']:.3f}  recall {m['recall']:.3f}  "
-                   f"n={m['support']}")
+        typer.echo(
+            f"  {name:<{width}}  precision {m['precision']:.3f}  recall {m['recall']:.3f}  n={m['support']}"
+        )
     feats = rep["features"]
     typer.echo(f"features: {feats['extracted']} computed, {feats['cache_hits']} from the cache")
     if rep["data"]["skipped"]:
-        typer.secho(f"skipped {len(rep['data']['skipped'])} unreadable input(s):", err=True,
-                    fg=typer.colors.YELLOW)
+        typer.secho(
+            f"skipped {len(rep['data']['skipped'])} unreadable input(s):", err=True, fg=typer.colors.YELLOW
+        )
         for line in rep["data"]["skipped"]:
             typer.secho(f"  {line}", err=True, fg=typer.colors.YELLOW)
     typer.echo(f"module written to {result.module_dir} (report in {result.module_dir / 'assets' / 'report'})")
 
 
-def _setup_logging() -> None:
-    # Warnings from modhub.retrain (skipped files) as plain lines on stderr.
+@contextlib.contextmanager
+def _warnings_to_stderr() -> Iterator[None]:
+    """Show modhub.retrain's warnings (skipped files, CSV rows) as plain lines on stderr."""
     logger = logging.getLogger("modhub.retrain")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("warning: %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False
+    handler = logging.StreamHandler()  # binds the current sys.stderr
+    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    handler.setLevel(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 @retrain_app.command("images")
@@ -73,10 +91,13 @@ def images(
     module: Module,
     out: Out,
     epochs: Epochs = 20,
+    fine_tune_epochs: TuneEpochs = None,
     batch_size: BatchSize = 32,
     lr: Lr = 1e-3,
     fine_tune: FineTune = False,
-    augment: Annotated[bool, typer.Option("--augment", help="random flips and crops of training images")] = False,
+    augment: Annotated[
+        bool, typer.Option("--augment", help="random flips and crops of training images")
+    ] = False,
     validation: Validation = 0.2,
     seed: Seed = 0,
     license: License = None,
@@ -86,12 +107,26 @@ def images(
     """Train an image classifier on DATA_DIR/<class>/<photo> on top of an image-feature-vector module."""
     from modhub.retrain import retrain_images
 
-    _setup_logging()
-    with fail_on_hub_error():
-        config = _config(epochs=epochs, batch_size=batch_size, lr=lr, fine_tune=fine_tune,
-                         augment=augment, validation=validation, seed=seed)
-        result = retrain_images(data_dir, module, out, config=config, overwrite=overwrite,
-                                license=license, progress=False if quiet else None)
+    with fail_on_hub_error(), _warnings_to_stderr():
+        config = _config(
+            epochs=epochs,
+            fine_tune_epochs=fine_tune_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            fine_tune=fine_tune,
+            augment=augment,
+            validation=validation,
+            seed=seed,
+        )
+        result = retrain_images(
+            data_dir,
+            module,
+            out,
+            config=config,
+            overwrite=overwrite,
+            license=license,
+            progress=False if quiet else None,
+        )
     _summary(result)
 
 
@@ -103,6 +138,7 @@ def text(
     text_column: Annotated[str, typer.Option("--text-column", help="column holding the texts")] = "text",
     label_column: Annotated[str, typer.Option("--label-column", help="column holding the classes")] = "label",
     epochs: Epochs = 20,
+    fine_tune_epochs: TuneEpochs = None,
     batch_size: BatchSize = 32,
     lr: Lr = 1e-3,
     fine_tune: FineTune = False,
@@ -115,11 +151,25 @@ def text(
     """Train a text classifier on a CSV of labelled texts on top of a text-embedding module."""
     from modhub.retrain import retrain_text
 
-    _setup_logging()
-    with fail_on_hub_error():
-        config = _config(epochs=epochs, batch_size=batch_size, lr=lr, fine_tune=fine_tune,
-                         validation=validation, seed=seed)
-        result = retrain_text(data_csv, module, out, text_column=text_column, label_column=label_column,
-                              config=config, overwrite=overwrite, license=license,
-                              progress=False if quiet else None)
+    with fail_on_hub_error(), _warnings_to_stderr():
+        config = _config(
+            epochs=epochs,
+            fine_tune_epochs=fine_tune_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            fine_tune=fine_tune,
+            validation=validation,
+            seed=seed,
+        )
+        result = retrain_text(
+            data_csv,
+            module,
+            out,
+            text_column=text_column,
+            label_column=label_column,
+            config=config,
+            overwrite=overwrite,
+            license=license,
+            progress=False if quiet else None,
+        )
     _summary(result)

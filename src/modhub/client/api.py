@@ -33,6 +33,7 @@ from modhub.format.manifest import MANIFEST_NAME, Manifest, parse_manifest
 from modhub.handles import Handle
 
 __all__ = [
+    "API_PREFIX",
     "HubClient",
     "ModuleDetail",
     "ModuleSummary",
@@ -42,6 +43,7 @@ __all__ = [
     "client_headers",
     "open_http_client",
     "raise_for_status",
+    "request",
 ]
 
 API_PREFIX = "/api/v1"

@@ -16,13 +16,12 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 from tqdm import tqdm
 
-from modhub.client.api import HubClient, open_http_client
+from modhub.client.api import HubClient, VersionDetail, open_http_client
 from modhub.client.cache import ModuleCache, check_sizes
 from modhub.client.download import fetch_blob
 from modhub.errors import IntegrityError, ManifestError, ModuleNotFound, OfflineError
@@ -147,29 +146,26 @@ class Resolver:
                 cached = self.cache.lookup(endpoint, concrete)
                 if cached is not None:
                     return cached
-                # The exact published modhub.json when the hub offers it, so that the cached
-                # directory is byte for byte the published module.
-                manifest_bytes = hub.manifest_bytes(detail)
-                manifest = detail.manifest if manifest_bytes is None else parse_manifest(manifest_bytes)
-                missing = [e for e in manifest.files if not self.cache.blob_path(e.sha256).exists()]
-                try:
-                    with ExitStack() as stack:
-                        bar = stack.enter_context(self._progress(sum(e.size for e in missing), str(concrete)))
-                        for entry in manifest.files:
-                            fetch_blob(
-                                self.cache,
-                                hub,
-                                hub.file_url(concrete, entry.path),
-                                entry,
-                                handle=str(concrete),
-                                progress=bar,
-                            )
-                except IntegrityError:
-                    # The hub's copy of this version is bad: keep nothing of it. (After a
-                    # network failure, by contrast, what arrived is kept for the next attempt.)
-                    self.cache.discard_blobs({e.sha256 for e in missing})
-                    raise
-                return self.cache.assemble(endpoint, concrete, manifest, manifest_bytes)
+                return self._download(hub, detail, endpoint, concrete)
+
+    def _download(self, hub: HubClient, detail: VersionDetail, endpoint: str, concrete: Handle) -> Path:
+        """Fetch every missing file into the blob cache, then assemble the version directory."""
+        # The exact published modhub.json when the hub offers it, so that the cached
+        # directory is byte for byte the published module.
+        manifest_bytes = hub.manifest_bytes(detail)
+        manifest = detail.manifest if manifest_bytes is None else parse_manifest(manifest_bytes)
+        missing = [e for e in manifest.files if not self.cache.blob_path(e.sha256).exists()]
+        try:
+            with self._progress(sum(e.size for e in missing), str(concrete)) as bar:
+                for entry in manifest.files:
+                    url = hub.file_url(concrete, entry.path)
+                    fetch_blob(self.cache, hub, url, entry, handle=str(concrete), progress=bar)
+        except IntegrityError:
+            # The hub's copy of this version is bad: keep nothing of it. (After a network
+            # failure, by contrast, what arrived is kept for the next attempt.)
+            self.cache.discard_blobs({e.sha256 for e in missing})
+            raise
+        return self.cache.assemble(endpoint, concrete, manifest, manifest_bytes)
 
     def _progress(self, total: int, desc: str) -> tqdm:  # type: ignore[type-arg]
         enabled = self.settings.progress

@@ -110,6 +110,7 @@ class _Parser:
         self.i = 0
         self.depth = 0
         self.nodes = 0
+        self.pow_base_depth = 0
 
     # -- helpers -------------------------------------------------------------
     @property
@@ -176,11 +177,19 @@ class _Parser:
             self.accept("-")
             self.integer()
         elif name in _SYMPY_FUNCS:
+            if name == "Pow" and self.pow_base_depth:
+                raise ExprRefused("a power inside the base of a power")
             lo, hi = _SYMPY_FUNCS[name]
             count = 0
             while True:
                 if name == "Pow" and count == 1:
                     self.sympy_exponent()
+                elif name == "Pow":
+                    # A power inside a power's base multiplies exponents: Pow(Pow(Pow(9, 64), 64), 64)
+                    # is an integer sympy would spend forever computing.
+                    self.pow_base_depth += 1
+                    self.sympy_node()
+                    self.pow_base_depth -= 1
                 else:
                     self.sympy_node()
                 count += 1

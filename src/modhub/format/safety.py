@@ -33,14 +33,15 @@ from pathlib import Path
 from typing import BinaryIO
 
 from modhub.errors import UnsafeModuleError
-from modhub.format._program import Refused, check_payload_config, check_program, load_json
+from modhub.format._fields import Refused, check_payload_config, load_json
+from modhub.format._program import check_program
 
 __all__ = ["DEFAULT_MAX_BYTES", "validate_graph_archive"]
 
 # Largest total (uncompressed) archive accepted unless the caller says otherwise.
 DEFAULT_MAX_BYTES = 8 << 30
 MAX_ENTRIES = 100_000
-MAX_JSON_BYTES = 256 << 20
+MAX_JSON_BYTES = 64 << 20
 
 _FIX = (
     "modhub loads only graphs written by torch.export.save for plain aten operators, "
@@ -89,6 +90,8 @@ def validate_graph_archive(path: Path | str, *, max_bytes: int | None = None) ->
     """
     path = Path(path)
     limit = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
+    if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or device would block or never end
+        raise UnsafeModuleError(f"{path.name} is refused: it is not a regular file. {_FIX}", path=path)
     with path.open("rb") as fh:
         try:
             _validate(fh, limit)
@@ -96,7 +99,8 @@ def validate_graph_archive(path: Path | str, *, max_bytes: int | None = None) ->
             raise UnsafeModuleError(
                 f"{path.name}: entry {exc.entry!r} is refused: {exc.reason}. {_FIX}", path=path
             ) from None
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, struct.error) as exc:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, struct.error, ValueError) as exc:
+            # ValueError includes UnicodeDecodeError from a name flagged UTF-8 that is not.
             raise UnsafeModuleError(
                 f"{path.name} is refused: it is not a well-formed zip archive ({exc}). {_FIX}", path=path
             ) from None
@@ -140,7 +144,9 @@ def _check_entries(infos: list[zipfile.ZipInfo], limit: int) -> str:
         if info.flag_bits & 0x1:
             raise _EntryRefused(name, "the entry is encrypted")
         if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
-            raise _EntryRefused(name, "the entry is compressed (torch.export.save stores entries uncompressed)")
+            raise _EntryRefused(
+                name, "the entry is compressed (torch.export.save stores entries uncompressed)"
+            )
         mode = info.external_attr >> 16
         if mode and not stat.S_ISREG(mode):
             raise _EntryRefused(name, "the entry is a symlink, directory or device, not a regular file")
@@ -196,7 +202,7 @@ def _check_contents(zf: zipfile.ZipFile, root: str, sizes: dict[str, int]) -> No
         if role is None:
             reason = next((why for pattern, why in _KNOWN_BAD if pattern.match(rel)), "an unknown entry")
             raise _EntryRefused(entry, reason)
-        if role == "marker" and not _MARKERS[rel].fullmatch(zf.read(entry)):
+        if role == "marker" and (sizes[rel] > 64 or not _MARKERS[rel].fullmatch(zf.read(entry))):
             raise _EntryRefused(entry, "its content is not what torch.export.save writes")
         if role == "sample_inputs" and sizes[rel] != 0:
             raise _EntryRefused(entry, "sample inputs are pickled by torch; a module must carry none")
@@ -205,7 +211,11 @@ def _check_contents(zf: zipfile.ZipFile, root: str, sizes: dict[str, int]) -> No
             raise _EntryRefused(f"{root}/{required}", "it is missing")
 
     def payload_files(prefix: str) -> dict[str, int]:
-        return {rel[len(prefix) :]: size for rel, size in sizes.items() if _PAYLOAD.fullmatch(rel) and rel.startswith(prefix)}
+        return {
+            rel[len(prefix) :]: size
+            for rel, size in sizes.items()
+            if _PAYLOAD.fullmatch(rel) and rel.startswith(prefix)
+        }
 
     def read_json(rel: str) -> object:
         if sizes[rel] > MAX_JSON_BYTES:

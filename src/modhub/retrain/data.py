@@ -263,9 +263,7 @@ def _check_counts(data: LabelledData) -> None:
         )
 
 
-def stratified_split(
-    labels: Sequence[int], validation: float, seed: int
-) -> tuple[list[int], list[int]]:
+def stratified_split(labels: Sequence[int], validation: float, seed: int) -> tuple[list[int], list[int]]:
     """Indices (train, validation): per class, a seeded shuffle, ``validation`` of it held out.
 
     Every class keeps at least one example on each side, so validation metrics

@@ -33,8 +33,11 @@ class ImageInputs:
         if image is None:  # the image contracts require it; a guard for hand-made manifests
             raise InputError(f"{layer.path} has no preprocessing.image (height, width) in modhub.json")
         self.height, self.width = image.height, image.width
-        self.cache_params = {"decoder": "pillow-rgb-white-bilinear-cover-centre-crop",
-                             "height": self.height, "width": self.width}
+        self.cache_params = {
+            "decoder": "pillow-rgb-white-bilinear-cover-centre-crop",
+            "height": self.height,
+            "width": self.width,
+        }
         self._decoded: dict[str, np.ndarray] = {}
         self._budget = MEMORY_LIMIT
         self._generator = torch.Generator().manual_seed(seed)

@@ -116,7 +116,8 @@ def render_card_body(report: dict[str, Any], *, title: str, usage: str, license:
     lines = [
         f"# {title}",
         "",
-        f"{'An image' if kind == 'image' else 'A text'} classifier for {len(classes)} classes, made with `modhub retrain {kind}s` "
+        f"{'An image' if kind == 'image' else 'A text'} classifier for {len(classes)} classes, "
+        f"made with `modhub retrain {kind}s` "
         f"from [{report['base_module']}]({report['base_module']}): the module's graph with a new "
         "linear head, exported as one graph. The output `logits` follow the order of "
         "`assets/labels.txt`.",
@@ -126,13 +127,19 @@ def render_card_body(report: dict[str, Any], *, title: str, usage: str, license:
         f"{data['source']}: {data['examples']} examples, split per class (seed {cfg['seed']}) into "
         f"{data['train']} for training and {data['validation']} for validation "
         f"({cfg['validation']:.0%} held out)."
-        + (f" {len(data['skipped'])} unreadable file(s) were skipped (listed in "
-           f"`assets/{REPORT_DIR}/{METRICS_FILE}`)." if data["skipped"] else ""),
+        + (
+            f" {len(data['skipped'])} unreadable file(s) were skipped (listed in "
+            f"`assets/{REPORT_DIR}/{METRICS_FILE}`)."
+            if data["skipped"]
+            else ""
+        ),
         "",
         "| class | train | validation |",
         "|---|---|---|",
-        *(f"| {_cell(name)} | {data['counts']['train'][name]} | {data['counts']['validation'][name]} |"
-          for name in classes),
+        *(
+            f"| {_cell(name)} | {data['counts']['train'][name]} | {data['counts']['validation'][name]} |"
+            for name in classes
+        ),
         "",
         "## Training",
         "",
@@ -149,8 +156,10 @@ def render_card_body(report: dict[str, Any], *, title: str, usage: str, license:
         "",
         "| class | precision | recall | F1 | support |",
         "|---|---|---|---|---|",
-        *(f"| {_cell(name)} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
-          for name, m in metrics["per_class"].items()),
+        *(
+            f"| {_cell(name)} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
+            for name, m in metrics["per_class"].items()
+        ),
         "",
         f"![confusion matrix](assets/{REPORT_DIR}/{CONFUSION_FILE})",
         f"![training curve](assets/{REPORT_DIR}/{CURVE_FILE})",

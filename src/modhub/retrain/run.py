@@ -1,4 +1,7 @@
-"""``retrain_images`` / ``retrain_text``: data → frozen features (cached) → head (→ fine-tune) → module + report."""
+"""``retrain_images`` / ``retrain_text``.
+
+data → frozen features (cached) → head (→ fine-tune) → one exported module + report.
+"""
 
 from __future__ import annotations
 
@@ -66,7 +69,7 @@ def retrain_images(
     overwrite: bool = False,
     license: str | None = None,
 ) -> RetrainResult:
-    """Train an image classifier on a folder of class sub-folders, on top of an image-feature-vector module."""
+    """Train an image classifier on a folder of class sub-folders, on an image-feature-vector module."""
     config = config or TrainConfig()
     _check_out(out_dir, overwrite)
     data = read_image_folder(data_dir)
@@ -99,7 +102,9 @@ def _check_out(out_dir: Handle, overwrite: bool) -> None:
     # Checked before training, so a long run does not end in "directory exists".
     target = Path(out_dir)
     if target.exists() and not target.is_dir():
-        raise ExportError(f"{target} exists and is a file; choose a directory for the new module", path=target)
+        raise ExportError(
+            f"{target} exists and is a file; choose a directory for the new module", path=target
+        )
     if target.is_dir() and any(target.iterdir()) and not overwrite:
         raise ExportError(
             f"{target} already exists and is not empty; choose a new --out directory or pass --overwrite",
@@ -115,13 +120,17 @@ def _load_backbone(kind: str, module: Handle, settings: Settings | None, trainab
         other = next((k for k, (need, _, _) in _KINDS.items() if need == task), None)
         modality = get_contract(task).modality
         hint = (
-            f"; for a {task} module use `{_KINDS[other][2]}`" if other
+            f"; for a {task} module use `{_KINDS[other][2]}`"
+            if other
             else f" (its output is {'class scores' if 'classification' in task else 'not a feature vector'}: "
-            f"use the {wanted} version of the module, e.g. ...-feature-vector)" if modality == kind
+            f"use the {wanted} version of the module, e.g. ...-feature-vector)"
+            if modality == kind
             else f"; a {modality} module cannot read {kind}s"
         )
-        raise InputError(f"`{command}` needs a module of task {wanted}, but {module} is a {task} module{hint}",
-                         handle=str(module))
+        raise InputError(
+            f"`{command}` needs a module of task {wanted}, but {module} is a {task} module{hint}",
+            handle=str(module),
+        )
     return Layer(module_dir, trainable=trainable, settings=settings)
 
 
@@ -148,8 +157,10 @@ def _run(
     license: str | None,
 ) -> RetrainResult:
     settings = settings or Settings.from_env()
-    show = progress if progress is not None else (
-        settings.progress if settings.progress is not None else sys.stderr.isatty()
+    show = (
+        progress
+        if progress is not None
+        else (settings.progress if settings.progress is not None else sys.stderr.isatty())
     )
     timings: dict[str, Any] = {}
     started = time.perf_counter()
@@ -170,7 +181,10 @@ def _run(
     cache = FeatureCache(settings.cache / "features", module_key(backbone.path, inputs.cache_params))
     started = time.perf_counter()
     feats, extracted = extract_features(
-        [ex.key for ex in examples], features_of, cache, batch_size=config.batch_size,
+        [ex.key for ex in examples],
+        features_of,
+        cache,
+        batch_size=config.batch_size,
         progress=lambda total: _bar(show, desc="features", unit="ex", total=total),
     )
     timings["features_s"] = time.perf_counter() - started
@@ -182,28 +196,52 @@ def _run(
 
     def augmented_features(epoch: int) -> np.ndarray:
         # Augmented images differ every epoch, so the frozen module runs on each (no cache).
-        out = [features_of([train_idx[i] for i in chunk], augment=True)
-               for chunk in np.array_split(np.arange(len(train_idx)), max(1, len(train_idx) // config.batch_size))]
+        out = [
+            features_of([train_idx[i] for i in chunk], augment=True)
+            for chunk in np.array_split(
+                np.arange(len(train_idx)), max(1, len(train_idx) // config.batch_size)
+            )
+        ]
         return np.concatenate(out)
 
-    total_epochs = config.epochs * (2 if config.fine_tune else 1)
+    tune_epochs = config.fine_tune_epochs if config.fine_tune_epochs is not None else config.epochs
+    total_epochs = config.epochs + (tune_epochs if config.fine_tune else 0)
     with _bar(show, desc="epochs", unit="epoch", total=total_epochs) as bar:
-        history = train_head(head, augmented_features if augment_frozen else train_x,
-                             train_y, val_x, val_y, config, progress=bar)
+        history = train_head(
+            head,
+            augmented_features if augment_frozen else train_x,
+            train_y,
+            val_x,
+            val_y,
+            config,
+            progress=bar,
+        )
         classifier = (ImageClassifier if kind == "image" else TextClassifier)(backbone, head)
         if config.fine_tune:
+
             def train_batch(batch: list[int], augment: bool) -> tuple[torch.Tensor, ...]:
                 return inputs([examples[train_idx[i]] for i in batch], augment)
 
             def val_batch(batch: list[int]) -> tuple[torch.Tensor, ...]:
                 return inputs([examples[val_idx[i]] for i in batch])
 
-            history = fine_tune(classifier, backbone, head, train_batch, train_y, val_batch, val_y,
-                                config, progress=bar, history=history)
+            history = fine_tune(
+                classifier,
+                backbone,
+                head,
+                train_batch,
+                train_y,
+                val_batch,
+                val_y,
+                config,
+                progress=bar,
+                history=history,
+            )
     classifier.eval()
     if config.fine_tune:
-        val_logits = predict(classifier, lambda b: inputs([examples[val_idx[i]] for i in b]),
-                             len(val_idx), config.batch_size)
+        val_logits = predict(
+            classifier, lambda b: inputs([examples[val_idx[i]] for i in b]), len(val_idx), config.batch_size
+        )
     else:
         with torch.no_grad():
             val_logits = head(torch.from_numpy(val_x))
@@ -231,8 +269,12 @@ def _run(
         },
         "validation": metrics,
         "history": history.to_json(),
-        "features": {"extracted": extracted, "cache_hits": cache.hits, "cache_misses": cache.misses,
-                     "cache_dir": str(cache.dir)},
+        "features": {
+            "extracted": extracted,
+            "cache_hits": cache.hits,
+            "cache_misses": cache.misses,
+            "cache_dir": str(cache.dir),
+        },
         "timings": timings,
     }
     licence = license or base.license
@@ -244,10 +286,27 @@ def _run(
         rep.plot_history(history, report_dir / rep.CURVE_FILE)
         rep.write_json(report, report_dir / rep.METRICS_FILE)
         body = rep.render_card_body(report, title=title, usage=_usage(kind, out_dir.name), license=licence)
-        assets = {f"{rep.REPORT_DIR}/{name}": report_dir / name
-                  for name in (rep.METRICS_FILE, rep.CONFUSION_FILE, rep.CURVE_FILE)}
-        _export(kind, classifier, backbone, examples, val_idx, inputs, out_dir, data, report,
-                licence, title, body, assets, overwrite, module)
+        assets = {
+            f"{rep.REPORT_DIR}/{name}": report_dir / name
+            for name in (rep.METRICS_FILE, rep.CONFUSION_FILE, rep.CURVE_FILE)
+        }
+        _export(
+            kind,
+            classifier,
+            backbone,
+            examples,
+            val_idx,
+            inputs,
+            out_dir,
+            data,
+            report,
+            licence,
+            title,
+            body,
+            assets,
+            overwrite,
+            module,
+        )
     timings["export_s"] = time.perf_counter() - started
     return RetrainResult(out_dir, report)
 
@@ -303,21 +362,37 @@ def _export(
         "extra": {"validation_accuracy": report["validation"]["accuracy"], "classes": len(data.classes)},
     }
     common: dict[str, Any] = dict(
-        license=licence, labels=data.classes, metadata=metadata, card=body,
-        assets=assets, overwrite=overwrite, fine_tunable=True,
+        license=licence,
+        labels=data.classes,
+        metadata=metadata,
+        card=body,
+        assets=assets,
+        overwrite=overwrite,
+        fine_tunable=True,
     )
     if kind == "image":
         image = base.preprocessing.image
         return export(
-            classifier, inputs(sample)[0], out_dir, task="image-classification",
-            mean=image.mean if image else None, std=image.std if image else None, **common,
+            classifier,
+            inputs(sample)[0],
+            out_dir,
+            task="image-classification",
+            mean=image.mean if image else None,
+            std=image.std if image else None,
+            **common,
         )
     tok = base.preprocessing.tokenizer
     if tok is None:  # text contracts require a tokenizer; guard for hand-made manifests
         raise InputError(f"{backbone.path} has no preprocessing.tokenizer in modhub.json")
     return export(
-        classifier, [ex.text for ex in sample], out_dir, task="text-classification",
-        tokenizer=backbone.path / tok.file, max_length=tok.max_length, padding=tok.padding,
-        pad_id=tok.pad_id, graph_inputs=tok.graph_inputs, **common,
+        classifier,
+        [ex.text for ex in sample],
+        out_dir,
+        task="text-classification",
+        tokenizer=backbone.path / tok.file,
+        max_length=tok.max_length,
+        padding=tok.padding,
+        pad_id=tok.pad_id,
+        graph_inputs=tok.graph_inputs,
+        **common,
     )
-

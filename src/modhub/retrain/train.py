@@ -24,8 +24,10 @@ __all__ = ["EpochStats", "Head", "History", "TrainConfig", "fine_tune", "train_h
 class TrainConfig:
     """Settings of one retraining run (recorded in the report and the model card)."""
 
-    # Passes over the training split (for --fine-tune: passes through the module, after the head).
+    # Passes over the training split training the head (the only stage without fine-tuning).
     epochs: int = 20
+    # Passes training module and head together after the head stage (--fine-tune); None: ``epochs``.
+    fine_tune_epochs: int | None = None
     batch_size: int = 32
     # Learning rate of the head (Adam); the module gets lr * BACKBONE_LR_FACTOR when fine-tuning.
     lr: float = 1e-3
@@ -67,6 +69,9 @@ class History:
 
 class Head(nn.Module):
     """Standardise features (statistics of the training split), then a linear layer."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, mean: torch.Tensor, std: torch.Tensor, classes: int) -> None:
         super().__init__()
@@ -133,8 +138,15 @@ def train_head(
         head.eval()
         with torch.no_grad():
             val_loss, val_acc = _evaluate(head(vx), vy)
-        stats = EpochStats(len(history.epochs) + 1, "head", total / seen, correct / seen,
-                           val_loss, val_acc, time.perf_counter() - started)
+        stats = EpochStats(
+            len(history.epochs) + 1,
+            "head",
+            total / seen,
+            correct / seen,
+            val_loss,
+            val_acc,
+            time.perf_counter() - started,
+        )
         history.epochs.append(stats)
         if val_loss < best_loss:
             best_loss, best_state = val_loss, copy.deepcopy(head.state_dict())
@@ -170,8 +182,11 @@ def fine_tune(
     torch.manual_seed(config.seed + 1)
     optimizer = torch.optim.AdamW(
         [
-            {"params": [p for p in backbone.parameters() if p.requires_grad],
-             "lr": config.lr * BACKBONE_LR_FACTOR, "weight_decay": 0.0},
+            {
+                "params": [p for p in backbone.parameters() if p.requires_grad],
+                "lr": config.lr * BACKBONE_LR_FACTOR,
+                "weight_decay": 0.0,
+            },
             {"params": list(head.parameters()), "lr": config.lr, "weight_decay": config.weight_decay},
         ]
     )
@@ -179,7 +194,8 @@ def fine_tune(
     vy = torch.from_numpy(val_y).long()
     best_loss = history.epochs[history.best].val_loss if history.epochs else float("inf")
     best_state = copy.deepcopy(model.state_dict())
-    for _ in range(config.epochs):
+    epochs = config.fine_tune_epochs if config.fine_tune_epochs is not None else config.epochs
+    for _ in range(epochs):
         started = time.perf_counter()
         model.train()
         total, correct, seen = 0.0, 0, 0
@@ -195,8 +211,15 @@ def fine_tune(
         model.eval()
         val_logits = predict(model, val_batch, len(vy), config.batch_size)
         val_loss, val_acc = _evaluate(val_logits, vy)
-        stats = EpochStats(len(history.epochs) + 1, "fine-tune", total / seen, correct / seen,
-                           val_loss, val_acc, time.perf_counter() - started)
+        stats = EpochStats(
+            len(history.epochs) + 1,
+            "fine-tune",
+            total / seen,
+            correct / seen,
+            val_loss,
+            val_acc,
+            time.perf_counter() - started,
+        )
         history.epochs.append(stats)
         if val_loss < best_loss:
             best_loss, best_state = val_loss, copy.deepcopy(model.state_dict())

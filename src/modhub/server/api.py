@@ -10,7 +10,7 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 from starlette.responses import Response
@@ -111,7 +111,7 @@ def search(
     license: str | None = None,
     framework: str | None = None,
     sort: SortKey = "downloads",
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 1,
     per_page: Annotated[int, Query(ge=1, le=queries.MAX_PER_PAGE)] = 20,
 ) -> SearchPage:
     """Search modules; every word of ``q`` must match the name, title, description or tags."""
@@ -220,7 +220,7 @@ async def publish(
 def yank(
     publisher: str,
     name: str,
-    version: int,
+    version: Annotated[int, Path(ge=1, le=queries.MAX_VERSION)],
     hub: HubDep,
     body: YankRequest | None = None,
     authorization: AuthHeader = None,

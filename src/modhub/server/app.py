@@ -24,18 +24,23 @@ from modhub.server.storage import LocalBlobStorage
 log = logging.getLogger(__name__)
 
 
-def create_hub(settings: ServerSettings) -> Hub:
-    """Open (and migrate) the database and blob storage of ``settings.data_dir``."""
+def create_hub(settings: ServerSettings, *, clean_staging: bool = False) -> Hub:
+    """Open (and migrate) the database and blob storage of ``settings.data_dir``.
+
+    ``clean_staging`` removes uploads a crashed server left behind; only a
+    starting server asks for it (an admin command next to a running server must not).
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings)
     migrate(db, settings)
     hub = Hub(settings=settings, db=db, storage=LocalBlobStorage(settings.resolved_blob_dir))
-    hub.clean_staging()
+    if clean_staging:
+        hub.clean_staging()
     return hub
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
-    hub = create_hub(settings)
+    hub = create_hub(settings, clean_staging=True)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

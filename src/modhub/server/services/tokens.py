@@ -18,7 +18,7 @@ from modhub.errors import InvalidHandle
 from modhub.handles import validate_name
 from modhub.server.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from modhub.server.models import Token, utcnow
-from modhub.server.services.schemas import CreatedToken, RevokedToken, TokenInfo
+from modhub.server.services.schemas import CreatedToken, RevokedToken, TokenInfo, TokenRow
 
 TOKEN_PREFIX = "mh_"
 _LOGIN_HINT = (
@@ -131,3 +131,20 @@ def revoke_token(session: Session, token_id: int, *, by: Token) -> RevokedToken:
     if target.revoked_at is None:
         target.revoked_at = utcnow()
     return RevokedToken(id=target.id, revoked=True)
+
+
+def revoke_token_as_operator(session: Session, token_id: int) -> None:
+    """Revoke any token (the server operator, from the CLI). The caller commits."""
+    target = session.get(Token, token_id)
+    if target is None:
+        raise NotFound(f"no token with id {token_id}", code="token_not_found")
+    if target.revoked_at is None:
+        target.revoked_at = utcnow()
+
+
+def list_tokens(session: Session) -> list[TokenRow]:
+    """Every token, oldest first (no secrets: only their hashes are stored)."""
+    return [
+        TokenRow(**_info(t).model_dump(), revoked=t.revoked_at is not None)
+        for t in session.scalars(select(Token).order_by(Token.id))
+    ]

@@ -32,11 +32,11 @@ MAX_PAGE = 10_000
 
 
 def clean_text(value: str, limit: int) -> str:
-    """Drop control and unassigned characters (NUL, surrogates, ...), squeeze spaces, cut to ``limit``."""
+    """Drop control, format (bidi overrides), surrogate and unassigned characters; squeeze spaces; cut."""
     kept = []
     for ch in value[: limit * 4]:
         category = unicodedata.category(ch)
-        if category in ("Cc", "Cs", "Co", "Cn"):
+        if category in ("Cc", "Cf", "Cs", "Co", "Cn"):
             kept.append(" ")
         else:
             kept.append(ch)

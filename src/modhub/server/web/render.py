@@ -30,7 +30,7 @@ SECURITY_HEADERS = {
 def human_size(size: int | None) -> str:
     """1536 -> '1.5 KiB'."""
     if size is None:
-        return "–"
+        return "\u2013"  # en dash
     value = float(size)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if value < 1024 or unit == "TiB":

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Annotated
 
@@ -30,7 +30,7 @@ from modhub.server.deps import get_session
 from modhub.server.errors import ApiError, NotFound, error_response
 from modhub.server.services import queries, web_queries
 from modhub.server.web import negotiate
-from modhub.server.web.params import PER_PAGE_CHOICES, SORTS, Listing, page_numbers
+from modhub.server.web.params import SORTS, Listing, clean_text, page_numbers
 from modhub.server.web.render import environment, page
 from modhub.server.web.views import module_page
 
@@ -41,7 +41,8 @@ RESERVED = frozenset(
 )
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_FILES = {
-    "site.css": "text/css; charset=utf-8", "site.js": "text/javascript; charset=utf-8",
+    "site.css": "text/css; charset=utf-8",
+    "site.js": "text/javascript; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }
 
@@ -59,9 +60,9 @@ class _PublisherSegment(Convertor[str]):
 
 
 class _SitePath(_PublisherSegment):
-    """Any path that is not under a reserved first segment (the 404 catch-all)."""
+    """Any path outside /api/ and /static/, which answer their own 404s (the catch-all)."""
 
-    regex = _PublisherSegment.regex[: -len("[^/]+")] + ".*"
+    regex = "(?!(?:api|static)(?:/|$)).*"
 
 
 register_url_convertor("modhub_publisher", _PublisherSegment())
@@ -71,7 +72,7 @@ router = APIRouter(include_in_schema=False)
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _static_version(filename: str) -> str:
     return hashlib.sha256((STATIC_DIR / filename).read_bytes()).hexdigest()[:12]
 
@@ -83,10 +84,10 @@ def static_url(filename: str) -> str:
 environment().globals["static_url"] = static_url
 
 
-@router.get("/static/{filename}")
+@router.api_route("/static/{filename}", methods=["GET", "HEAD"])
 def static(filename: str) -> Response:
     media_type = STATIC_FILES.get(filename)
-    if media_type is None:
+    if media_type is None or not (STATIC_DIR / filename).is_file():
         return Response("not found\n", status_code=404, media_type="text/plain")
     return FileResponse(
         STATIC_DIR / filename,
@@ -95,7 +96,7 @@ def static(filename: str) -> Response:
     )
 
 
-@router.get("/")
+@router.api_route("/", methods=["GET", "HEAD"])
 def home(request: Request, session: SessionDep) -> Response:
     listing = Listing.parse(request.query_params)
     results = queries.search_modules(session, listing.search_query())
@@ -110,12 +111,11 @@ def home(request: Request, session: SessionDep) -> Response:
             "pages": pages,
             "page_numbers": page_numbers(listing.page, pages),
             "sorts": SORTS,
-            "per_page_choices": PER_PAGE_CHOICES,
         },
     )
 
 
-@router.get("/{publisher:modhub_publisher}")
+@router.api_route("/{publisher:modhub_publisher}", methods=["GET", "HEAD"])
 def publisher_page(publisher: str, request: Request, session: SessionDep) -> Response:
     try:
         _check_name(publisher, "publisher")
@@ -127,33 +127,37 @@ def publisher_page(publisher: str, request: Request, session: SessionDep) -> Res
     return page(request, "publisher.html", {"publisher": detail}, headers={"Vary": negotiate.VARY})
 
 
-@router.get("/{publisher:modhub_publisher}/{name}")
+@router.api_route("/{publisher:modhub_publisher}/{name}", methods=["GET", "HEAD"])
 def module_latest(publisher: str, name: str, request: Request, session: SessionDep) -> Response:
     return _module(request, session, publisher, name, None)
 
 
-@router.get("/{publisher:modhub_publisher}/{name}/{version}")
-def module_version(publisher: str, name: str, version: str, request: Request, session: SessionDep) -> Response:
+@router.api_route("/{publisher:modhub_publisher}/{name}/{version}", methods=["GET", "HEAD"])
+def module_version(
+    publisher: str, name: str, version: str, request: Request, session: SessionDep
+) -> Response:
     return _module(request, session, publisher, name, version)
 
 
-@router.get("/{path:modhub_sitepath}")
+@router.api_route("/{path:modhub_sitepath}", methods=["GET", "HEAD"])
 def not_found(path: str, request: Request, session: SessionDep) -> Response:
     message = f"there is no page /{path[:200]} on this hub"
     return _not_found(request, session, NotFound(message))
 
 
 def _module(request: Request, session: Session, publisher: str, name: str, version: str | None) -> Response:
-    problem = negotiate.tf_hub_format_error(request)
-    if problem is not None:
-        return error_response(problem)
-    as_json = negotiate.wants_json(request)
+    tf_hub_problem = negotiate.tf_hub_format_error(request)
+    as_json = tf_hub_problem is not None or negotiate.wants_json(request)
     try:
         _check_name(publisher, "publisher")
         _check_name(name, "module")
+        if version is not None:
+            _check_version(publisher, name, version)
         if as_json:
             # The same answer as GET /api/v1/modules/{publisher}/{name}/versions/{version}.
             detail = queries.get_version(session, publisher, name, version or "latest")
+            if tf_hub_problem is not None:
+                return error_response(tf_hub_problem)
             return _json(detail.model_dump(mode="json"))
         module = queries.get_module(session, publisher, name)
         if version is None:
@@ -163,9 +167,18 @@ def _module(request: Request, session: Session, publisher: str, name: str, versi
         else:
             detail = queries.get_version(session, publisher, name, version)
     except NotFound as exc:
-        return _not_found(request, session, exc)
+        return _not_found(request, session, exc, as_json=as_json)
     view = module_page(module, detail, base_url=str(request.base_url), is_latest_view=version is None)
     return page(request, "module.html", {"page": view}, headers={"Vary": negotiate.VARY})
+
+
+def _check_version(publisher: str, name: str, version: str) -> None:
+    """Versions are positive integers (or "latest"); a 30-digit one must not reach the database."""
+    if version != "latest" and not (version.isascii() and version.isdigit() and len(version) <= 9):
+        raise NotFound(
+            f"{publisher}/{name} has no version {version[:30]!r}: versions are positive integers",
+            code="version_not_found",
+        )
 
 
 def _check_name(value: str, what: str) -> None:
@@ -179,8 +192,8 @@ def _json(body: object) -> JSONResponse:
     return JSONResponse(body, headers={"Vary": negotiate.VARY})
 
 
-def _not_found(request: Request, session: Session, exc: ApiError) -> Response:
-    if negotiate.wants_json(request):
+def _not_found(request: Request, session: Session, exc: ApiError, *, as_json: bool | None = None) -> Response:
+    if as_json or (as_json is None and negotiate.wants_json(request)):
         return error_response(exc)
     wanted = request.url.path
     segments = wanted.strip("/").split("/")
@@ -189,17 +202,23 @@ def _not_found(request: Request, session: Session, exc: ApiError) -> Response:
     elif exc.code == "publisher_not_found":
         message = f"There is no publisher {segments[0]} on this hub."
     elif exc.code == "version_not_found":
-        message = exc.message[:1].upper() + exc.message[1:] + "."
+        message = exc.message + "."
     else:
         message = "There is no page at this address."
+    suggestions = web_queries.closest_handles(session, wanted)
+    publishers = web_queries.closest_publishers(session, segments[0])
+    words = [s for s in segments[:2] if s and not s.isdigit()]
     return page(
         request,
         "not_found.html",
         {
             "message": message,
             "path": wanted[:300],
-            "suggestions": web_queries.closest_handles(session, wanted),
-            "publishers": web_queries.closest_publishers(session, segments[0]),
+            "suggestions": suggestions,
+            "publishers": publishers,
+            # Nothing close: offer the most downloaded modules instead.
+            "popular": [] if suggestions or publishers else web_queries.visible_handles(session, limit=5),
+            "search_words": clean_text(" ".join(words[-1:]).replace("-", " ").replace("_", " "), 100),
         },
         status=404,
     )

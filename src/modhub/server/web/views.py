@@ -56,9 +56,19 @@ class ModulePage:
     signatures: list[SignatureView]
     snippets: list[Snippet]
     files: list[FileRow]
+    # The version's own title, else the module's.
+    title: str = ""
     # (label, value) facts for the side panel, empty values left out.
     facts: list[tuple[str, str]] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else []
 
 
 def _shape(shape: Any) -> str:
@@ -69,22 +79,20 @@ def _shape(shape: Any) -> str:
 
 def signature_views(manifest: dict[str, Any]) -> list[SignatureView]:
     """The default signature first, then the others by name."""
-    signatures = manifest.get("signatures") or {}
-    if not isinstance(signatures, dict):
-        return []
+    signatures = _dict(manifest.get("signatures"))
     names = sorted(signatures, key=lambda n: (n != "default", n))
     views = []
     for name in names:
-        sig = signatures[name] or {}
+        sig = _dict(signatures[name])
         rows = []
         for kind in ("inputs", "outputs"):
-            for spec in sig.get(kind) or []:
+            for spec in _list(sig.get(kind)):
                 if not isinstance(spec, dict):
                     continue
                 description = str(spec.get("description") or "")
                 value_range = spec.get("value_range")
-                if value_range and "range" not in description.lower():
-                    description = (description + f" (values in [{value_range[0]}, {value_range[1]}])").strip()
+                if value_range and not description:
+                    description = f"values in [{value_range[0]}, {value_range[1]}]"
                 rows.append(
                     TensorRow(
                         kind=kind[:-1],
@@ -99,10 +107,10 @@ def signature_views(manifest: dict[str, Any]) -> list[SignatureView]:
 
 
 def _example_call(manifest: dict[str, Any]) -> str:
-    pre = manifest.get("preprocessing") or {}
+    pre = _dict(manifest.get("preprocessing"))
     if pre.get("tokenizer"):
         return 'out = module(["The quick brown fox.", "A lazy dog sleeps."])'
-    image = pre.get("image") or {}
+    image = _dict(pre.get("image"))
     if image or str(manifest.get("task", "")).startswith("image"):
         h, w = image.get("height", 224), image.get("width", 224)
         return f"images = torch.rand(2, 3, {h}, {w})  # RGB, values in [0, 1]\nout = module(images)"
@@ -124,13 +132,18 @@ def usage_snippets(manifest: dict[str, Any], handle_url: str) -> list[Snippet]:
     call = _example_call(manifest)
     imports = "import torch\nimport modhub as hub\n\n" if "torch." in call else "import modhub as hub\n\n"
     load = f'{imports}module = hub.load("{handle_url}")\n{call}\nprint(out.shape)\n'
-    hint = "  # True to fine-tune" if manifest.get("fine_tunable", True) else ""
+    hint = (
+        "    # trainable=True fine-tunes the module's weights as well\n"
+        if manifest.get("fine_tunable", True)
+        else "    # this module is not meant to be fine-tuned: keep trainable=False\n"
+    )
     width = _output_width(manifest)
     head = f"torch.nn.Linear({width}, 10)" if width else "torch.nn.LazyLinear(10)"
     layer = (
         "import torch\nimport modhub as hub\n\n"
         "model = torch.nn.Sequential(\n"
-        f'    hub.Layer("{handle_url}", trainable=False),{hint}\n'
+        f"{hint}"
+        f'    hub.Layer("{handle_url}", trainable=False),\n'
         f"    {head},  # your own head\n"
         ")\n"
     )
@@ -145,13 +158,13 @@ def file_rows(version: VersionDetail) -> list[FileRow]:
         f"/api/v1/modules/{quote(version.publisher)}/{quote(version.name)}/versions/{version.version}/files/"
     )
     rows = [FileRow(path=MANIFEST_NAME, size=None, sha256=version.manifest_sha256, url=base + MANIFEST_NAME)]
-    for entry in version.manifest.get("files") or []:
+    for entry in _list(version.manifest.get("files")):
         if isinstance(entry, dict) and "path" in entry:
             path = str(entry["path"])
             rows.append(
                 FileRow(
                     path=path,
-                    size=int(entry.get("size", 0)),
+                    size=entry["size"] if isinstance(entry.get("size"), int) else None,
                     sha256=str(entry.get("sha256", "")),
                     url=base + quote(path),
                 )
@@ -161,10 +174,10 @@ def file_rows(version: VersionDetail) -> list[FileRow]:
 
 def _facts(version: VersionDetail) -> list[tuple[str, str]]:
     m = version.manifest
-    meta = m.get("metadata") or {}
-    pre = m.get("preprocessing") or {}
-    image = pre.get("image") or {}
-    tokenizer = pre.get("tokenizer") or {}
+    meta = _dict(m.get("metadata"))
+    pre = _dict(m.get("preprocessing"))
+    image = _dict(pre.get("image"))
+    tokenizer = _dict(pre.get("tokenizer"))
     facts = [
         ("Task", str(m.get("task", ""))),
         ("Licence", str(m.get("license", ""))),
@@ -173,16 +186,18 @@ def _facts(version: VersionDetail) -> list[tuple[str, str]]:
         ("Architecture", str(meta.get("architecture", ""))),
         ("Trained on", str(meta.get("dataset", ""))),
         ("Base module", str(meta.get("base_module") or "")),
-        ("Input size", f"{image['height']} × {image['width']}" if image.get("height") else ""),
+        ("Input size", f"{image['height']} \u00d7 {image['width']}" if image.get("height") else ""),
         ("Max tokens", str(tokenizer.get("max_length", "")) if tokenizer else ""),
         ("Weights from", str(meta.get("source", ""))),
     ]
     return [(label, value) for label, value in facts if value]
 
 
-def module_page(module: ModuleDetail, version: VersionDetail, *, base_url: str, is_latest_view: bool) -> ModulePage:
+def module_page(
+    module: ModuleDetail, version: VersionDetail, *, base_url: str, is_latest_view: bool
+) -> ModulePage:
     handle_url = f"{base_url.rstrip('/')}/{version.handle}"
-    meta = version.manifest.get("metadata") or {}
+    meta = _dict(version.manifest.get("metadata"))
     return ModulePage(
         module=module,
         version=version,
@@ -191,6 +206,7 @@ def module_page(module: ModuleDetail, version: VersionDetail, *, base_url: str, 
         signatures=signature_views(version.manifest),
         snippets=usage_snippets(version.manifest, handle_url),
         files=file_rows(version),
+        title=str(meta.get("title") or module.title),
         facts=_facts(version),
-        tags=[str(t) for t in meta.get("tags") or []],
+        tags=[str(t) for t in _list(meta.get("tags"))],
     )
