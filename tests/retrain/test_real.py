@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 from pathlib import Path
 
 import numpy as np
@@ -61,8 +62,6 @@ def test_fashion_mnist_on_mobilenet(mobilenet: Path, tmp_path: Path) -> None:
     assert result.accuracy >= 0.8, result.report["validation"]
     module = hub.load(result.module_dir)
     assert module.labels == sorted(CLASSES.values())
-
-    import io
 
     def png(pixels: np.ndarray) -> bytes:
         buffer = io.BytesIO()

@@ -123,7 +123,13 @@ def test_built_modules_are_complete(zoo_dir: Path) -> None:
         paths = {entry.path for entry in manifest.files}
         assert {"README.md", "graph.pt2", "model.onnx"} <= paths
         card = (module_dir / "README.md").read_text()
-        for section in ("## Where the weights come from", "## Licence", "## Intended use", "## Limitations", "## Usage"):
+        for section in (
+            "## Where the weights come from",
+            "## Licence",
+            "## Intended use",
+            "## Limitations",
+            "## Usage",
+        ):
             assert section in card, (name, section)
         assert f'hub.load("modhub/{name}/1")' in card
         assert manifest.task == get_starter(name).task

@@ -9,7 +9,12 @@ import torch
 from modhub.preprocessing import TextEncoder
 from modhub.zoo import starter_names
 
-TEXTS = ["The cat sat on the mat.", "Stock markets fell sharply.", "xqzzyqq", "A man is eating food at a small table."]
+TEXTS = [
+    "The cat sat on the mat.",
+    "Stock markets fell sharply.",
+    "xqzzyqq",
+    "A man is eating food at a small table.",
+]
 
 
 @pytest.mark.parametrize("name", starter_names(include_optional=False))

@@ -212,3 +212,37 @@ def yank(
     with fail_on_hub_error():
         result = yank_version(handle, reason=reason, settings=settings)
     typer.echo(f"yanked {result['handle']}")
+
+
+@admin_app.command("seed")
+def seed_cmd(
+    module_dirs: Annotated[list[Path], typer.Argument(help="module directories, or folders of them")],
+    publisher: Annotated[str, typer.Option("--publisher", "-p", help="publish as PUBLISHER/<directory name>")],
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="the hub's data directory")] = None,
+) -> None:
+    """Publish module directories into the hub's data directory; identical ones are skipped."""
+    from modhub.format.manifest import MANIFEST_NAME
+    from modhub.server.app import create_hub
+    from modhub.server.errors import ApiError
+    from modhub.server.services.seeding import seed
+
+    dirs: list[Path] = []
+    for path in module_dirs:
+        if (path / MANIFEST_NAME).is_file():
+            dirs.append(path)
+        else:
+            dirs += sorted(p.parent for p in path.glob(f"*/{MANIFEST_NAME}"))
+    if not dirs:
+        typer.secho(f"error: no module directories (with {MANIFEST_NAME}) in {module_dirs}", err=True)
+        raise typer.Exit(1)
+    hub = create_hub(_server_settings(data_dir=data_dir))
+    try:
+        with fail_on_hub_error():
+            results = seed(hub, dirs, publisher)
+    except ApiError as exc:
+        typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from None
+    finally:
+        hub.db.dispose()
+    for result in results:
+        typer.echo(f"{result.status:>10}  {result.handle}")

@@ -24,8 +24,12 @@ def build(
         list[str] | None,
         typer.Option("--only", help="build just this starter (repeatable; may name optional ones)"),
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="rebuild even modules whose build key matches")] = False,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show a progress display")] = True,
+    force: Annotated[
+        bool, typer.Option("--force", help="rebuild even modules whose build key matches")
+    ] = False,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="show a progress display")
+    ] = True,
 ) -> None:
     """Build the starter modules into OUT_DIR (modules already built from the same packages are reused)."""
     from modhub.zoo import build_zoo

@@ -12,8 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from modhub.retrain.train import History
-
 __all__ = ["classification_metrics", "plot_confusion", "plot_history", "render_card_body", "write_json"]
 
 REPORT_DIR = "report"
@@ -76,16 +74,18 @@ def plot_confusion(matrix: list[list[int]], classes: list[str], path: Path) -> N
     fig.savefig(path, format="png")
 
 
-def plot_history(history: History, path: Path) -> None:
+def plot_history(history: dict[str, Any], path: Path) -> None:
+    """Loss and accuracy per epoch; ``history`` is ``History.to_json()``."""
     fig = _figure(10, 4)
     loss_ax, acc_ax = fig.subplots(1, 2)
-    epochs = [e.epoch for e in history.epochs]
+    rows = history["epochs"]
+    epochs = [e["epoch"] for e in rows]
     for ax, key, title in ((loss_ax, "loss", "Loss"), (acc_ax, "accuracy", "Accuracy")):
-        ax.plot(epochs, [getattr(e, f"train_{key}") for e in history.epochs], label="train")
-        ax.plot(epochs, [getattr(e, f"val_{key}") for e in history.epochs], label="validation")
-        best = history.epochs[history.best]
-        ax.axvline(best.epoch, color="grey", linestyle=":", label=f"kept (epoch {best.epoch})")
-        tuned = [e.epoch for e in history.epochs if e.stage == "fine-tune"]
+        ax.plot(epochs, [e[f"train_{key}"] for e in rows], label="train")
+        ax.plot(epochs, [e[f"val_{key}"] for e in rows], label="validation")
+        best = history["best_epoch"]
+        ax.axvline(best, color="grey", linestyle=":", label=f"kept (epoch {best})")
+        tuned = [e["epoch"] for e in rows if e["stage"] == "fine-tune"]
         if tuned:
             ax.axvspan(tuned[0] - 0.5, tuned[-1] + 0.5, color="orange", alpha=0.1, label="fine-tuning")
         ax.set_xlabel("epoch")
@@ -117,7 +117,7 @@ def render_card_body(report: dict[str, Any], *, title: str, usage: str, license:
         f"# {title}",
         "",
         f"{'An image' if kind == 'image' else 'A text'} classifier for {len(classes)} classes, "
-        f"made with `modhub retrain {kind}s` "
+        f"made with `modhub retrain {'images' if kind == 'image' else 'text'}` "
         f"from [{report['base_module']}]({report['base_module']}): the module's graph with a new "
         "linear head, exported as one graph. The output `logits` follow the order of "
         "`assets/labels.txt`.",

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -27,6 +26,7 @@ from modhub.retrain.data import LabelledData, read_image_folder, read_text_csv, 
 from modhub.retrain.features import FeatureCache, extract_features, module_key
 from modhub.retrain.inputs import ImageInputs, Inputs, TextInputs
 from modhub.retrain.model import ImageClassifier, TextClassifier
+from modhub.retrain.output import write_module
 from modhub.retrain.train import BACKBONE_LR_FACTOR, Head, TrainConfig, fine_tune, predict, train_head
 from modhub.settings import Settings
 
@@ -251,10 +251,8 @@ def _run(
         "train": _count(labels[train_idx], data.classes),
         "validation": _count(labels[val_idx], data.classes),
     }
-    base = backbone.manifest
-    out_task = _KINDS[kind][1]
     report: dict[str, Any] = {
-        "task": out_task,
+        "task": _KINDS[kind][1],
         "base_module": str(module),
         "classes": data.classes,
         "config": {**asdict(config), "backbone_lr_factor": BACKBONE_LR_FACTOR},
@@ -269,44 +267,13 @@ def _run(
         },
         "validation": metrics,
         "history": history.to_json(),
-        "features": {
-            "extracted": extracted,
-            "cache_hits": cache.hits,
-            "cache_misses": cache.misses,
-            "cache_dir": str(cache.dir),
-        },
+        "features": {"extracted": extracted, "cache_hits": cache.hits, "cache_misses": cache.misses},
         "timings": timings,
     }
-    licence = license or base.license
-    title = f"{out_dir.name} ({kind} classifier retrained from {base.metadata.title or module})"
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="modhub-report-") as tmp:
-        report_dir = Path(tmp)
-        rep.plot_confusion(metrics["confusion_matrix"], data.classes, report_dir / rep.CONFUSION_FILE)
-        rep.plot_history(history, report_dir / rep.CURVE_FILE)
-        rep.write_json(report, report_dir / rep.METRICS_FILE)
-        body = rep.render_card_body(report, title=title, usage=_usage(kind, out_dir.name), license=licence)
-        assets = {
-            f"{rep.REPORT_DIR}/{name}": report_dir / name
-            for name in (rep.METRICS_FILE, rep.CONFUSION_FILE, rep.CURVE_FILE)
-        }
-        _export(
-            kind,
-            classifier,
-            backbone,
-            examples,
-            val_idx,
-            inputs,
-            out_dir,
-            data,
-            report,
-            licence,
-            title,
-            body,
-            assets,
-            overwrite,
-            module,
-        )
+    sample = [examples[i] for i in val_idx[:2]]
+    example = inputs(sample)[0] if kind == "image" else [ex.text or "" for ex in sample]
+    write_module(classifier, backbone, example, out_dir, report, license=license, overwrite=overwrite)
     timings["export_s"] = time.perf_counter() - started
     return RetrainResult(out_dir, report)
 
@@ -314,85 +281,3 @@ def _run(
 def _count(labels: np.ndarray, classes: list[str]) -> dict[str, int]:
     counts = np.bincount(labels, minlength=len(classes))
     return {name: int(counts[i]) for i, name in enumerate(classes)}
-
-
-def _usage(kind: str, name: str) -> str:
-    call = (
-        "images = ...  # float32 [batch, 3, H, W], RGB in [0, 1] (see modhub.json for H, W)\n"
-        "probs = module(images).softmax(-1)"
-        if kind == "image"
-        else 'probs = module(["first text", "second text"]).softmax(-1)'
-    )
-    return (
-        "```python\nimport modhub as hub\n\n"
-        f'module = hub.load("{name}")  # this directory, or its handle once published\n'
-        f"{call}\nprint([module.labels[i] for i in probs.argmax(-1)])\n```"
-    )
-
-
-def _export(
-    kind: str,
-    classifier: torch.nn.Module,
-    backbone: Layer,
-    examples: list[Any],
-    val_idx: list[int],
-    inputs: Inputs,
-    out_dir: Path,
-    data: LabelledData,
-    report: dict[str, Any],
-    licence: str,
-    title: str,
-    body: str,
-    assets: dict[str, Path],
-    overwrite: bool,
-    module: Handle,
-) -> Path:
-    from modhub.export import export
-
-    base = backbone.manifest
-    sample = [examples[i] for i in val_idx[:2]]
-    metadata = {
-        "title": title,
-        "description": f"{len(data.classes)}-class {kind} classifier retrained with modhub from {module}.",
-        "architecture": f"{base.metadata.architecture or base.metadata.title or 'base module'} + linear head",
-        "dataset": data.source,
-        "base_module": str(module),
-        "tags": tuple(dict.fromkeys(("transfer-learning", *base.metadata.tags))),
-        "source": f"modhub retrain {kind}s",
-        "extra": {"validation_accuracy": report["validation"]["accuracy"], "classes": len(data.classes)},
-    }
-    common: dict[str, Any] = dict(
-        license=licence,
-        labels=data.classes,
-        metadata=metadata,
-        card=body,
-        assets=assets,
-        overwrite=overwrite,
-        fine_tunable=True,
-    )
-    if kind == "image":
-        image = base.preprocessing.image
-        return export(
-            classifier,
-            inputs(sample)[0],
-            out_dir,
-            task="image-classification",
-            mean=image.mean if image else None,
-            std=image.std if image else None,
-            **common,
-        )
-    tok = base.preprocessing.tokenizer
-    if tok is None:  # text contracts require a tokenizer; guard for hand-made manifests
-        raise InputError(f"{backbone.path} has no preprocessing.tokenizer in modhub.json")
-    return export(
-        classifier,
-        [ex.text for ex in sample],
-        out_dir,
-        task="text-classification",
-        tokenizer=backbone.path / tok.file,
-        max_length=tok.max_length,
-        padding=tok.padding,
-        pad_id=tok.pad_id,
-        graph_inputs=tok.graph_inputs,
-        **common,
-    )

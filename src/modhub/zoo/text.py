@@ -14,13 +14,13 @@ MINILM_MAX_LENGTH = 256
 # GloVe averages word vectors, so long texts cost little; longer ones are truncated.
 GLOVE_MAX_LENGTH = 1024
 
-_TEXT_USAGE = '''\
+_TEXT_USAGE = """\
 import modhub as hub
 
 module = hub.load("{handle}")
 embeddings = module(["The cat sat on the mat.", "A kitten is sleeping on the rug.", "Stocks fell sharply."])
 print(embeddings.shape)  # [3, {dim}]
-{similarity}'''
+{similarity}"""
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class MiniLMStarter:
                 usage=_TEXT_USAGE.format(
                     handle=handle_of(self.name),
                     dim=384,
-                    similarity="print(embeddings @ embeddings.T)  # cosine similarities (vectors are unit length)",
+                    similarity="print(embeddings @ embeddings.T)  # cosine similarities (unit vectors)",
                 ),
                 verification=(
                     "On the same sentences, including one longer than 128 tokens, the module's output has "
@@ -131,7 +131,7 @@ class GloveStarter:
                     "(`hub.Layer(..., trainable=True)`)."
                 ),
                 limitations=(
-                    "Word order is ignored (\"dog bites man\" equals \"man bites dog\") and negation is "
+                    'Word order is ignored ("dog bites man" equals "man bites dog") and negation is '
                     f"weak. English only; texts longer than {GLOVE_MAX_LENGTH} tokens are truncated. "
                     "The 400k x 50 table makes the module about 80 MB (plus as much again for "
                     "`model.onnx`). Word vectors reflect biases of news and encyclopedia text."
@@ -150,7 +150,8 @@ class GloveStarter:
                     "suite; `model.onnx` matches the torch graph under onnxruntime (≤ 1e-4)."
                 ),
                 references=(
-                    "Pennington, Socher & Manning, *GloVe: Global Vectors for Word Representation*, EMNLP 2014.",
+                    "Pennington, Socher & Manning, *GloVe: Global Vectors for Word Representation*, "
+                    "EMNLP 2014.",
                 ),
             )
         )

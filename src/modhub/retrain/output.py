@@ -1,0 +1,114 @@
+"""Writing the retrained classifier: report files, model card and one exported module."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from modhub.errors import InputError
+from modhub.loading import Layer
+from modhub.retrain import report as rep
+
+__all__ = ["write_module"]
+
+_COMMANDS = {"image-classification": "modhub retrain images", "text-classification": "modhub retrain text"}
+
+
+def write_module(
+    classifier: torch.nn.Module,
+    backbone: Layer,
+    example: Any,
+    out_dir: Path,
+    report: dict[str, Any],
+    *,
+    license: str | None,
+    overwrite: bool,
+) -> Path:
+    """Export ``classifier`` (backbone graph + head) as a module whose ``assets/report/``
+    holds the metrics JSON and the two plots, with a generated model card.
+
+    ``example``: a few images [B, 3, H, W] or texts, to trace the graph with.
+    """
+    from modhub.export import export
+
+    task = report["task"]
+    kind = "image" if task == "image-classification" else "text"
+    base = backbone.manifest
+    licence = license or base.license
+    classes = report["classes"]
+    title = (
+        f"{out_dir.name} ({kind} classifier retrained from {base.metadata.title or report['base_module']})"
+    )
+    metadata = {
+        "title": title,
+        "description": f"{len(classes)}-class {kind} classifier retrained with modhub from "
+        f"{report['base_module']}.",
+        "architecture": f"{base.metadata.architecture or base.metadata.title or 'base module'} + linear head",
+        "dataset": report["data"]["source"],
+        "base_module": report["base_module"],
+        "tags": tuple(dict.fromkeys(("transfer-learning", *base.metadata.tags))),
+        "source": _COMMANDS[task],
+        "extra": {"validation_accuracy": report["validation"]["accuracy"], "classes": len(classes)},
+    }
+    with tempfile.TemporaryDirectory(prefix="modhub-report-") as tmp:
+        report_dir = Path(tmp)
+        rep.plot_confusion(report["validation"]["confusion_matrix"], classes, report_dir / rep.CONFUSION_FILE)
+        rep.plot_history(report["history"], report_dir / rep.CURVE_FILE)
+        rep.write_json(report, report_dir / rep.METRICS_FILE)
+        body = rep.render_card_body(report, title=title, usage=_usage(kind, out_dir.name), license=licence)
+        assets: dict[str, str | os.PathLike[str] | bytes] = {
+            f"{rep.REPORT_DIR}/{name}": report_dir / name
+            for name in (rep.METRICS_FILE, rep.CONFUSION_FILE, rep.CURVE_FILE)
+        }
+        common: dict[str, Any] = dict(
+            task=task,
+            license=licence,
+            labels=classes,
+            metadata=metadata,
+            card=body,
+            assets=assets,
+            overwrite=overwrite,
+            fine_tunable=True,
+        )
+        if kind == "image":
+            image = base.preprocessing.image
+            return export(
+                classifier,
+                example,
+                out_dir,
+                mean=image.mean if image else None,
+                std=image.std if image else None,
+                **common,
+            )
+        tok = base.preprocessing.tokenizer
+        if tok is None:  # text contracts require a tokenizer; guard for hand-made manifests
+            raise InputError(f"{backbone.path} has no preprocessing.tokenizer in modhub.json")
+        return export(
+            classifier,
+            example,
+            out_dir,
+            tokenizer=backbone.path / tok.file,
+            max_length=tok.max_length,
+            padding=tok.padding,
+            pad_id=tok.pad_id,
+            graph_inputs=tok.graph_inputs,
+            **common,
+        )
+
+
+def _usage(kind: str, name: str) -> str:
+    call = (
+        "images = ...  # float32 [batch, 3, H, W], RGB in [0, 1] (see modhub.json for H, W)\n"
+        "probs = module(images).softmax(-1)"
+        if kind == "image"
+        else 'probs = module(["first text", "second text"]).softmax(-1)'
+    )
+    return (
+        "```python\nimport modhub as hub\n\n"
+        f'module = hub.load("{name}")  # this directory, or its handle once published\n'
+        f"{call}\nprint([module.labels[i] for i in probs.argmax(-1)])\n```"
+    )
