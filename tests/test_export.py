@@ -45,7 +45,7 @@ def test_model_card_has_front_matter(image_module: Path) -> None:
     assert meta["task"] == "image-classification"
     assert meta["license"] == "Apache-2.0"
     assert meta["tags"] == ["test"]
-    assert 'hub.load("' in text and "hub.Layer(" in text
+    assert "# Tiny CNN" in text and "modhub show" in text
 
 
 def test_graph_has_no_sample_inputs_and_no_source_paths(image_module: Path) -> None:

@@ -156,8 +156,7 @@ def export(
             metadata=meta,
             files=(),
         )
-        handle = name or target.name
-        (staging / CARD_NAME).write_text(render_card(manifest, card, handle), encoding="utf-8")
+        (staging / CARD_NAME).write_text(render_card(manifest, card, name or target.name), encoding="utf-8")
         if not any((staging / ASSETS_DIR).iterdir()):
             (staging / ASSETS_DIR).rmdir()
         manifest = manifest.model_copy(update={"files": list_files(staging)})

@@ -18,6 +18,13 @@ NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")
 _FOLD = str.maketrans({"_": "-", ".": "-", "0": "o", "1": "l", "i": "l", "5": "s"})
 
 
+# First path segments the hub's own pages and API use; no publisher may take them.
+RESERVED_PUBLISHERS = frozenset(
+    {"api", "static", "docs", "redoc", "openapi.json", "health", "healthz", "favicon.ico", "robots.txt",
+     "search", "login", "admin"}
+)
+
+
 def validate_name(name: str, what: str = "name") -> str:
     """Return ``name`` if it is a valid publisher or module name, else raise InvalidHandle."""
     if not NAME_RE.match(name) or "--" in name or ".." in name:
@@ -25,6 +32,8 @@ def validate_name(name: str, what: str = "name") -> str:
             f"invalid {what} {name!r}: use 1-64 lowercase letters, digits, '-', '_' or '.', "
             "starting and ending with a letter or digit (e.g. 'efficientnet-lite0')"
         )
+    if what.startswith("publisher") and name in RESERVED_PUBLISHERS:
+        raise InvalidHandle(f"{name!r} is reserved for the hub's own pages; choose another publisher name")
     return name
 
 

@@ -115,6 +115,7 @@ def test_build_is_reproducible(zoo_dir: Path, tmp_path: Path) -> None:
     assert _digests(fresh) == _digests(zoo_dir / name)
 
 
+@pytest.mark.slow
 def test_built_modules_are_complete(zoo_dir: Path) -> None:
     for name in starter_names(include_optional=False):
         module_dir = zoo_dir / name

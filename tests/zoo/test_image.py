@@ -8,6 +8,9 @@ import torch
 from modhub.zoo import get_starter
 
 FAMILIES = ("efficientnet-lite0", "mobilenet-v2")
+# Needs the real starter modules: built once (minutes), then reused from the zoo cache.
+pytestmark = pytest.mark.slow
+
 CAT_CLASSES = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
 
 

@@ -9,6 +9,9 @@ import torch
 from modhub.preprocessing import TextEncoder
 from modhub.zoo import starter_names
 
+# Needs the real starter modules: built once (minutes), then reused from the zoo cache.
+pytestmark = pytest.mark.slow
+
 TEXTS = [
     "The cat sat on the mat.",
     "Stock markets fell sharply.",

@@ -10,6 +10,9 @@ import torch
 
 from modhub.zoo.text import MINILM_MAX_LENGTH
 
+# Needs the real starter modules: built once (minutes), then reused from the zoo cache.
+pytestmark = pytest.mark.slow
+
 SENTENCES = [
     "A man is eating food.",
     "The cat sat on the mat.",

@@ -40,37 +40,12 @@ def front_matter(manifest: Manifest) -> dict[str, Any]:
     }
 
 
-def signature_table(manifest: Manifest) -> str:
-    rows = ["| | name | dtype | shape | meaning |", "|---|---|---|---|---|"]
-    sig = manifest.default_signature
-    for kind, specs in (("input", sig.inputs), ("output", sig.outputs)):
-        for spec in specs:
-            shape = "[" + ", ".join(str(d) for d in spec.shape) + "]"
-            rows.append(f"| {kind} | `{spec.name}` | {spec.dtype} | {shape} | {spec.description} |")
-    return "\n".join(rows)
-
-
-def usage_snippet(manifest: Manifest, handle: str) -> str:
-    if manifest.preprocessing.tokenizer is not None:
-        call = 'out = module(["The quick brown fox.", "A lazy dog."])'
-    else:
-        image = manifest.preprocessing.image
-        h, w = (image.height, image.width) if image else (224, 224)
-        call = f"images = torch.rand(2, 3, {h}, {w})  # RGB in [0, 1]\nout = module(images)"
-    return (
-        "```python\nimport torch\nimport modhub as hub\n\n"
-        f'module = hub.load("{handle}")\n{call}\nprint(out.shape)\n\n'
-        "# or as a layer of your own model, frozen:\n"
-        f'layer = hub.Layer("{handle}", trainable=False)\n```'
-    )
-
-
-def render_card(manifest: Manifest, body: str | None, handle: str) -> str:
+def render_card(manifest: Manifest, body: str | None, title: str) -> str:
     """Front matter from the manifest + the author's Markdown (or a generated one)."""
     meta = yaml.safe_dump(front_matter(manifest), sort_keys=False, allow_unicode=True)
     if body is None:
         md = manifest.metadata
-        title = md.title or handle
+        title = md.title or title
         parts = [f"# {title}", "", md.description or f"A `{manifest.task}` module."]
         if md.architecture:
             parts += ["", f"**Architecture:** {md.architecture}"]
@@ -78,8 +53,9 @@ def render_card(manifest: Manifest, body: str | None, handle: str) -> str:
             parts += [f"**Trained on:** {md.dataset}"]
         if md.source:
             parts += [f"**Weights from:** {md.source}"]
-        parts += ["", "## Signature", "", signature_table(manifest)]
-        parts += ["", "## Usage", "", usage_snippet(manifest, handle)]
+        # No usage snippet: the hub handle is not known yet, and the hub's module
+        # page shows the signatures and snippets for the published handle.
+        parts += ["", "Run `modhub show` on the module for its signatures and files."]
         parts += ["", "## Licence", "", manifest.license]
         body = "\n".join(parts) + "\n"
     return f"---\n{meta}---\n\n{body}"

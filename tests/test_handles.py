@@ -1,0 +1,72 @@
+"""Handles and names: one parser and one validator for client and server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from modhub.errors import InvalidHandle
+from modhub.handles import Handle, fold_name, is_local, parse_handle, validate_name
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("modhub/minilm-l6/1", Handle("modhub", "minilm-l6", 1)),
+        ("modhub/minilm-l6", Handle("modhub", "minilm-l6", None)),
+        ("http://127.0.0.1:8000/modhub/minilm-l6/3", Handle("modhub", "minilm-l6", 3, "http://127.0.0.1:8000")),
+        ("https://hub.example/models/acme/x.y_z/12", Handle("acme", "x.y_z", 12, "https://hub.example/models")),
+        ("http://hub.example/acme/net", Handle("acme", "net", None, "http://hub.example")),
+    ],
+)
+def test_parse_handle(text: str, expected: Handle) -> None:
+    assert parse_handle(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("justone", "expected publisher/name/version"),
+        ("a/b/c/d", "expected publisher/name/version"),
+        ("acme/net/0", "positive integers"),
+        ("acme/net/01", "positive integers"),
+        ("acme/net/v1", "positive integers"),
+        ("Acme/net/1", "invalid publisher"),
+        ("acme/-net/1", "invalid module name"),
+        ("acme/ne t/1", "invalid module name"),
+        ("acme/../1", "invalid module name"),
+        ("api/net/1", "reserved"),
+        ("http://hub.example/acme/net/1?x=1", "query"),
+        ("http://hub.example/", "no publisher/name"),
+    ],
+)
+def test_bad_handles_say_what_is_wrong(text: str, message: str) -> None:
+    with pytest.raises(InvalidHandle, match=message):
+        parse_handle(text)
+
+
+@pytest.mark.parametrize("name", ["a", "efficientnet-lite0", "x.y_z", "a" * 64])
+def test_valid_names(name: str) -> None:
+    assert validate_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "-a", "a-", "a--b", "a..b", "A", "a" * 65, "a/b", "é"])
+def test_invalid_names(name: str) -> None:
+    with pytest.raises(InvalidHandle):
+        validate_name(name)
+
+
+def test_lookalike_names_fold_together() -> None:
+    assert fold_name("my_model") == fold_name("my-model") == fold_name("my.model")
+    assert fold_name("resnet50") == fold_name("resnet5o")
+    assert fold_name("vit-l16") == fold_name("vit-116")
+    assert fold_name("bert") != fold_name("bart")
+
+
+def test_local_paths_are_handles(tmp_path: Path) -> None:
+    assert is_local(tmp_path)
+    assert is_local(str(tmp_path))
+    assert is_local("./module")
+    assert not is_local("modhub/minilm-l6/1")
+    assert not is_local("http://127.0.0.1:8000/modhub/minilm-l6/1")
