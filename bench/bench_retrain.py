@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 import modhub as hub
+from modhub.export import export
 from modhub.retrain import TrainConfig, retrain_images, retrain_text
 from modhub.retrain.data import decode_image
 from modhub.retrain.features import FeatureCache, extract_features, module_key
@@ -212,7 +213,7 @@ def scratch_module(zoo: Path, work: Path) -> Path:
 
     layer.eval()
     base = layer.manifest.preprocessing.image
-    return hub.export(
+    return export(
         Backbone(),
         torch.rand(2, 3, 224, 224),
         out,

@@ -140,7 +140,7 @@ def export(
         if onnx:
             from modhub.onnx_export import export_onnx
 
-            export_onnx(program, args, expected, staging / ONNX_NAME, [s.name for s in graph_in])
+            export_onnx(program, args, expected, staging / ONNX_NAME, [s.name for s in graph_in], contract.output_name)
 
         signature = Signature(inputs=sig_inputs, outputs=outputs)
         manifest = Manifest(

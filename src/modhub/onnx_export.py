@@ -19,7 +19,12 @@ OPSET = 18
 
 
 def export_onnx(
-    program: Any, args: tuple[torch.Tensor, ...], expected: torch.Tensor, dest: Path, input_names: list[str]
+    program: Any,
+    args: tuple[torch.Tensor, ...],
+    expected: torch.Tensor,
+    dest: Path,
+    input_names: list[str],
+    output_name: str,
 ) -> None:
     """Write ``dest`` from an ExportedProgram and check onnxruntime reproduces ``expected``."""
     try:
@@ -32,7 +37,7 @@ def export_onnx(
             warnings.simplefilter("ignore")
             logging.getLogger("torch.onnx").setLevel(logging.ERROR)
             onnx_program = torch.onnx.export(
-                program, args, input_names=input_names, output_names=["output"],
+                program, args, input_names=input_names, output_names=[output_name],
                 dynamo=True, opset_version=OPSET, verbose=False,
             )
             onnx_program.save(str(dest))

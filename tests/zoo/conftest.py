@@ -1,8 +1,9 @@
 """The real starter modules, built once and reused across test runs.
 
-The zoo is built into ``MODHUB_ZOO_CACHE`` (default ``<repo>/.modhub/zoo-cache``,
-git-ignored). Each module's ``.build-key`` covers the code and package
-versions, so a second ``make test`` reuses the modules and CI builds them once.
+The zoo is built into ``MODHUB_ZOO_CACHE`` (default ``<repo>/.modhub/zoo``, the
+directory ``make serve`` builds into; git-ignored). Each module's ``.build-key``
+covers the code and package versions, so a second ``make test`` (or a
+``make serve`` before it) reuses the modules and CI builds them once.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def zoo_cache_dir() -> Path:
     configured = os.environ.get("MODHUB_ZOO_CACHE")
-    return Path(configured) if configured else REPO / ".modhub" / "zoo-cache"
+    return Path(configured) if configured else REPO / ".modhub" / "zoo"
 
 
 @pytest.fixture(scope="session")

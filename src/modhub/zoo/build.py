@@ -156,6 +156,7 @@ class _RichReport(_Report):
         how = "cached" if cached else f"built in {seconds:.1f} s"
         self.progress.console.print(f"[green]✓[/green] {name} ({how})")  # type: ignore[attr-defined]
         self.progress.advance(self.task)  # type: ignore[attr-defined]
+        self.progress.update(self.task, description="starter modules")  # type: ignore[attr-defined]
 
 
 @contextlib.contextmanager

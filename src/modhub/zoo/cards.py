@@ -11,6 +11,11 @@ def handle_of(name: str) -> str:
     return f"{PUBLISHER}/{name}/1"
 
 
+def link_to(name: str) -> str:
+    """Markdown link to a module's page on the same hub (absolute path, any host)."""
+    return f"[{handle_of(name)}](/{handle_of(name)})"
+
+
 @dataclass(frozen=True)
 class CardInfo:
     """What a starter module's README says, section by section (Markdown allowed)."""
@@ -68,6 +73,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+import modhub as hub
+
+
 def load_image(path, size):
     """Resize the shorter side to size/0.875, centre-crop size x size, RGB in [0, 1]."""
     image = Image.open(path).convert("RGB")
@@ -77,4 +85,5 @@ def load_image(path, size):
     image = image.crop((left, top, left + size, top + size))
     array = np.asarray(image, dtype=np.float32) / 255.0
     return torch.from_numpy(array).permute(2, 0, 1)
+
 '''

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modhub.zoo import packages
-from modhub.zoo.cards import IMAGE_LOADING, CardInfo, handle_of, render_body
+from modhub.zoo.cards import IMAGE_LOADING, CardInfo, handle_of, link_to, render_body
 from modhub.zoo.registry import Requirement, register_starter
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -85,12 +85,12 @@ class CnnStarter:
             call = (
                 "probs = module(images).softmax(-1)\n"
                 "top5 = probs.topk(5)\n"
-                "print([module.labels[i] for i in top5.indices[0]])"
+                "print([module.labels[i] for i in top5.indices[0].tolist()])"
             )
             use = (
                 "Recognising everyday objects among the 1000 ImageNet classes, and as a baseline "
                 "for image-classification experiments. For classes of your own, retrain on top of "
-                f"[{handle_of(fam.key + '-feature-vector')}]({handle_of(fam.key + '-feature-vector')})."
+                f"{link_to(fam.key + '-feature-vector')}."
             )
         else:
             what = (
@@ -106,7 +106,7 @@ class CnnStarter:
                 f'`hub.Layer("{handle_of(self.name)}", trainable=True)`.'
             )
         usage = (
-            f"{IMAGE_LOADING}\nimport modhub as hub\n\n"
+            f"{IMAGE_LOADING}\n"
             f'module = hub.load("{handle_of(self.name)}")\n'
             f'images = load_image("cat.jpg", {size}).unsqueeze(0)  # [1, 3, {size}, {size}], RGB in [0, 1]\n'
             f"{call}"
