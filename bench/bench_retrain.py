@@ -309,7 +309,15 @@ def bench_images(
             if variant not in parts:
                 continue
             module_dir = module_dir or scratch_module(zoo, work)
-            config = TrainConfig(epochs=30, fine_tune=True, fine_tune_epochs=tune_epochs, lr=lr, augment=True)
+            config = TrainConfig(
+                epochs=30,
+                fine_tune=True,
+                fine_tune_epochs=tune_epochs,
+                lr=lr,
+                augment=True,
+                # Random initial weights need batch statistics; pretrained ones keep theirs.
+                update_batchnorm=variant == "scratch",
+            )
             started = time.perf_counter()
             run = retrain_images(
                 data,
@@ -321,13 +329,17 @@ def bench_images(
                 overwrite=True,
             )
             seconds = time.perf_counter() - started
-            tuned = [e["seconds"] for e in run.report["history"]["epochs"] if e["stage"] == "fine-tune"]
+            stage = [e for e in run.report["history"]["epochs"] if e["stage"] == "fine-tune"]
+            tuned = [e["seconds"] for e in stage]
             row[variant] = {
                 "test_accuracy": _accuracy(run.module_dir, paths, ys),
                 "validation_accuracy": run.accuracy,
                 "total_s": seconds,
                 "fine_tune_epoch_mean_s": float(np.mean(tuned)),
                 "best_epoch": run.report["history"]["best_epoch"],
+                "fine_tune_stage_val": [
+                    (round(e["val_loss"], 3), round(e["val_accuracy"], 3)) for e in stage
+                ],
                 "lr": lr,
                 "fine_tune_epochs": tune_epochs,
             }

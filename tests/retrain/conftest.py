@@ -17,11 +17,11 @@ COLOURS = {"blue": (40, 60, 210), "green": (40, 190, 60), "red": (210, 40, 40)}
 @pytest.fixture(scope="session")
 def feature_module(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An image-feature-vector module: TinyCNN's 8 outputs as features, 32x32 inputs."""
-    from modhub.export import export
+    import modhub as hub
 
     torch.manual_seed(1)
     model = TinyCNN(classes=8).eval()
-    return export(
+    return hub.export(
         model,
         torch.rand(2, 3, 32, 32),
         tmp_path_factory.mktemp("modules") / "tiny-features",

@@ -96,7 +96,12 @@ def images(
     lr: Lr = 1e-3,
     fine_tune: FineTune = False,
     augment: Annotated[
-        bool, typer.Option("--augment", help="random flips and crops of training images")
+        bool,
+        typer.Option(
+            "--augment",
+            help="random flips and crops of training images (the module then runs every epoch: "
+            "training features cannot come from the cache)",
+        ),
     ] = False,
     validation: Validation = 0.2,
     seed: Seed = 0,

@@ -109,7 +109,8 @@ def render_card_body(report: dict[str, Any], *, title: str, usage: str, license:
     kind = "image" if report["task"] == "image-classification" else "text"
     how = (
         f"the head first on the frozen module's features, then the module and the head together "
-        f"(module learning rate {cfg['lr'] * cfg['backbone_lr_factor']:g}, head {cfg['lr']:g})"
+        f"(module learning rate {cfg['lr'] * cfg['backbone_lr_factor']:g}, head {cfg['lr']:g}; "
+        f"BatchNorm statistics {'updated' if cfg['update_batchnorm'] else 'kept from the module'})"
         if cfg["fine_tune"]
         else f"the head only, on the frozen module's features (learning rate {cfg['lr']:g})"
     )

@@ -34,6 +34,11 @@ class TrainConfig:
     # L2 penalty on the head weights (AdamW weight decay).
     weight_decay: float = 1e-2
     fine_tune: bool = False
+    # Fine-tuning: let BatchNorm use batch statistics and update its running ones. Off by
+    # default, as Keras advises for fine-tuning on small data: a few steps of small batches
+    # move the running statistics away from what the pretrained weights expect. Training a
+    # randomly initialised network needs it on.
+    update_batchnorm: bool = False
     # Random flips and crops of training images (images only).
     augment: bool = False
     # Fraction of each class held out for validation.
@@ -173,6 +178,8 @@ def fine_tune(
 ) -> History:
     """Train module and head together: head at ``lr``, module at ``lr * BACKBONE_LR_FACTOR``.
 
+    The module's BatchNorm stays in inference mode unless ``config.update_batchnorm``.
+
     ``train_batch(indices, augment)`` / ``val_batch(indices)`` return the tuple of
     the model's inputs for those examples. The best epoch (lowest validation loss, counting
     the head-only epochs before) is kept.
@@ -198,6 +205,8 @@ def fine_tune(
     for _ in range(epochs):
         started = time.perf_counter()
         model.train()
+        if not config.update_batchnorm:
+            backbone.train(False)  # weights still train; BatchNorm/dropout in inference mode
         total, correct, seen = 0.0, 0, 0
         for idx in _batches(len(ys), config.batch_size, generator):
             logits = model(*train_batch(idx.tolist(), config.augment))

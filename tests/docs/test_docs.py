@@ -1,0 +1,215 @@
+"""Every code block in README.md and docs/*.md runs, so the docs cannot rot.
+
+Per Markdown file, in document order, against a real hub (conftest.py):
+
+* python blocks are pasted line by line into ONE Python REPL (kernel.py), so a
+  later block uses the names of earlier ones, as a reader's session would;
+* shell blocks run with ``bash -e -o pipefail``, the venv's ``bin`` first on PATH.
+
+Both share a fresh working directory, which looks like a checkout after
+``make serve``: ``.venv`` links to the running interpreter's environment,
+``.modhub/zoo`` to the built starter modules and ``.modhub/hub`` to the test
+hub's data directory. HOME, MODHUB_CACHE and MODHUB_CONFIG_DIR are fresh and
+empty, so nothing of the developer's cache, token or hub is used.
+``http://127.0.0.1:8000`` in a block becomes the test hub's URL (see conftest.py).
+
+Blocks that cannot run here are tagged ``skip-test`` with a reason
+(markdown_blocks.py); the static tests below keep them few and check the
+Makefile targets they stand for with ``make -n``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.docs.conftest import DocsHub
+from tests.docs.markdown_blocks import PYTHON, REPO, SHELL, SHOWN, Block, blocks, doc_files
+from tests.server.conftest import serve_env
+
+KERNEL = Path(__file__).with_name("kernel.py")
+BLOCK_TIMEOUT = 300.0
+# Blocks that cannot run in a test (a server that never returns, an install step);
+# each is tagged and explained where it stands. Raise this only with a good reason.
+MAX_SKIPPED = 6
+DOC_URL = re.compile(r"http://(127\.0\.0\.1|localhost):8000")
+
+
+def _env(work: Path, hub: DocsHub) -> dict[str, str]:
+    env = {k: v for k, v in serve_env().items() if not k.startswith("MODHUB_")}
+    home = work.parent / "home"
+    home.mkdir(exist_ok=True)
+    env.update(
+        HOME=str(home),
+        XDG_CACHE_HOME=str(home / ".cache"),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_DATA_HOME=str(home / ".local" / "share"),
+        MPLBACKEND="Agg",
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+        MODHUB_ENDPOINT=hub.url,
+        MODHUB_CACHE=str(work.parent / "modhub-cache"),
+        MODHUB_CONFIG_DIR=str(work.parent / "modhub-config"),
+        MODHUB_PROGRESS="0",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def _workdir(tmp_path: Path, hub: DocsHub) -> Path:
+    work = tmp_path / "work"
+    (work / ".modhub").mkdir(parents=True)
+    (work / ".venv").symlink_to(sys.prefix, target_is_directory=True)
+    (work / ".modhub" / "zoo").symlink_to(hub.zoo_dir, target_is_directory=True)
+    (work / ".modhub" / "hub").symlink_to(hub.data_dir, target_is_directory=True)
+    return work
+
+
+class _Repl:
+    """The kernel process of one Markdown file."""
+
+    def __init__(self, work: Path, env: dict[str, str], log: Path) -> None:
+        read_fd, write_fd = os.pipe()
+        self.log = log
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-W", "error::DeprecationWarning", "-W", "error::FutureWarning",
+                 str(KERNEL), str(write_fd)],  # fmt: skip
+                stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
+                cwd=work, env=env, pass_fds=(write_fd,), text=True,
+            )  # fmt: skip
+        os.close(write_fd)
+        self.results = os.fdopen(read_fd)
+
+    def run(self, block: Block, code: str) -> str | None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"code": code, "where": block.where}) + "\n")
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.results], [], [], BLOCK_TIMEOUT)
+        if not ready:
+            return f"no answer within {BLOCK_TIMEOUT:.0f} s"
+        line = self.results.readline()
+        if not line:
+            return f"the Python process died (exit status {self.proc.wait()})"
+        answer = json.loads(line)
+        return None if answer["ok"] else str(answer["error"])
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.results.close()
+
+
+def _tail(path: Path, chars: int = 6000) -> str:
+    return path.read_text(encoding="utf-8", errors="replace")[-chars:]
+
+
+def _run_shell(block: Block, code: str, work: Path, env: dict[str, str]) -> str | None:
+    try:
+        done = subprocess.run(
+            ["bash", "-e", "-o", "pipefail", "-c", code],
+            cwd=work, env=env, capture_output=True, text=True, timeout=BLOCK_TIMEOUT, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return f"timed out after {BLOCK_TIMEOUT:.0f} s"
+    if done.returncode != 0:
+        return f"exit status {done.returncode}\n--- stdout\n{done.stdout[-4000:]}\n--- stderr\n{done.stderr[-4000:]}"
+    return None
+
+
+def _runnable_files() -> list[Path]:
+    return [p for p in doc_files() if any(b.runnable and not b.skipped for b in blocks(p))]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("doc", _runnable_files(), ids=lambda p: str(p.relative_to(REPO)))
+def test_code_blocks_run(doc: Path, docs_hub: DocsHub, tmp_path: Path) -> None:
+    work = _workdir(tmp_path, docs_hub)
+    env = _env(work, docs_hub)
+    repl: _Repl | None = None
+    timings: list[str] = []
+    try:
+        for block in blocks(doc):
+            if not block.runnable or block.skipped:
+                continue
+            code = DOC_URL.sub(docs_hub.url, block.code if block.lang in PYTHON else block.shell_script())
+            start = time.monotonic()
+            if block.lang in PYTHON:
+                repl = repl or _Repl(work, env, tmp_path / "python.log")
+                error = repl.run(block, code)
+                if error:
+                    error += f"\n--- Python output so far\n{_tail(repl.log)}"
+            else:
+                error = _run_shell(block, code, work, env)
+            timings.append(f"{block.where} {time.monotonic() - start:.1f} s")
+            if error:
+                pytest.fail(f"the {block.lang} block at {block.where} failed:\n{block.code}\n{error}")
+    finally:
+        if repl is not None:
+            repl.close()
+        print("\n".join(timings))
+
+
+# --- static checks: fast, no hub -------------------------------------------------
+
+
+def _all_blocks() -> list[Block]:
+    return [b for path in doc_files() for b in blocks(path)]
+
+
+def test_every_fence_names_a_known_language() -> None:
+    unknown = [f"{b.where}: {b.lang or '(none)'!r}" for b in _all_blocks() if b.lang not in PYTHON | SHELL | SHOWN]
+    assert not unknown, "give each fence a language (python, sh, text, ...):\n" + "\n".join(unknown)
+
+
+def test_skipped_blocks_are_few_and_explained() -> None:
+    skipped = [b for b in _all_blocks() if b.skipped]
+    for block in skipped:
+        assert block.runnable, f"{block.where}: only runnable blocks can be skip-test"
+        assert block.skip_reason and len(block.skip_reason) >= 15, (
+            f"{block.where}: put <!-- skip-test: why --> right above a skip-test block"
+        )
+    unexplained = [b.where for b in _all_blocks() if b.skip_reason and not b.skipped]
+    assert not unexplained, f"a skip-test comment above a block not tagged skip-test: {unexplained}"
+    assert len(skipped) <= MAX_SKIPPED, [b.where for b in skipped]
+
+
+def test_python_blocks_compile() -> None:
+    """Fast feedback before the slow run: every python block is valid Python."""
+    for block in _all_blocks():
+        if block.lang in PYTHON:
+            compile(block.code, block.where, "exec")
+
+
+@pytest.mark.parametrize("target", ["serve", "test"])
+def test_quickstart_make_targets_dry_run(target: str) -> None:
+    """The README's two commands exist: `make -n` prints what they would do without doing it."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert f"make {target}" in readme
+    done = subprocess.run(["make", "-n", target], cwd=REPO, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_relative_links_point_at_files() -> None:
+    link = re.compile(r"\]\((?!https?:|mailto:|#|/)([^)#\s]+)")
+    broken = []
+    for path in doc_files():
+        for target in link.findall(path.read_text(encoding="utf-8")):
+            if not (path.parent / target).exists():
+                broken.append(f"{path.relative_to(REPO)} -> {target}")
+    assert not broken, broken
