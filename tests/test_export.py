@@ -64,7 +64,9 @@ def test_export_is_reproducible(tiny_cnn: TinyCNN, tmp_path: Path) -> None:
     example = torch.rand(2, 3, 32, 32)
     digests = []
     for name in ("a", "b"):
-        out = hub.export(tiny_cnn, example, tmp_path / name, task="image-feature-vector", license="MIT", name="tiny")
+        out = hub.export(
+            tiny_cnn, example, tmp_path / name, task="image-feature-vector", license="MIT", name="tiny"
+        )
         digests.append({f.path: f.sha256 for f in read_manifest(out).files})
     assert digests[0] == digests[1]
 
@@ -105,8 +107,16 @@ class DataDependent(torch.nn.Module):
         (TinyCNN(), {"task": "text-embedding"}, hub.ExportError, "tokenizer="),
         (TinyCNN(), {"assets": {"../escape.txt": b"x"}}, hub.ExportError, "unsafe file path"),
     ],
-    ids=["unknown-task", "no-labels", "label-count", "3d-output", "two-outputs", "data-dependent",
-         "text-without-tokenizer", "asset-path-traversal"],
+    ids=[
+        "unknown-task",
+        "no-labels",
+        "label-count",
+        "3d-output",
+        "two-outputs",
+        "data-dependent",
+        "text-without-tokenizer",
+        "asset-path-traversal",
+    ],
 )
 def test_export_refuses_with_a_clear_error(
     tmp_path: Path, model: torch.nn.Module, kwargs: dict[str, object], error: type, message: str
@@ -120,20 +130,35 @@ def test_export_refuses_with_a_clear_error(
 
 def test_export_refuses_wrong_example_inputs(tmp_path: Path) -> None:
     with pytest.raises(hub.ExportError, match=r"\[batch, 3, H, W\]"):
-        hub.export(TinyCNN().eval(), torch.rand(2, 1, 8, 8), tmp_path / "m", task="image-feature-vector", license="MIT")
+        hub.export(
+            TinyCNN().eval(),
+            torch.rand(2, 1, 8, 8),
+            tmp_path / "m",
+            task="image-feature-vector",
+            license="MIT",
+        )
     with pytest.raises(hub.ExportError, match="float32"):
-        hub.export(TinyCNN().eval(), torch.zeros(2, 3, 8, 8, dtype=torch.float64), tmp_path / "m",
-                   task="image-feature-vector", license="MIT")
+        hub.export(
+            TinyCNN().eval(),
+            torch.zeros(2, 3, 8, 8, dtype=torch.float64),
+            tmp_path / "m",
+            task="image-feature-vector",
+            license="MIT",
+        )
 
 
 def test_export_does_not_overwrite(image_module: Path, tiny_cnn: TinyCNN) -> None:
     before = (image_module / "modhub.json").read_bytes()
     with pytest.raises(hub.ExportError, match="overwrite=True"):
-        hub.export(tiny_cnn, torch.rand(2, 3, 32, 32), image_module, task="image-feature-vector", license="MIT")
+        hub.export(
+            tiny_cnn, torch.rand(2, 3, 32, 32), image_module, task="image-feature-vector", license="MIT"
+        )
     assert (image_module / "modhub.json").read_bytes() == before
 
 
 def test_batch_of_one_example_still_gives_dynamic_batch(tiny_cnn: TinyCNN, tmp_path: Path) -> None:
-    out = hub.export(tiny_cnn, torch.rand(1, 3, 32, 32), tmp_path / "m", task="image-feature-vector", license="MIT")
+    out = hub.export(
+        tiny_cnn, torch.rand(1, 3, 32, 32), tmp_path / "m", task="image-feature-vector", license="MIT"
+    )
     module = hub.load(out)
     assert module(torch.rand(3, 3, 32, 32)).shape == (3, 5)

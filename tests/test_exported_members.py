@@ -13,13 +13,20 @@ def test_all_names_exist() -> None:
 def test_public_surface() -> None:
     functions = {n for n in modhub.__all__ if not n[0].isupper() and n != "__version__"}
     assert functions == {"export", "load", "resolve"}
-    classes = {n for n in modhub.__all__ if n[0].isupper() and not n.endswith(("Error", "Found", "Denied", "Conflict", "Handle"))}
+    classes = {
+        n
+        for n in modhub.__all__
+        if n[0].isupper() and not n.endswith(("Error", "Found", "Denied", "Conflict", "Handle"))
+    }
     assert classes == {"Layer", "KerasLayer"}
 
 
 def test_errors_share_one_root() -> None:
-    errors = [getattr(modhub, n) for n in modhub.__all__ if isinstance(getattr(modhub, n), type)
-              and issubclass(getattr(modhub, n), Exception)]
+    errors = [
+        getattr(modhub, n)
+        for n in modhub.__all__
+        if isinstance(getattr(modhub, n), type) and issubclass(getattr(modhub, n), Exception)
+    ]
     assert len(errors) >= 10
     assert all(issubclass(e, modhub.HubError) for e in errors)
     assert issubclass(modhub.ModuleNotFound, LookupError)

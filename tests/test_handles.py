@@ -15,8 +15,14 @@ from modhub.handles import Handle, fold_name, is_local, parse_handle, validate_n
     [
         ("modhub/minilm-l6/1", Handle("modhub", "minilm-l6", 1)),
         ("modhub/minilm-l6", Handle("modhub", "minilm-l6", None)),
-        ("http://127.0.0.1:8000/modhub/minilm-l6/3", Handle("modhub", "minilm-l6", 3, "http://127.0.0.1:8000")),
-        ("https://hub.example/models/acme/x.y_z/12", Handle("acme", "x.y_z", 12, "https://hub.example/models")),
+        (
+            "http://127.0.0.1:8000/modhub/minilm-l6/3",
+            Handle("modhub", "minilm-l6", 3, "http://127.0.0.1:8000"),
+        ),
+        (
+            "https://hub.example/models/acme/x.y_z/12",
+            Handle("acme", "x.y_z", 12, "https://hub.example/models"),
+        ),
         ("http://hub.example/acme/net", Handle("acme", "net", None, "http://hub.example")),
     ],
 )

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import modhub as hub
-from tests.tiny_models import TinyCNN, TinyTextEncoder, make_tokenizer
+from tests.tiny_models import TinyCNN, TinyTextEncoder
 
 BATCHES = (1, 7, 32)
 
@@ -43,13 +43,20 @@ print(json.dumps({"result": result, "leaked": leaked}))
 """
 
 
-def _run_fresh(module_dir: Path, tensors: dict[str, torch.Tensor], texts: dict[str, list[str]], tmp_path: Path) -> dict:
+def _run_fresh(
+    module_dir: Path, tensors: dict[str, torch.Tensor], texts: dict[str, list[str]], tmp_path: Path
+) -> dict:
     inputs = tmp_path / "inputs.pt"
     torch.save(tensors, inputs)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run(
         [sys.executable, "-c", LOAD_IN_FRESH_PROCESS, str(module_dir), str(inputs), json.dumps(texts)],
-        capture_output=True, text=True, env=env, cwd=tmp_path, check=False, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.splitlines()[-1])
@@ -72,11 +79,19 @@ def test_image_module_runs_without_its_code_in_a_fresh_process(
         assert (got - expected).abs().max().item() <= 1e-5
 
 
-SENTENCES = ["the cat sat on the mat", "a dog", "red blue house tree car the a cat dog sat on mat ran fast",
-             "unknown words here", "zzz", "The CAT"]
+SENTENCES = [
+    "the cat sat on the mat",
+    "a dog",
+    "red blue house tree car the a cat dog sat on mat ran fast",
+    "unknown words here",
+    "zzz",
+    "The CAT",
+]
 
 
-def _eager_text(model: TinyTextEncoder, tokenizer_path: Path, texts: list[str], max_length: int) -> torch.Tensor:
+def _eager_text(
+    model: TinyTextEncoder, tokenizer_path: Path, texts: list[str], max_length: int
+) -> torch.Tensor:
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(tokenizer_path))
@@ -104,7 +119,9 @@ def test_text_module_takes_strings_in_a_fresh_process(
         assert (got - expected).abs().max().item() <= 1e-5
 
 
-def test_text_module_truncates_to_manifest_max_length(text_module: Path, tiny_text_encoder: TinyTextEncoder) -> None:
+def test_text_module_truncates_to_manifest_max_length(
+    text_module: Path, tiny_text_encoder: TinyTextEncoder
+) -> None:
     module = hub.load(text_module)
     assert module.manifest.preprocessing.tokenizer.max_length == 32
     long_text = " ".join(["cat dog"] * 40)  # 80 words, more than max_length
@@ -168,7 +185,7 @@ def test_tampered_graph_is_refused(image_module: Path, tmp_path: Path) -> None:
     data = bytearray(graph.read_bytes())
     data[len(data) // 2] ^= 0xFF
     graph.write_bytes(bytes(data))
-    with pytest.raises(hub.IntegrityError, match="graph.pt2"):
+    with pytest.raises(hub.IntegrityError, match=r"graph\.pt2"):
         hub.Layer(copy)
 
 

@@ -44,7 +44,23 @@ class TinyTextEncoder(nn.Module):
         return nn.functional.normalize(pooled, dim=-1)
 
 
-WORDS = "the a cat dog sat on mat ran fast slow red blue house tree car".split()
+WORDS = [
+    "the",
+    "a",
+    "cat",
+    "dog",
+    "sat",
+    "on",
+    "mat",
+    "ran",
+    "fast",
+    "slow",
+    "red",
+    "blue",
+    "house",
+    "tree",
+    "car",
+]
 
 
 def make_tokenizer(path: Path):  # type: ignore[no-untyped-def]

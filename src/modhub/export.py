@@ -43,7 +43,10 @@ __all__ = ["export"]
 # Largest batch the exported graph accepts; the bound only keeps shape guards finite.
 MAX_BATCH = 1 << 16
 # Sentences added to text examples so the sequence dimension is never 0/1-specialised.
-_TEXT_PADDING_EXAMPLES = ("modhub export example sentence.", "Another, somewhat longer example sentence here.")
+_TEXT_PADDING_EXAMPLES = (
+    "modhub export example sentence.",
+    "Another, somewhat longer example sentence here.",
+)
 VERIFY_ATOL = 1e-5
 
 
@@ -115,7 +118,12 @@ def export(
                 for n in tokenizer_spec.graph_inputs
             )
             sig_inputs = (
-                TensorSpec(name="texts", dtype="string", shape=("batch",), description="raw text, one string per example"),
+                TensorSpec(
+                    name="texts",
+                    dtype="string",
+                    shape=("batch",),
+                    description="raw text, one string per example",
+                ),
             )
             prep = Preprocessing(tokenizer=tokenizer_spec)
 
@@ -140,7 +148,9 @@ def export(
         if onnx:
             from modhub.onnx_export import export_onnx
 
-            export_onnx(program, args, expected, staging / ONNX_NAME, [s.name for s in graph_in], contract.output_name)
+            export_onnx(
+                program, args, expected, staging / ONNX_NAME, [s.name for s in graph_in], contract.output_name
+            )
 
         signature = Signature(inputs=sig_inputs, outputs=outputs)
         manifest = Manifest(
@@ -208,8 +218,14 @@ def _check_output(out: Any) -> None:
 
 
 def _dtype_name(dtype: torch.dtype) -> Any:
-    names = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16",
-             torch.int64: "int64", torch.int32: "int32", torch.bool: "bool"}
+    names = {
+        torch.float32: "float32",
+        torch.float16: "float16",
+        torch.bfloat16: "bfloat16",
+        torch.int64: "int64",
+        torch.int32: "int32",
+        torch.bool: "bool",
+    }
     if dtype not in names:
         raise ExportError(f"unsupported output dtype {dtype}")
     return names[dtype]

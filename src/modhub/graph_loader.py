@@ -29,26 +29,51 @@ from modhub.errors import UnsafeModuleError
 
 # Serialized ScalarType (torch/_export/serde/schema.py) -> dtype.
 _DTYPES = {
-    1: torch.uint8, 2: torch.int8, 3: torch.int16, 4: torch.int32, 5: torch.int64,
-    6: torch.float16, 7: torch.float32, 8: torch.float64, 12: torch.bool, 13: torch.bfloat16,
+    1: torch.uint8,
+    2: torch.int8,
+    3: torch.int16,
+    4: torch.int32,
+    5: torch.int64,
+    6: torch.float16,
+    7: torch.float32,
+    8: torch.float64,
+    12: torch.bool,
+    13: torch.bfloat16,
 }
 _LAYOUTS = {7: torch.strided}
 _MEMORY_FORMATS = {
-    1: torch.contiguous_format, 2: torch.channels_last, 3: torch.channels_last_3d, 4: torch.preserve_format,
+    1: torch.contiguous_format,
+    2: torch.channels_last,
+    3: torch.channels_last_3d,
+    4: torch.preserve_format,
 }
 # Python-level operations an exported graph uses on sizes (SymInt arithmetic).
 _SYM_TARGETS = {
-    "_operator.add": operator.add, "_operator.sub": operator.sub, "_operator.mul": operator.mul,
-    "_operator.floordiv": operator.floordiv, "_operator.truediv": operator.truediv,
-    "_operator.mod": operator.mod, "_operator.pow": operator.pow, "_operator.neg": operator.neg,
+    "_operator.add": operator.add,
+    "_operator.sub": operator.sub,
+    "_operator.mul": operator.mul,
+    "_operator.floordiv": operator.floordiv,
+    "_operator.truediv": operator.truediv,
+    "_operator.mod": operator.mod,
+    "_operator.pow": operator.pow,
+    "_operator.neg": operator.neg,
     "_operator.pos": operator.pos,
-    "_operator.eq": operator.eq, "_operator.ne": operator.ne, "_operator.lt": operator.lt,
-    "_operator.le": operator.le, "_operator.gt": operator.gt, "_operator.ge": operator.ge,
-    "_operator.and_": operator.and_, "_operator.or_": operator.or_,
+    "_operator.eq": operator.eq,
+    "_operator.ne": operator.ne,
+    "_operator.lt": operator.lt,
+    "_operator.le": operator.le,
+    "_operator.gt": operator.gt,
+    "_operator.ge": operator.ge,
+    "_operator.and_": operator.and_,
+    "_operator.or_": operator.or_,
     "_operator.getitem": operator.getitem,
     "math.trunc": math.trunc,
-    "torch.sym_int": torch.sym_int, "torch.sym_float": torch.sym_float, "torch.sym_max": torch.sym_max,
-    "torch.sym_min": torch.sym_min, "torch.sym_not": torch.sym_not, "torch.sym_sqrt": torch.sym_sqrt,
+    "torch.sym_int": torch.sym_int,
+    "torch.sym_float": torch.sym_float,
+    "torch.sym_max": torch.sym_max,
+    "torch.sym_min": torch.sym_min,
+    "torch.sym_not": torch.sym_not,
+    "torch.sym_sqrt": torch.sym_sqrt,
     "torch.sym_ite": torch.sym_ite,
 }
 
@@ -104,7 +129,7 @@ class _Builder:
                 return arg[key]
         raise _refuse(f"unsupported symbolic argument {sorted(arg)}", self.path)
 
-    def argument(self, arg: dict[str, Any]) -> Any:  # noqa: PLR0911 - one branch per kind
+    def argument(self, arg: dict[str, Any]) -> Any:
         if len(arg) != 1:
             raise _refuse("malformed argument", self.path)
         kind, value = next(iter(arg.items()))
@@ -140,7 +165,9 @@ class _Builder:
             return torch.device("cpu")
         raise _refuse(f"unsupported argument kind {kind!r}", self.path)
 
-    def call_arguments(self, target: Any, inputs: list[dict[str, Any]]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    def call_arguments(
+        self, target: Any, inputs: list[dict[str, Any]]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         if not isinstance(target, torch._ops.OpOverload):
             return tuple(self.argument(i["arg"]) for i in inputs), {}
         given = {i["name"]: i for i in inputs}
@@ -201,7 +228,11 @@ class _Builder:
             if kind == "user_input":
                 self.bind(name, self.graph.placeholder(name))
             elif kind in ("parameter", "buffer", "tensor_constant"):
-                fqn = detail.get("parameter_name") or detail.get("buffer_name") or detail.get("tensor_constant_name")
+                fqn = (
+                    detail.get("parameter_name")
+                    or detail.get("buffer_name")
+                    or detail.get("tensor_constant_name")
+                )
                 if fqn not in state:
                     raise _refuse(f"weight {fqn!r} is missing from the archive", self.path)
                 attrs[fqn] = state[fqn]
@@ -238,7 +269,9 @@ def _assign(root: torch.nn.Module, fqn: str, tensor: torch.Tensor) -> None:
         module.register_buffer(leaf, tensor)
 
 
-def _read_tensors(archive: zipfile.ZipFile, prefix: str, config_name: str, path: Path) -> dict[str, torch.Tensor]:
+def _read_tensors(
+    archive: zipfile.ZipFile, prefix: str, config_name: str, path: Path
+) -> dict[str, torch.Tensor]:
     config = json.loads(archive.read(f"{prefix}{config_name}"))["config"]
     storages: dict[str, torch.Tensor] = {}
     tensors: dict[str, torch.Tensor] = {}
@@ -253,9 +286,7 @@ def _read_tensors(archive: zipfile.ZipFile, prefix: str, config_name: str, path:
         record = meta["path_name"]
         if record not in storages:
             data = bytearray(archive.read(f"{prefix}{folder}/{record}"))
-            storages[record] = (
-                torch.frombuffer(data, dtype=dtype) if data else torch.zeros(0, dtype=dtype)
-            )
+            storages[record] = torch.frombuffer(data, dtype=dtype) if data else torch.zeros(0, dtype=dtype)
         sizes = [s["as_int"] for s in tensor_meta["sizes"]]
         strides = [s["as_int"] for s in tensor_meta["strides"]]
         offset = tensor_meta["storage_offset"]["as_int"]

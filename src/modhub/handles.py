@@ -20,8 +20,20 @@ _FOLD = str.maketrans({"_": "-", ".": "-", "0": "o", "1": "l", "i": "l", "5": "s
 
 # First path segments the hub's own pages and API use; no publisher may take them.
 RESERVED_PUBLISHERS = frozenset(
-    {"api", "static", "docs", "redoc", "openapi.json", "health", "healthz", "favicon.ico", "robots.txt",
-     "search", "login", "admin"}
+    {
+        "api",
+        "static",
+        "docs",
+        "redoc",
+        "openapi.json",
+        "health",
+        "healthz",
+        "favicon.ico",
+        "robots.txt",
+        "search",
+        "login",
+        "admin",
+    }
 )
 
 

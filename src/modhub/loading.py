@@ -63,9 +63,7 @@ class _ModuleBase:
         self._modality = get_contract(manifest.task).modality
         tok = manifest.preprocessing.tokenizer
         self._encoder = TextEncoder(tok, module_dir / tok.file) if tok is not None else None
-        self.labels: list[str] | None = (
-            read_labels(module_dir / manifest.labels) if manifest.labels else None
-        )
+        self.labels: list[str] | None = read_labels(module_dir / manifest.labels) if manifest.labels else None
 
     def _graph_args(self, inputs: Any) -> tuple[torch.Tensor, ...]:
         if self._encoder is not None:

@@ -37,12 +37,21 @@ def export_onnx(
             warnings.simplefilter("ignore")
             logging.getLogger("torch.onnx").setLevel(logging.ERROR)
             onnx_program = torch.onnx.export(
-                program, args, input_names=input_names, output_names=[output_name],
-                dynamo=True, opset_version=OPSET, verbose=False,
+                program,
+                args,
+                input_names=input_names,
+                output_names=[output_name],
+                dynamo=True,
+                opset_version=OPSET,
+                verbose=False,
             )
+            if onnx_program is None:
+                raise ExportError("torch.onnx.export returned no program")
             onnx_program.save(str(dest))
     except Exception as exc:
-        raise ExportError(f"ONNX export failed ({type(exc).__name__}: {exc}); export with onnx=False") from exc
+        raise ExportError(
+            f"ONNX export failed ({type(exc).__name__}: {exc}); export with onnx=False"
+        ) from exc
     session = onnxruntime.InferenceSession(str(dest), providers=["CPUExecutionProvider"])
     feeds = {inp.name: arg.numpy() for inp, arg in zip(session.get_inputs(), args, strict=True)}
     got = session.run(None, feeds)[0]

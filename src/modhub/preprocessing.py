@@ -63,18 +63,14 @@ class TextEncoder:
 
 def check_texts(texts: Any) -> list[str]:
     if isinstance(texts, str):
-        raise InputError(
-            "text modules take a batch: pass a list of strings, e.g. module([\"hello world\"])"
-        )
+        raise InputError('text modules take a batch: pass a list of strings, e.g. module(["hello world"])')
     if isinstance(texts, np.ndarray):
         texts = texts.tolist()
     if not isinstance(texts, Sequence) or not texts:
         raise InputError(f"expected a non-empty list of strings, got {type(texts).__name__}")
     bad = [i for i, text in enumerate(texts) if not isinstance(text, str)]
     if bad:
-        raise InputError(
-            f"expected a list of strings; item {bad[0]} is {type(texts[bad[0]]).__name__}"
-        )
+        raise InputError(f"expected a list of strings; item {bad[0]} is {type(texts[bad[0]]).__name__}")
     return list(texts)
 
 
@@ -84,9 +80,7 @@ def check_images(images: Any, manifest: Manifest) -> torch.Tensor:
     if isinstance(images, np.ndarray):
         images = torch.from_numpy(images)
     if not isinstance(images, torch.Tensor):
-        raise InputError(
-            f"expected a float32 tensor [batch, 3, H, W], got {type(images).__name__}"
-        )
+        raise InputError(f"expected a float32 tensor [batch, 3, H, W], got {type(images).__name__}")
     expected = tuple(spec.shape)
     if images.dim() == 3:
         raise InputError(

@@ -85,6 +85,9 @@ def test_fine_tune_trains_the_module_too(photo_dir: Path, feature_module: Path, 
     assert stages == ["head", "head", "fine-tune", "fine-tune"]
     module = hub.load(result.module_dir)
     assert module.task == "image-classification" and module.labels == ["blue", "green", "red"]
+    card = (result.module_dir / "README.md").read_text()
+    assert "then the module and the head together" in card
+    assert "BatchNorm statistics kept from the module" in card
 
 
 def test_frozen_augmentation_runs_the_module_every_epoch(

@@ -50,7 +50,9 @@ def test_seed_publishes_once_and_then_skips(feature_module: Path, tmp_path: Path
 def test_seed_refuses_a_tampered_module_and_publishes_nothing(feature_module: Path, tmp_path: Path) -> None:
     module = copy_module(feature_module, tmp_path / "zoo" / "broken")
     (module / "README.md").write_text("changed after export")
-    result = CliRunner().invoke(app, ["admin", "seed", str(module), "-p", "starter", "--data-dir", str(tmp_path / "hub")])
+    result = CliRunner().invoke(
+        app, ["admin", "seed", str(module), "-p", "starter", "--data-dir", str(tmp_path / "hub")]
+    )
     assert result.exit_code == 1
     assert "sha256" in result.output
     hub = create_hub(ServerSettings(data_dir=tmp_path / "hub"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 
 import typer
@@ -18,3 +19,13 @@ def fail_on_hub_error() -> Iterator[None]:
     except HubError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(1) from None
+
+
+@contextlib.contextmanager
+def notes() -> Iterator[None]:
+    """Show LatestVersionWarning (and other warnings) as one-line notes on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for warning in caught:
+        typer.secho(f"note: {warning.message}", err=True, fg=typer.colors.YELLOW)

@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import json
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 import typer
 
 from modhub.cli import app
-from modhub.cli._common import fail_on_hub_error
+from modhub.cli._common import fail_on_hub_error, notes
 
 cache_app = typer.Typer(help="Inspect and clean the local module cache (MODHUB_CACHE).", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
-
-
-@contextmanager
-def _notes() -> Iterator[None]:
-    """Show LatestVersionWarning (and other warnings) as one-line notes on stderr."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    for warning in caught:
-        typer.secho(f"note: {warning.message}", err=True, fg=typer.colors.YELLOW)
 
 
 def _size(n: int) -> str:
@@ -47,7 +34,7 @@ def download(
     """Download a module into the cache (verified) and print its local directory."""
     from modhub.client.resolve import resolve
 
-    with fail_on_hub_error(), _notes():
+    with fail_on_hub_error(), notes():
         path = resolve(handle)
     typer.echo(str(path))
 

@@ -217,7 +217,9 @@ def yank(
 @admin_app.command("seed")
 def seed_cmd(
     module_dirs: Annotated[list[Path], typer.Argument(help="module directories, or folders of them")],
-    publisher: Annotated[str, typer.Option("--publisher", "-p", help="publish as PUBLISHER/<directory name>")],
+    publisher: Annotated[
+        str, typer.Option("--publisher", "-p", help="publish as PUBLISHER/<directory name>")
+    ],
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="the hub's data directory")] = None,
 ) -> None:
     """Publish module directories into the hub's data directory; identical ones are skipped."""

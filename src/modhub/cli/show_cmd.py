@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from modhub.cli import app
-from modhub.cli._common import fail_on_hub_error
+from modhub.cli._common import fail_on_hub_error, notes
 from modhub.format.manifest import Manifest, TensorSpec
 
 
@@ -64,8 +64,12 @@ def render_text(manifest: Manifest, module_dir: Path) -> str:
         )
     if manifest.labels:
         lines.append(f"labels: {manifest.labels}")
-    for key, value in (("architecture", md.architecture), ("dataset", md.dataset),
-                       ("base module", md.base_module), ("source", md.source)):
+    for key, value in (
+        ("architecture", md.architecture),
+        ("dataset", md.dataset),
+        ("base module", md.base_module),
+        ("source", md.source),
+    ):
         if value:
             lines.append(f"{key}: {value}")
     if md.tags:
@@ -86,7 +90,7 @@ def show(
     from modhub.format.manifest import read_manifest
     from modhub.handles import is_local
 
-    with fail_on_hub_error():
+    with fail_on_hub_error(), notes():
         if is_local(handle):
             module_dir = Path(handle).expanduser()
         else:

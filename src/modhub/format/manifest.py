@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from modhub.errors import IntegrityError, ManifestError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION: Literal[1] = 1
 MANIFEST_NAME = "modhub.json"
 CARD_NAME = "README.md"
 GRAPH_NAME = "graph.pt2"

@@ -31,8 +31,9 @@ class TaskContract(Protocol):
 _REGISTRY: dict[str, TaskContract] = {}
 
 
-def register_task(cls: type) -> type:
-    _REGISTRY[cls.name] = cls()
+def register_task(cls: type[TaskContract]) -> type[TaskContract]:
+    contract = cls()
+    _REGISTRY[contract.name] = contract
     return cls
 
 
@@ -44,9 +45,7 @@ def get_contract(task: str) -> TaskContract:
     try:
         return _REGISTRY[task]
     except KeyError:
-        raise ContractError(
-            f"unknown task {task!r}; modhub knows: {', '.join(task_names())}"
-        ) from None
+        raise ContractError(f"unknown task {task!r}; modhub knows: {', '.join(task_names())}") from None
 
 
 def check_contract(manifest: Manifest, module_dir: Path | None = None) -> None:
@@ -99,7 +98,10 @@ class _ImageContract:
         if image is None:
             _fail(manifest, "preprocessing.image (height, width) is required")
         elif (image.height, image.width) != (height, width):
-            _fail(manifest, f"preprocessing.image is {image.height}x{image.width} but images are {height}x{width}")
+            _fail(
+                manifest,
+                f"preprocessing.image is {image.height}x{image.width} but images are {height}x{width}",
+            )
         if images.value_range != (0.0, 1.0):
             _fail(manifest, "images must declare value_range [0, 1] (normalisation lives inside the module)")
         if manifest.graph_inputs != sig.inputs or manifest.graph_outputs != sig.outputs:
@@ -165,9 +167,15 @@ class _TextContract:
             return
         manifest.file(tok.file)
         if len(tok.graph_inputs) != len(manifest.graph_inputs):
-            _fail(manifest, "preprocessing.tokenizer.graph_inputs must name one tokenizer field per graph input")
+            _fail(
+                manifest, "preprocessing.tokenizer.graph_inputs must name one tokenizer field per graph input"
+            )
         for spec in manifest.graph_inputs:
-            if spec.dtype != "int64" or len(spec.shape) != 2 or not all(isinstance(d, str) for d in spec.shape):
+            if (
+                spec.dtype != "int64"
+                or len(spec.shape) != 2
+                or not all(isinstance(d, str) for d in spec.shape)
+            ):
                 _fail(manifest, f"graph input {spec.name} must be int64 [batch, sequence]")
         out = _single(manifest, sig.outputs, "output")
         _expect(manifest, out, self.output_name, "float32", 2)
@@ -193,5 +201,3 @@ class TextClassification(_TextContract):
 
     def check_outputs(self, manifest: Manifest, module_dir: Path | None, size: int) -> None:
         _check_labels(manifest, module_dir, size)
-
-

@@ -50,7 +50,9 @@ def _stage(module_dir: Path, staging: Path) -> StagedUpload:
         target = upload.module_dir / entry.path
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(module_dir / entry.path, target)
-        upload.files[entry.path] = StagedFile(path=entry.path, size=target.stat().st_size, sha256=sha256_file(target))
+        upload.files[entry.path] = StagedFile(
+            path=entry.path, size=target.stat().st_size, sha256=sha256_file(target)
+        )
     return upload
 
 
