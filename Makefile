@@ -22,7 +22,7 @@ $(BIN)/python:
 # Stamp files re-run pip only when pyproject.toml changes.
 $(VENV)/.stamp-base: pyproject.toml | $(BIN)/python
 	$(PIP) torch==2.13.0
-	$(PIP) -e '.[server,zoo,onnx]'
+	$(PIP) -e '.[server,zoo,onnx,retrain]'
 	# These ship architectures, weights or data files, but their metadata asks for torchvision
 	# (geffnet, timm) or numpy==1.19.2 (fdet-...): install them without dependencies.
 	$(PIP) --no-deps $(NO_DEPS)

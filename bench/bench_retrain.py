@@ -233,6 +233,7 @@ def bench_images(
     sizes: list[int],
     test_per_class: int,
     tune_epochs: int,
+    scratch_epochs: int,
 ) -> dict[str, object]:
     train_images, train_labels = _idx("train-images-idx3-ubyte.gz"), _idx("train-labels-idx1-ubyte.gz")
     paths, ys = _test_set(work, test_per_class)
@@ -312,7 +313,7 @@ def bench_images(
             config = TrainConfig(
                 epochs=30,
                 fine_tune=True,
-                fine_tune_epochs=tune_epochs,
+                fine_tune_epochs=scratch_epochs if variant == "scratch" else tune_epochs,
                 lr=lr,
                 augment=True,
                 # Random initial weights need batch statistics; pretrained ones keep theirs.
@@ -341,7 +342,7 @@ def bench_images(
                     (round(e["val_loss"], 3), round(e["val_accuracy"], 3)) for e in stage
                 ],
                 "lr": lr,
-                "fine_tune_epochs": tune_epochs,
+                "fine_tune_epochs": config.fine_tune_epochs,
             }
             log(f"{n}/class {variant}: {row[variant]}")
         results[f"{n}_per_class"] = row
@@ -359,7 +360,8 @@ def main() -> None:
     parser.add_argument("--parts", default="text,text-fine-tune,frozen,fine-tune,scratch")
     parser.add_argument("--sizes", default="10,25,50")
     parser.add_argument("--test-per-class", type=int, default=100)
-    parser.add_argument("--fine-tune-epochs", type=int, default=5)
+    parser.add_argument("--fine-tune-epochs", type=int, default=3)
+    parser.add_argument("--scratch-epochs", type=int, default=30)
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
@@ -377,7 +379,14 @@ def main() -> None:
             sys.exit("install the data: apt-get install dataset-fashion-mnist")
         sizes = [int(s) for s in args.sizes.split(",")]
         results["images"] = bench_images(
-            zoo, args.work, settings, parts, sizes, args.test_per_class, args.fine_tune_epochs
+            zoo,
+            args.work,
+            settings,
+            parts,
+            sizes,
+            args.test_per_class,
+            args.fine_tune_epochs,
+            args.scratch_epochs,
         )
     text = json.dumps(results, indent=2)
     print(text)

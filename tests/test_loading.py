@@ -320,3 +320,10 @@ def test_layer_state_dict_round_trips(image_module: Path) -> None:
     x = torch.rand(3, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(first(x), second(x))
+
+
+def test_layer_repr_is_one_line(image_module: Path) -> None:
+    layer = hub.Layer(image_module, trainable=True)
+    text = repr(torch.nn.Sequential(layer, torch.nn.Linear(5, 2)))
+    assert "Layer(task='image-classification', trainable=True" in text
+    assert len(text.splitlines()) == 4

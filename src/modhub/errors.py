@@ -9,7 +9,7 @@ exception, so ``except LookupError`` or ``except OSError`` keep working::
      ├── ManifestError           (ValueError)    modhub.json missing, malformed, or wrong format_version
      ├── ContractError           (ValueError)    a module that breaks its task's contract
      ├── ExportError             (ValueError)    a model that cannot be exported as asked
- ├── InputError              (ValueError)    a call with inputs that break the module's signature
+     ├── InputError              (ValueError)    a call with inputs that break the module's signature
      ├── UnsafeModuleError       (ValueError)    a graph that could run code when loaded
      ├── IntegrityError          (OSError)       a file whose size/sha256 differs from the manifest
      ├── OfflineError            (OSError)       MODHUB_OFFLINE=1 and the handle is not cached

@@ -83,7 +83,6 @@ class KerasLayer(keras.layers.Layer):
         module = Layer(self.handle, trainable=trainable, settings=settings)
         self._modality = get_contract(module.task).modality
         signature = module.manifest.default_signature
-        self._input_spec_shape = tuple(signature.inputs[0].shape)
         self._output_size = int(signature.outputs[0].shape[1])
         # Keras wraps a torch.nn.Module attribute in a TorchModuleWrapper, which
         # tracks its parameters as Keras variables and saves its state_dict

@@ -143,8 +143,9 @@ class Layer(_ModuleBase, torch.nn.Module):
     def forward(self, inputs: Any) -> torch.Tensor:
         return self.graph(*self._graph_args(inputs))
 
-    def extra_repr(self) -> str:
-        return f"task={self.task!r}, trainable={self.trainable}, path={str(self.path)!r}"
+    def __repr__(self) -> str:
+        # nn.Module's repr would list every node of the graph (hundreds of lines).
+        return f"Layer(task={self.task!r}, trainable={self.trainable}, path={str(self.path)!r})"
 
 
 def _set_mode_flags(graph: Any, training: bool) -> None:

@@ -105,7 +105,7 @@ def publish(
     repo: str,
     *,
     version: int | None = None,
-    settings: Settings,
+    settings: Settings | None = None,
     config: Path | None = None,
     transport: httpx.BaseTransport | None = None,
 ) -> str:
@@ -123,6 +123,7 @@ def publish(
         version = handle.version
     if version is not None and version < 1:
         raise InvalidHandle(f"invalid version {version}: versions are positive integers", handle=repo)
+    settings = settings if settings is not None else Settings.from_env()
     root = Path(module_dir)
     manifest = verify_module(root)
     token = _require_token(settings, config)

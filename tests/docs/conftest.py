@@ -38,8 +38,18 @@ def docs_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DocsHub]:
     zoo = zoo_cache_dir()
     build_zoo(zoo, progress=False)
     data_dir = tmp_path_factory.mktemp("docs-hub") / "hub"
-    seed = [sys.executable, "-m", "modhub", "admin", "seed", str(zoo), "--publisher", "modhub",
-            "--data-dir", str(data_dir)]  # fmt: skip
+    seed = [
+        sys.executable,
+        "-m",
+        "modhub",
+        "admin",
+        "seed",
+        str(zoo),
+        "--publisher",
+        "modhub",
+        "--data-dir",
+        str(data_dir),
+    ]
     done = subprocess.run(seed, capture_output=True, text=True, env=serve_env(), timeout=600, check=False)
     assert done.returncode == 0, done.stderr
     hub = LiveHub(data_dir)

@@ -7,6 +7,8 @@ always a visible decision:
 * ``sh`` / ``bash`` / ``shell``: run by ``bash -e -o pipefail``; ``console``: the
   lines starting with ``$ `` are the commands, the others are their output;
 * ``text``, ``json``, ``yaml``, ``ini``, ``toml``, ``markdown``, ``http``: shown, not run;
+* a shown block tagged ``output`` (```` ```text output ````) is what the runnable block
+  above it prints; its words (not its numbers) must appear in that output;
 * a runnable block whose info string carries the tag ``skip-test`` is not run. It
   must sit right under an HTML comment ``<!-- skip-test: why -->`` giving the
   reason; the test counts these and keeps them few.

@@ -41,6 +41,8 @@ BLOCK_TIMEOUT = 300.0
 # Blocks that cannot run in a test (a server that never returns, an install step);
 # each is tagged and explained where it stands. Raise this only with a good reason.
 MAX_SKIPPED = 6
+# A `text output` block shows what the runnable block above it prints; its words are checked.
+OUTPUT_TAG = "output"
 DOC_URL = re.compile(r"http://(127\.0\.0\.1|localhost):8000")
 
 
@@ -81,13 +83,30 @@ class _Repl:
         self.log = log
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-W", "error::DeprecationWarning", "-W", "error::FutureWarning",
-                 str(KERNEL), str(write_fd)],  # fmt: skip
-                stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
-                cwd=work, env=env, pass_fds=(write_fd,), text=True,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-W",
+                    "error::DeprecationWarning",
+                    "-W",
+                    "error::FutureWarning",
+                    str(KERNEL),
+                    str(write_fd),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=work,
+                env=env,
+                pass_fds=(write_fd,),
+                text=True,
+            )
         os.close(write_fd)
         self.results = os.fdopen(read_fd)
+
+    def output_since(self, offset: int) -> str:
+        with open(self.log, "rb") as fh:
+            fh.seek(offset)
+            return fh.read().decode("utf-8", errors="replace")
 
     def run(self, block: Block, code: str) -> str | None:
         assert self.proc.stdin is not None
@@ -117,17 +136,31 @@ def _tail(path: Path, chars: int = 6000) -> str:
     return path.read_text(encoding="utf-8", errors="replace")[-chars:]
 
 
-def _run_shell(block: Block, code: str, work: Path, env: dict[str, str]) -> str | None:
+def _run_shell(code: str, work: Path, env: dict[str, str]) -> tuple[str | None, str]:
+    """(error or None, what the commands printed)."""
     try:
         done = subprocess.run(
             ["bash", "-e", "-o", "pipefail", "-c", code],
-            cwd=work, env=env, capture_output=True, text=True, timeout=BLOCK_TIMEOUT, check=False,
-        )  # fmt: skip
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=BLOCK_TIMEOUT,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
-        return f"timed out after {BLOCK_TIMEOUT:.0f} s"
+        return f"timed out after {BLOCK_TIMEOUT:.0f} s", ""
+    output = done.stdout + done.stderr
     if done.returncode != 0:
-        return f"exit status {done.returncode}\n--- stdout\n{done.stdout[-4000:]}\n--- stderr\n{done.stderr[-4000:]}"
-    return None
+        streams = f"--- stdout\n{done.stdout[-4000:]}\n--- stderr\n{done.stderr[-4000:]}"
+        return f"exit status {done.returncode}\n{streams}", output
+    return None, output
+
+
+def _missing_words(expected: str, output: str) -> list[str]:
+    """A loose output check: every word of the shown output (numbers and hashes vary) was printed."""
+    words = re.findall(r"(?<![0-9A-Za-z])[A-Za-z][A-Za-z_'-]{2,}(?![0-9])", expected)
+    return [word for word in dict.fromkeys(words) if word not in output]
 
 
 def _runnable_files() -> list[Path]:
@@ -141,19 +174,30 @@ def test_code_blocks_run(doc: Path, docs_hub: DocsHub, tmp_path: Path) -> None:
     env = _env(work, docs_hub)
     repl: _Repl | None = None
     timings: list[str] = []
+    last: tuple[Block, str] | None = None
     try:
         for block in blocks(doc):
+            if OUTPUT_TAG in block.tags:
+                assert last is not None, f"{block.where}: an output block needs a runnable block above it"
+                missing = _missing_words(block.code, last[1])
+                assert not missing, (
+                    f"{block.where} shows output that {last[0].where} did not print: {missing}\n"
+                    f"--- printed\n{last[1][-4000:]}"
+                )
             if not block.runnable or block.skipped:
                 continue
             code = DOC_URL.sub(docs_hub.url, block.code if block.lang in PYTHON else block.shell_script())
             start = time.monotonic()
             if block.lang in PYTHON:
                 repl = repl or _Repl(work, env, tmp_path / "python.log")
+                offset = repl.log.stat().st_size
                 error = repl.run(block, code)
+                output = repl.output_since(offset)
                 if error:
                     error += f"\n--- Python output so far\n{_tail(repl.log)}"
             else:
-                error = _run_shell(block, code, work, env)
+                error, output = _run_shell(code, work, env)
+            last = (block, output)
             timings.append(f"{block.where} {time.monotonic() - start:.1f} s")
             if error:
                 pytest.fail(f"the {block.lang} block at {block.where} failed:\n{block.code}\n{error}")
@@ -171,7 +215,9 @@ def _all_blocks() -> list[Block]:
 
 
 def test_every_fence_names_a_known_language() -> None:
-    unknown = [f"{b.where}: {b.lang or '(none)'!r}" for b in _all_blocks() if b.lang not in PYTHON | SHELL | SHOWN]
+    unknown = [
+        f"{b.where}: {b.lang or '(none)'!r}" for b in _all_blocks() if b.lang not in PYTHON | SHELL | SHOWN
+    ]
     assert not unknown, "give each fence a language (python, sh, text, ...):\n" + "\n".join(unknown)
 
 
@@ -213,3 +259,86 @@ def test_relative_links_point_at_files() -> None:
             if not (path.parent / target).exists():
                 broken.append(f"{path.relative_to(REPO)} -> {target}")
     assert not broken, broken
+
+
+def _doc(name: str) -> str:
+    return (REPO / "docs" / name).read_text(encoding="utf-8")
+
+
+def test_configuration_lists_every_variable() -> None:
+    """Every setting and every MODHUB_* name the code reads is in docs/configuration.md."""
+    from modhub.server.config import ServerSettings
+    from modhub.settings import Settings
+
+    names = {f"MODHUB_{field.upper()}" for field in Settings.model_fields}
+    names |= {f"MODHUB_SERVER_{field.upper()}" for field in ServerSettings.model_fields}
+    for root in (REPO / "src", REPO / "tests"):
+        for path in root.rglob("*.py"):
+            names |= set(re.findall(r"MODHUB_[A-Z_]*[A-Z](?![A-Za-z_*])", path.read_text(encoding="utf-8")))
+    missing = sorted(name for name in names if f"`{name}`" not in _doc("configuration.md"))
+    assert not missing, f"document these in docs/configuration.md: {missing}"
+
+
+def test_module_format_lists_every_manifest_field_and_task() -> None:
+    from modhub.format.manifest import (
+        FileEntry,
+        ImagePreprocessing,
+        Manifest,
+        Metadata,
+        TensorSpec,
+        TokenizerSpec,
+    )
+    from modhub.format.tasks import task_names
+
+    text = _doc("module-format.md")
+    fields = {
+        name
+        for model in (Manifest, TensorSpec, TokenizerSpec, ImagePreprocessing, Metadata, FileEntry)
+        for name in model.model_fields
+    }
+    missing = sorted(name for name in fields | set(task_names()) if f"`{name}`" not in text)
+    assert not missing, f"document these in docs/module-format.md: {missing}"
+
+
+def test_every_command_is_documented() -> None:
+    import typer.main
+
+    from modhub.cli import app
+
+    group = typer.main.get_command(app)
+    commands = []
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        subcommands = getattr(command, "commands", None)
+        commands += [f"modhub {name} {sub}" for sub in subcommands] if subcommands else [f"modhub {name}"]
+    text = "\n".join(path.read_text(encoding="utf-8") for path in doc_files())
+    missing = [command for command in commands if command not in text]
+    assert not missing, f"no doc mentions: {missing}"
+
+
+def test_output_check_ignores_numbers_but_not_words() -> None:
+    assert (
+        _missing_words("military uniform 0.43\ntorch.Size([3, 384])", "military uniform 0.99 torch.Size")
+        == []
+    )
+    assert _missing_words("sha256 3434c13e…, says", "sha256 ffff, says") == []
+    assert _missing_words("bow tie 0.32", "bowler hat 0.32") == ["tie"]
+
+
+def test_repl_behaves_like_the_interactive_prompt(tmp_path: Path) -> None:
+    """Code that works as a script but not when pasted into `python` fails here too."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODHUB_")}
+    repl = _Repl(tmp_path, env, tmp_path / "python.log")
+    here = Block(path=REPO / "README.md", line=1, lang="python", tags=(), code="", skip_reason=None)
+    try:
+        error = repl.run(here, "for i in range(2):\n    x = i\ny = 1\n")
+        assert error and "SyntaxError" in error
+        assert repl.run(here, "for i in range(2):\n    x = i\n\ny = x + 1\n") is None
+        offset = repl.log.stat().st_size
+        assert repl.run(here, "y * 21\n") is None
+        assert "42" in repl.output_since(offset)
+        error = repl.run(here, "1 / 0\nz = 1\n")
+        assert error and "ZeroDivisionError" in error
+        assert repl.run(here, "'z' in dir()\n") is None
+        assert "False" in repl.output_since(offset)
+    finally:
+        repl.close()

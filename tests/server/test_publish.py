@@ -184,6 +184,7 @@ def test_unsafe_graph_is_refused(
     response = publish(client, token, module)
     assert response.status_code == 422, response.text
     assert error_code(response) == "unsafe_module"
+    assert "torch.ops.evilpkg.system.default" in response.json()["error"]["message"]
     assert _versions(client) == []
     _no_leftovers(settings)
 

@@ -147,8 +147,10 @@ def _check_entries(infos: list[zipfile.ZipInfo], limit: int) -> str:
             raise _EntryRefused(
                 name, "the entry is compressed (torch.export.save stores entries uncompressed)"
             )
-        mode = info.external_attr >> 16
-        if mode and not stat.S_ISREG(mode):
+        # Unix file type bits, when present, must say "regular file" (no symlinks,
+        # directories or devices); plain permission bits without a type are fine.
+        file_type = stat.S_IFMT(info.external_attr >> 16)
+        if file_type and file_type != stat.S_IFREG:
             raise _EntryRefused(name, "the entry is a symlink, directory or device, not a regular file")
         total += info.file_size
         if total > limit:
