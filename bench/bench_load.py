@@ -92,7 +92,9 @@ def throughput(fn, batch_items: int, seconds: float = 3.0) -> float:  # type: ig
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--zoo", type=Path, default=ROOT / ".modhub" / "zoo")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path, help="also write the numbers here")
@@ -113,8 +115,16 @@ def main() -> None:
     ):
         hub_s = cold_start(hub_script, str(module_dir), args.repeats)
         eager_s = cold_start(eager_script, str(module_dir), args.repeats)
-        rows.append({"what": f"cold start {label}", "hub": hub_s, "eager": eager_s, "ratio": hub_s / eager_s,
-                     "unit": "s", "goal": "<= 0.8"})
+        rows.append(
+            {
+                "what": f"cold start {label}",
+                "hub": hub_s,
+                "eager": eager_s,
+                "ratio": hub_s / eager_s,
+                "unit": "s",
+                "goal": "<= 0.8",
+            }
+        )
 
     import modhub as hub
     from modhub.zoo._bert import load_sentence_encoder
@@ -128,8 +138,16 @@ def main() -> None:
     eager = build_model(EFFICIENTNET_LITE0, classify=True).eval()
     hub_ips = throughput(lambda: module(images), 32)
     eager_ips = throughput(lambda: eager(images), 32)
-    rows.append({"what": "throughput image (batch 32)", "hub": hub_ips, "eager": eager_ips,
-                 "ratio": hub_ips / eager_ips, "unit": "img/s", "goal": ">= 1.0"})
+    rows.append(
+        {
+            "what": "throughput image (batch 32)",
+            "hub": hub_ips,
+            "eager": eager_ips,
+            "ratio": hub_ips / eager_ips,
+            "unit": "img/s",
+            "goal": ">= 1.0",
+        }
+    )
 
     sentences = [f"Sentence number {i} about a cat, a dog and the weather today." for i in range(64)]
     text_module = hub.load(text_dir)
@@ -137,13 +155,23 @@ def main() -> None:
     tokenize = text_module._encoder  # same tokenisation for both sides: only the model differs
     hub_sps = throughput(lambda: text_module(sentences), 64)
     eager_sps = throughput(lambda: encoder(*tokenize(sentences)), 64)
-    rows.append({"what": "throughput text (batch 64)", "hub": hub_sps, "eager": eager_sps,
-                 "ratio": hub_sps / eager_sps, "unit": "sent/s", "goal": ">= 1.0"})
+    rows.append(
+        {
+            "what": "throughput text (batch 64)",
+            "hub": hub_sps,
+            "eager": eager_sps,
+            "ratio": hub_sps / eager_sps,
+            "unit": "sent/s",
+            "goal": ">= 1.0",
+        }
+    )
 
     print(f"{'measure':<36}{'modhub':>12}{'eager':>12}{'ratio':>9}  goal")
     for row in rows:
-        print(f"{row['what']:<36}{row['hub']:>10.2f}{row['unit'][:2]:>2}{row['eager']:>10.2f}{row['unit'][:2]:>2}"
-              f"{row['ratio']:>8.2f}x  {row['goal']}")
+        print(
+            f"{row['what']:<36}{row['hub']:>10.2f}{row['unit'][:2]:>2}{row['eager']:>10.2f}{row['unit'][:2]:>2}"
+            f"{row['ratio']:>8.2f}x  {row['goal']}"
+        )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 
