@@ -38,6 +38,8 @@ venv: $(VENV)/.stamp-base
 venv-test: $(VENV)/.stamp-test
 
 test: venv-test
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 serve: venv

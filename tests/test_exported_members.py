@@ -32,3 +32,17 @@ def test_errors_share_one_root() -> None:
     assert issubclass(modhub.ModuleNotFound, LookupError)
     assert issubclass(modhub.IntegrityError, OSError)
     assert issubclass(modhub.UnsafeModuleError, ValueError)
+
+
+def test_export_stays_a_function_after_submodule_imports() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import modhub as hub\n"
+        "from modhub.exporting import export\n"
+        "import modhub.loading, modhub.client.resolve\n"
+        "assert callable(hub.export) and hub.export is export, type(hub.export)\n"
+        "assert callable(hub.load) and callable(hub.resolve)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -55,14 +55,14 @@ __all__ = [
 
 if TYPE_CHECKING:
     from modhub.client.resolve import resolve
-    from modhub.export import export
+    from modhub.exporting import export
     from modhub.keras_layer import KerasLayer
     from modhub.loading import Layer, load
 
 # The public functions import torch (and keras); import them on first use so
 # that `import modhub` and the CLI start fast.
 _LAZY = {
-    "export": "modhub.export",
+    "export": "modhub.exporting",
     "load": "modhub.loading",
     "Layer": "modhub.loading",
     "resolve": "modhub.client.resolve",

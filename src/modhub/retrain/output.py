@@ -33,7 +33,7 @@ def write_module(
 
     ``example``: a few images [B, 3, H, W] or texts, to trace the graph with.
     """
-    from modhub.export import export
+    from modhub.exporting import export
 
     task = report["task"]
     kind = "image" if task == "image-classification" else "text"

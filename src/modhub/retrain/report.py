@@ -119,7 +119,7 @@ def render_card_body(report: dict[str, Any], *, title: str, usage: str, license:
         "",
         f"{'An image' if kind == 'image' else 'A text'} classifier for {len(classes)} classes, "
         f"made with `modhub retrain {'images' if kind == 'image' else 'text'}` "
-        f"from [{report['base_module']}]({report['base_module']}): the module's graph with a new "
+        f"from {_base_reference(report['base_module'])}: the module's graph with a new "
         "linear head, exported as one graph. The output `logits` follow the order of "
         "`assets/labels.txt`.",
         "",
@@ -181,3 +181,8 @@ def render_card_body(report: dict[str, Any], *, title: str, usage: str, license:
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
+
+
+def _base_reference(base: str) -> str:
+    """A link for a URL handle; code for a short handle or path (a relative link would 404 on the hub)."""
+    return f"[{base}]({base})" if base.startswith(("http://", "https://")) else f"`{base}`"
