@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -13,6 +15,7 @@ from modhub.cli._common import fail_on_hub_error
 
 if TYPE_CHECKING:
     from modhub.server.config import ServerSettings
+    from modhub.server.deps import Hub
     from modhub.settings import Settings
 
 admin_app = typer.Typer(
@@ -37,6 +40,23 @@ def _server_settings(**overrides: Any) -> ServerSettings:
         raise typer.Exit(1) from None
     given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     return ServerSettings(**given)
+
+
+@contextlib.contextmanager
+def _operator_hub(data_dir: Path | None) -> Iterator[Hub]:
+    """The hub of a data directory, for admin commands: errors become one line and exit 1."""
+    from modhub.server.app import create_hub
+    from modhub.server.errors import ApiError
+
+    hub = create_hub(_server_settings(data_dir=data_dir))
+    try:
+        with fail_on_hub_error():
+            yield hub
+    except ApiError as exc:
+        typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from None
+    finally:
+        hub.db.dispose()
 
 
 def _client_settings(endpoint: str | None) -> Settings:
@@ -85,21 +105,11 @@ def create_token_cmd(
     name: Annotated[str, typer.Option(help="a note on what the token is for")] = "",
 ) -> None:
     """Create an API token in the hub's database and print it (shown once; only its hash is stored)."""
-    from modhub.server.app import create_hub
-    from modhub.server.errors import ApiError
     from modhub.server.services.tokens import create_token
 
-    settings = _server_settings(data_dir=data_dir)
-    hub = create_hub(settings)
-    try:
-        with hub.db.write_session() as session:
-            created = create_token(session, name=name, publishers=publisher or [], admin=admin)
-            session.commit()
-    except ApiError as exc:
-        typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(1) from None
-    finally:
-        hub.db.dispose()
+    with _operator_hub(data_dir) as hub, hub.db.write_session() as session:
+        created = create_token(session, name=name, publishers=publisher or [], admin=admin)
+        session.commit()
     scope = "admin" if created.admin else ", ".join(created.publishers)
     typer.echo(f"token {created.id} ({scope}); store it now, it is not shown again:", err=True)
     typer.echo(created.token)
@@ -111,20 +121,11 @@ def revoke_token_cmd(
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="the hub's data directory")] = None,
 ) -> None:
     """Revoke a token in the hub's database; it stops working at once."""
-    from modhub.server.app import create_hub
-    from modhub.server.errors import ApiError
     from modhub.server.services.tokens import revoke_token_as_operator
 
-    hub = create_hub(_server_settings(data_dir=data_dir))
-    try:
-        with hub.db.write_session() as session:
-            revoke_token_as_operator(session, token_id)
-            session.commit()
-    except ApiError as exc:
-        typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(1) from None
-    finally:
-        hub.db.dispose()
+    with _operator_hub(data_dir) as hub, hub.db.write_session() as session:
+        revoke_token_as_operator(session, token_id)
+        session.commit()
     typer.echo(f"revoked token {token_id}", err=True)
 
 
@@ -133,15 +134,10 @@ def list_tokens_cmd(
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="the hub's data directory")] = None,
 ) -> None:
     """List the tokens in the hub's database (ids, names, scopes; never the secrets)."""
-    from modhub.server.app import create_hub
     from modhub.server.services.tokens import list_tokens
 
-    hub = create_hub(_server_settings(data_dir=data_dir))
-    try:
-        with hub.db.session() as session:
-            rows = list_tokens(session)
-    finally:
-        hub.db.dispose()
+    with _operator_hub(data_dir) as hub, hub.db.session() as session:
+        rows = list_tokens(session)
     for row in rows:
         scope = "admin" if row.admin else ",".join(row.publishers)
         state = "revoked" if row.revoked else "active"
@@ -224,8 +220,6 @@ def seed_cmd(
 ) -> None:
     """Publish module directories into the hub's data directory; identical ones are skipped."""
     from modhub.format.manifest import MANIFEST_NAME
-    from modhub.server.app import create_hub
-    from modhub.server.errors import ApiError
     from modhub.server.services.seeding import seed
 
     dirs: list[Path] = []
@@ -237,14 +231,7 @@ def seed_cmd(
     if not dirs:
         typer.secho(f"error: no module directories (with {MANIFEST_NAME}) in {module_dirs}", err=True)
         raise typer.Exit(1)
-    hub = create_hub(_server_settings(data_dir=data_dir))
-    try:
-        with fail_on_hub_error():
-            results = seed(hub, dirs, publisher)
-    except ApiError as exc:
-        typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(1) from None
-    finally:
-        hub.db.dispose()
+    with _operator_hub(data_dir) as hub:
+        results = seed(hub, dirs, publisher)
     for result in results:
         typer.echo(f"{result.status:>10}  {result.handle}")

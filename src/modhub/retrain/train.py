@@ -143,22 +143,10 @@ def train_head(
         head.eval()
         with torch.no_grad():
             val_loss, val_acc = _evaluate(head(vx), vy)
-        stats = EpochStats(
-            len(history.epochs) + 1,
-            "head",
-            total / seen,
-            correct / seen,
-            val_loss,
-            val_acc,
-            time.perf_counter() - started,
-        )
-        history.epochs.append(stats)
+        _record_epoch(history, "head", (total, correct, seen), (val_loss, val_acc), started, progress)
         if val_loss < best_loss:
             best_loss, best_state = val_loss, copy.deepcopy(head.state_dict())
             history.best = len(history.epochs) - 1
-        if progress is not None:
-            progress.update(1)
-            progress.set_postfix(val_acc=f"{val_acc:.3f}", refresh=False)
     head.load_state_dict(best_state)
     return history
 
@@ -220,24 +208,39 @@ def fine_tune(
         model.eval()
         val_logits = predict(model, val_batch, len(vy), config.batch_size)
         val_loss, val_acc = _evaluate(val_logits, vy)
-        stats = EpochStats(
+        _record_epoch(history, "fine-tune", (total, correct, seen), (val_loss, val_acc), started, progress)
+        if val_loss < best_loss:
+            best_loss, best_state = val_loss, copy.deepcopy(model.state_dict())
+            history.best = len(history.epochs) - 1
+    model.load_state_dict(best_state)
+    return history
+
+
+def _record_epoch(
+    history: History,
+    stage: str,
+    sums: tuple[float, int, int],
+    validation: tuple[float, float],
+    started: float,
+    progress: Any,
+) -> None:
+    """Append one epoch's numbers to ``history`` and advance the progress bar."""
+    total, correct, seen = sums
+    val_loss, val_acc = validation
+    history.epochs.append(
+        EpochStats(
             len(history.epochs) + 1,
-            "fine-tune",
+            stage,
             total / seen,
             correct / seen,
             val_loss,
             val_acc,
             time.perf_counter() - started,
         )
-        history.epochs.append(stats)
-        if val_loss < best_loss:
-            best_loss, best_state = val_loss, copy.deepcopy(model.state_dict())
-            history.best = len(history.epochs) - 1
-        if progress is not None:
-            progress.update(1)
-            progress.set_postfix(val_acc=f"{val_acc:.3f}", refresh=False)
-    model.load_state_dict(best_state)
-    return history
+    )
+    if progress is not None:
+        progress.update(1)
+        progress.set_postfix(val_acc=f"{val_acc:.3f}", refresh=False)
 
 
 def predict(model: nn.Module, batch: Callable[[list[int]], Any], n: int, batch_size: int) -> torch.Tensor:
