@@ -101,3 +101,54 @@ def test_search_offline_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     result = runner.invoke(app, ["search", "cats"])
     assert result.exit_code == 1
     assert "modhub cache ls" in result.stderr
+
+
+ROWS = [
+    ("handle", "task", "formats", "license", "downloads", "title"),
+    (
+        "modhub/minilm-l6/1",
+        "text-embedding",
+        "pt2,onnx",
+        "Apache-2.0",
+        "12",
+        "all-MiniLM-L6-v2 sentence embedding",
+    ),
+]
+
+
+def test_search_columns_piped_are_never_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    from modhub.cli.client_cmds import _columns
+
+    monkeypatch.setattr("sys.stdout.isatty", lambda: False)
+    lines = _columns(ROWS)
+    assert len(lines) == 2
+    assert lines[1].endswith("all-MiniLM-L6-v2 sentence embedding")
+    assert lines[0].index("task") == lines[1].index("text-embedding")
+
+
+@pytest.mark.parametrize(
+    ("columns", "title_line"),
+    [
+        (60, "    all-MiniLM-L6-v2 sentence embedding"),  # little room: the title gets its own line
+        (80, "    all-MiniLM-L6-v2 sentence embedding"),
+        (95, None),  # cut with an ellipsis
+        (200, None),  # fits
+    ],
+)
+def test_search_columns_fit_the_terminal(
+    monkeypatch: pytest.MonkeyPatch, columns: int, title_line: str | None
+) -> None:
+    import os
+
+    from modhub.cli.client_cmds import _columns
+
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    monkeypatch.setattr("shutil.get_terminal_size", lambda: os.terminal_size((columns, 24)))
+    lines = _columns(ROWS)
+    assert "all-MiniLM-L6-v2" in "\n".join(lines)  # readable, not one letter per line
+    if title_line is not None:
+        assert title_line in lines
+    else:
+        assert len(lines) == 2
+        assert all(len(line) <= columns for line in lines)
+        assert lines[1].endswith("…") == (columns < 110)

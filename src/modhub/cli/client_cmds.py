@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 
@@ -82,21 +82,44 @@ def search(
     if not result.items:
         typer.echo("no modules found", err=True)
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False)
-    for column in ("handle", "task", "formats", "license", "downloads", "title"):
-        justify: Literal["left", "right"] = "right" if column == "downloads" else "left"
-        table.add_column(column, no_wrap=column != "title", justify=justify)
+    rows: list[tuple[str, ...]] = [("handle", "task", "formats", "license", "downloads", "title")]
     for item in result.items:
         latest = f"{item.handle}/{item.latest_version}" if item.latest_version else item.handle
-        formats = ",".join(item.formats)
-        table.add_row(latest, item.task, formats, item.license, str(item.downloads), item.title)
-    Console(soft_wrap=True).print(table)
+        rows.append(
+            (latest, item.task, ",".join(item.formats), item.license, str(item.downloads), item.title)
+        )
+    for line in _columns(rows):
+        typer.echo(line)
     shown = (result.page - 1) * result.per_page + len(result.items)
     if shown < result.total:
         typer.echo(f"{shown} of {result.total} shown; next: --page {result.page + 1}", err=True)
+
+
+def _columns(rows: list[tuple[str, ...]]) -> list[str]:
+    """Aligned columns; the last one (free text) is cut to the terminal's width, or gets its own
+    indented line when little room is left. Piped output is never cut."""
+    import shutil
+    import sys
+
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lead = sum(widths) + 2 * len(widths)
+    room = shutil.get_terminal_size().columns - lead if sys.stdout.isatty() else None
+    lines = []
+    for row in rows:
+        cells = [
+            cell.rjust(w) if i == 4 else cell.ljust(w)  # downloads (a number) right-aligned
+            for i, (cell, w) in enumerate(zip(row[:-1], widths, strict=True))
+        ]
+        text = row[-1]
+        if room is not None and room < 20:
+            lines.append("  ".join(cells).rstrip())
+            if text:
+                lines.append(f"    {text}")
+            continue
+        if room is not None and len(text) > room:
+            text = text[: max(room - 1, 0)] + "…"
+        lines.append("  ".join([*cells, text]).rstrip())
+    return lines
 
 
 @cache_app.command("ls")
