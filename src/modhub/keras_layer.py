@@ -46,7 +46,6 @@ import numpy as np
 import torch
 
 from modhub.errors import InputError
-from modhub.format.tasks import get_contract
 from modhub.handles import is_local
 from modhub.loading import Layer
 from modhub.settings import Settings
@@ -81,7 +80,7 @@ class KerasLayer(keras.layers.Layer):
         # A local directory is stored absolute so a saved model reloads from any working directory.
         self.handle = str(Path(handle).expanduser().resolve()) if is_local(handle) else str(handle)
         module = Layer(self.handle, trainable=trainable, settings=settings)
-        self._modality = get_contract(module.task).modality
+        self._modality = module.modality
         signature = module.manifest.default_signature
         self._output_size = int(signature.outputs[0].shape[1])
         # Keras wraps a torch.nn.Module attribute in a TorchModuleWrapper, which

@@ -60,7 +60,8 @@ class _ModuleBase:
         self.path = module_dir
         self.manifest = manifest
         self.task = manifest.task
-        self._modality = get_contract(manifest.task).modality
+        # "image" or "text": what a call takes.
+        self.modality = get_contract(manifest.task).modality
         tok = manifest.preprocessing.tokenizer
         self._encoder = TextEncoder(tok, module_dir / tok.file) if tok is not None else None
         self.labels: list[str] | None = read_labels(module_dir / manifest.labels) if manifest.labels else None
