@@ -169,8 +169,8 @@ def export(
         (staging / CARD_NAME).write_text(render_card(manifest, card, name or target.name), encoding="utf-8")
         if not any((staging / ASSETS_DIR).iterdir()):
             (staging / ASSETS_DIR).rmdir()
-        manifest = manifest.model_copy(update={"files": list_files(staging)})
-        manifest = Manifest.model_validate(manifest.model_dump())
+        # Validated again with the files listed (model_copy alone would skip validation).
+        manifest = Manifest.model_validate({**manifest.model_dump(), "files": list_files(staging)})
         check_contract(manifest, staging)
         write_manifest(staging, manifest)
         if target.exists():

@@ -130,20 +130,11 @@ def train_head(
         started = time.perf_counter()
         xs = torch.from_numpy(train_x(epoch) if callable(train_x) else train_x)
         head.train()
-        total, correct, seen = 0.0, 0, 0
-        for idx in _batches(len(ys), config.batch_size, generator):
-            logits = head(xs[idx])
-            loss = nn.functional.cross_entropy(logits, ys[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(idx)
-            correct += int((logits.argmax(1) == ys[idx]).sum())
-            seen += len(idx)
+        sums = _fit_epoch(head, xs, ys, optimizer, config.batch_size, generator)
         head.eval()
         with torch.no_grad():
             val_loss, val_acc = _evaluate(head(vx), vy)
-        _record_epoch(history, "head", (total, correct, seen), (val_loss, val_acc), started, progress)
+        _record_epoch(history, "head", sums, (val_loss, val_acc), started, progress)
         if val_loss < best_loss:
             best_loss, best_state = val_loss, copy.deepcopy(head.state_dict())
             history.best = len(history.epochs) - 1
@@ -195,25 +186,48 @@ def fine_tune(
         model.train()
         if not config.update_batchnorm:
             backbone.train(False)  # weights still train; BatchNorm/dropout in inference mode
-        total, correct, seen = 0.0, 0, 0
-        for idx in _batches(len(ys), config.batch_size, generator):
-            logits = model(*train_batch(idx.tolist(), config.augment))
-            loss = nn.functional.cross_entropy(logits, ys[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(idx)
-            correct += int((logits.argmax(1) == ys[idx]).sum())
-            seen += len(idx)
+        sums = _fit_epoch(
+            model,
+            lambda idx: train_batch(idx.tolist(), config.augment),
+            ys,
+            optimizer,
+            config.batch_size,
+            generator,
+        )
         model.eval()
         val_logits = predict(model, val_batch, len(vy), config.batch_size)
         val_loss, val_acc = _evaluate(val_logits, vy)
-        _record_epoch(history, "fine-tune", (total, correct, seen), (val_loss, val_acc), started, progress)
+        _record_epoch(history, "fine-tune", sums, (val_loss, val_acc), started, progress)
         if val_loss < best_loss:
             best_loss, best_state = val_loss, copy.deepcopy(model.state_dict())
             history.best = len(history.epochs) - 1
     model.load_state_dict(best_state)
     return history
+
+
+def _fit_epoch(
+    model: nn.Module,
+    inputs: torch.Tensor | Callable[[torch.Tensor], tuple[Any, ...]],
+    ys: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    batch_size: int,
+    generator: torch.Generator,
+) -> tuple[float, int, int]:
+    """One pass over shuffled batches; returns (summed loss, correct, seen) for the epoch's numbers.
+
+    ``inputs`` is a feature tensor indexed per batch, or a function giving a batch's model inputs.
+    """
+    total, correct, seen = 0.0, 0, 0
+    for idx in _batches(len(ys), batch_size, generator):
+        logits = model(*inputs(idx)) if callable(inputs) else model(inputs[idx])
+        loss = nn.functional.cross_entropy(logits, ys[idx])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(idx)
+        correct += int((logits.argmax(1) == ys[idx]).sum())
+        seen += len(idx)
+    return total, correct, seen
 
 
 def _record_epoch(
