@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from modhub.errors import InputError, ManifestError
-from modhub.format.manifest import Manifest, TokenizerSpec
+from modhub.format.manifest import ImagePreprocessing, Manifest, TokenizerSpec
 
 
 class TextEncoder:
@@ -75,26 +75,20 @@ def check_texts(texts: Any) -> list[str]:
 
 
 def check_images(images: Any, manifest: Manifest) -> torch.Tensor:
-    """Accept a float32 tensor or array [B, 3, H, W] with values in [0, 1]; refuse anything else clearly."""
-    spec = manifest.default_signature.inputs[0]
-    if isinstance(images, np.ndarray):
-        images = torch.from_numpy(images)
-    if not isinstance(images, torch.Tensor):
-        raise InputError(f"expected a float32 tensor [batch, 3, H, W], got {type(images).__name__}")
-    expected = tuple(spec.shape)
-    if images.dim() == 3:
-        raise InputError(
-            f"expected a batch of images {list(expected)}, got one image {list(images.shape)}: "
-            "use images.unsqueeze(0)"
-        )
-    if images.dim() != len(expected) or any(
-        isinstance(want, int) and got != want for got, want in zip(images.shape, expected, strict=True)
-    ):
-        hint = ""
-        if images.dim() == 4 and images.shape[-1] == 3:
-            hint = " (channels last? use images.permute(0, 3, 1, 2))"
-        raise InputError(f"expected images of shape {list(expected)}, got {list(images.shape)}{hint}")
-    if images.dtype != torch.float32:
-        hint = " (uint8 pixels? use images.float() / 255)" if images.dtype == torch.uint8 else ""
-        raise InputError(f"expected float32 images in [0, 1], got {images.dtype}{hint}")
-    return images
+    """The graph input for ``images``: a float32 tensor [B, 3, H, W] in [0, 1].
+
+    A float tensor or array is checked and passed through (gradients flow through
+    a tensor); photos (PIL images, paths, bytes, uint8 arrays, lists of them) are
+    converted by :func:`modhub.images.prepare_images` with the module's resize policy.
+    """
+    from modhub.images import check_batch_shape, prepare_images
+
+    spec = manifest.preprocessing.image
+    if spec is None:
+        expected = manifest.default_signature.inputs[0].shape
+        spec = ImagePreprocessing(height=int(expected[2]), width=int(expected[3]))
+    if isinstance(images, torch.Tensor):
+        dtype = str(images.dtype).removeprefix("torch.")
+        check_batch_shape(tuple(images.shape), dtype, (3, spec.height, spec.width))
+        return images
+    return torch.from_numpy(prepare_images(images, spec))
