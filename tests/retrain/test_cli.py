@@ -39,7 +39,7 @@ def test_retrain_images_command(
     assert result.exit_code == 0, result.output
     assert "validation accuracy" in result.stdout
     assert "red/broken.png" in result.stderr  # skipped, listed, not a crash
-    assert "features: 100%" in result.stderr and "epochs: 100%" in result.stderr
+    assert "features: 100%" in result.stderr and "fold CV: 100%" in result.stderr
     assert "features: 12 computed, 0 from the cache" in result.stdout
     assert (out / "assets" / "report" / "metrics.json").is_file()
     assert (out / "modhub.json").is_file()

@@ -21,7 +21,10 @@ app.add_typer(retrain_app, name="retrain")
 
 Module = Annotated[str, typer.Option("--module", "-m", help="base module: handle, hub URL or directory")]
 Out = Annotated[Path, typer.Option("--out", "-o", help="directory for the new module (must be new or empty)")]
-Epochs = Annotated[int, typer.Option(min=1, help="passes over the training data training the head")]
+Epochs = Annotated[
+    int,
+    typer.Option(min=1, help="mini-batch passes training the head (image --fine-tune and --augment only)"),
+]
 TuneEpochs = Annotated[
     int | None,
     typer.Option(
@@ -33,7 +36,29 @@ TuneEpochs = Annotated[
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="examples per training step")]
 Lr = Annotated[float, typer.Option(min=0.0, help="learning rate of the head; the module gets lr/10")]
 FineTune = Annotated[bool, typer.Option("--fine-tune", help="after the head, train the module too")]
-Validation = Annotated[float, typer.Option(min=0.01, max=0.99, help="fraction of each class held out")]
+TextFineTune = Annotated[
+    bool,
+    typer.Option(
+        "--fine-tune",
+        help="first fine-tune the encoder on contrastive pairs drawn from the labels (SetFit), then the head",
+    ),
+]
+Pairs = Annotated[
+    int, typer.Option("--pairs-per-example", min=2, help="with --fine-tune: contrastive pairs per text")
+]
+TuneSeconds = Annotated[
+    float,
+    typer.Option("--fine-tune-seconds", min=1.0, help="with --fine-tune: stop the pair training after this"),
+]
+Validation = Annotated[
+    float,
+    typer.Option(
+        min=0.01,
+        max=0.99,
+        help="fraction of each class held out (image --fine-tune and --augment; otherwise k-fold CV)",
+    ),
+]
+Folds = Annotated[int, typer.Option(min=2, help="folds of the cross-validation choosing the head")]
 Seed = Annotated[int, typer.Option(help="seed of the split, initialisation and shuffling")]
 License = Annotated[
     str | None, typer.Option("--license", help="SPDX licence of the new module (default: the base module's)")
@@ -51,10 +76,23 @@ def _config(**kwargs: Any) -> Any:
 def _summary(result: Any) -> None:
     rep = result.report
     val = rep["validation"]
+    cv = rep.get("cross_validation")
+    how = (
+        f"{cv['folds']}-fold cross-validation, C={cv['C']:.3g}"
+        if cv
+        else f"hold-out, epoch {rep['history']['best_epoch']} kept"
+    )
     typer.echo(
         f"validation accuracy {val['accuracy']:.3f} on {rep['data']['validation']} examples "
-        f"(macro F1 {val['macro_f1']:.3f}, epoch {rep['history']['best_epoch']} kept)"
+        f"(macro F1 {val['macro_f1']:.3f}; {how})"
     )
+    tuned = rep.get("fine_tune")
+    if tuned:
+        bound = ", stopped by --fine-tune-seconds" if tuned["stopped_by_time"] else ""
+        typer.echo(
+            f"fine-tuned the encoder on {tuned['pairs']} of {tuned['pairs_planned']} contrastive pairs "
+            f"in {tuned['seconds']:.0f} s{bound}"
+        )
     width = max(len(name) for name in val["per_class"])
     for name, m in val["per_class"].items():
         typer.echo(
@@ -103,6 +141,16 @@ def images(
             "training features cannot come from the cache)",
         ),
     ] = False,
+    resize: Annotated[
+        str,
+        typer.Option(
+            help="how photos are fitted to the module's input: squash (whole photo), crop (centre), pad"
+        ),
+    ] = "squash",
+    flip: Annotated[
+        bool, typer.Option("--flip", help="also train the head on horizontally flipped photos")
+    ] = False,
+    folds: Folds = 5,
     validation: Validation = 0.2,
     seed: Seed = 0,
     license: License = None,
@@ -122,6 +170,9 @@ def images(
             augment=augment,
             validation=validation,
             seed=seed,
+            resize=resize,
+            flip=flip,
+            folds=folds,
         )
         result = retrain_images(
             data_dir,
@@ -146,7 +197,10 @@ def text(
     fine_tune_epochs: TuneEpochs = None,
     batch_size: BatchSize = 32,
     lr: Lr = 1e-3,
-    fine_tune: FineTune = False,
+    fine_tune: TextFineTune = False,
+    pairs_per_example: Pairs = 4,
+    fine_tune_seconds: TuneSeconds = 300.0,
+    folds: Folds = 5,
     validation: Validation = 0.2,
     seed: Seed = 0,
     license: License = None,
@@ -165,6 +219,9 @@ def text(
             fine_tune=fine_tune,
             validation=validation,
             seed=seed,
+            folds=folds,
+            pairs_per_example=pairs_per_example,
+            fine_tune_seconds=fine_tune_seconds,
         )
         result = retrain_text(
             data_csv,

@@ -27,11 +27,13 @@ def write_module(
     *,
     license: str | None,
     overwrite: bool,
+    photos: dict[int, Path] | None = None,
 ) -> Path:
     """Export ``classifier`` (backbone graph + head) as a module whose ``assets/report/``
     holds the metrics JSON and the two plots, with a generated model card.
 
     ``example``: a few images [B, 3, H, W] or texts, to trace the graph with.
+    ``photos``: example index → photo file, for the grid of misclassified photos.
     """
     from modhub.exporting import export
 
@@ -56,13 +58,26 @@ def write_module(
     }
     with tempfile.TemporaryDirectory(prefix="modhub-report-") as tmp:
         report_dir = Path(tmp)
+        files = [rep.METRICS_FILE, rep.CONFUSION_FILE]
         rep.plot_confusion(report["validation"]["confusion_matrix"], classes, report_dir / rep.CONFUSION_FILE)
-        rep.plot_history(report["history"], report_dir / rep.CURVE_FILE)
+        if report.get("cross_validation"):
+            rep.plot_cv(report["cross_validation"], report_dir / rep.CV_FILE)
+            files.append(rep.CV_FILE)
+        else:
+            rep.plot_history(report["history"], report_dir / rep.CURVE_FILE)
+            files.append(rep.CURVE_FILE)
+        wrong = report["validation"].get("misclassified") or []
+        if (
+            kind == "image"
+            and photos
+            and rep.plot_misclassified(wrong, photos, report_dir / rep.MISCLASSIFIED_FILE)
+        ):
+            report["has_misclassified_grid"] = True
+            files.append(rep.MISCLASSIFIED_FILE)
         rep.write_json(report, report_dir / rep.METRICS_FILE)
         body = rep.render_card_body(report, title=title, usage=_usage(kind, out_dir.name), license=licence)
         assets: dict[str, str | os.PathLike[str] | bytes] = {
-            f"{rep.REPORT_DIR}/{name}": report_dir / name
-            for name in (rep.METRICS_FILE, rep.CONFUSION_FILE, rep.CURVE_FILE)
+            f"{rep.REPORT_DIR}/{name}": report_dir / name for name in files
         }
         common: dict[str, Any] = dict(
             task=task,
@@ -82,6 +97,7 @@ def write_module(
                 out_dir,
                 mean=image.mean if image else None,
                 std=image.std if image else None,
+                resize=report["config"]["resize"],
                 **common,
             )
         tok = base.preprocessing.tokenizer
@@ -102,8 +118,8 @@ def write_module(
 
 def _usage(kind: str, name: str) -> str:
     call = (
-        "images = ...  # float32 [batch, 3, H, W], RGB in [0, 1] (see modhub.json for H, W)\n"
-        "probs = module(images).softmax(-1)"
+        "# photos: file paths, PIL images, bytes or uint8 arrays; the module resizes them\n"
+        'probs = module(["photo1.jpg", "photo2.png"]).softmax(-1)'
         if kind == "image"
         else 'probs = module(["first text", "second text"]).softmax(-1)'
     )

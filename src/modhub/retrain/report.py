@@ -12,12 +12,27 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["classification_metrics", "plot_confusion", "plot_history", "render_card_body", "write_json"]
+__all__ = [
+    "classification_metrics",
+    "misclassified",
+    "plot_confusion",
+    "plot_cv",
+    "plot_history",
+    "plot_misclassified",
+    "render_card_body",
+    "write_json",
+]
 
 REPORT_DIR = "report"
 METRICS_FILE = "metrics.json"
 CONFUSION_FILE = "confusion_matrix.png"
 CURVE_FILE = "training_curve.png"
+CV_FILE = "cross_validation.png"
+MISCLASSIFIED_FILE = "misclassified.png"
+# Most confidently wrong validation examples kept in the report (grid and table).
+MAX_MISCLASSIFIED = 24
+# Longest text shown in the card's table of misclassified texts.
+MAX_TEXT_CHARS = 160
 
 
 def classification_metrics(labels: np.ndarray, predictions: np.ndarray, classes: list[str]) -> dict[str, Any]:
@@ -40,6 +55,88 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray, classes:
         "per_class": per_class,
         "confusion_matrix": matrix.tolist(),
     }
+
+
+def misclassified(
+    labels: np.ndarray,
+    probs: np.ndarray,
+    classes: list[str],
+    names: list[str],
+    texts: list[str | None],
+    indices: list[int] | None = None,
+) -> list[dict[str, Any]]:
+    """The validation examples predicted wrongly, most confident first (at most MAX_MISCLASSIFIED).
+
+    ``indices``: each row's index among the run's examples (default: the row number).
+    """
+    predicted = probs.argmax(1)
+    wrong = np.flatnonzero(predicted != labels)
+    wrong = wrong[np.argsort(-probs[wrong, predicted[wrong]], kind="stable")][:MAX_MISCLASSIFIED]
+    out = []
+    for row in wrong.tolist():
+        entry: dict[str, Any] = {
+            "example": indices[row] if indices is not None else row,
+            "name": names[row],
+            "true": classes[int(labels[row])],
+            "predicted": classes[int(predicted[row])],
+            "confidence": float(probs[row, predicted[row]]),
+        }
+        if texts[row] is not None:
+            entry["text"] = texts[row]
+        out.append(entry)
+    return out
+
+
+def plot_misclassified(entries: list[dict[str, Any]], photos: dict[int, Path], path: Path) -> bool:
+    """A grid of thumbnails of misclassified photos with true and predicted label; False if none."""
+    from PIL import Image
+
+    from modhub.images import fit_photo, open_photo
+
+    shown = [e for e in entries if e["example"] in photos]
+    if not shown:
+        return False
+    cols = min(6, len(shown))
+    rows = (len(shown) + cols - 1) // cols
+    fig = _figure(2.0 * cols, 2.3 * rows + 0.5)
+    for i, entry in enumerate(shown):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        try:
+            thumb = fit_photo(
+                open_photo(photos[entry["example"]].read_bytes()), 128, 128, "pad", (1.0, 1.0, 1.0)
+            )
+        except (OSError, ValueError):
+            thumb = Image.new("RGB", (128, 128), (200, 200, 200))
+        ax.imshow(np.asarray(thumb))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(
+            f"true: {entry['true']}\npred: {entry['predicted']} ({entry['confidence']:.2f})",
+            fontsize=8,
+            color="darkred",
+        )
+        ax.set_xlabel(Path(entry["name"]).name[:24], fontsize=7)
+    fig.suptitle("Misclassified validation photos (most confident first)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    return True
+
+
+def plot_cv(cv: dict[str, Any], path: Path) -> None:
+    """Cross-validated accuracy and log loss against the L2 strength C, the chosen C marked."""
+    fig = _figure(10, 4)
+    acc_ax, loss_ax = fig.subplots(1, 2)
+    cs = [g["C"] for g in cv["grid"]]
+    for ax, key, title in ((acc_ax, "accuracy", "CV accuracy"), (loss_ax, "log_loss", "CV log loss")):
+        ax.plot(cs, [g[key] for g in cv["grid"]], marker="o")
+        ax.axvline(cv["C"], color="grey", linestyle=":", label=f"chosen C = {cv['C']:.3g}")
+        ax.set_xscale("log")
+        ax.set_xlabel("C (inverse L2 strength)")
+        ax.set_title(f"{title}, {cv['folds']} folds")
+        ax.grid(alpha=0.3)
+    acc_ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, format="png")
 
 
 def _figure(width: float, height: float):  # type: ignore[no-untyped-def]
@@ -106,14 +203,39 @@ def render_card_body(report: dict[str, Any], *, title: str, usage: str, license:
     data = report["data"]
     metrics = report["validation"]
     classes = report["classes"]
+    cv = report.get("cross_validation")
     kind = "image" if report["task"] == "image-classification" else "text"
-    how = (
-        f"the head first on the frozen module's features, then the module and the head together "
-        f"(module learning rate {cfg['lr'] * cfg['backbone_lr_factor']:g}, head {cfg['lr']:g}; "
-        f"BatchNorm statistics {'updated' if cfg['update_batchnorm'] else 'kept from the module'})"
-        if cfg["fine_tune"]
-        else f"the head only, on the frozen module's features (learning rate {cfg['lr']:g})"
-    )
+    counts = data["counts"]
+    if cv:
+        split = (
+            f"{data['source']}: {data['examples']} examples, all used to fit the final head; "
+            f"{cv['folds']}-fold stratified cross-validation (seed {cfg['seed']}) chose its "
+            "regularisation and gives the metrics below."
+        )
+        table = [
+            "| class | examples |",
+            "|---|---|",
+            *(f"| {_cell(name)} | {counts['train'][name]} |" for name in classes),
+        ]
+    else:
+        split = (
+            f"{data['source']}: {data['examples']} examples, split per class (seed {cfg['seed']}) into "
+            f"{data['train']} for training and {data['validation']} for validation "
+            f"({cfg['validation']:.0%} held out)."
+        )
+        table = [
+            "| class | train | validation |",
+            "|---|---|---|",
+            *(
+                f"| {_cell(name)} | {counts['train'][name]} | {counts['validation'][name]} |"
+                for name in classes
+            ),
+        ]
+    if data["skipped"]:
+        split += (
+            f" {len(data['skipped'])} unreadable file(s) were skipped (listed in "
+            f"`assets/{REPORT_DIR}/{METRICS_FILE}`)."
+        )
     lines = [
         f"# {title}",
         "",
@@ -125,35 +247,18 @@ def render_card_body(report: dict[str, Any], *, title: str, usage: str, license:
         "",
         "## Training data",
         "",
-        f"{data['source']}: {data['examples']} examples, split per class (seed {cfg['seed']}) into "
-        f"{data['train']} for training and {data['validation']} for validation "
-        f"({cfg['validation']:.0%} held out)."
-        + (
-            f" {len(data['skipped'])} unreadable file(s) were skipped (listed in "
-            f"`assets/{REPORT_DIR}/{METRICS_FILE}`)."
-            if data["skipped"]
-            else ""
-        ),
+        split,
         "",
-        "| class | train | validation |",
-        "|---|---|---|",
-        *(
-            f"| {_cell(name)} | {data['counts']['train'][name]} | {data['counts']['validation'][name]} |"
-            for name in classes
-        ),
+        *table,
         "",
         "## Training",
         "",
-        f"Trained {how}; AdamW, batch size {cfg['batch_size']}, weight decay {cfg['weight_decay']:g}, "
-        f"{len(report['history']['epochs'])} epochs"
-        + (", random flips and crops" if cfg["augment"] else "")
-        + f". The weights of epoch {report['history']['best_epoch']} (lowest validation loss) are kept. "
-        "Features are standardised inside the head with the training split's mean and spread.",
+        _training_text(report),
         "",
         "## Validation metrics",
         "",
-        f"Accuracy **{metrics['accuracy']:.3f}**, macro F1 {metrics['macro_f1']:.3f} on "
-        f"{data['validation']} held-out examples.",
+        f"Accuracy **{metrics['accuracy']:.3f}**, macro F1 {metrics['macro_f1']:.3f}; "
+        f"{metrics.get('method', 'hold-out split')}.",
         "",
         "| class | precision | recall | F1 | support |",
         "|---|---|---|---|---|",
@@ -163,10 +268,12 @@ def render_card_body(report: dict[str, Any], *, title: str, usage: str, license:
         ),
         "",
         f"![confusion matrix](assets/{REPORT_DIR}/{CONFUSION_FILE})",
-        f"![training curve](assets/{REPORT_DIR}/{CURVE_FILE})",
+        f"![{'cross-validation' if cv else 'training curve'}]"
+        f"(assets/{REPORT_DIR}/{CV_FILE if cv else CURVE_FILE})",
         "",
-        "The validation split is small and was used to pick the epoch: expect lower accuracy on new "
-        "data, and measure it on data of your own before relying on it.",
+        *_misclassified_section(report, kind),
+        "Validation numbers on a few examples are noisy and were used to choose the head: expect "
+        "lower accuracy on new data, and measure it on data of your own before relying on it.",
         "",
         "## Usage",
         "",
@@ -179,8 +286,74 @@ def render_card_body(report: dict[str, Any], *, title: str, usage: str, license:
     return "\n".join(lines) + "\n"
 
 
+def _training_text(report: dict[str, Any]) -> str:
+    cfg = report["config"]
+    cv = report.get("cross_validation")
+    kind = "image" if report["task"] == "image-classification" else "text"
+    inputs = (
+        f"Photos are brought to the module's input size by the resize policy `{cfg['resize']}` "
+        "(recorded in `modhub.json`; the module applies it to photo inputs)"
+        + (", and the head also saw horizontally flipped copies. " if cfg.get("flip") else ". ")
+        if kind == "image"
+        else ""
+    )
+    if cv:
+        tuned = report.get("fine_tune")
+        first = (
+            f"The encoder was first fine-tuned SetFit-style on {tuned['pairs']} contrastive pairs drawn "
+            f"from the labels (cosine-similarity loss, learning rate {tuned['lr']:g}, "
+            f"{tuned['seconds']:.0f} s{', stopped by the time bound' if tuned['stopped_by_time'] else ''}). "
+            if tuned
+            else ""
+        )
+        return (
+            f"{inputs}{first}The head is L2-regularised logistic regression (L-BFGS) on standardised "
+            f"features of the {'fine-tuned' if tuned else 'frozen'} module; its strength C = {cv['C']:.3g} "
+            f"was chosen among {len(cv['grid'])} values by {cv['folds']}-fold stratified "
+            "cross-validation (accuracy, ties broken by log loss), then the head was refitted on all "
+            "examples."
+        )
+    history = report["history"]
+    how = (
+        f"the head first on the frozen module's features, then the module and the head together "
+        f"(module learning rate {cfg['lr'] * cfg['backbone_lr_factor']:g}, head {cfg['lr']:g}; "
+        f"BatchNorm statistics {'updated' if cfg['update_batchnorm'] else 'kept from the module'})"
+        if cfg["fine_tune"]
+        else f"the head only, on the frozen module's features (learning rate {cfg['lr']:g})"
+    )
+    return (
+        f"{inputs}Trained {how}; AdamW, batch size {cfg['batch_size']}, weight decay "
+        f"{cfg['weight_decay']:g}, {len(history['epochs'])} epochs"
+        + (", random flips and crops" if cfg["augment"] else "")
+        + f". The weights of epoch {history['best_epoch']} (lowest validation loss) are kept. "
+        "Features are standardised inside the head with the training split's mean and spread."
+    )
+
+
+def _misclassified_section(report: dict[str, Any], kind: str) -> list[str]:
+    wrong = report["validation"].get("misclassified") or []
+    if not wrong:
+        return []
+    lines = ["### What went wrong", ""]
+    if kind == "image" and report.get("has_misclassified_grid"):
+        lines += [f"![misclassified photos](assets/{REPORT_DIR}/{MISCLASSIFIED_FILE})", ""]
+    if kind == "text":
+        lines += ["| text | true | predicted | confidence |", "|---|---|---|---|"]
+    else:
+        lines += ["| photo | true | predicted | confidence |", "|---|---|---|---|"]
+    for entry in wrong[:MAX_MISCLASSIFIED]:
+        shown = entry.get("text", entry["name"])
+        if len(shown) > MAX_TEXT_CHARS:
+            shown = shown[: MAX_TEXT_CHARS - 1] + "…"
+        lines.append(
+            f"| {_cell(shown)} | {_cell(entry['true'])} | {_cell(entry['predicted'])} | "
+            f"{entry['confidence']:.2f} |"
+        )
+    return [*lines, ""]
+
+
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    return " ".join(text.split()).replace("|", "\\|")
 
 
 def _base_reference(base: str) -> str:

@@ -1,6 +1,9 @@
 """``retrain_images`` / ``retrain_text``.
 
-data → frozen features (cached) → head (→ fine-tune) → one exported module + report.
+data → features of the module (cached) → head chosen by k-fold cross-validation and
+refitted on every example → one exported module + report. Text ``--fine-tune`` first
+fine-tunes the encoder on contrastive pairs (SetFit); image ``--fine-tune`` and
+``--augment`` train by epochs on a hold-out split instead.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from modhub.loading import Layer, _module_dir
 from modhub.retrain import report as rep
 from modhub.retrain.data import LabelledData, read_image_folder, read_text_csv, stratified_split
 from modhub.retrain.features import FeatureCache, extract_features, module_key
+from modhub.retrain.heads import fit_head_cv
 from modhub.retrain.inputs import ImageInputs, Inputs, TextInputs
 from modhub.retrain.model import ImageClassifier, TextClassifier
 from modhub.retrain.output import write_module
@@ -156,6 +160,12 @@ def _run(
     overwrite: bool,
     license: str | None,
 ) -> RetrainResult:
+    from modhub.images import RESIZE_POLICIES
+
+    if config.resize not in RESIZE_POLICIES:
+        raise InputError(f"unknown resize policy {config.resize!r}; use one of {', '.join(RESIZE_POLICIES)}")
+    if kind == "text" and config.flip:
+        raise InputError("flipping is for images; drop --flip for text")
     settings = settings or Settings.from_env()
     show = (
         progress
@@ -168,114 +178,265 @@ def _run(
     backbone = _load_backbone(kind, module, settings, trainable=config.fine_tune)
     backbone.eval()
     timings["load_module_s"] = time.perf_counter() - started
-    inputs: Inputs = ImageInputs(backbone, config.seed) if kind == "image" else TextInputs(backbone)
-
-    labels = np.array([ex.label for ex in data.examples], dtype=np.int64)
-    train_idx, val_idx = stratified_split(labels.tolist(), config.validation, config.seed)
+    inputs: Inputs = (
+        ImageInputs(backbone, config.seed, config.resize) if kind == "image" else TextInputs(backbone)
+    )
     examples = data.examples
+    labels = np.array([ex.label for ex in examples], dtype=np.int64)
 
     def features_of(indices: list[int], augment: bool = False) -> np.ndarray:
         with torch.inference_mode():
             return backbone.graph(*inputs([examples[i] for i in indices], augment)).float().numpy()
 
     cache = FeatureCache(settings.cache / "features", module_key(backbone.path, inputs.cache_params))
-    started = time.perf_counter()
-    feats, extracted = extract_features(
-        [ex.key for ex in examples],
-        features_of,
-        cache,
-        batch_size=config.batch_size,
-        progress=lambda total: _bar(show, desc="features", unit="ex", total=total),
-    )
-    timings["features_s"] = time.perf_counter() - started
-
-    train_x, val_x = feats[train_idx], feats[val_idx]
-    train_y, val_y = labels[train_idx], labels[val_idx]
-    head = Head.for_features(train_x, len(data.classes))
-    augment_frozen = config.augment and not config.fine_tune
-
-    def augmented_features(epoch: int) -> np.ndarray:
-        # Augmented images differ every epoch, so the frozen module runs on each (no cache).
-        out = [
-            features_of([train_idx[i] for i in chunk], augment=True)
-            for chunk in np.array_split(
-                np.arange(len(train_idx)), max(1, len(train_idx) // config.batch_size)
-            )
-        ]
-        return np.concatenate(out)
-
-    tune_epochs = config.fine_tune_epochs if config.fine_tune_epochs is not None else config.epochs
-    total_epochs = config.epochs + (tune_epochs if config.fine_tune else 0)
-    with _bar(show, desc="epochs", unit="epoch", total=total_epochs) as bar:
-        history = train_head(
-            head,
-            augmented_features if augment_frozen else train_x,
-            train_y,
-            val_x,
-            val_y,
-            config,
-            progress=bar,
-        )
-        classifier = (ImageClassifier if kind == "image" else TextClassifier)(backbone, head)
-        if config.fine_tune:
-
-            def train_batch(batch: list[int], augment: bool) -> tuple[torch.Tensor, ...]:
-                return inputs([examples[train_idx[i]] for i in batch], augment)
-
-            def val_batch(batch: list[int]) -> tuple[torch.Tensor, ...]:
-                return inputs([examples[val_idx[i]] for i in batch])
-
-            history = fine_tune(
-                classifier,
-                backbone,
-                head,
-                train_batch,
-                train_y,
-                val_batch,
-                val_y,
-                config,
-                progress=bar,
-                history=history,
-            )
-    classifier.eval()
-    if config.fine_tune:
-        val_logits = predict(
-            classifier, lambda b: inputs([examples[val_idx[i]] for i in b]), len(val_idx), config.batch_size
-        )
+    holdout = config.augment or (kind == "image" and config.fine_tune)
+    run = _Run(kind, data, backbone, inputs, cache, config, show, timings, labels, features_of)
+    if holdout:
+        classifier, report_part = run.holdout()
     else:
-        with torch.no_grad():
-            val_logits = head(torch.from_numpy(val_x))
-    metrics = rep.classification_metrics(val_y, val_logits.argmax(1).numpy(), data.classes)
+        classifier, report_part = run.cross_validated()
 
-    counts = {
-        "train": _count(labels[train_idx], data.classes),
-        "validation": _count(labels[val_idx], data.classes),
-    }
     report: dict[str, Any] = {
         "task": _KINDS[kind][1],
         "base_module": str(module),
         "classes": data.classes,
         "config": {**asdict(config), "backbone_lr_factor": BACKBONE_LR_FACTOR},
-        "data": {
-            "source": data.source,
-            "examples": len(examples),
-            "train": len(train_idx),
-            "validation": len(val_idx),
-            "counts": counts,
-            "skipped": data.skipped,
-            "validation_examples": [examples[i].name for i in val_idx],
-        },
-        "validation": metrics,
-        "history": history.to_json(),
-        "features": {"extracted": extracted, "cache_hits": cache.hits, "cache_misses": cache.misses},
+        **report_part,
+        "features": {"extracted": run.extracted, "cache_hits": cache.hits, "cache_misses": cache.misses},
         "timings": timings,
     }
+    report["data"] = {
+        "source": data.source,
+        "examples": len(examples),
+        "skipped": data.skipped,
+        **report["data"],
+    }
     started = time.perf_counter()
-    sample = [examples[i] for i in val_idx[:2]]
+    sample = examples[:2]
     example = inputs(sample)[0] if kind == "image" else [ex.text or "" for ex in sample]
-    write_module(classifier, backbone, example, out_dir, report, license=license, overwrite=overwrite)
+    write_module(
+        classifier,
+        backbone,
+        example,
+        out_dir,
+        report,
+        license=license,
+        overwrite=overwrite,
+        photos={i: ex.path for i, ex in enumerate(examples) if ex.path is not None},
+    )
     timings["export_s"] = time.perf_counter() - started
     return RetrainResult(out_dir, report)
+
+
+@dataclass
+class _Run:
+    """The two ways of fitting the head, sharing the run's module, inputs and feature cache."""
+
+    kind: str
+    data: LabelledData
+    backbone: Layer
+    inputs: Inputs
+    cache: FeatureCache
+    config: TrainConfig
+    show: bool
+    timings: dict[str, Any]
+    labels: np.ndarray
+    features_of: Any
+    extracted: int = 0
+
+    def _features(self, flipped: bool = False) -> np.ndarray:
+        config, examples = self.config, self.data.examples
+
+        def compute(indices: list[int]) -> np.ndarray:
+            if not flipped:
+                return np.asarray(self.features_of(indices))
+            with torch.inference_mode():
+                images = self.inputs([examples[i] for i in indices])[0].flip(-1)
+                return self.backbone.graph(images).float().numpy()
+
+        started = time.perf_counter()
+        suffix = ":hflip" if flipped else ""
+        feats, extracted = extract_features(
+            [ex.key + suffix for ex in examples],
+            compute,
+            self.cache,
+            batch_size=config.batch_size,
+            progress=lambda total: _bar(
+                self.show, desc="features (flipped)" if flipped else "features", unit="ex", total=total
+            ),
+        )
+        self.extracted += extracted
+        self.timings["features_s"] = self.timings.get("features_s", 0.0) + time.perf_counter() - started
+        return feats
+
+    def cross_validated(self) -> tuple[torch.nn.Module, dict[str, Any]]:
+        """Head by L-BFGS logistic regression, L2 strength by stratified k-fold CV, refitted on all."""
+        config, examples, labels = self.config, self.data.examples, self.labels
+        fine_tuned = None
+        if config.fine_tune:  # text: SetFit-style contrastive fine-tuning of the encoder first
+            from modhub.retrain.setfit import contrastive_fine_tune
+
+            started = time.perf_counter()
+            with _bar(self.show, desc="contrastive pairs", unit="pair") as bar:
+                fine_tuned = contrastive_fine_tune(
+                    self.backbone,
+                    self.inputs,
+                    examples,
+                    labels,
+                    config,
+                    progress=bar,
+                )
+            self.timings["fine_tune_s"] = time.perf_counter() - started
+            started = time.perf_counter()
+            self.backbone.eval()
+            with _bar(self.show, desc="features (fine-tuned)", unit="ex", total=len(examples)) as bar:
+                chunks = []
+                for start in range(0, len(examples), config.batch_size):
+                    chunk = list(range(start, min(len(examples), start + config.batch_size)))
+                    chunks.append(np.asarray(self.features_of(chunk)))
+                    bar.update(len(chunk))
+            feats = np.concatenate(chunks)
+            self.extracted += len(examples)
+            self.timings["features_s"] = time.perf_counter() - started
+        else:
+            feats = self._features()
+        extra = self._features(flipped=True) if config.flip else None
+        started = time.perf_counter()
+        k = max(2, min(config.folds, int(np.bincount(labels).min())))
+        with _bar(self.show, desc=f"{k}-fold CV", unit="fold", total=k + 1) as bar:
+            head, cv = fit_head_cv(
+                feats,
+                labels,
+                len(self.data.classes),
+                folds=config.folds,
+                seed=config.seed,
+                augmented=extra,
+                progress=bar,
+            )
+        self.timings["head_s"] = time.perf_counter() - started
+        predictions = cv.oof_probs.argmax(1)
+        metrics = rep.classification_metrics(labels, predictions, self.data.classes)
+        metrics["method"] = (
+            f"{cv.folds}-fold stratified cross-validation: each example predicted by a head fitted without it"
+        )
+        if fine_tuned is not None:
+            metrics["method"] += (
+                "; the encoder was fine-tuned on all examples first, so these numbers are optimistic"
+            )
+        metrics["misclassified"] = rep.misclassified(
+            labels,
+            cv.oof_probs,
+            self.data.classes,
+            [ex.name for ex in examples],
+            [ex.text for ex in examples],
+        )
+        model_cls = ImageClassifier if self.kind == "image" else TextClassifier
+        part = {
+            "validation": metrics,
+            "cross_validation": cv.to_json(),
+            "fine_tune": fine_tuned,
+            "history": None,
+            "data": {
+                "train": len(examples),
+                "validation": len(examples),
+                "counts": {"train": _count(labels, self.data.classes)},
+                "validation_examples": [ex.name for ex in examples],
+            },
+        }
+        return model_cls(self.backbone, head), part
+
+    def holdout(self) -> tuple[torch.nn.Module, dict[str, Any]]:
+        """Mini-batch head (and fine-tuning) with a held-out validation split, best epoch kept."""
+        config, examples, labels = self.config, self.data.examples, self.labels
+        train_idx, val_idx = stratified_split(labels.tolist(), config.validation, config.seed)
+        feats = self._features()
+        train_x, val_x = feats[train_idx], feats[val_idx]
+        train_y, val_y = labels[train_idx], labels[val_idx]
+        head = Head.for_features(train_x, len(self.data.classes))
+        augment_frozen = config.augment and not config.fine_tune
+        inputs, features_of = self.inputs, self.features_of
+
+        def augmented_features(epoch: int) -> np.ndarray:
+            # Augmented images differ every epoch, so the frozen module runs on each (no cache).
+            out = [
+                features_of([train_idx[i] for i in chunk], augment=True)
+                for chunk in np.array_split(
+                    np.arange(len(train_idx)), max(1, len(train_idx) // config.batch_size)
+                )
+            ]
+            return np.concatenate(out)
+
+        tune_epochs = config.fine_tune_epochs if config.fine_tune_epochs is not None else config.epochs
+        total_epochs = config.epochs + (tune_epochs if config.fine_tune else 0)
+        with _bar(self.show, desc="epochs", unit="epoch", total=total_epochs) as bar:
+            history = train_head(
+                head,
+                augmented_features if augment_frozen else train_x,
+                train_y,
+                val_x,
+                val_y,
+                config,
+                progress=bar,
+            )
+            classifier = (ImageClassifier if self.kind == "image" else TextClassifier)(self.backbone, head)
+            if config.fine_tune:
+
+                def train_batch(batch: list[int], augment: bool) -> tuple[torch.Tensor, ...]:
+                    return inputs([examples[train_idx[i]] for i in batch], augment)
+
+                def val_batch(batch: list[int]) -> tuple[torch.Tensor, ...]:
+                    return inputs([examples[val_idx[i]] for i in batch])
+
+                history = fine_tune(
+                    classifier,
+                    self.backbone,
+                    head,
+                    train_batch,
+                    train_y,
+                    val_batch,
+                    val_y,
+                    config,
+                    progress=bar,
+                    history=history,
+                )
+        classifier.eval()
+        if config.fine_tune:
+            val_logits = predict(
+                classifier,
+                lambda b: inputs([examples[val_idx[i]] for i in b]),
+                len(val_idx),
+                config.batch_size,
+            )
+        else:
+            with torch.no_grad():
+                val_logits = head(torch.from_numpy(val_x))
+        probs = val_logits.softmax(1).numpy()
+        metrics = rep.classification_metrics(val_y, probs.argmax(1), self.data.classes)
+        metrics["method"] = f"hold-out split: {config.validation:.0%} of each class, never trained on"
+        metrics["misclassified"] = rep.misclassified(
+            val_y,
+            probs,
+            self.data.classes,
+            [examples[i].name for i in val_idx],
+            [examples[i].text for i in val_idx],
+            [int(i) for i in val_idx],
+        )
+        part = {
+            "validation": metrics,
+            "cross_validation": None,
+            "fine_tune": None,
+            "history": history.to_json(),
+            "data": {
+                "train": len(train_idx),
+                "validation": len(val_idx),
+                "counts": {
+                    "train": _count(labels[train_idx], self.data.classes),
+                    "validation": _count(labels[val_idx], self.data.classes),
+                },
+                "validation_examples": [examples[i].name for i in val_idx],
+            },
+        }
+        return classifier, part
 
 
 def _count(labels: np.ndarray, classes: list[str]) -> dict[str, int]:

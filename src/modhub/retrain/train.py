@@ -24,7 +24,8 @@ __all__ = ["EpochStats", "Head", "History", "TrainConfig", "fine_tune", "train_h
 class TrainConfig:
     """Settings of one retraining run (recorded in the report and the model card)."""
 
-    # Passes over the training split training the head (the only stage without fine-tuning).
+    # Passes over the training split training the head by mini-batches (image fine-tuning
+    # and --augment only; otherwise the head is fitted by L-BFGS to convergence).
     epochs: int = 20
     # Passes training module and head together after the head stage (--fine-tune); None: ``epochs``.
     fine_tune_epochs: int | None = None
@@ -41,9 +42,22 @@ class TrainConfig:
     update_batchnorm: bool = False
     # Random flips and crops of training images (images only).
     augment: bool = False
-    # Fraction of each class held out for validation.
+    # Fraction of each class held out for validation (only where the head is trained by
+    # epochs on a hold-out: image fine-tuning and --augment; otherwise k-fold CV is used).
     validation: float = 0.2
     seed: int = 0
+    # Folds of the stratified cross-validation that chooses the head's L2 strength
+    # (lowered to the size of the smallest class).
+    folds: int = 5
+    # How photos are brought to the module's input size (modhub.images): "squash" keeps
+    # the whole photo, "crop" cuts the centre, "pad" fits it in. Recorded in the new module.
+    resize: str = "squash"
+    # Images: also train the head on features of horizontally flipped photos.
+    flip: bool = False
+    # Text --fine-tune (SetFit): contrastive pairs per example, and a bound on the time
+    # spent on them (seconds); the pair stage stops at whichever comes first.
+    pairs_per_example: int = 4
+    fine_tune_seconds: float = 300.0
 
 
 # The module's learning rate relative to the head's when fine-tuning: pretrained

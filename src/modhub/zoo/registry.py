@@ -121,7 +121,11 @@ def register_starter(starter: Starter) -> Starter:
 
 def _load_builtin() -> None:
     # Importing the definitions registers them; they import torch only inside build().
-    from modhub.zoo import image, text  # noqa: F401
+    from modhub.zoo import (  # noqa: F401
+        image,
+        mpnet,
+        text,
+    )
 
 
 def starters() -> list[Starter]:

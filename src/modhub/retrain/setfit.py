@@ -1,0 +1,117 @@
+"""SetFit-style contrastive fine-tuning of a sentence encoder (``modhub retrain text --fine-tune``).
+
+As SetFit (Tunstall et al., 2022) does: pairs of training texts are drawn from the
+labels (same class: target similarity 1, different classes: 0), and the encoder is
+trained so that the cosine similarity of a pair's embeddings matches its target
+(sentence-transformers' ``CosineSimilarityLoss``), with AdamW and a linear
+warm-up/decay schedule. The head is then fitted on the fine-tuned embeddings.
+
+Seeded (pairs, order, dropout) and bounded: at most ``pairs_per_example`` pairs per
+text and ``fine_tune_seconds`` of training, whichever ends first.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from modhub.loading import Layer
+from modhub.retrain.data import Example
+from modhub.retrain.inputs import Inputs
+from modhub.retrain.train import TrainConfig
+
+__all__ = ["PAIR_BATCH", "SETFIT_LR", "contrastive_fine_tune", "make_pairs"]
+
+# SetFit's defaults for the encoder ("body"): learning rate 2e-5, batch 16 pairs, 10% warm-up.
+SETFIT_LR = 2e-5
+PAIR_BATCH = 16
+WARMUP = 0.1
+
+
+def make_pairs(labels: np.ndarray, pairs_per_example: int, seed: int) -> np.ndarray:
+    """[P, 3] rows (left index, right index, target 1.0/0.0), shuffled.
+
+    Each round gives every example one partner of its own class and one of another
+    class (as SetFit's pair generation), so positives and negatives are balanced.
+    A class with a single example gets no positive pair.
+    """
+    rng = np.random.default_rng(seed)
+    by_class = {int(c): np.flatnonzero(labels == c) for c in np.unique(labels)}
+    rows: list[tuple[int, int, float]] = []
+    for _ in range(max(1, pairs_per_example // 2)):
+        for i, label in enumerate(labels.tolist()):
+            same = by_class[label][by_class[label] != i]
+            if len(same):
+                rows.append((i, int(rng.choice(same)), 1.0))
+            other = np.flatnonzero(labels != label)
+            rows.append((i, int(rng.choice(other)), 0.0))
+    pairs = np.array(rows, dtype=np.float64)
+    return pairs[rng.permutation(len(pairs))]
+
+
+def contrastive_fine_tune(
+    backbone: Layer,
+    inputs: Inputs,
+    examples: list[Example],
+    labels: np.ndarray,
+    config: TrainConfig,
+    *,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Train ``backbone`` (a trainable text-embedding Layer) in place on contrastive pairs.
+
+    Returns what was done, for the report: pairs used and planned, steps, seconds,
+    whether the time bound stopped it, the learning rate.
+    """
+    pairs = make_pairs(labels, config.pairs_per_example, config.seed)
+    steps = (len(pairs) + PAIR_BATCH - 1) // PAIR_BATCH
+    torch.manual_seed(config.seed)
+    params = [p for p in backbone.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=SETFIT_LR, weight_decay=0.01)
+    warmup = max(1, round(WARMUP * steps))
+
+    def schedule(step: int) -> float:
+        return (step + 1) / warmup if step < warmup else max(0.0, (steps - step) / max(1, steps - warmup))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    if progress is not None:
+        progress.reset(total=len(pairs))
+    started = time.perf_counter()
+    used, losses, stopped = 0, [], False
+    backbone.train(True)  # dropout on, as in SetFit's training
+    try:
+        for step in range(steps):
+            if time.perf_counter() - started > config.fine_tune_seconds:
+                stopped = True
+                break
+            batch = pairs[step * PAIR_BATCH : (step + 1) * PAIR_BATCH]
+            left = backbone.graph(*inputs([examples[int(i)] for i in batch[:, 0]]))
+            right = backbone.graph(*inputs([examples[int(i)] for i in batch[:, 1]]))
+            similarity = nn.functional.cosine_similarity(left, right)
+            loss = nn.functional.mse_loss(similarity, torch.from_numpy(batch[:, 2]).float())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            used += len(batch)
+            losses.append(loss.item())
+            if progress is not None:
+                progress.update(len(batch))
+                progress.set_postfix(loss=f"{np.mean(losses[-10:]):.4f}", refresh=False)
+    finally:
+        backbone.train(False)
+    return {
+        "pairs": used,
+        "pairs_planned": len(pairs),
+        "steps": len(losses),
+        "seconds": time.perf_counter() - started,
+        "stopped_by_time": stopped,
+        "lr": SETFIT_LR,
+        "batch_pairs": PAIR_BATCH,
+        "loss_first": losses[0] if losses else None,
+        "loss_last": float(np.mean(losses[-10:])) if losses else None,
+    }
