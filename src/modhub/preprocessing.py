@@ -1,16 +1,23 @@
-"""Input preparation that runs inside a module call: tokenisation and input checks."""
+"""Input preparation that runs inside a module call: tokenisation and input checks.
+
+Nothing here imports torch: the onnx runtime uses this module in processes
+that never load torch. Batches are numpy arrays; ``TextEncoder.__call__``
+(used by the torch runtime and ``Layer``) wraps them as tensors without copying.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from modhub.errors import InputError, ManifestError
 from modhub.format.manifest import Manifest, TokenizerSpec
+
+if TYPE_CHECKING:
+    import torch
 
 
 class TextEncoder:
@@ -18,14 +25,18 @@ class TextEncoder:
 
     The tokenizer file's own padding/truncation settings are replaced by the
     manifest's ``TokenizerSpec``, so the module behaves the same whatever the
-    file carries.
+    file carries. ``data``: the tokenizer file's bytes, already read (and
+    hashed) by the caller; otherwise ``tokenizer_file`` is read.
     """
 
-    def __init__(self, spec: TokenizerSpec, tokenizer_file: Path) -> None:
+    def __init__(self, spec: TokenizerSpec, tokenizer_file: Path, *, data: bytes | None = None) -> None:
         from tokenizers import Tokenizer
 
         try:
-            tokenizer = Tokenizer.from_file(str(tokenizer_file))
+            if data is None:
+                tokenizer = Tokenizer.from_file(str(tokenizer_file))
+            else:
+                tokenizer = Tokenizer.from_str(data.decode("utf-8"))
         except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
             raise ManifestError(
                 f"cannot read tokenizer {tokenizer_file}: {exc}", path=tokenizer_file
@@ -41,7 +52,8 @@ class TextEncoder:
         self.spec = spec
         self.tokenizer = tokenizer
 
-    def __call__(self, texts: Any) -> tuple[torch.Tensor, ...]:
+    def encode(self, texts: Any) -> tuple[np.ndarray, ...]:
+        """The graph inputs for ``texts`` as int64 numpy arrays, in graph input order."""
         batch = check_texts(texts)
         encodings = self.tokenizer.encode_batch(batch)
         fields = {
@@ -49,7 +61,7 @@ class TextEncoder:
             "attention_mask": [e.attention_mask for e in encodings],
             "token_type_ids": [e.type_ids for e in encodings],
         }
-        tensors = []
+        arrays = []
         for name in self.spec.graph_inputs:
             array = np.asarray(fields[name], dtype=np.int64)
             if array.ndim != 2 or array.shape[1] == 0:
@@ -57,8 +69,14 @@ class TextEncoder:
                 array = np.zeros((len(batch), 1), dtype=np.int64)
                 if name == "input_ids":
                     array[:] = self.spec.pad_id
-            tensors.append(torch.from_numpy(array))
-        return tuple(tensors)
+            arrays.append(array)
+        return tuple(arrays)
+
+    def __call__(self, texts: Any) -> tuple[torch.Tensor, ...]:
+        """As ``encode``, as torch tensors sharing the arrays' memory."""
+        import torch
+
+        return tuple(torch.from_numpy(array) for array in self.encode(texts))
 
 
 def check_texts(texts: Any) -> list[str]:
@@ -74,27 +92,47 @@ def check_texts(texts: Any) -> list[str]:
     return list(texts)
 
 
-def check_images(images: Any, manifest: Manifest) -> torch.Tensor:
-    """Accept a float32 tensor or array [B, 3, H, W] with values in [0, 1]; refuse anything else clearly."""
+def is_torch_tensor(value: Any) -> bool:
+    """True for a ``torch.Tensor``, without importing torch (a tensor means torch is loaded)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def check_images(images: Any, manifest: Manifest) -> Any:
+    """Accept a float32 array or tensor [B, 3, H, W] with values in [0, 1]; refuse anything else clearly.
+
+    Returns ``images`` unchanged (a numpy array or a torch tensor): each runtime
+    converts to what its graph takes, so a tensor that carries gradients keeps them.
+    """
     spec = manifest.default_signature.inputs[0]
-    if isinstance(images, np.ndarray):
-        images = torch.from_numpy(images)
-    if not isinstance(images, torch.Tensor):
-        raise InputError(f"expected a float32 tensor [batch, 3, H, W], got {type(images).__name__}")
+    tensor = is_torch_tensor(images)
+    if not (tensor or isinstance(images, np.ndarray)):
+        raise InputError(f"expected a float32 array or tensor [batch, 3, H, W], got {type(images).__name__}")
+    shape = tuple(images.shape)
     expected = tuple(spec.shape)
-    if images.dim() == 3:
+    if len(shape) == 3:
+        fix = "images.unsqueeze(0)" if tensor else "images[None]"
         raise InputError(
-            f"expected a batch of images {list(expected)}, got one image {list(images.shape)}: "
-            "use images.unsqueeze(0)"
+            f"expected a batch of images {list(expected)}, got one image {list(shape)}: use {fix}"
         )
-    if images.dim() != len(expected) or any(
-        isinstance(want, int) and got != want for got, want in zip(images.shape, expected, strict=True)
+    if len(shape) != len(expected) or any(
+        isinstance(want, int) and got != want for got, want in zip(shape, expected, strict=True)
     ):
         hint = ""
-        if images.dim() == 4 and images.shape[-1] == 3:
-            hint = " (channels last? use images.permute(0, 3, 1, 2))"
-        raise InputError(f"expected images of shape {list(expected)}, got {list(images.shape)}{hint}")
-    if images.dtype != torch.float32:
-        hint = " (uint8 pixels? use images.float() / 255)" if images.dtype == torch.uint8 else ""
+        if len(shape) == 4 and shape[-1] == 3:
+            fix = "images.permute(0, 3, 1, 2)" if tensor else "images.transpose(0, 3, 1, 2)"
+            hint = f" (channels last? use {fix})"
+        raise InputError(f"expected images of shape {list(expected)}, got {list(shape)}{hint}")
+    dtype = str(images.dtype).removeprefix("torch.")
+    if dtype != "float32":
+        hint = ""
+        if dtype == "uint8":
+            hint = (
+                " (uint8 pixels? use images.float() / 255)"
+                if tensor
+                else " (uint8 pixels? use images.astype(np.float32) / 255)"
+            )
         raise InputError(f"expected float32 images in [0, 1], got {images.dtype}{hint}")
     return images
