@@ -1,7 +1,9 @@
 """Load a module: ``load`` for calling it, ``Layer`` for using it inside a model.
 
 Nothing from the module reaches torch before ``verify_module`` has checked the
-manifest, the sha256 of every file, the task contract and the graph's safety.
+manifest, the sha256 of the files a load uses, the task contract and the
+graph's safety; the graph, labels and tokenizer are then built from the very
+bytes that were checked (each file is read once).
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from typing import Any
 import torch
 
 from modhub.format.manifest import GRAPH_NAME, Manifest
-from modhub.format.tasks import get_contract, read_labels
-from modhub.format.verify import verify_module
+from modhub.format.tasks import get_contract, parse_labels
+from modhub.format.verify import VerifiedModule, verify_module
 from modhub.preprocessing import TextEncoder, check_images
 from modhub.settings import Settings
 
@@ -42,12 +44,13 @@ def _module_dir(handle: Handle, settings: Settings | None) -> Path:
     return resolve(handle, settings=settings)
 
 
-def _verified(module_dir: Path) -> tuple[Manifest, torch.fx.GraphModule]:
-    """Verify the module, then build its graph (with weights of its own)."""
-    from modhub.graph_loader import load_graph_module
+def _verified(module_dir: Path) -> tuple[VerifiedModule, torch.fx.GraphModule]:
+    """Verify the module, then build its graph (with weights of its own) from the checked bytes."""
+    from modhub.graph import build_graph_module
 
-    manifest = verify_module(module_dir)
-    return manifest, load_graph_module(module_dir / GRAPH_NAME)
+    verified = verify_module(module_dir, needed=(GRAPH_NAME,))
+    assert verified.graph is not None  # the graph was among the needed files
+    return verified, build_graph_module(verified.graph)
 
 
 class _ModuleBase:
@@ -56,15 +59,18 @@ class _ModuleBase:
     manifest: Manifest
     path: Path
 
-    def _init_common(self, module_dir: Path, manifest: Manifest) -> None:
-        self.path = module_dir
+    def _init_common(self, verified: VerifiedModule) -> None:
+        manifest = verified.manifest
+        self.path = verified.root
         self.manifest = manifest
         self.task = manifest.task
         # "image" or "text": what a call takes.
         self.modality = get_contract(manifest.task).modality
         tok = manifest.preprocessing.tokenizer
-        self._encoder = TextEncoder(tok, module_dir / tok.file) if tok is not None else None
-        self.labels: list[str] | None = read_labels(module_dir / manifest.labels) if manifest.labels else None
+        self._encoder = TextEncoder(tok, verified.files[tok.file]) if tok is not None else None
+        self.labels: list[str] | None = (
+            parse_labels(verified.files[manifest.labels], manifest.labels) if manifest.labels else None
+        )
 
     def _graph_args(self, inputs: Any) -> tuple[torch.Tensor, ...]:
         if self._encoder is not None:
@@ -79,8 +85,8 @@ class LoadedModule(_ModuleBase):
     Attributes: ``manifest``, ``task``, ``labels`` (classification), ``path``.
     """
 
-    def __init__(self, module_dir: Path, manifest: Manifest, graph: torch.fx.GraphModule) -> None:
-        self._init_common(module_dir, manifest)
+    def __init__(self, verified: VerifiedModule, graph: torch.fx.GraphModule) -> None:
+        self._init_common(verified)
         self._graph = graph.eval()
 
     def __call__(self, inputs: Any) -> torch.Tensor:
@@ -98,9 +104,8 @@ def load(handle: Handle, *, settings: Settings | None = None) -> LoadedModule:
     The module runs without the code that defined it; files are verified
     against the manifest and the graph is checked for safety before torch reads it.
     """
-    module_dir = _module_dir(handle, settings)
-    manifest, graph = _verified(module_dir)
-    return LoadedModule(module_dir, manifest, graph)
+    verified, graph = _verified(_module_dir(handle, settings))
+    return LoadedModule(verified, graph)
 
 
 class Layer(_ModuleBase, torch.nn.Module):
@@ -121,9 +126,8 @@ class Layer(_ModuleBase, torch.nn.Module):
         settings: Settings | None = None,
     ) -> None:
         torch.nn.Module.__init__(self)
-        module_dir = _module_dir(handle, settings)
-        manifest, graph = _verified(module_dir)
-        self._init_common(module_dir, manifest)
+        verified, graph = _verified(_module_dir(handle, settings))
+        self._init_common(verified)
         self.trainable = trainable
         for param in graph.parameters():
             param.requires_grad_(trainable)
