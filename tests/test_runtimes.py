@@ -16,8 +16,8 @@ import torch
 import modhub
 import modhub as hub
 from modhub.client.records import MemoryRecords
+from modhub.format.verify import verify_module
 from modhub.loading import verified_module
-from modhub.runtimes._verify_shim import verify_module
 from tests.tiny_models import TinyTextEncoder, make_tokenizer
 
 SENTENCES = ["the cat sat on the mat", "a dog", "red blue house tree car the a cat dog", "zzz", "The CAT"]

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modhub.errors import IntegrityError
+from modhub.format.verify import FileRecords, VerifiedModule, verify_module
 from modhub.runtimes import LoadedModule, choose_runtime
-from modhub.runtimes._verify_shim import FileRecords, VerifiedModule, verify_module
 from modhub.settings import Settings
 
 if TYPE_CHECKING:

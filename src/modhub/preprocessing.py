@@ -25,22 +25,18 @@ class TextEncoder:
 
     The tokenizer file's own padding/truncation settings are replaced by the
     manifest's ``TokenizerSpec``, so the module behaves the same whatever the
-    file carries. ``data``: the tokenizer file's bytes, already read (and
-    hashed) by the caller; otherwise ``tokenizer_file`` is read.
+    file carries.
     """
 
-    def __init__(self, spec: TokenizerSpec, tokenizer_file: Path, *, data: bytes | None = None) -> None:
+    def __init__(self, spec: TokenizerSpec, source: bytes | Path) -> None:
+        """``source``: the verified bytes of the tokenizer file (or, at export, its path)."""
         from tokenizers import Tokenizer
 
+        data = source.read_bytes() if isinstance(source, Path) else source
         try:
-            if data is None:
-                tokenizer = Tokenizer.from_file(str(tokenizer_file))
-            else:
-                tokenizer = Tokenizer.from_str(data.decode("utf-8"))
+            tokenizer = Tokenizer.from_str(data.decode("utf-8"))
         except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
-            raise ManifestError(
-                f"cannot read tokenizer {tokenizer_file}: {exc}", path=tokenizer_file
-            ) from exc
+            raise ManifestError(f"cannot read tokenizer {spec.file}: {exc}", path=spec.file) from None
         tokenizer.no_padding()
         tokenizer.no_truncation()
         if spec.truncation:

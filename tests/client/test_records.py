@@ -12,7 +12,7 @@ from modhub.client.cache import ModuleCache
 from modhub.client.records import CacheRecords
 from modhub.client.resolve import Resolver
 from modhub.format.manifest import read_manifest
-from modhub.runtimes._verify_shim import read_module_file
+from modhub.format.verify import read_module_file
 from modhub.settings import Settings
 from tests.client.fakehub import FakeHub
 

@@ -8,23 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
 
-from modhub.errors import ContractError
 from modhub.format.manifest import Manifest
-from modhub.format.tasks import get_contract
+from modhub.format.tasks import get_contract, parse_labels
+from modhub.format.verify import VerifiedModule
 from modhub.preprocessing import TextEncoder, check_images, is_torch_tensor
-from modhub.runtimes._verify_shim import VerifiedModule
 
 # What a call returns: always numpy arrays, always torch tensors, or torch
 # tensors when the input was a torch tensor and numpy arrays otherwise.
 Output = Literal["numpy", "torch", "like-input"]
-
-
-def parse_labels(data: bytes, name: str) -> list[str]:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ContractError(f"cannot read labels file {name}: {exc}", path=name) from exc
-    return [line for line in text.splitlines() if line.strip()]
 
 
 class ModuleInfo:
@@ -45,7 +36,7 @@ class ModuleInfo:
         self.modality = get_contract(manifest.task).modality
         tok = manifest.preprocessing.tokenizer
         self._encoder = (
-            TextEncoder(tok, verified.root / tok.file, data=verified.files[tok.file])
+            TextEncoder(tok, verified.files[tok.file])
             if tok is not None
             else None
         )

@@ -14,9 +14,9 @@ import numpy as np
 
 from modhub.errors import InputError
 from modhub.format.manifest import ONNX_NAME, Manifest
+from modhub.format.verify import VerifiedModule
 from modhub.preprocessing import is_torch_tensor
 from modhub.runtimes._base import LoadedModule, Output
-from modhub.runtimes._verify_shim import VerifiedModule
 
 __all__ = ["OnnxModule", "OnnxRuntime"]
 

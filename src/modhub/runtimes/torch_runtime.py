@@ -5,18 +5,21 @@ from __future__ import annotations
 import importlib.util
 from typing import Any, ClassVar
 
+from modhub.errors import ManifestError
 from modhub.format.manifest import GRAPH_NAME, Manifest
+from modhub.format.verify import VerifiedModule
 from modhub.runtimes._base import LoadedModule, Output
-from modhub.runtimes._verify_shim import VerifiedModule
 
 __all__ = ["TorchModule", "TorchRuntime", "build_graph"]
 
 
 def build_graph(verified: VerifiedModule) -> Any:
     """The verified module's graph with weights of its own (a ``torch.fx.GraphModule``)."""
-    from modhub.graph_loader import load_graph_module
+    from modhub.graph import build_graph_module
 
-    return load_graph_module(verified.root / GRAPH_NAME)
+    if verified.graph is None:
+        raise ManifestError(f"{GRAPH_NAME} was not read for this load", path=verified.root)
+    return build_graph_module(verified.graph)
 
 
 class TorchModule(LoadedModule):
