@@ -61,7 +61,7 @@ def test_frozen_layer_fits_without_changing_the_module(image_module: Path, tmp_p
     assert layer.trainable_weights == [] and len(layer.non_trainable_weights) > 0
 
     # Channels-last images give what the module gives on channels-first ones.
-    expected = hub.load(image_module)(torch.from_numpy(x[:4]).permute(0, 3, 1, 2))
+    expected = hub.load(image_module, runtime="torch")(torch.from_numpy(x[:4]).permute(0, 3, 1, 2))
     np.testing.assert_allclose(layer(x[:4]).detach().numpy(), expected.numpy(), atol=1e-5)
 
     path = tmp_path / "frozen.keras"
@@ -103,7 +103,7 @@ def test_freezing_after_construction(image_module: Path) -> None:
 def test_text_module_as_keras_layer(text_module: Path) -> None:
     layer = KerasLayer(text_module)
     out = layer(["the cat sat", "a red car"])
-    expected = hub.load(text_module)(["the cat sat", "a red car"])
+    expected = hub.load(text_module, runtime="torch")(["the cat sat", "a red car"])
     np.testing.assert_allclose(out.detach().numpy(), expected.numpy(), atol=1e-6)
     assert layer.compute_output_shape((None,)) == (None, expected.shape[1])
     with pytest.raises(InputError, match="list or NumPy array of strings"):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -18,13 +19,18 @@ from tests.tiny_models import TinyCNN, TinyTextEncoder
 BATCHES = (1, 7, 32)
 
 
+@pytest.mark.parametrize(("runtime", "tolerance"), [("torch", 1e-5), ("onnx", 1e-4), (None, 1e-4)])
 @pytest.mark.parametrize("batch", BATCHES)
-def test_load_matches_source_model(image_module: Path, tiny_cnn: TinyCNN, batch: int) -> None:
-    module = hub.load(image_module)
+def test_load_matches_source_model(
+    image_module: Path, tiny_cnn: TinyCNN, batch: int, runtime: str | None, tolerance: float
+) -> None:
+    module = hub.load(image_module, runtime=runtime)
     images = torch.rand(batch, 3, 32, 32)
     with torch.no_grad():
         expected = tiny_cnn(images)
-    assert (module(images) - expected).abs().max().item() <= 1e-5
+    got = module(images)
+    assert isinstance(got, torch.Tensor) if runtime != "onnx" else isinstance(got, np.ndarray)
+    assert (torch.as_tensor(got) - expected).abs().max().item() <= tolerance
     assert module.labels == ["ant", "bee", "cat", "dog", "eel"]
 
 
@@ -122,7 +128,7 @@ def test_text_module_takes_strings_in_a_fresh_process(
 def test_text_module_truncates_to_manifest_max_length(
     text_module: Path, tiny_text_encoder: TinyTextEncoder
 ) -> None:
-    module = hub.load(text_module)
+    module = hub.load(text_module, runtime="torch")
     assert module.manifest.preprocessing.tokenizer.max_length == 32
     long_text = " ".join(["cat dog"] * 40)  # 80 words, more than max_length
     expected = _eager_text(tiny_text_encoder, text_module / "assets/tokenizer.json", [long_text], 32)
@@ -164,7 +170,8 @@ def test_numpy_images_are_accepted(image_module: Path, tiny_cnn: TinyCNN) -> Non
     images = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         expected = tiny_cnn(images)
-    assert (hub.load(image_module)(images.numpy()) - expected).abs().max() <= 1e-5
+    got = hub.load(image_module, runtime="torch")(images.numpy())
+    assert isinstance(got, torch.Tensor) and (got - expected).abs().max() <= 1e-5
 
 
 # ---------------------------------------------------------------- integrity

@@ -57,14 +57,15 @@ if TYPE_CHECKING:
     from modhub.client.resolve import resolve
     from modhub.exporting import export
     from modhub.keras_layer import KerasLayer
-    from modhub.loading import Layer, load
+    from modhub.layer import Layer
+    from modhub.loading import load
 
 # The public functions import torch (and keras); import them on first use so
 # that `import modhub` and the CLI start fast.
 _LAZY = {
     "export": "modhub.exporting",
     "load": "modhub.loading",
-    "Layer": "modhub.loading",
+    "Layer": "modhub.layer",
     "resolve": "modhub.client.resolve",
     "KerasLayer": "modhub.keras_layer",
 }

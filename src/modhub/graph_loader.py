@@ -301,9 +301,9 @@ def _read_tensors(
     return tensors
 
 
-def load_graph_module(path: Path) -> torch.fx.GraphModule:
-    """Rebuild the exported program in ``path`` as a GraphModule with its own weights."""
-    with zipfile.ZipFile(path) as archive:
+def load_graph_module(source: Any, path: Path) -> torch.fx.GraphModule:
+    """Rebuild the exported program in ``source`` as a GraphModule with its own weights."""
+    with zipfile.ZipFile(source) as archive:
         models = [n for n in archive.namelist() if n.endswith(".json") and "/models/" in n]
         if len(models) != 1:
             raise _refuse("expected exactly one program in the archive", path)

@@ -53,7 +53,7 @@ RESIZE_POLICIES: tuple[str, ...] = get_args(ResizePolicy)
 PAD_FALLBACK = (0.5, 0.5, 0.5)
 
 _ACCEPTED = (
-    "a float32 array [batch, 3, H, W] with values in [0, 1], or photos: a PIL image, a file path, "
+    "a float32 array or tensor [batch, 3, H, W] with values in [0, 1], or photos: a PIL image, a file path, "
     "encoded bytes (JPEG, PNG, ...), a uint8 array [H, W, 3] (or [H, W], [H, W, 4], [batch, H, W, 3]), "
     "or a list of these"
 )
@@ -99,7 +99,10 @@ def check_batch_shape(shape: tuple[int, ...], dtype: str, expected: tuple[int, i
     if len(shape) != 4 or tuple(shape[1:]) != tuple(expected):
         hint = ""
         if len(shape) == 4 and shape[-1] == 3:
-            hint = " (channels last? transpose to [batch, 3, H, W], or pass uint8 photos)"
+            hint = (
+                " (channels last? use images.permute(0, 3, 1, 2) for a tensor, "
+                "images.transpose(0, 3, 1, 2) for an array, or pass uint8 photos [batch, H, W, 3])"
+            )
         elif len(shape) == 4 and shape[1] == 3:
             size = f"{expected[1]}x{expected[2]}"
             hint = f" (other size? pass the photos themselves and the module resizes them to {size})"
@@ -118,6 +121,12 @@ def _as_photo_list(images: Any) -> list[Any]:
         if images.dtype != np.uint8:
             raise InputError(f"expected {_ACCEPTED}; got an array of dtype {images.dtype}")
         if images.ndim == 4:
+            if images.shape[1] in (1, 3, 4) and images.shape[-1] not in (1, 3, 4):
+                raise InputError(
+                    f"got a uint8 array {list(images.shape)}, channels first: pass photos as "
+                    "[batch, H, W, 3] (images.transpose(0, 2, 3, 1)) or a float batch in [0, 1] "
+                    "(images.astype(np.float32) / 255)"
+                )
             return list(images)
         return [images]
     if isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview)) or _is_pil(images):

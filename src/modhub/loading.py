@@ -1,38 +1,38 @@
-"""Load a module: ``load`` for calling it, ``Layer`` for using it inside a model.
+"""``hub.load``: verify a module, then hand it to the runtime that runs it.
 
-Nothing from the module reaches torch before ``verify_module`` has checked the
-manifest, the sha256 of every file, the task contract and the graph's safety.
+Nothing from the module reaches a runtime before ``verify_module`` has checked
+the manifest, the task contract, the sha256 of every file the runtime reads
+and, for the torch runtime, the graph's safety. Only the files the chosen
+runtime reads are read and hashed; a file hashed before and unchanged since
+(same inode, size, mtime and ctime) is not hashed again: cached modules keep
+records on disk (``<cache>/records``), local directories for the life of the process.
+
+This module imports no torch: ``hub.load(h, runtime="onnx")`` runs without it.
+``Layer`` lives in ``modhub.layer`` and is re-exported here for old imports.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from modhub.format.manifest import GRAPH_NAME, Manifest
-from modhub.format.tasks import get_contract, read_labels
-from modhub.format.verify import verify_module
-from modhub.preprocessing import TextEncoder, check_images
+from modhub.errors import IntegrityError
+from modhub.format.verify import FileRecords, VerifiedModule, verify_module
+from modhub.runtimes import LoadedModule, choose_runtime
 from modhub.settings import Settings
+
+if TYPE_CHECKING:
+    from modhub.layer import Layer
 
 __all__ = ["Layer", "LoadedModule", "load"]
 
 Handle = str | os.PathLike[str]
 
-# Nodes whose behaviour depends on train/eval mode, with the position and name of that flag.
-_MODE_FLAGS: dict[Any, tuple[int, str]] = {
-    torch.ops.aten.batch_norm.default: (5, "training"),
-    torch.ops.aten.dropout.default: (2, "train"),
-    torch.ops.aten.feature_dropout.default: (2, "train"),
-    torch.ops.aten.alpha_dropout.default: (2, "train"),
-    torch.ops.aten.feature_alpha_dropout.default: (2, "train"),
-}
 
-
-def _module_dir(handle: Handle, settings: Settings | None) -> Path:
+def module_dir(handle: Handle, settings: Settings | None) -> Path:
+    """The local directory of a handle: the path itself, or the cached copy (downloaded if needed)."""
     from modhub.handles import is_local
 
     if is_local(handle):
@@ -42,126 +42,60 @@ def _module_dir(handle: Handle, settings: Settings | None) -> Path:
     return resolve(handle, settings=settings)
 
 
-def _verified(module_dir: Path) -> tuple[Manifest, torch.fx.GraphModule]:
-    """Verify the module, then build its graph (with weights of its own)."""
-    from modhub.graph_loader import load_graph_module
-
-    manifest = verify_module(module_dir)
-    return manifest, load_graph_module(module_dir / GRAPH_NAME)
+# Old name, still imported by retraining.
+_module_dir = module_dir
 
 
-class _ModuleBase:
-    """What ``load`` and ``Layer`` share: the manifest, preprocessing and labels."""
+def records_for(directory: Path, settings: Settings | None) -> FileRecords:
+    """The cache's records on disk for a directory inside the cache, this process's otherwise."""
+    from modhub.client.cache import ModuleCache
+    from modhub.client.records import process_records
 
-    manifest: Manifest
-    path: Path
-
-    def _init_common(self, module_dir: Path, manifest: Manifest) -> None:
-        self.path = module_dir
-        self.manifest = manifest
-        self.task = manifest.task
-        # "image" or "text": what a call takes.
-        self.modality = get_contract(manifest.task).modality
-        tok = manifest.preprocessing.tokenizer
-        self._encoder = TextEncoder(tok, module_dir / tok.file) if tok is not None else None
-        self.labels: list[str] | None = read_labels(module_dir / manifest.labels) if manifest.labels else None
-
-    def _graph_args(self, inputs: Any) -> tuple[torch.Tensor, ...]:
-        if self._encoder is not None:
-            return self._encoder(inputs)
-        return (check_images(inputs, self.manifest),)
+    cache = ModuleCache((settings or Settings.from_env()).cache)
+    try:
+        Path(directory).resolve().relative_to(cache.modules.resolve())
+    except ValueError:
+        return process_records()
+    return cache.records
 
 
-class LoadedModule(_ModuleBase):
-    """A module ready to call: ``module(images)`` or ``module(["some text"])``.
-
-    Calls run in inference mode (no autograd); use ``Layer`` to train through it.
-    Attributes: ``manifest``, ``task``, ``labels`` (classification), ``path``.
-    """
-
-    def __init__(self, module_dir: Path, manifest: Manifest, graph: torch.fx.GraphModule) -> None:
-        self._init_common(module_dir, manifest)
-        self._graph = graph.eval()
-
-    def __call__(self, inputs: Any) -> torch.Tensor:
-        args = self._graph_args(inputs)
-        with torch.inference_mode():
-            return self._graph(*args)
-
-    def __repr__(self) -> str:
-        return f"LoadedModule(task={self.task!r}, path={str(self.path)!r})"
+def verified_module(
+    directory: Path, needed: Collection[str] | None, settings: Settings | None = None
+) -> VerifiedModule:
+    """Verify the module and read the ``needed`` files (None: all), hashing what no record vouches for."""
+    return verify_module(directory, needed=needed, records=records_for(directory, settings))
 
 
-def load(handle: Handle, *, settings: Settings | None = None) -> LoadedModule:
+def load(handle: Handle, *, runtime: str | None = None, settings: Settings | None = None) -> LoadedModule:
     """Load a module by handle (``publisher/name/version``), URL, or local directory.
 
-    The module runs without the code that defined it; files are verified
-    against the manifest and the graph is checked for safety before torch reads it.
+    ``runtime``: ``"onnx"`` runs ``model.onnx`` with onnxruntime (no torch
+    imported; calls return numpy arrays), ``"torch"`` runs ``graph.pt2``
+    (calls return torch tensors). ``None``: onnx when the module has a
+    ``model.onnx``, torch otherwise; calls then return torch tensors for torch
+    inputs and numpy arrays for anything else (numpy images, lists of strings).
+
+    The module runs without the code that defined it; the files the runtime
+    reads are verified against the manifest (and the torch graph is checked for
+    safety) before the runtime sees them.
     """
-    module_dir = _module_dir(handle, settings)
-    manifest, graph = _verified(module_dir)
-    return LoadedModule(module_dir, manifest, graph)
+    from modhub.format.manifest import read_manifest
+
+    directory = module_dir(handle, settings)
+    manifest = read_manifest(directory)
+    chosen, output = choose_runtime(manifest, runtime)
+    verified = verified_module(directory, chosen.needed_files(manifest), settings)
+    if verified.manifest != manifest:
+        raise IntegrityError(
+            f"{directory / 'modhub.json'} changed while the module was loading; load it again",
+            path=directory,
+        )
+    return chosen.build(verified, output)
 
 
-class Layer(_ModuleBase, torch.nn.Module):
-    """A module as a ``torch.nn.Module`` layer of your own model.
+def __getattr__(name: str) -> Any:
+    if name == "Layer":
+        from modhub.layer import Layer
 
-    ``trainable=False`` (default): the weights are frozen and BatchNorm/dropout
-    stay in inference mode, whatever ``.train()`` says; the layer is a fixed
-    feature extractor. ``trainable=True``: weights receive gradients and
-    ``.train()``/``.eval()`` switch BatchNorm and dropout as eager PyTorch does.
-    Every Layer has its own copy of the weights.
-    """
-
-    def __init__(
-        self,
-        handle: Handle,
-        trainable: bool = False,
-        *,
-        settings: Settings | None = None,
-    ) -> None:
-        torch.nn.Module.__init__(self)
-        module_dir = _module_dir(handle, settings)
-        manifest, graph = _verified(module_dir)
-        self._init_common(module_dir, manifest)
-        self.trainable = trainable
-        for param in graph.parameters():
-            param.requires_grad_(trainable)
-        self.graph = graph
-        self._graph_training = False  # exported in eval mode
-        self.train(self.training)
-
-    def train(self, mode: bool = True) -> Layer:
-        # An exported graph has its mode baked into the batch_norm/dropout
-        # nodes (exported in eval mode), so switch those flags instead.
-        self.training = mode
-        effective = mode and self.trainable
-        if effective != self._graph_training:
-            _set_mode_flags(self.graph, effective)
-            self._graph_training = effective
-        return self
-
-    def forward(self, inputs: Any) -> torch.Tensor:
-        return self.graph(*self._graph_args(inputs))
-
-    def __repr__(self) -> str:
-        # nn.Module's repr would list every node of the graph (hundreds of lines).
-        return f"Layer(task={self.task!r}, trainable={self.trainable}, path={str(self.path)!r})"
-
-
-def _set_mode_flags(graph: Any, training: bool) -> None:
-    changed = False
-    for node in graph.graph.nodes:
-        flag = _MODE_FLAGS.get(node.target)
-        if flag is None:
-            continue
-        position, name = flag
-        if len(node.args) > position:
-            args = list(node.args)
-            args[position] = training
-            node.args = tuple(args)
-        else:
-            node.kwargs = {**node.kwargs, name: training}
-        changed = True
-    if changed:
-        graph.recompile()
+        return Layer
+    raise AttributeError(f"module 'modhub.loading' has no attribute {name!r}")

@@ -1,16 +1,23 @@
-"""Input preparation that runs inside a module call: tokenisation and input checks."""
+"""Input preparation that runs inside a module call: tokenisation and input checks.
+
+Nothing here imports torch: the onnx runtime uses this module in processes
+that never load torch. Batches are numpy arrays; ``TextEncoder.__call__``
+(used by the torch runtime and ``Layer``) wraps them as tensors without copying.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from modhub.errors import InputError, ManifestError
 from modhub.format.manifest import ImagePreprocessing, Manifest, TokenizerSpec
+
+if TYPE_CHECKING:
+    import torch
 
 
 class TextEncoder:
@@ -21,15 +28,15 @@ class TextEncoder:
     file carries.
     """
 
-    def __init__(self, spec: TokenizerSpec, tokenizer_file: Path) -> None:
+    def __init__(self, spec: TokenizerSpec, source: bytes | Path) -> None:
+        """``source``: the verified bytes of the tokenizer file (or, at export, its path)."""
         from tokenizers import Tokenizer
 
+        data = source.read_bytes() if isinstance(source, Path) else source
         try:
-            tokenizer = Tokenizer.from_file(str(tokenizer_file))
+            tokenizer = Tokenizer.from_str(data.decode("utf-8"))
         except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
-            raise ManifestError(
-                f"cannot read tokenizer {tokenizer_file}: {exc}", path=tokenizer_file
-            ) from exc
+            raise ManifestError(f"cannot read tokenizer {spec.file}: {exc}", path=spec.file) from None
         tokenizer.no_padding()
         tokenizer.no_truncation()
         if spec.truncation:
@@ -41,7 +48,8 @@ class TextEncoder:
         self.spec = spec
         self.tokenizer = tokenizer
 
-    def __call__(self, texts: Any) -> tuple[torch.Tensor, ...]:
+    def encode(self, texts: Any) -> tuple[np.ndarray, ...]:
+        """The graph inputs for ``texts`` as int64 numpy arrays, in graph input order."""
         batch = check_texts(texts)
         encodings = self.tokenizer.encode_batch(batch)
         fields = {
@@ -49,7 +57,7 @@ class TextEncoder:
             "attention_mask": [e.attention_mask for e in encodings],
             "token_type_ids": [e.type_ids for e in encodings],
         }
-        tensors = []
+        arrays = []
         for name in self.spec.graph_inputs:
             array = np.asarray(fields[name], dtype=np.int64)
             if array.ndim != 2 or array.shape[1] == 0:
@@ -57,8 +65,14 @@ class TextEncoder:
                 array = np.zeros((len(batch), 1), dtype=np.int64)
                 if name == "input_ids":
                     array[:] = self.spec.pad_id
-            tensors.append(torch.from_numpy(array))
-        return tuple(tensors)
+            arrays.append(array)
+        return tuple(arrays)
+
+    def __call__(self, texts: Any) -> tuple[torch.Tensor, ...]:
+        """As ``encode``, as torch tensors sharing the arrays' memory."""
+        import torch
+
+        return tuple(torch.from_numpy(array) for array in self.encode(texts))
 
 
 def check_texts(texts: Any) -> list[str]:
@@ -74,12 +88,21 @@ def check_texts(texts: Any) -> list[str]:
     return list(texts)
 
 
-def check_images(images: Any, manifest: Manifest) -> torch.Tensor:
-    """The graph input for ``images``: a float32 tensor [B, 3, H, W] in [0, 1].
+def is_torch_tensor(value: Any) -> bool:
+    """True for a ``torch.Tensor``, without importing torch (a tensor means torch is loaded)."""
+    import sys
 
-    A float tensor or array is checked and passed through (gradients flow through
-    a tensor); photos (PIL images, paths, bytes, uint8 arrays, lists of them) are
-    converted by :func:`modhub.images.prepare_images` with the module's resize policy.
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def check_images(images: Any, manifest: Manifest) -> Any:
+    """The graph input for ``images``: float32 [B, 3, H, W] in [0, 1], a numpy array or a torch tensor.
+
+    A float tensor or array is checked and returned unchanged (a tensor that carries
+    gradients keeps them; each runtime converts to what its graph takes). Photos (PIL
+    images, paths, bytes, uint8 arrays, lists of them) are converted by
+    :func:`modhub.images.prepare_images` with the module's resize policy, into numpy.
     """
     from modhub.images import check_batch_shape, prepare_images
 
@@ -87,8 +110,8 @@ def check_images(images: Any, manifest: Manifest) -> torch.Tensor:
     if spec is None:
         expected = manifest.default_signature.inputs[0].shape
         spec = ImagePreprocessing(height=int(expected[2]), width=int(expected[3]))
-    if isinstance(images, torch.Tensor):
+    if is_torch_tensor(images):
         dtype = str(images.dtype).removeprefix("torch.")
         check_batch_shape(tuple(images.shape), dtype, (3, spec.height, spec.width))
         return images
-    return torch.from_numpy(prepare_images(images, spec))
+    return prepare_images(images, spec)

@@ -25,7 +25,7 @@ import httpx
 from modhub.client.api import API_PREFIX, open_http_client, raise_for_status, request
 from modhub.errors import AuthenticationError, InvalidHandle
 from modhub.format.manifest import MANIFEST_NAME
-from modhub.format.verify import verify_module
+from modhub.format.verify import check_module
 from modhub.handles import Handle, parse_handle
 from modhub.settings import Settings
 
@@ -125,7 +125,7 @@ def publish(
         raise InvalidHandle(f"invalid version {version}: versions are positive integers", handle=repo)
     settings = settings if settings is not None else Settings.from_env()
     root = Path(module_dir)
-    manifest = verify_module(root)
+    manifest = check_module(root)
     token = _require_token(settings, config)
     url = f"{settings.endpoint.rstrip('/')}{API_PREFIX}/modules/{handle.publisher}/{handle.name}/versions"
     data = {"version": str(version)} if version is not None else {}

@@ -8,6 +8,7 @@ Layout::
       modules/<host>/<publisher>/<name>/<version>/
                                       one resolved version: hard links to blobs + modhub.json
       locks/...                       lock files (kept apart from the data, see _lock)
+      records/<dev>-<inode>.json      "this file was hashed and held sha256 X" (client/records.py)
       tmp/                            version directories being assembled
 
 A version directory appears only complete: it is assembled under ``tmp/`` and
@@ -28,6 +29,7 @@ from urllib.parse import urlsplit
 
 from filelock import FileLock
 
+from modhub.client.records import CacheRecords
 from modhub.errors import IntegrityError, ManifestError
 from modhub.format.manifest import (
     MANIFEST_NAME,
@@ -76,6 +78,8 @@ class ModuleCache:
         self.modules = self.root / "modules"
         self.locks = self.root / "locks"
         self.tmp = self.root / "tmp"
+        # Which files were hashed already, so a load re-hashes only what changed.
+        self.records = CacheRecords(self.root / "records")
 
     def ensure(self) -> None:
         """Create the cache directories; the root is private to the user (0700)."""
@@ -241,13 +245,21 @@ class ModuleCache:
         ]
 
     def verify(self) -> list[tuple[Path, str]]:
-        """Hash everything: ``(path, problem)`` for each damaged version directory or blob."""
+        """Hash everything: ``(path, problem)`` for each damaged version directory or blob.
+
+        The verified-file records are ignored and rewritten: afterwards they vouch
+        exactly for the files that were just hashed and found intact.
+        """
         problems: list[tuple[Path, str]] = []
+        self.records.clear()
         for cached in self.iter_versions():
             try:
-                verify_files(cached.path, read_manifest(cached.path))
+                manifest = read_manifest(cached.path)
+                verify_files(cached.path, manifest)
             except (IntegrityError, ManifestError) as exc:
                 problems.append((cached.path, str(exc)))
+            else:
+                self.mark_verified(cached.path, manifest)
         for path in _files(self.blobs):
             if not _SHA_RE.match(path.name):
                 continue  # .incomplete files are checked when resumed
@@ -255,6 +267,13 @@ class ModuleCache:
             if digest != path.name:
                 problems.append((path, f"blob {path.name} holds bytes with sha256 {digest}"))
         return problems
+
+    def mark_verified(self, version_dir: Path, manifest: Manifest) -> None:
+        """Record that every file of this version directory was just hashed and matched ``manifest``."""
+        for entry in manifest.files:
+            path = version_dir / entry.path
+            with contextlib.suppress(OSError):
+                self.records.mark_verified(path, entry, path.stat())
 
     def blob_bytes(self) -> int:
         return sum(p.stat().st_size for p in _files(self.blobs))

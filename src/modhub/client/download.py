@@ -58,7 +58,10 @@ def fetch_blob(
     blob = cache.blob_path(entry.sha256)
     with cache.blob_lock(entry.sha256):
         if blob.exists():
-            if blob.stat().st_size == entry.size and sha256_file(blob) == entry.sha256:
+            st = blob.stat()
+            if st.st_size == entry.size and (
+                cache.records.is_verified(blob, entry, st) or sha256_file(blob) == entry.sha256
+            ):
                 return blob
             # A damaged blob (disk error, someone edited a cached file): fetch it again.
             _force_unlink(blob)

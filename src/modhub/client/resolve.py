@@ -165,7 +165,11 @@ class Resolver:
             # failure, by contrast, what arrived is kept for the next attempt.)
             self.cache.discard_blobs({e.sha256 for e in missing})
             raise
-        return self.cache.assemble(endpoint, concrete, manifest, manifest_bytes)
+        final = self.cache.assemble(endpoint, concrete, manifest, manifest_bytes)
+        # Every file was hashed as it arrived (or just now, if its blob was cached
+        # already): record that, so loading it does not hash it again.
+        self.cache.mark_verified(final, manifest)
+        return final
 
     def _progress(self, total: int, desc: str) -> tqdm:  # type: ignore[type-arg]
         enabled = self.settings.progress

@@ -19,9 +19,10 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from modhub.errors import IntegrityError, ManifestError
+from modhub.errors import ManifestError, UnsafeModuleError
+from modhub.format._files import NotRegular, open_regular, read_exactly
 
 FORMAT_VERSION: Literal[1] = 1
 MANIFEST_NAME = "modhub.json"
@@ -29,6 +30,12 @@ CARD_NAME = "README.md"
 GRAPH_NAME = "graph.pt2"
 ONNX_NAME = "model.onnx"
 ASSETS_DIR = "assets"
+# The detached signature (OpenSSF model-signing bundle); not listed in files, it signs them.
+SIGNATURE_NAME = "modhub.sig"
+# Largest modhub.json read.
+MAX_MANIFEST_BYTES = 16 << 20
+# Files the manifest may not list: they describe or sign the listed files.
+RESERVED_NAMES = frozenset({MANIFEST_NAME, SIGNATURE_NAME})
 
 DType = Literal["float32", "float16", "bfloat16", "int64", "int32", "bool", "string"]
 # A dimension is a fixed size or a symbolic name such as "batch" or "sequence".
@@ -174,6 +181,28 @@ class Manifest(_Frozen):
     # Every file except modhub.json, sorted by path.
     files: tuple[FileEntry, ...]
 
+    @model_validator(mode="after")
+    def _paths_are_own_files(self) -> Manifest:
+        """Every path the manifest names is one of its listed files, listed once.
+
+        Checked here, when the manifest is parsed, so no task contract or
+        loader can forget it: ``labels: "/proc/self/environ"`` or a tokenizer
+        at ``../../x`` never reaches a reader.
+        """
+        check_listed_files(self.files)
+        listed = {entry.path for entry in self.files}
+        references = {"labels": self.labels}
+        if self.preprocessing.tokenizer is not None:
+            references["preprocessing.tokenizer.file"] = self.preprocessing.tokenizer.file
+        for field_name, ref in references.items():
+            if ref is not None and ref not in listed:
+                raise ValueError(
+                    f"{field_name} is {ref[:200]!r}, which is not one of the module's listed files; "
+                    "every path in modhub.json must name a file listed in 'files' (relative, inside "
+                    "the module). Re-export the module with modhub.export."
+                )
+        return self
+
     @property
     def default_signature(self) -> Signature:
         return self.signatures["default"]
@@ -201,6 +230,26 @@ def check_relative_path(value: str) -> None:
     )
     if bad:
         raise ValueError(f"unsafe file path {value!r}: use a relative POSIX path without '..'")
+
+
+def check_listed_files(entries: tuple[FileEntry, ...]) -> None:
+    """No duplicates (also by case), no reserved names, no file that is another one's directory."""
+    seen: dict[str, str] = {}
+    paths = {entry.path for entry in entries}
+    for entry in entries:
+        folded = entry.path.casefold()
+        if folded in seen:
+            raise ValueError(
+                f"files lists {entry.path!r} twice (or next to {seen[folded]!r}, equal ignoring case); "
+                "list each file once"
+            )
+        seen[folded] = entry.path
+        if entry.path in RESERVED_NAMES:
+            raise ValueError(f"files may not list {entry.path!r}: it describes or signs the listed files")
+        parts = entry.path.split("/")
+        for depth in range(1, len(parts)):
+            if "/".join(parts[:depth]) in paths:
+                raise ValueError(f"files lists {'/'.join(parts[:depth])!r} both as a file and as a folder")
 
 
 def sha256_file(path: Path) -> str:
@@ -232,15 +281,35 @@ def parse_manifest(data: bytes | str, *, path: Path | None = None) -> Manifest:
 
 
 def read_manifest(module_dir: str | os.PathLike[str]) -> Manifest:
-    path = Path(module_dir) / MANIFEST_NAME
+    """Read and parse ``modhub.json`` once: a regular file (no symlink, FIFO or device), size-capped."""
+    root = Path(module_dir)
+    path = root / MANIFEST_NAME
     try:
-        data = path.read_bytes()
+        fd = open_regular(root, MANIFEST_NAME)
     except FileNotFoundError:
         raise ManifestError(
             f"{module_dir} is not a modhub module: it has no {MANIFEST_NAME}. "
             "Create one with modhub.export(...).",
             path=path,
         ) from None
+    except NotRegular as exc:
+        raise UnsafeModuleError(
+            f"{MANIFEST_NAME} is refused: it is {exc.kind}; a module holds regular files only", path=path
+        ) from None
+    except NotADirectoryError:
+        raise ManifestError(f"{module_dir} is not a directory; a module is a directory", path=root) from None
+    try:
+        size = os.fstat(fd).st_size
+        if size > MAX_MANIFEST_BYTES:
+            raise ManifestError(
+                f"{MANIFEST_NAME} has {size} bytes, more than the {MAX_MANIFEST_BYTES} modhub reads",
+                path=path,
+            )
+        data = read_exactly(fd, size)
+    finally:
+        os.close(fd)
+    if data is None:
+        raise ManifestError(f"{MANIFEST_NAME} changed while it was read; try again", path=path)
     return parse_manifest(data, path=path)
 
 
@@ -276,39 +345,12 @@ def list_files(module_dir: Path) -> tuple[FileEntry, ...]:
 def verify_files(module_dir: str | os.PathLike[str], manifest: Manifest) -> None:
     """Check that every listed file exists with its size and sha256, and nothing else is there.
 
-    Raises IntegrityError naming the first file that differs.
+    Raises IntegrityError naming the first file that differs (UnsafeModuleError
+    for a symlink, FIFO or device).
     """
+    from modhub.format.verify import check_unlisted, file_cap, read_module_file
+
     root = Path(module_dir)
-    listed = {entry.path for entry in manifest.files}
+    check_unlisted(root, manifest)
     for entry in manifest.files:
-        path = root / entry.path
-        if not path.is_file() or path.is_symlink():
-            raise IntegrityError(
-                f"{entry.path} is listed in modhub.json but missing from {root}. "
-                "Download the module again (modhub cache rm, then load).",
-                path=path,
-            )
-        size = path.stat().st_size
-        if size != entry.size:
-            raise IntegrityError(
-                f"{entry.path} has {size} bytes, modhub.json says {entry.size}: the file was "
-                "changed or truncated. Download the module again.",
-                path=path,
-            )
-        digest = sha256_file(path)
-        if digest != entry.sha256:
-            raise IntegrityError(
-                f"{entry.path} has sha256 {digest}, modhub.json says {entry.sha256}: the file "
-                "was changed after export. Do not use it; download the module again.",
-                path=path,
-            )
-    for path in root.rglob("*"):
-        rel = path.relative_to(root).as_posix()
-        if path.is_file() and rel != MANIFEST_NAME and rel not in listed:
-            if any(part.startswith(".") for part in rel.split("/")):
-                continue
-            raise IntegrityError(
-                f"{rel} is in {root} but not listed in modhub.json; a module holds only the "
-                "files its manifest lists. Remove it or re-export the module.",
-                path=path,
-            )
+        read_module_file(root, entry, max_bytes=file_cap(manifest, entry.path))

@@ -25,6 +25,7 @@ Archive layout accepted (``<root>`` is the single top-level folder)::
 
 from __future__ import annotations
 
+import io
 import re
 import stat
 import struct
@@ -36,7 +37,7 @@ from modhub.errors import UnsafeModuleError
 from modhub.format._fields import Refused, check_payload_config, load_json
 from modhub.format._program import check_program
 
-__all__ = ["DEFAULT_MAX_BYTES", "validate_graph_archive"]
+__all__ = ["DEFAULT_MAX_BYTES", "validate_graph_archive", "validate_graph_bytes"]
 
 # Largest total (uncompressed) archive accepted unless the caller says otherwise.
 DEFAULT_MAX_BYTES = 8 << 30
@@ -104,6 +105,22 @@ def validate_graph_archive(path: Path | str, *, max_bytes: int | None = None) ->
             raise UnsafeModuleError(
                 f"{path.name} is refused: it is not a well-formed zip archive ({exc}). {_FIX}", path=path
             ) from None
+
+
+def validate_graph_bytes(data: bytes, *, path: Path | None = None, max_bytes: int | None = None) -> None:
+    """Like :func:`validate_graph_archive`, on the bytes of a graph already read into memory."""
+    name = path.name if path is not None else "graph.pt2"
+    limit = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
+    try:
+        _validate(io.BytesIO(data), limit)
+    except _EntryRefused as exc:
+        raise UnsafeModuleError(
+            f"{name}: entry {exc.entry!r} is refused: {exc.reason}. {_FIX}", path=path
+        ) from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, struct.error, ValueError) as exc:
+        raise UnsafeModuleError(
+            f"{name} is refused: it is not a well-formed zip archive ({exc}). {_FIX}", path=path
+        ) from None
 
 
 def _validate(fh: BinaryIO, limit: int) -> None:

@@ -1,19 +1,32 @@
 """Task contracts ("common signatures"): modules of one task are interchangeable.
 
 A contract is a small class registered under its task name with
-:func:`register_task`. ``check_contract(manifest, module_dir)`` looks the task
+:func:`register_task`. ``check_contract(manifest, files)`` looks the task
 up and runs its checks; both ``export`` and the hub's publish call it.
+``files`` holds the verified bytes of the module's files (see
+:func:`modhub.format.verify.verify_module`); contracts never open files.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar, Protocol
 
 from modhub.errors import ContractError
 from modhub.format.manifest import Manifest, TensorSpec
 
-__all__ = ["TaskContract", "check_contract", "get_contract", "register_task", "task_names"]
+__all__ = [
+    "TaskContract",
+    "check_contract",
+    "get_contract",
+    "parse_labels",
+    "register_task",
+    "task_names",
+]
+
+# The module's files by path, as read (and verified) by modhub.format.verify.
+Files = Mapping[str, bytes]
 
 
 class TaskContract(Protocol):
@@ -23,7 +36,7 @@ class TaskContract(Protocol):
     # Name of the single output of the default signature.
     output_name: ClassVar[str]
 
-    def check(self, manifest: Manifest, module_dir: Path | None) -> None:
+    def check(self, manifest: Manifest, files: Files | None) -> None:
         """Raise ContractError if the manifest (and files, when given) break the contract."""
         ...
 
@@ -48,8 +61,18 @@ def get_contract(task: str) -> TaskContract:
         raise ContractError(f"unknown task {task!r}; modhub knows: {', '.join(task_names())}") from None
 
 
-def check_contract(manifest: Manifest, module_dir: Path | None = None) -> None:
-    get_contract(manifest.task).check(manifest, module_dir)
+def check_contract(manifest: Manifest, files: Files | Path | None = None) -> None:
+    """Run the task's checks; ``files`` are verified bytes, or a directory to read them from."""
+    if isinstance(files, Path):
+        from modhub.format.verify import file_cap, read_module_file
+
+        root = files
+        wanted = [p for p in (manifest.labels,) if p is not None]
+        files = {
+            rel: read_module_file(root, manifest.file(rel), max_bytes=file_cap(manifest, rel))
+            for rel in wanted
+        }
+    get_contract(manifest.task).check(manifest, files)
 
 
 def _fail(manifest: Manifest, message: str) -> None:
@@ -85,7 +108,7 @@ class _ImageContract:
     output_name: ClassVar[str]
     name: ClassVar[str]
 
-    def check(self, manifest: Manifest, module_dir: Path | None) -> None:
+    def check(self, manifest: Manifest, files: Files | None) -> None:
         if "default" not in manifest.signatures:
             _fail(manifest, "the manifest needs a 'default' signature")
         sig = manifest.default_signature
@@ -109,28 +132,29 @@ class _ImageContract:
         out = _single(manifest, sig.outputs, "output")
         _expect(manifest, out, self.output_name, "float32", 2)
         size = _positive_dim(manifest, out, 1)
-        self.check_outputs(manifest, module_dir, size)
+        self.check_outputs(manifest, files, size)
 
-    def check_outputs(self, manifest: Manifest, module_dir: Path | None, size: int) -> None:
-        del manifest, module_dir, size
+    def check_outputs(self, manifest: Manifest, files: Files | None, size: int) -> None:
+        del manifest, files, size
 
 
-def _check_labels(manifest: Manifest, module_dir: Path | None, classes: int) -> None:
+def _check_labels(manifest: Manifest, files: Files | None, classes: int) -> None:
     if manifest.labels is None:
         _fail(manifest, "a labels file is required (assets/labels.txt, one class name per line)")
         return
     manifest.file(manifest.labels)  # listed in files
-    if module_dir is not None:
-        lines = read_labels(module_dir / manifest.labels)
+    if files is not None and manifest.labels in files:
+        lines = parse_labels(files[manifest.labels], manifest.labels)
         if len(lines) != classes:
             _fail(manifest, f"{manifest.labels} has {len(lines)} labels but the output has {classes} classes")
 
 
-def read_labels(path: Path) -> list[str]:
+def parse_labels(data: bytes, name: str = "labels") -> list[str]:
+    """The labels of a labels file's bytes: one per non-empty line, UTF-8."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ContractError(f"cannot read labels file {path}: {exc}", path=path) from exc
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ContractError(f"labels file {name} is not UTF-8 text: {exc}", path=name) from None
     return [line for line in text.splitlines() if line.strip()]
 
 
@@ -145,8 +169,8 @@ class ImageClassification(_ImageContract):
     name = "image-classification"
     output_name = "logits"
 
-    def check_outputs(self, manifest: Manifest, module_dir: Path | None, size: int) -> None:
-        _check_labels(manifest, module_dir, size)
+    def check_outputs(self, manifest: Manifest, files: Files | None, size: int) -> None:
+        _check_labels(manifest, files, size)
 
 
 class _TextContract:
@@ -154,7 +178,7 @@ class _TextContract:
     output_name: ClassVar[str]
     name: ClassVar[str]
 
-    def check(self, manifest: Manifest, module_dir: Path | None) -> None:
+    def check(self, manifest: Manifest, files: Files | None) -> None:
         if "default" not in manifest.signatures:
             _fail(manifest, "the manifest needs a 'default' signature")
         sig = manifest.default_signature
@@ -182,10 +206,10 @@ class _TextContract:
         size = _positive_dim(manifest, out, 1)
         if manifest.graph_outputs != sig.outputs:
             _fail(manifest, "the graph's outputs must equal the default signature's outputs")
-        self.check_outputs(manifest, module_dir, size)
+        self.check_outputs(manifest, files, size)
 
-    def check_outputs(self, manifest: Manifest, module_dir: Path | None, size: int) -> None:
-        del manifest, module_dir, size
+    def check_outputs(self, manifest: Manifest, files: Files | None, size: int) -> None:
+        del manifest, files, size
 
 
 @register_task
@@ -199,5 +223,5 @@ class TextClassification(_TextContract):
     name = "text-classification"
     output_name = "logits"
 
-    def check_outputs(self, manifest: Manifest, module_dir: Path | None, size: int) -> None:
-        _check_labels(manifest, module_dir, size)
+    def check_outputs(self, manifest: Manifest, files: Files | None, size: int) -> None:
+        _check_labels(manifest, files, size)

@@ -1,30 +1,258 @@
-"""Check a module directory before anything in it is used: manifest, files, contract, graph safety."""
+"""Check a module directory before anything in it is used, reading each file once.
+
+Every file a loader uses goes through :func:`read_module_file`: one ``open``
+(no symlinks anywhere below the module directory, no FIFOs or devices), one
+``fstat`` of that descriptor, one read with a size cap, and the sha256 of the
+very bytes that were read. The caller then uses those bytes, never the path
+again, so a file swapped on disk after the check has no effect on what runs.
+
+:func:`verify_module` does that for the files a load needs and adds the
+checks of the module as a whole: the manifest (with its path rules), no
+unlisted files, the task contract and, when the graph is among the files, the
+graph's safety check on the same bytes. The hub's publish check calls it too.
+"""
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
+import stat
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
-from modhub.errors import ManifestError
-from modhub.format.manifest import GRAPH_NAME, Manifest, read_manifest, verify_files
-from modhub.format.tasks import check_contract
+from modhub.errors import IntegrityError, ManifestError, UnsafeModuleError
+from modhub.format._files import NotRegular, kind_of, open_regular, read_exactly
+from modhub.format.manifest import (
+    GRAPH_NAME,
+    MANIFEST_NAME,
+    SIGNATURE_NAME,
+    FileEntry,
+    Manifest,
+    read_manifest,
+)
+
+if TYPE_CHECKING:
+    from modhub.graph import GraphProgram
+
+__all__ = [
+    "MAX_FILE_BYTES",
+    "FileRecords",
+    "VerifiedModule",
+    "check_module",
+    "check_unlisted",
+    "file_cap",
+    "read_module_file",
+    "verify_module",
+]
+
+# Largest file of a module read unless a smaller cap applies (graph weights may be large).
+MAX_FILE_BYTES = 16 << 30
+# Caps for files that are small by nature; a 2 GB "labels.txt" is an attack, not a module.
+MAX_LABELS_BYTES = 16 << 20
+MAX_TOKENIZER_BYTES = 256 << 20
+MAX_GRAPH_BYTES = 8 << 30
+_REDOWNLOAD = "Download the module again (modhub cache rm, then load) or re-export it."
 
 
-def verify_module(module_dir: str | os.PathLike[str]) -> Manifest:
-    """Return the manifest of a module that passed every check, or raise.
+class FileRecords(Protocol):
+    """Remembers which files were hashed already (the client cache implements it).
 
-    Order matters: the sha256 of every file is checked first, so the graph the
-    safety validator reads is the very file the manifest names; only then may
-    torch open it.
+    ``st`` is the ``fstat`` of the descriptor the bytes are read from, so a
+    record can only vouch for the very file that is being read.
     """
-    from modhub.format.safety import validate_graph_archive
 
-    root = Path(module_dir)
+    def is_verified(self, path: Path, entry: FileEntry, st: os.stat_result) -> bool: ...
+
+    def mark_verified(self, path: Path, entry: FileEntry, st: os.stat_result) -> None: ...
+
+
+def file_cap(manifest: Manifest, path: str) -> int:
+    """The size cap for one file of the module, by the role the manifest gives it."""
+    if path == manifest.labels:
+        return MAX_LABELS_BYTES
+    tokenizer = manifest.preprocessing.tokenizer
+    if tokenizer is not None and path == tokenizer.file:
+        return MAX_TOKENIZER_BYTES
+    if path == GRAPH_NAME:
+        return MAX_GRAPH_BYTES
+    return MAX_FILE_BYTES
+
+
+def read_module_file(
+    root: Path,
+    entry: FileEntry,
+    *,
+    max_bytes: int | None = None,
+    records: FileRecords | None = None,
+) -> bytes:
+    """Read one listed file of the module once and return its verified bytes.
+
+    Opens it once (no symlinks, no FIFOs or devices), checks on that
+    descriptor that it is a regular file of exactly ``entry.size`` bytes and at
+    most ``max_bytes`` (default :data:`MAX_FILE_BYTES`), reads it all, and
+    checks the sha256 of those bytes, unless ``records`` says this very file
+    (same fstat) was verified before; after a successful hash the file is
+    marked verified. Raises :class:`UnsafeModuleError` (not a regular file,
+    over the cap), :class:`IntegrityError` (missing, other size or sha256).
+    """
+    root = Path(root)
+    path = root / entry.path
+    cap = MAX_FILE_BYTES if max_bytes is None else max_bytes
+    if entry.size > cap:
+        raise UnsafeModuleError(
+            f"{entry.path} is refused: modhub.json says it has {entry.size} bytes, more than the "
+            f"{cap} bytes modhub reads for this file. A module's labels, tokenizer and graph must "
+            "stay within their limits; re-export the module.",
+            path=path,
+        )
+    try:
+        fd = open_regular(root, entry.path)
+    except NotRegular as exc:
+        raise UnsafeModuleError(
+            f"{entry.path} is refused: it is {exc.kind}; a module holds regular files only. " + _REDOWNLOAD,
+            path=path,
+        ) from None
+    except FileNotFoundError:
+        raise IntegrityError(
+            f"{entry.path} is listed in modhub.json but missing from {root}. {_REDOWNLOAD}", path=path
+        ) from None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+            raise UnsafeModuleError(
+                f"{entry.path} is refused: its path goes through a symbolic link or a non-directory; "
+                f"a module holds regular files only. {_REDOWNLOAD}",
+                path=path,
+            ) from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeModuleError(
+                f"{entry.path} is refused: it is {kind_of(st.st_mode)}; a module holds regular files only. "
+                + _REDOWNLOAD,
+                path=path,
+            )
+        if st.st_size != entry.size:
+            raise IntegrityError(
+                f"{entry.path} has {st.st_size} bytes, modhub.json says {entry.size}: the file was "
+                f"changed or truncated. {_REDOWNLOAD}",
+                path=path,
+            )
+        data = read_exactly(fd, entry.size)
+    finally:
+        os.close(fd)
+    if data is None:
+        raise IntegrityError(f"{entry.path} changed size while it was read. {_REDOWNLOAD}", path=path)
+    if records is not None and records.is_verified(path, entry, st):
+        return data
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != entry.sha256:
+        raise IntegrityError(
+            f"{entry.path} has sha256 {digest}, modhub.json says {entry.sha256}: the file was changed "
+            f"after export. Do not use it; {_REDOWNLOAD[0].lower()}{_REDOWNLOAD[1:]}",
+            path=path,
+        )
+    if records is not None:
+        records.mark_verified(path, entry, st)
+    return data
+
+
+@dataclass(frozen=True)
+class VerifiedModule:
+    """A module that passed every check, with the bytes of the files that were asked for.
+
+    Use ``files[path]`` (and ``graph`` for the parsed, checked graph); never
+    reopen the files on disk: these bytes are the ones that were verified.
+    """
+
+    root: Path
+    manifest: Manifest
+    # Exactly the files asked for (plus labels and tokenizer), read once, verified.
+    files: Mapping[str, bytes]
+    # The checked graph program, parsed from files["graph.pt2"], when the graph was asked for.
+    graph: GraphProgram | None = field(default=None, repr=False)
+
+
+def check_unlisted(root: Path, manifest: Manifest) -> None:
+    """Raise IntegrityError if the directory holds a file the manifest does not list.
+
+    Hidden names (``.stamp``, ``.git``) are the cache's and tools' own and are skipped.
+    """
+    listed = {entry.path for entry in manifest.files}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = Path(dirpath).relative_to(root).as_posix()
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            if name.startswith(".") or rel in (MANIFEST_NAME, SIGNATURE_NAME) or rel in listed:
+                continue
+            raise IntegrityError(
+                f"{rel} is in {root} but not listed in modhub.json; a module holds only the files its "
+                "manifest lists. Remove it or re-export the module.",
+                path=root / rel,
+            )
+
+
+def verify_module(
+    root: str | os.PathLike[str],
+    *,
+    needed: Collection[str] | None = None,
+    records: FileRecords | None = None,
+) -> VerifiedModule:
+    """Check a module and read the files a load needs, each once.
+
+    ``needed``: the listed files to read and verify (None = every listed
+    file). The labels and tokenizer files are always read (a load uses them).
+    Checks: the manifest and its path rules, no unlisted files, each needed
+    file's size and sha256, the task contract and, if ``graph.pt2`` is
+    needed, the graph's safety check on exactly those bytes. Raises
+    ManifestError, IntegrityError, ContractError or UnsafeModuleError.
+    """
+    return _verify(Path(root), needed, records, keep_all=True)
+
+
+def check_module(root: str | os.PathLike[str], *, records: FileRecords | None = None) -> Manifest:
+    """Every check of :func:`verify_module` on every listed file, keeping no file in memory.
+
+    For publishing and ``modhub cache verify``: files are read and hashed one
+    at a time and dropped, except the ones the checks themselves use.
+    """
+    return _verify(Path(root), None, records, keep_all=False).manifest
+
+
+def _verify(
+    root: Path, needed: Collection[str] | None, records: FileRecords | None, *, keep_all: bool
+) -> VerifiedModule:
+    from modhub.format.tasks import check_contract
+
     manifest = read_manifest(root)
-    names = {entry.path for entry in manifest.files}
-    if GRAPH_NAME not in names:
+    by_path = {entry.path: entry for entry in manifest.files}
+    if GRAPH_NAME not in by_path:
         raise ManifestError(f"modhub.json lists no {GRAPH_NAME}; a module needs its graph", path=root)
-    verify_files(root, manifest)
-    check_contract(manifest, root)
-    validate_graph_archive(root / GRAPH_NAME)
-    return manifest
+    check_unlisted(root, manifest)
+    wanted = set(by_path) if needed is None else set(needed)
+    unknown = sorted(wanted - by_path.keys())
+    if unknown:
+        raise ManifestError(f"modhub.json lists no file {unknown[0]!r}", path=root / MANIFEST_NAME)
+    used = {GRAPH_NAME} if GRAPH_NAME in wanted else set()
+    if manifest.labels is not None:
+        used.add(manifest.labels)
+    if manifest.preprocessing.tokenizer is not None:
+        used.add(manifest.preprocessing.tokenizer.file)
+    wanted |= used
+    files: dict[str, bytes] = {}
+    for rel in sorted(wanted):
+        data = read_module_file(root, by_path[rel], max_bytes=file_cap(manifest, rel), records=records)
+        if keep_all or rel in used:
+            files[rel] = data
+        del data
+    check_contract(manifest, files)
+    graph = None
+    if GRAPH_NAME in files:
+        from modhub.graph import check_graph
+
+        graph = check_graph(files[GRAPH_NAME], path=root / GRAPH_NAME)
+    return VerifiedModule(root=root, manifest=manifest, files=files, graph=graph)

@@ -3,7 +3,7 @@
 A publish is checked in full before anything is stored: the manifest parses,
 the uploaded files are exactly the listed ones with their sizes and sha256,
 the task contract holds and the graph passes the safety validator (the same
-checks ``modhub.format.verify.verify_module`` runs on the client). Then the
+checks ``modhub.format.verify.verify_module`` runs on the client, via ``check_module``). Then the
 blobs go into storage (content-addressed: identical files are stored once; a
 stored blob nobody references yet is invisible and harmless), and finally one
 database transaction adds the version and its files. A version is therefore
@@ -97,7 +97,7 @@ def validate_upload(upload: StagedUpload) -> Manifest:
 
 def _verify_module(module_dir: Path) -> None:
     try:
-        from modhub.format.verify import verify_module
+        from modhub.format.verify import check_module
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise Unavailable(
             f"this hub cannot check graphs ({exc}); it refuses publishes until the modhub safety "
@@ -105,7 +105,7 @@ def _verify_module(module_dir: Path) -> None:
             code="safety_unavailable",
         ) from None
     try:
-        verify_module(module_dir)
+        check_module(module_dir)
     except ImportError as exc:
         raise Unavailable(
             f"this hub cannot check graphs ({exc}); it refuses publishes until the modhub safety "

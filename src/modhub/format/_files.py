@@ -1,0 +1,78 @@
+"""Opening a module's files safely: no symlinks, no FIFOs or devices, exact sizes.
+
+One place for the low-level rules every reader of a module's files follows
+(the manifest reader and :func:`modhub.format.verify.read_module_file`).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+_READ_CHUNK = 1 << 30
+
+
+class NotRegular(Exception):
+    """Internal: the path is not a regular file; ``kind`` says what it is."""
+
+    def __init__(self, mode: int) -> None:
+        super().__init__(mode)
+        self.kind = kind_of(mode)
+
+
+def kind_of(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def open_regular(root: Path, rel: str) -> int:
+    """Open ``root/rel`` for reading without following a symlink in any component of ``rel``.
+
+    ``O_NOFOLLOW`` alone guards only the last component; a symlinked directory
+    (``assets -> /proc/self``) would still lead outside, so each directory is
+    opened relative to the previous one. ``O_NONBLOCK``: opening a FIFO must
+    not wait for a writer (the fstat afterwards refuses it).
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    dir_flags = flags | getattr(os, "O_DIRECTORY", 0)
+    parts = rel.split("/")
+    fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        for part in parts[:-1]:
+            nxt = os.open(part, dir_flags, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        # Look before opening: opening some device nodes has side effects.
+        st = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegular(st.st_mode)
+        return os.open(parts[-1], flags, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def read_exactly(fd: int, size: int) -> bytes | None:
+    """Read exactly ``size`` bytes; None if the file is shorter or longer (it changed while read)."""
+    chunks: list[bytes] = []
+    remaining = size
+    while remaining > 0:
+        chunk = os.read(fd, min(remaining, _READ_CHUNK))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    if os.read(fd, 1):
+        return None
+    if len(chunks) == 1:
+        return chunks[0]
+    return b"".join(chunks)

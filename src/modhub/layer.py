@@ -1,0 +1,96 @@
+"""``hub.Layer``: a module as a ``torch.nn.Module`` layer of your own model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from modhub.format.manifest import GRAPH_NAME
+from modhub.loading import Handle, module_dir, verified_module
+from modhub.runtimes import ModuleInfo
+from modhub.runtimes.torch_runtime import build_graph
+from modhub.settings import Settings
+
+__all__ = ["Layer"]
+
+# Nodes whose behaviour depends on train/eval mode, with the position and name of that flag.
+_MODE_FLAGS: dict[Any, tuple[int, str]] = {
+    torch.ops.aten.batch_norm.default: (5, "training"),
+    torch.ops.aten.dropout.default: (2, "train"),
+    torch.ops.aten.feature_dropout.default: (2, "train"),
+    torch.ops.aten.alpha_dropout.default: (2, "train"),
+    torch.ops.aten.feature_alpha_dropout.default: (2, "train"),
+}
+
+
+class Layer(ModuleInfo, torch.nn.Module):
+    """A module as a ``torch.nn.Module`` layer of your own model.
+
+    ``trainable=False`` (default): the weights are frozen and BatchNorm/dropout
+    stay in inference mode, whatever ``.train()`` says; the layer is a fixed
+    feature extractor. ``trainable=True``: weights receive gradients and
+    ``.train()``/``.eval()`` switch BatchNorm and dropout as eager PyTorch does.
+    Every Layer has its own copy of the weights. Layer always runs the torch graph.
+    """
+
+    def __init__(
+        self,
+        handle: Handle,
+        trainable: bool = False,
+        *,
+        settings: Settings | None = None,
+    ) -> None:
+        torch.nn.Module.__init__(self)
+        directory = module_dir(handle, settings)
+        verified = verified_module(directory, {GRAPH_NAME}, settings)
+        self._init_info(verified)
+        graph = build_graph(verified)
+        self.trainable = trainable
+        for param in graph.parameters():
+            param.requires_grad_(trainable)
+        self.graph = graph
+        self._graph_training = False  # exported in eval mode
+        self.train(self.training)
+
+    def _graph_args(self, inputs: Any) -> tuple[torch.Tensor, ...]:
+        from modhub.preprocessing import check_images
+
+        if self._encoder is not None:
+            return self._encoder(inputs)
+        return (torch.as_tensor(check_images(inputs, self.manifest)),)
+
+    def train(self, mode: bool = True) -> Layer:
+        # An exported graph has its mode baked into the batch_norm/dropout
+        # nodes (exported in eval mode), so switch those flags instead.
+        self.training = mode
+        effective = mode and self.trainable
+        if effective != self._graph_training:
+            _set_mode_flags(self.graph, effective)
+            self._graph_training = effective
+        return self
+
+    def forward(self, inputs: Any) -> torch.Tensor:
+        return self.graph(*self._graph_args(inputs))
+
+    def __repr__(self) -> str:
+        # nn.Module's repr would list every node of the graph (hundreds of lines).
+        return f"Layer(task={self.task!r}, trainable={self.trainable}, path={str(self.path)!r})"
+
+
+def _set_mode_flags(graph: Any, training: bool) -> None:
+    changed = False
+    for node in graph.graph.nodes:
+        flag = _MODE_FLAGS.get(node.target)
+        if flag is None:
+            continue
+        position, name = flag
+        if len(node.args) > position:
+            args = list(node.args)
+            args[position] = training
+            node.args = tuple(args)
+        else:
+            node.kwargs = {**node.kwargs, name: training}
+        changed = True
+    if changed:
+        graph.recompile()

@@ -1,0 +1,53 @@
+"""Runtimes: what runs a loaded module's graph.
+
+* ``"torch"`` builds ``graph.pt2`` as a torch graph; calls return torch tensors.
+* ``"onnx"`` runs ``model.onnx`` with onnxruntime and never imports torch;
+  calls return numpy arrays.
+* ``None`` (the default of ``hub.load``): onnx when the module has a
+  ``model.onnx`` and onnxruntime is installed, else torch. Calls return torch
+  tensors when given a torch tensor, numpy arrays otherwise (text included).
+
+Each runtime reads, and so hashes, only the files it needs.
+"""
+
+from __future__ import annotations
+
+from modhub.errors import InputError, ManifestError
+from modhub.format.manifest import Manifest
+from modhub.runtimes._base import LoadedModule, ModuleInfo, Output, Runtime
+from modhub.runtimes.onnx_runtime import OnnxRuntime
+from modhub.runtimes.torch_runtime import TorchRuntime
+
+__all__ = ["RUNTIMES", "LoadedModule", "ModuleInfo", "Output", "Runtime", "choose_runtime"]
+
+RUNTIMES: dict[str, Runtime] = {runtime.name: runtime for runtime in (OnnxRuntime(), TorchRuntime())}
+# Tried in this order when no runtime is asked for: the fastest first.
+_DEFAULT_ORDER = ("onnx", "torch")
+
+
+def choose_runtime(manifest: Manifest, requested: str | None) -> tuple[Runtime, Output]:
+    """The runtime that loads this module, and what its calls return."""
+    if requested is None or requested == "auto":
+        for name in _DEFAULT_ORDER:
+            candidate = RUNTIMES[name]
+            if candidate.has_format(manifest) and candidate.available():
+                return candidate, "like-input"
+        raise ManifestError("modhub.json lists neither graph.pt2 nor model.onnx; nothing can run this module")
+    runtime = RUNTIMES.get(requested)
+    if runtime is None:
+        raise InputError(
+            f"unknown runtime {requested!r}: use one of {sorted(RUNTIMES)}, or None for the default"
+        )
+    if not runtime.has_format(manifest):
+        files = ", ".join(entry.path for entry in manifest.files)
+        raise ManifestError(
+            f"this module has no file for runtime={requested!r} (it has {files}); load it with "
+            f"runtime=None or another runtime, or re-export it (hub.export(..., onnx=True) adds model.onnx)"
+        )
+    if not runtime.available():
+        raise InputError(
+            f"runtime={requested!r} needs a package that is not installed: pip install 'modhub[onnx]' "
+            "(onnxruntime)"
+        )
+    output: Output = "torch" if requested == "torch" else "numpy"
+    return runtime, output

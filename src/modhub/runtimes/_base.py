@@ -1,0 +1,90 @@
+"""What every loaded module has, whatever runs it: manifest, task, labels, input preparation.
+
+Torch-free: the onnx runtime builds on this in processes that never import torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol
+
+from modhub.format.manifest import Manifest
+from modhub.format.tasks import get_contract, parse_labels
+from modhub.format.verify import VerifiedModule
+from modhub.preprocessing import TextEncoder, check_images, is_torch_tensor
+
+# What a call returns: always numpy arrays, always torch tensors, or torch
+# tensors when the input was a torch tensor and numpy arrays otherwise.
+Output = Literal["numpy", "torch", "like-input"]
+
+
+class ModuleInfo:
+    """The manifest-derived half of a loaded module, shared by all runtimes and ``Layer``.
+
+    Attributes: ``manifest``, ``task``, ``modality`` ("image" or "text"),
+    ``labels`` (classification modules, else None), ``path``.
+    """
+
+    manifest: Manifest
+    path: Path
+
+    def _init_info(self, verified: VerifiedModule) -> None:
+        manifest = verified.manifest
+        self.path = verified.root
+        self.manifest = manifest
+        self.task = manifest.task
+        self.modality = get_contract(manifest.task).modality
+        tok = manifest.preprocessing.tokenizer
+        self._encoder = (
+            TextEncoder(tok, verified.files[tok.file])
+            if tok is not None
+            else None
+        )
+        self.labels: list[str] | None = (
+            parse_labels(verified.files[manifest.labels], manifest.labels) if manifest.labels else None
+        )
+
+
+class LoadedModule(ModuleInfo):
+    """A module ready to call: ``module(images)`` or ``module(["some text"])``.
+
+    Calls run without autograd; use ``hub.Layer`` to train through a module.
+    ``runtime`` names what runs the graph ("torch" or "onnx").
+    """
+
+    runtime: ClassVar[str]
+    output: Output
+
+    def __call__(self, inputs: Any) -> Any:
+        raise NotImplementedError
+
+    def _wants_torch(self, inputs: Any) -> bool:
+        if self.output == "like-input":
+            return is_torch_tensor(inputs)
+        return self.output == "torch"
+
+    def _image_batch(self, inputs: Any) -> Any:
+        return check_images(inputs, self.manifest)
+
+    def __repr__(self) -> str:
+        return f"LoadedModule(task={self.task!r}, runtime={self.runtime!r}, path={str(self.path)!r})"
+
+
+class Runtime(Protocol):
+    """Runs a module's graph; registered by name in ``modhub.runtimes``."""
+
+    name: str
+
+    def available(self) -> bool:
+        """Whether this runtime's engine can be imported here."""
+        ...
+
+    def has_format(self, manifest: Manifest) -> bool:
+        """Whether the module carries the file this runtime runs."""
+        ...
+
+    def needed_files(self, manifest: Manifest) -> set[str]:
+        """The module files this runtime reads (only these are read and hashed on load)."""
+        ...
+
+    def build(self, verified: VerifiedModule, output: Output) -> LoadedModule: ...

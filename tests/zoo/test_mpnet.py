@@ -1,0 +1,68 @@
+"""The all-mpnet-base-v2 starter against sentence-transformers on the same weights."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from modhub.zoo.mpnet import MPNET_MAX_LENGTH
+from tests.zoo.test_text import CORPUS, QUERIES, SENTENCES, _nearest
+
+pytestmark = pytest.mark.slow
+
+# Longer than 256 word pieces: the 384-token limit (not the tokenizer file's 128) matters.
+LONG = (
+    " ".join(["The orchestra rehearsed the symphony for weeks before the premiere."] * 16)
+    + " "
+    + " ".join(["Meanwhile the football team lost every single away match that season."] * 12)
+)
+
+
+@pytest.fixture(scope="module")
+def mpnet_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from modhub.zoo._mpnet import extract_mpnet
+
+    return extract_mpnet(tmp_path_factory.mktemp("mpnet"))
+
+
+def test_mpnet_matches_sentence_transformers(load_starter, mpnet_folder: Path) -> None:
+    module = load_starter("mpnet-base")
+    texts = [*SENTENCES, LONG]
+    ours = module(texts)
+    assert ours.shape == (len(texts), 768)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from sentence_transformers import SentenceTransformer
+
+        reference_model = SentenceTransformer(str(mpnet_folder), device="cpu")
+        assert reference_model.max_seq_length == MPNET_MAX_LENGTH == 384
+        reference = reference_model.encode(texts, convert_to_tensor=True, batch_size=8)
+    cosine = torch.nn.functional.cosine_similarity(ours, reference.cpu(), dim=1)
+    assert cosine.min().item() >= 0.9999, cosine
+    spec = module.manifest.preprocessing.tokenizer
+    assert spec.max_length == 384 and spec.pad_id == 1 and spec.padding == "longest"
+    from modhub.preprocessing import TextEncoder
+
+    ids, _ = TextEncoder(spec, module.path / spec.file)([LONG])
+    assert ids.shape[1] == 384  # truncated at 384, past 256
+
+
+def test_mpnet_nearest_neighbours(load_starter) -> None:
+    assert _nearest(load_starter("mpnet-base"), [q for q, _ in QUERIES], CORPUS) == [i for _, i in QUERIES]
+
+
+def test_mpnet_relative_buckets_match_transformers() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from transformers.models.mpnet.modeling_mpnet import MPNetEncoder
+
+    from modhub.zoo._mpnet import relative_position_bucket
+
+    steps = torch.arange(400)
+    relative = steps[None, :] - steps[:, None]
+    ours = relative_position_bucket(relative)
+    assert torch.equal(ours, MPNetEncoder.relative_position_bucket(relative))
+    assert ours[3, 0] == 3 and ours[0, 3] == 19 and ours[0, 399] == 31 and ours[399, 0] == 15
