@@ -19,21 +19,21 @@ from modhub.server.config import ServerSettings
 from modhub.server.db import Database, migrate
 from modhub.server.deps import Hub
 from modhub.server.errors import install_handlers
-from modhub.server.storage import LocalBlobStorage
+from modhub.server.storage import open_storage
 
 log = logging.getLogger(__name__)
 
 
 def create_hub(settings: ServerSettings, *, clean_staging: bool = False) -> Hub:
-    """Open (and migrate) the database and blob storage of ``settings.data_dir``.
+    """Open (and migrate) the hub's database and blob storage (``settings.data_dir``, or the
+    PostgreSQL and object store that MODHUB_SERVER_DATABASE_URL / _BLOB_URL name).
 
     ``clean_staging`` removes uploads a crashed server left behind; only a
     starting server asks for it (an admin command next to a running server must not).
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings)
     migrate(db, settings)
-    hub = Hub(settings=settings, db=db, storage=LocalBlobStorage(settings.resolved_blob_dir))
+    hub = Hub(settings=settings, db=db, storage=open_storage(settings))
     if clean_staging:
         hub.clean_staging()
     return hub

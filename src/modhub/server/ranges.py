@@ -1,4 +1,5 @@
-"""Serve a blob over HTTP: ETag (its sha256), If-None-Match (304), Range (206/416), streamed."""
+"""Serve a blob over HTTP: ETag (its sha256), If-None-Match (304), Range (206/416), streamed;
+or, when the blob store offers a direct URL (S3: presigned), a 307 redirect there."""
 
 from __future__ import annotations
 
@@ -96,6 +97,14 @@ def blob_response(request: Request, storage: BlobStorage, sha256: str, size: int
     headers["Content-Length"] = str(length)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type="application/octet-stream")
+    redirect = storage.download_url(sha256)
+    if redirect is not None:
+        # The object store serves the bytes (and the Range, which the client sends again there).
+        # The presigned URL expires: the redirect itself must not be cached.
+        return Response(
+            status_code=307,
+            headers={"Location": redirect, "ETag": etag, "Cache-Control": "no-store"},
+        )
     try:
         fh = storage.open(sha256)
     except FileNotFoundError:

@@ -2,8 +2,9 @@
 
 Blobs are keyed by their sha256 only, never by a user-supplied name, so no
 upload can choose where its bytes land. ``LocalBlobStorage`` keeps them under
-``<root>/<aa>/<bb>/<sha256>``; an S3-compatible backend can implement the same
-protocol later (``open`` would return a ranged reader).
+``<root>/<aa>/<bb>/<sha256>``; ``S3BlobStorage`` (``storage_s3``) keeps them in an
+S3-compatible object store. ``open_storage(settings)`` picks the backend from
+``MODHUB_SERVER_BLOB_URL`` through a registry of URL schemes.
 """
 
 from __future__ import annotations
@@ -13,11 +14,16 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from modhub.errors import IntegrityError
+
+if TYPE_CHECKING:
+    from modhub.server.config import ServerSettings
 
 _CHUNK = 1 << 20
 _SHA_CHARS = frozenset("0123456789abcdef")
@@ -49,6 +55,11 @@ class BlobStorage(Protocol):
         """Move a local file whose sha256 the caller has computed into the store (it is consumed)."""
         ...
 
+    def download_url(self, sha256: str) -> str | None:
+        """A URL clients may fetch the blob from directly (the hub redirects there); None: the hub
+        streams the bytes itself."""
+        ...
+
 
 class LocalBlobStorage:
     """Blobs in a local directory. Writes are atomic: temp file, hash, fsync, rename."""
@@ -70,6 +81,9 @@ class LocalBlobStorage:
 
     def open(self, sha256: str) -> BinaryIO:
         return open(self.path_for(sha256), "rb")
+
+    def download_url(self, sha256: str) -> str | None:
+        return None
 
     def put_stream(self, chunks: Iterable[bytes], expected_sha256: str | None = None) -> str:
         digest = hashlib.sha256()
@@ -121,6 +135,38 @@ class LocalBlobStorage:
         for path in self.root.glob("??/??/*"):
             if path.is_file():
                 yield path
+
+
+def _local_storage(settings: ServerSettings) -> BlobStorage:
+    if settings.blob_url:
+        return LocalBlobStorage(Path(url2pathname(urlsplit(settings.blob_url).path)))
+    return LocalBlobStorage(settings.resolved_blob_dir)
+
+
+def _s3_storage(settings: ServerSettings) -> BlobStorage:
+    try:
+        from modhub.server.storage_s3 import S3BlobStorage
+
+        import boto3  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            f"MODHUB_SERVER_BLOB_URL={settings.blob_url} needs boto3 ({exc}): pip install 'modhub[s3]'"
+        ) from exc
+    return S3BlobStorage.from_settings(settings)
+
+
+# URL scheme of MODHUB_SERVER_BLOB_URL -> backend factory ("" = not set: <data_dir>/blobs).
+BACKENDS: dict[str, Callable[[ServerSettings], BlobStorage]] = {
+    "": _local_storage,
+    "file": _local_storage,
+    "s3": _s3_storage,
+}
+
+
+def open_storage(settings: ServerSettings) -> BlobStorage:
+    """The blob store ``settings`` name (the URL was checked when the settings were read)."""
+    scheme = urlsplit(settings.blob_url).scheme if settings.blob_url else ""
+    return BACKENDS[scheme](settings)
 
 
 def _fsync_dir(path: Path) -> None:
