@@ -211,7 +211,9 @@ def _precheck(session: Session, publisher: str, name: str, requested: int | None
 
 def _refuse_lookalike(session: Session, publisher: str, name: str) -> None:
     clash = _lookalike(session, publisher, name)
-    if clash is not None:
+    # The module itself may have been committed by a concurrent publish since the caller looked
+    # (PostgreSQL's READ COMMITTED: each statement sees the newest commits): not a look-alike.
+    if clash is not None and (clash.publisher.name, clash.name) != (publisher, name):
         raise Conflict(
             f"{publisher}/{name} looks like the existing module {clash.publisher.name}/{clash.name} "
             "('-', '_', '.', and look-alike letters and digits count as the same); choose a clearly "
@@ -251,6 +253,8 @@ def _insert(
     module = _find(session, publisher, name, lock=True)
     if module is None:
         _refuse_lookalike(session, publisher, name)
+        module = _find(session, publisher, name, lock=True)  # committed meanwhile (see above)
+    if module is None:
         module = Module(
             publisher=pub,
             name=name,
