@@ -19,6 +19,7 @@ from modhub.server.config import ServerSettings
 from modhub.server.db import Database, migrate
 from modhub.server.deps import Hub
 from modhub.server.errors import install_handlers
+from modhub.server.ratelimit import FailureLimiter
 from modhub.server.storage import LocalBlobStorage
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,12 @@ def create_hub(settings: ServerSettings, *, clean_staging: bool = False) -> Hub:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings)
     migrate(db, settings)
-    hub = Hub(settings=settings, db=db, storage=LocalBlobStorage(settings.resolved_blob_dir))
+    hub = Hub(
+        settings=settings,
+        db=db,
+        storage=LocalBlobStorage(settings.resolved_blob_dir),
+        auth_limiter=FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window),
+    )
     if clean_staging:
         hub.clean_staging()
     return hub
