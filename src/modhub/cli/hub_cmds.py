@@ -1,4 +1,4 @@
-"""Hub commands: ``serve``, ``admin create-token``, ``login``, ``logout``, ``publish``, ``yank``."""
+"""Hub commands: ``serve``, ``admin create-token|gc|...``, ``login``, ``logout``, ``publish``, ``yank``."""
 
 from __future__ import annotations
 
@@ -270,3 +270,46 @@ def seed_cmd(
         results = seed(hub, dirs, publisher)
     for result in results:
         typer.echo(f"{result.status:>10}  {result.handle}")
+
+
+@admin_app.command("gc")
+def gc_cmd(
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="the hub's data directory")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="only list what would be removed")] = False,
+    min_age: Annotated[
+        str | None,
+        typer.Option(
+            "--min-age",
+            help="keep leftovers modified more recently, e.g. 1h or 0 (default: 0 when no hub is "
+            "serving the data directory, else 1h)",
+        ),
+    ] = None,
+) -> None:
+    """Remove blobs no version references, dead staged uploads and incomplete writes, in one pass."""
+    from modhub.server.services.gc import collect_garbage
+    from modhub.server.services.tokens import parse_duration
+
+    age: float | None = None
+    if min_age is not None:
+        try:
+            age = 0.0 if min_age.strip() == "0" else parse_duration(min_age).total_seconds()
+        except ValueError as exc:
+            typer.secho(f"error: --min-age: {exc}", err=True)
+            raise typer.Exit(2) from None
+    with _operator_hub(data_dir) as hub:
+        report = collect_garbage(hub, dry_run=dry_run, min_age=age)
+    verb = "would remove" if dry_run else "removed"
+    for blob in report.blobs:
+        typer.echo(f"{verb} blob {blob.sha256} ({blob.size} bytes)")
+    for staged in report.staged:
+        typer.echo(f"{verb} staged upload {staged.path} ({staged.size} bytes)")
+    for leftover in report.incomplete:
+        typer.echo(f"{verb} incomplete write {leftover.key} ({leftover.size} bytes)")
+    count = len(report.blobs) + len(report.staged) + len(report.incomplete)
+    kept = (
+        f"; kept {report.kept_young} younger than {report.min_age:.0f} s (a hub is serving this data "
+        "directory: a publish in progress may need them; --min-age 0 removes them too)"
+        if report.kept_young
+        else ""
+    )
+    typer.echo(f"{verb} {count} item(s), {report.freed_bytes} bytes{kept}", err=True)

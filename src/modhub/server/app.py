@@ -20,6 +20,7 @@ from modhub.server.db import Database, migrate
 from modhub.server.deps import Hub
 from modhub.server.errors import install_handlers
 from modhub.server.ratelimit import FailureLimiter
+from modhub.server.services.gc import serving_lock
 from modhub.server.storage import LocalBlobStorage
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
+        # Held while serving: `modhub admin gc` then keeps leftovers a publish in progress may need.
+        with serving_lock(settings, exclusive=False):
+            yield
         hub.db.dispose()
 
     app = FastAPI(
