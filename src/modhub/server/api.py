@@ -11,7 +11,7 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 from starlette.responses import Response
@@ -222,7 +222,7 @@ async def publish(
 def yank(
     publisher: str,
     name: str,
-    version: Annotated[int, Path(ge=1, le=queries.MAX_VERSION)],
+    version: str,
     request: Request,
     hub: HubDep,
     body: YankRequest | None = None,
@@ -236,7 +236,7 @@ def yank(
             token=token,
             publisher=publisher,
             name=name,
-            version=version,
+            version=queries.parse_version_path(version),
             reason=(body or YankRequest()).reason,
         )
         session.commit()
