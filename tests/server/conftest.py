@@ -325,6 +325,14 @@ def database_env(database_url: str | None) -> dict[str, str]:
     return {"MODHUB_SERVER_DATABASE_URL": database_url} if database_url else {}
 
 
+def server_env(settings: ServerSettings) -> dict[str, str]:
+    """What an admin command next to this hub needs besides --data-dir (its database, blob store)."""
+    env = database_env(settings.database_url)
+    if settings.blob_url:
+        env["MODHUB_SERVER_BLOB_URL"] = settings.blob_url
+    return env
+
+
 @pytest.fixture(scope="module")
 def live_hub(tmp_path_factory: pytest.TempPathFactory, module_database_url: str | None) -> Iterator[LiveHub]:
     """``python -m modhub serve`` on a free loopback port with a fresh data dir (SQLite or PostgreSQL)."""

@@ -109,10 +109,12 @@ def test_identical_blobs_are_stored_once(store: S3BlobStorage, tmp_path: Path) -
     with pytest.raises(IntegrityError):
         store.put_stream([b"other"], expected_sha256=sha)
     assert _keys(store) == [store.key_for(sha)]
-    assert list(store.iter_sha256()) == [sha]
+    assert [b.sha256 for b in store.iter_blobs()] == [sha]
 
 
-def test_an_object_this_backend_did_not_verify_is_not_adopted(store: S3BlobStorage, tmp_path: Path) -> None:
+def test_an_object_already_under_the_name_is_replaced_not_trusted(
+    store: S3BlobStorage, tmp_path: Path
+) -> None:
     data = b"the real bytes"
     sha = hashlib.sha256(data).hexdigest()
     store.client.put_object(Bucket=BUCKET, Key=store.key_for(sha), Body=b"planted, wrong bytes")
@@ -160,7 +162,10 @@ def test_hub_on_s3_redirects_downloads_to_presigned_urls(
         assert client.get(url, headers={"If-None-Match": f'"{entry.sha256}"'}).status_code == 304
         blob = client.get(f"{API}/blobs/{entry.sha256}", follow_redirects=False)
         assert blob.status_code == 307
-        assert client.get(f"{API}/modules/acme/tiny/versions/1/files/nope", follow_redirects=False).status_code == 404
+        assert (
+            client.get(f"{API}/modules/acme/tiny/versions/1/files/nope", follow_redirects=False).status_code
+            == 404
+        )
 
 
 def test_streaming_instead_of_redirects(s3_settings: ServerSettings, feature_module: Path) -> None:
@@ -249,7 +254,9 @@ def test_client_refuses_a_store_that_serves_other_bytes(
 
     token = s3_live_hub.admin("--publisher", "acme")
     handle = publish_module(
-        feature_module, "acme/tampered", settings=Settings(endpoint=s3_live_hub.url, token=token, progress=False)
+        feature_module,
+        "acme/tampered",
+        settings=Settings(endpoint=s3_live_hub.url, token=token, progress=False),
     )
     entry = next(e for e in read_manifest(feature_module).files if e.path == "graph.pt2")
     prefix = s3_live_hub.env["MODHUB_SERVER_BLOB_URL"].removeprefix(f"s3://{BUCKET}/")
@@ -257,11 +264,15 @@ def test_client_refuses_a_store_that_serves_other_bytes(
     original = seaweedfs.client().get_object(Bucket=BUCKET, Key=key)["Body"].read()
     tampered = bytearray(original)
     tampered[len(tampered) // 2] ^= 0xFF
-    seaweedfs.client().put_object(Bucket=BUCKET, Key=key, Body=bytes(tampered), Metadata={"sha256": entry.sha256})
+    seaweedfs.client().put_object(
+        Bucket=BUCKET, Key=key, Body=bytes(tampered), Metadata={"sha256": entry.sha256}
+    )
     try:
         from modhub.client.resolve import resolve
 
         with pytest.raises(IntegrityError, match="sha256"):
             resolve(handle, settings=Settings(endpoint=s3_live_hub.url, cache=tmp_path / "c", progress=False))
     finally:
-        seaweedfs.client().put_object(Bucket=BUCKET, Key=key, Body=original, Metadata={"sha256": entry.sha256})
+        seaweedfs.client().put_object(
+            Bucket=BUCKET, Key=key, Body=original, Metadata={"sha256": entry.sha256}
+        )

@@ -1,4 +1,4 @@
-"""Hub commands: ``serve``, ``admin create-token``, ``login``, ``logout``, ``publish``, ``yank``."""
+"""Hub commands: ``serve``, ``admin create-token|gc|...``, ``login``, ``logout``, ``publish``, ``yank``."""
 
 from __future__ import annotations
 
@@ -100,18 +100,48 @@ def create_token_cmd(
         typer.Option("--publisher", "-p", help="publisher the token may publish under (repeat)"),
     ] = None,
     admin: Annotated[
-        bool, typer.Option("--admin", help="may act for every publisher and manage tokens")
+        bool, typer.Option("--admin", help="may act for every publisher and manage tokens (= --scope admin)")
     ] = False,
     name: Annotated[str, typer.Option(help="a note on what the token is for")] = "",
+    scope: Annotated[
+        str | None,
+        typer.Option(
+            "--scope",
+            help="read (private modules), publish (read + publish/yank; the default) or admin (everything)",
+        ),
+    ] = None,
+    expires: Annotated[
+        str | None,
+        typer.Option("--expires", help="lifetime, e.g. 30d, 12h, 2w (default: never expires)"),
+    ] = None,
 ) -> None:
     """Create an API token in the hub's database and print it (shown once; only its hash is stored)."""
-    from modhub.server.services.tokens import create_token
+    from modhub.server.services.tokens import SCOPES, create_token, parse_duration
 
+    if scope is not None and scope not in SCOPES:
+        typer.secho(f"error: --scope must be one of {', '.join(SCOPES)}, not {scope!r}", err=True)
+        raise typer.Exit(2)
+    try:
+        lifetime = parse_duration(expires) if expires is not None else None
+    except ValueError as exc:
+        typer.secho(f"error: --expires: {exc}", err=True)
+        raise typer.Exit(2) from None
     with _operator_hub(data_dir) as hub, hub.db.write_session() as session:
-        created = create_token(session, name=name, publishers=publisher or [], admin=admin)
+        created = create_token(
+            session,
+            name=name,
+            publishers=publisher or [],
+            admin=admin,
+            scope=scope,  # type: ignore[arg-type]
+            expires_in=lifetime,
+        )
         session.commit()
-    scope = "admin" if created.admin else ", ".join(created.publishers)
-    typer.echo(f"token {created.id} ({scope}); store it now, it is not shown again:", err=True)
+    where = "all publishers" if created.scope == "admin" else ", ".join(created.publishers)
+    until = f", expires {created.expires_at.isoformat(timespec='seconds')}" if created.expires_at else ""
+    typer.echo(
+        f"token {created.id} ({created.scope}: {where}{until}); store it now, it is not shown again:",
+        err=True,
+    )
     typer.echo(created.token)
 
 
@@ -120,7 +150,7 @@ def revoke_token_cmd(
     token_id: Annotated[int, typer.Argument(help="the token's id (from create-token or list-tokens)")],
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="the hub's data directory")] = None,
 ) -> None:
-    """Revoke a token in the hub's database; it stops working at once."""
+    """Revoke a token, and every token it created, in the hub's database; they stop working at once."""
     from modhub.server.services.tokens import revoke_token_as_operator
 
     with _operator_hub(data_dir) as hub, hub.db.write_session() as session:
@@ -134,14 +164,19 @@ def list_tokens_cmd(
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="the hub's data directory")] = None,
 ) -> None:
     """List the tokens in the hub's database (ids, names, scopes; never the secrets)."""
+    from modhub.server.models import utcnow
     from modhub.server.services.tokens import list_tokens
 
     with _operator_hub(data_dir) as hub, hub.db.session() as session:
         rows = list_tokens(session)
+    now = utcnow()
     for row in rows:
-        scope = "admin" if row.admin else ",".join(row.publishers)
+        where = "admin" if row.scope == "admin" else ",".join(row.publishers)
         state = "revoked" if row.revoked else "active"
-        typer.echo(f"{row.id}\t{state}\t{scope}\t{row.name}")
+        if state == "active" and row.expires_at is not None and row.expires_at <= now:
+            state = "expired"
+        until = row.expires_at.isoformat(timespec="seconds") if row.expires_at else "never"
+        typer.echo(f"{row.id}\t{state}\t{where}\t{row.name}\t{row.scope}\t{until}")
 
 
 @app.command()
@@ -235,3 +270,46 @@ def seed_cmd(
         results = seed(hub, dirs, publisher)
     for result in results:
         typer.echo(f"{result.status:>10}  {result.handle}")
+
+
+@admin_app.command("gc")
+def gc_cmd(
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="the hub's data directory")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="only list what would be removed")] = False,
+    min_age: Annotated[
+        str | None,
+        typer.Option(
+            "--min-age",
+            help="keep leftovers modified more recently, e.g. 1h or 0 (default: 0 when no hub is "
+            "serving the data directory, else 1h)",
+        ),
+    ] = None,
+) -> None:
+    """Remove blobs no version references, dead staged uploads and incomplete writes, in one pass."""
+    from modhub.server.services.gc import collect_garbage
+    from modhub.server.services.tokens import parse_duration
+
+    age: float | None = None
+    if min_age is not None:
+        try:
+            age = 0.0 if min_age.strip() == "0" else parse_duration(min_age).total_seconds()
+        except ValueError as exc:
+            typer.secho(f"error: --min-age: {exc}", err=True)
+            raise typer.Exit(2) from None
+    with _operator_hub(data_dir) as hub:
+        report = collect_garbage(hub, dry_run=dry_run, min_age=age)
+    verb = "would remove" if dry_run else "removed"
+    for blob in report.blobs:
+        typer.echo(f"{verb} blob {blob.sha256} ({blob.size} bytes)")
+    for staged in report.staged:
+        typer.echo(f"{verb} staged upload {staged.path} ({staged.size} bytes)")
+    for leftover in report.incomplete:
+        typer.echo(f"{verb} incomplete write {leftover.key} ({leftover.size} bytes)")
+    count = len(report.blobs) + len(report.staged) + len(report.incomplete)
+    kept = (
+        f"; kept {report.kept_young} younger than {report.min_age:.0f} s (a hub is serving this data "
+        "directory: a publish in progress may need them; --min-age 0 removes them too)"
+        if report.kept_young
+        else ""
+    )
+    typer.echo(f"{verb} {count} item(s), {report.freed_bytes} bytes{kept}", err=True)

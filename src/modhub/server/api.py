@@ -6,17 +6,19 @@ The contract is docs/http-api.md; the generated spec is /api/v1/openapi.json.
 from __future__ import annotations
 
 import shutil
+from datetime import timedelta
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from modhub.server.deps import Hub, get_hub, get_session
 from modhub.server.errors import TooLarge
+from modhub.server.models import Token
 from modhub.server.ranges import blob_response
 from modhub.server.services import queries
 from modhub.server.services.downloads import record_download
@@ -190,7 +192,7 @@ async def publish(
 ) -> PublishResult:
     """Publish a new version (multipart: ``manifest``, ``files``..., optional ``version``)."""
     check_names(publisher, name)
-    token = await run_in_threadpool(_authenticate, hub, authorization)
+    token = await run_in_threadpool(_authenticate, hub, request, authorization)
     require_publisher(token, publisher)
     limit = (
         hub.settings.max_version_bytes
@@ -220,20 +222,21 @@ async def publish(
 def yank(
     publisher: str,
     name: str,
-    version: Annotated[int, Path(ge=1, le=queries.MAX_VERSION)],
+    version: str,
+    request: Request,
     hub: HubDep,
     body: YankRequest | None = None,
     authorization: AuthHeader = None,
 ) -> YankResult:
     """Hide a version from "latest" and search; it stays downloadable by its full handle."""
     with hub.db.write_session() as session:
-        token = authenticate(session, authorization)
+        token = auth_token(hub, request, session, authorization)
         result = yank_version(
             session,
             token=token,
             publisher=publisher,
             name=name,
-            version=version,
+            version=queries.parse_version_path(version),
             reason=(body or YankRequest()).reason,
         )
         session.commit()
@@ -241,28 +244,41 @@ def yank(
 
 
 @router.post("/tokens", status_code=201, tags=["tokens"])
-def new_token(body: TokenCreate, hub: HubDep, authorization: AuthHeader = None) -> CreatedToken:
-    """Create a token (shown once). Admins may create any; others only narrower ones for their publishers."""
+def new_token(
+    body: TokenCreate, request: Request, hub: HubDep, authorization: AuthHeader = None
+) -> CreatedToken:
+    """Create a token (shown once), no wider than yours: scope, publishers and lifetime.
+
+    ``expires_in`` (seconds) sets its lifetime; without it, it expires when your token does.
+    """
     with hub.db.write_session() as session:
-        creator = authenticate(session, authorization)
+        creator = auth_token(hub, request, session, authorization)
         created = create_token(
-            session, name=body.name, publishers=body.publishers, admin=body.admin, created_by=creator
+            session,
+            name=body.name,
+            publishers=body.publishers,
+            admin=body.admin,
+            scope=body.scope,
+            expires_in=timedelta(seconds=body.expires_in) if body.expires_in is not None else None,
+            created_by=creator,
         )
         session.commit()
     return created
 
 
 @router.get("/tokens/me", tags=["tokens"])
-def whoami(session: SessionDep, authorization: AuthHeader = None) -> TokenInfo:
-    """The token you sent: its id, name, publishers and whether it is admin."""
-    return describe(authenticate(session, authorization))
+def whoami(request: Request, hub: HubDep, session: SessionDep, authorization: AuthHeader = None) -> TokenInfo:
+    """The token you sent: its id, name, scope, publishers and expiry."""
+    return describe(auth_token(hub, request, session, authorization))
 
 
 @router.delete("/tokens/{token_id}", tags=["tokens"])
-def delete_token(token_id: int, hub: HubDep, authorization: AuthHeader = None) -> RevokedToken:
-    """Revoke a token: admins any, others their own or the ones they created."""
+def delete_token(
+    token_id: int, request: Request, hub: HubDep, authorization: AuthHeader = None
+) -> RevokedToken:
+    """Revoke a token and every token it created (and theirs): admins any, others their own tree."""
     with hub.db.write_session() as session:
-        by = authenticate(session, authorization)
+        by = auth_token(hub, request, session, authorization)
         result = revoke_token(session, token_id, by=by)
         session.commit()
     return result
@@ -273,6 +289,12 @@ def publisher_detail(publisher: str, session: SessionDep) -> PublisherDetail:
     return queries.list_publisher(session, publisher)
 
 
-def _authenticate(hub: Hub, authorization: str | None) -> Any:
+def auth_token(hub: Hub, request: Request, session: Session, authorization: str | None) -> Token:
+    """The request's token (401 if missing or bad); repeated failures from one address get 429."""
+    client = request.client.host if request.client is not None else ""
+    return authenticate(session, authorization, limiter=hub.auth_limiter, client=client)
+
+
+def _authenticate(hub: Hub, request: Request, authorization: str | None) -> Token:
     with hub.db.session() as session:
-        return authenticate(session, authorization)
+        return auth_token(hub, request, session, authorization)

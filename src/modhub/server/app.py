@@ -19,6 +19,8 @@ from modhub.server.config import ServerSettings
 from modhub.server.db import Database, migrate
 from modhub.server.deps import Hub
 from modhub.server.errors import install_handlers
+from modhub.server.ratelimit import FailureLimiter
+from modhub.server.services.gc import serving_lock
 from modhub.server.storage import open_storage
 
 log = logging.getLogger(__name__)
@@ -33,7 +35,12 @@ def create_hub(settings: ServerSettings, *, clean_staging: bool = False) -> Hub:
     """
     db = Database(settings)
     migrate(db, settings)
-    hub = Hub(settings=settings, db=db, storage=open_storage(settings))
+    hub = Hub(
+        settings=settings,
+        db=db,
+        storage=open_storage(settings),
+        auth_limiter=FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window),
+    )
     if clean_staging:
         hub.clean_staging()
     return hub
@@ -44,7 +51,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
+        # Held while serving: `modhub admin gc` then keeps leftovers a publish in progress may need.
+        with serving_lock(settings, exclusive=False):
+            yield
         hub.db.dispose()
 
     app = FastAPI(

@@ -61,6 +61,10 @@ class ServerSettings(BaseSettings):
     max_files: int = Field(default=1000, gt=0)
     # Seconds SQLite waits for a lock held by another writer before failing.
     sqlite_busy_timeout: float = Field(default=30.0, gt=0)
+    # Failed authentications one client address may make per window before it gets 429.
+    auth_failure_limit: int = Field(default=20, ge=1)
+    # The window of auth_failure_limit, in seconds.
+    auth_failure_window: float = Field(default=60.0, gt=0)
 
     @property
     def resolved_database_url(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import Request
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from modhub.server.config import ServerSettings
 from modhub.server.db import Database
+from modhub.server.ratelimit import FailureLimiter
 from modhub.server.storage import BlobStorage
 
 
@@ -21,6 +22,8 @@ class Hub:
     settings: ServerSettings
     db: Database
     storage: BlobStorage
+    # Failed authentications per client address (429 beyond the limit); create_hub configures it.
+    auth_limiter: FailureLimiter = field(default_factory=lambda: FailureLimiter(20, 60.0))
 
     def new_staging(self) -> Path:
         """A fresh, private directory for one upload (deleted by the caller)."""

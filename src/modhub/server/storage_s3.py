@@ -11,10 +11,11 @@ part carries its own SHA-256 checksum, which the store verifies, while the
 whole blob is hashed on the way. The object appears only when the upload is
 completed, and that happens only when the whole blob's sha256 is the expected
 one: a wrong or interrupted upload leaves nothing visible (the multipart
-upload is aborted). When the digest is not known in advance the parts go to
-a temporary key and are copied server-side to their final key. Identical
-blobs are stored once: an object already under the digest, written by this
-backend (its ``sha256`` metadata and size agree), is reused.
+upload is aborted; one a crash left open is what ``modhub admin gc`` aborts).
+When the digest is not known in advance the parts go to a temporary key and
+are copied server-side to their final key. Identical blobs are stored once,
+under their digest; as on disk, a publish writes its own verified copy there
+rather than trusting an object that already sits under the name.
 
 Downloads do not pass through the hub: ``download_url`` presigns a GET that
 the hub answers with a 307, so the bytes flow from the object store to the
@@ -24,6 +25,7 @@ client, and Range requests work there too.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import uuid
@@ -33,7 +35,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlsplit
 
 from modhub.errors import IntegrityError
-from modhub.server.storage import check_sha256
+from modhub.server.storage import _SHA_CHARS, IncompleteWrite, StoredBlob, check_sha256
 
 if TYPE_CHECKING:
     from modhub.server.config import ServerSettings
@@ -42,6 +44,8 @@ if TYPE_CHECKING:
 PART_BYTES = 8 << 20
 _READ_BYTES = 1 << 20
 _META_KEY = "sha256"
+# Objects of uploads whose digest was not known in advance, until they are copied to it.
+_TMP = ".tmp"
 
 
 def _b64(digest: bytes) -> str:
@@ -73,6 +77,8 @@ class S3BlobStorage:
     ) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
+        # Every key starts with this ("" for a whole bucket).
+        self.root = f"{self.prefix}/" if self.prefix else ""
         self.presign_seconds = presign_seconds
         self.client = client if client is not None else _client(endpoint)
         # Presigning is local arithmetic; a separate client signs for the address clients use.
@@ -95,12 +101,10 @@ class S3BlobStorage:
 
     def key_for(self, sha256: str) -> str:
         check_sha256(sha256)
-        name = f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
-        return f"{self.prefix}/{name}" if self.prefix else name
+        return f"{self.root}{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
     def _tmp_key(self) -> str:
-        name = f".tmp/{uuid.uuid4().hex}"
-        return f"{self.prefix}/{name}" if self.prefix else name
+        return f"{self.root}{_TMP}/{uuid.uuid4().hex}"
 
     # --- reading -------------------------------------------------------------
 
@@ -138,32 +142,17 @@ class S3BlobStorage:
         )
         return url
 
-    def _adoptable(self, sha256: str, size: int | None) -> bool:
-        """An object under the digest that this backend wrote after verifying it."""
-        head = self._head(sha256)
-        if head is None:
-            return False
-        meta = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
-        return meta.get(_META_KEY) == sha256 and (size is None or int(head["ContentLength"]) == size)
-
     # --- writing -------------------------------------------------------------
 
     def put_stream(self, chunks: Iterable[bytes], expected_sha256: str | None = None) -> str:
-        if expected_sha256 is not None and self._adoptable(check_sha256(expected_sha256), None):
-            # Stored already: only check that these bytes are the ones expected.
-            digest = hashlib.sha256()
-            for chunk in chunks:
-                digest.update(chunk)
-            if digest.hexdigest() != expected_sha256:
-                raise IntegrityError(f"blob has sha256 {digest.hexdigest()}, expected {expected_sha256}")
-            return expected_sha256
+        if expected_sha256 is not None:
+            check_sha256(expected_sha256)
         return self._upload(chunks, expected_sha256)
 
     def put_file(self, path: Path, sha256: str) -> None:
         path = Path(path)
-        if not self._adoptable(sha256, path.stat().st_size):
-            with open(path, "rb") as fh:
-                self._upload(iter(lambda: fh.read(_READ_BYTES), b""), sha256)
+        with open(path, "rb") as fh:
+            self._upload(iter(lambda: fh.read(_READ_BYTES), b""), sha256)
         path.unlink(missing_ok=True)
 
     def _upload(self, chunks: Iterable[bytes], expected: str | None) -> str:
@@ -186,14 +175,13 @@ class S3BlobStorage:
             final = self.key_for(sha256)
             if multipart is None:
                 # Small: one PUT straight to the final key, checked by the store as well.
-                if not self._adoptable(sha256, len(buffer)):
-                    self.client.put_object(
-                        Bucket=self.bucket,
-                        Key=final,
-                        Body=bytes(buffer),
-                        ChecksumSHA256=_b64(digest.digest()),
-                        Metadata={_META_KEY: sha256},
-                    )
+                self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=final,
+                    Body=bytes(buffer),
+                    ChecksumSHA256=_b64(digest.digest()),
+                    Metadata={_META_KEY: sha256},
+                )
                 return sha256
             if buffer:
                 multipart.add(bytes(buffer))
@@ -209,33 +197,65 @@ class S3BlobStorage:
     def _promote(self, tmp_key: str, final: str, sha256: str) -> None:
         """Server-side copy of a verified temporary object to its digest key, then drop the temporary."""
         try:
-            if not self._adoptable(sha256, None):
-                self.client.copy(
-                    {"Bucket": self.bucket, "Key": tmp_key},
-                    self.bucket,
-                    final,
-                    ExtraArgs={"Metadata": {_META_KEY: sha256}, "MetadataDirective": "REPLACE"},
-                )
+            self.client.copy(
+                {"Bucket": self.bucket, "Key": tmp_key},
+                self.bucket,
+                final,
+                ExtraArgs={"Metadata": {_META_KEY: sha256}, "MetadataDirective": "REPLACE"},
+            )
         finally:
             self.client.delete_object(Bucket=self.bucket, Key=tmp_key)
 
-    # --- maintenance ---------------------------------------------------------
+    # --- maintenance (modhub admin gc, backups) ------------------------------
 
-    def iter_sha256(self) -> Iterator[str]:
-        """Every stored blob's digest (temporary upload objects excluded)."""
-        prefix = f"{self.prefix}/" if self.prefix else ""
+    def _list(self, prefix: str) -> Iterator[dict[str, Any]]:
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-            for obj in page.get("Contents", []):
-                parts = obj["Key"][len(prefix) :].split("/")
-                if len(parts) == 3 and parts[2][:2] == parts[0] and parts[2][2:4] == parts[1]:
-                    try:
-                        yield check_sha256(parts[2])
-                    except ValueError:
-                        continue
+            yield from page.get("Contents", [])
+
+    def iter_blobs(self) -> Iterator[StoredBlob]:
+        """Every stored blob (temporary upload objects excluded)."""
+        for obj in self._list(self.root):
+            parts = obj["Key"][len(self.root) :].split("/")
+            if len(parts) != 3 or len(parts[2]) != 64 or not set(parts[2]) <= _SHA_CHARS:
+                continue
+            if (parts[0], parts[1]) != (parts[2][:2], parts[2][2:4]):
+                continue
+            yield StoredBlob(sha256=parts[2], size=int(obj["Size"]), modified=obj["LastModified"].timestamp())
 
     def delete(self, sha256: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.key_for(sha256))
+
+    def iter_incomplete(self) -> Iterator[IncompleteWrite]:
+        """Temporary objects and multipart uploads that were never completed (a crash mid-upload)."""
+        for obj in self._list(f"{self.root}{_TMP}/"):
+            yield IncompleteWrite(
+                key=f"object:{obj['Key']}", size=int(obj["Size"]), modified=obj["LastModified"].timestamp()
+            )
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.root):
+            for upload in page.get("Uploads", []):
+                yield IncompleteWrite(
+                    key=f"upload:{upload['UploadId']}:{upload['Key']}",
+                    size=0,
+                    modified=upload["Initiated"].timestamp(),
+                )
+
+    def delete_incomplete(self, key: str) -> None:
+        kind, _, rest = key.partition(":")
+        root = self.root
+        if kind == "object" and rest.startswith(f"{root}{_TMP}/"):
+            self.client.delete_object(Bucket=self.bucket, Key=rest)
+            return
+        upload_id, _, object_key = rest.partition(":")
+        if kind == "upload" and upload_id and object_key.startswith(root):
+            try:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=object_key, UploadId=upload_id)
+            except Exception as exc:
+                if not _is_missing(exc):
+                    raise
+            return
+        raise ValueError(f"not a leftover of {self.url}: {key!r}")
 
 
 class _Multipart:
@@ -268,10 +288,9 @@ class _Multipart:
         )
 
     def abort(self) -> None:
-        try:
+        # The original error matters more; one left open is what `modhub admin gc` aborts.
+        with contextlib.suppress(Exception):
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
-        except Exception:  # the original error matters more; the store expires stale uploads
-            pass
 
 
 class _RangedReader(io.RawIOBase):

@@ -25,11 +25,11 @@ from sqlalchemy.orm import Session
 
 from modhub.errors import ContractError, IntegrityError, InvalidHandle, ManifestError, UnsafeModuleError
 from modhub.format.manifest import CARD_NAME, GRAPH_NAME, MANIFEST_NAME, ONNX_NAME, Manifest, parse_manifest
-from modhub.handles import fold_name, validate_name
+from modhub.handles import fold_name, parse_version, validate_name
 from modhub.server.db import Database
 from modhub.server.errors import BadRequest, Conflict, InvalidModule, Unavailable
 from modhub.server.models import Blob, File, Module, Publisher, Token, Version, utcnow
-from modhub.server.services.queries import MAX_VERSION, find_version
+from modhub.server.services.queries import find_version
 from modhub.server.services.schemas import PublishResult, YankResult
 from modhub.server.services.tokens import require_publisher
 from modhub.server.storage import BlobStorage
@@ -55,9 +55,10 @@ def check_names(publisher: str, name: str) -> None:
 def parse_version_field(value: str | None) -> int | None:
     if value is None or value == "":
         return None
-    if not value.isdigit() or value.startswith("0") or int(value) > MAX_VERSION:
-        raise BadRequest(f"invalid version {value!r}: versions are positive integers (1, 2, ...)")
-    return int(value)
+    try:
+        return parse_version(value)
+    except InvalidHandle as exc:
+        raise BadRequest(str(exc)) from None
 
 
 def validate_upload(upload: StagedUpload) -> Manifest:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from modhub.errors import InvalidHandle
 from modhub.format.manifest import MANIFEST_NAME
+from modhub.handles import MAX_VERSION, parse_version, validate_name
 from modhub.server.errors import NotFound
 from modhub.server.models import Blob, File, Module, Publisher, Version
 from modhub.server.services.schemas import (
@@ -20,8 +24,7 @@ from modhub.server.services.schemas import (
 
 MAX_PER_PAGE = 100
 MAX_PAGE = 100_000
-# Versions are stored as 32-bit integers (portable); larger numbers are refused.
-MAX_VERSION = 2**31 - 1
+__all__ = ["MAX_VERSION"]  # re-exported: routes validate with it
 
 
 def _escape_like(text: str) -> str:
@@ -32,6 +35,9 @@ def search_modules(session: Session, query: SearchQuery) -> SearchPage:
     """Modules matching every word of ``query.q`` and every filter; yanked-only modules are hidden."""
     page = min(max(1, query.page), MAX_PAGE)
     per_page = min(max(1, query.per_page), MAX_PER_PAGE)
+    query = replace(
+        query, **{f.name: _clean(v) for f in fields(query) if isinstance(v := getattr(query, f.name), str)}
+    )
     stmt = select(Module).join(Module.publisher).where(Module.latest_version.is_not(None))
     for word in query.q.lower().split():
         stmt = stmt.where(Module.search_text.like(f"%{_escape_like(word)}%", escape="\\"))
@@ -74,7 +80,29 @@ def summarize(module: Module) -> ModuleSummary:
     )
 
 
+def _valid_names(publisher: str, name: str | None = None) -> bool:
+    try:
+        validate_name(publisher, "publisher name")
+        if name is not None:
+            validate_name(name, "module name")
+    except InvalidHandle:
+        return False
+    return True
+
+
+def _clean(value: str | None) -> str | None:
+    """Search input as the database can take it (PostgreSQL text cannot hold NUL)."""
+    return value.replace("\x00", "") if value is not None else None
+
+
 def find_module(session: Session, publisher: str, name: str) -> Module:
+    if not _valid_names(publisher, name):
+        # Not a name any module can have: the same answer as an unknown one, without a query.
+        raise NotFound(
+            f"no module {publisher[:64]}/{name[:64]} on this hub; check the spelling or search with "
+            "GET /api/v1/modules?q=WORDS",
+            code="module_not_found",
+        )
     module = session.scalar(
         select(Module).join(Module.publisher).where(Publisher.name == publisher, Module.name == name)
     )
@@ -124,20 +152,19 @@ def find_version(session: Session, publisher: str, name: str, version: int | str
     return row
 
 
+def parse_version_path(version: str) -> int:
+    """A concrete version number from a URL path segment (not "latest"), else 404."""
+    return _version_number(version)
+
+
 def _version_number(version: int | str) -> int:
-    if isinstance(version, int):
-        number = version
-    elif version.isdigit() and not version.startswith("0"):
-        number = int(version)
-    else:
+    try:
+        return parse_version(version)
+    except InvalidHandle:
+        shown = version[:30] if isinstance(version, str) else version
         raise NotFound(
-            f"invalid version {version!r}: use a positive integer or 'latest'", code="version_not_found"
-        )
-    if not 1 <= number <= MAX_VERSION:
-        raise NotFound(
-            f"invalid version {version!r}: use a positive integer or 'latest'", code="version_not_found"
-        )
-    return number
+            f"invalid version {shown!r}: use a positive integer or 'latest'", code="version_not_found"
+        ) from None
 
 
 def version_detail(row: Version) -> VersionDetail:
@@ -168,10 +195,14 @@ def find_file(session: Session, publisher: str, name: str, version: int | str, p
     if path == MANIFEST_NAME:
         size = session.scalar(select(Blob.size).where(Blob.sha256 == row.manifest_sha256)) or 0
         return row.manifest_sha256, size
-    entry = session.scalar(select(File).where(File.version_id == row.id, File.path == path))
+    entry = (
+        session.scalar(select(File).where(File.version_id == row.id, File.path == path))
+        if "\x00" not in path and len(path) <= 1024
+        else None
+    )
     if entry is None:
         raise NotFound(
-            f"{publisher}/{name}/{row.version} has no file {path!r}; its manifest lists the files",
+            f"{publisher}/{name}/{row.version} has no file {path[:200]!r}; its manifest lists the files",
             code="file_not_found",
         )
     return entry.sha256, entry.size
@@ -179,9 +210,10 @@ def find_file(session: Session, publisher: str, name: str, version: int | str, p
 
 def list_publisher(session: Session, publisher: str) -> PublisherDetail:
     """A publisher and its modules (those with at least one non-yanked version), by name."""
-    row = session.scalar(select(Publisher).where(Publisher.name == publisher))
+    valid = _valid_names(publisher)
+    row = session.scalar(select(Publisher).where(Publisher.name == publisher)) if valid else None
     if row is None:
-        raise NotFound(f"no publisher {publisher!r} on this hub", code="publisher_not_found")
+        raise NotFound(f"no publisher {publisher[:64]!r} on this hub", code="publisher_not_found")
     modules = session.scalars(
         select(Module)
         .where(Module.publisher_id == row.id, Module.latest_version.is_not(None))

@@ -9,6 +9,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 SortKey = Literal["name", "newest", "downloads"]
+# What a token may do, each including the ones before it: read < publish < admin.
+Scope = Literal["read", "publish", "admin"]
+# Longest lifetime a token can be given (seconds): ten years.
+MAX_TOKEN_LIFETIME = 10 * 365 * 86400
 
 
 @dataclass(frozen=True)
@@ -118,8 +122,13 @@ class YankResult(BaseModel):
 
 class TokenCreate(BaseModel):
     name: str = Field(default="", max_length=200)
-    publishers: list[str] = Field(default_factory=list)
+    publishers: list[str] = Field(default_factory=list, max_length=100)
+    # Same as scope "admin" (kept for older clients).
     admin: bool = False
+    # Default: "admin" if admin is true, else "publish".
+    scope: Scope | None = None
+    # Lifetime in seconds (None: as long as the creating token lives, or forever for the operator).
+    expires_in: int | None = Field(default=None, ge=1, le=MAX_TOKEN_LIFETIME)
 
 
 class TokenInfo(BaseModel):
@@ -128,6 +137,11 @@ class TokenInfo(BaseModel):
     publishers: list[str]
     admin: bool
     created_at: datetime
+    scope: Scope
+    # None: never expires.
+    expires_at: datetime | None = None
+    # The token that created this one (None: the hub's operator).
+    created_by: int | None = None
 
 
 class TokenRow(TokenInfo):

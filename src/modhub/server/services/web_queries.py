@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from modhub.handles import is_version
 from modhub.server.models import Module, Publisher
 
 # The 404 page compares the requested path with at most this many handles (by downloads).
@@ -87,7 +88,7 @@ def closest_handles(session: Session, wanted: str, n: int = 5) -> list[str]:
         return []
     parts = wanted.split("/")
     # A path with a version ("p/n/3") is compared without it.
-    if len(parts) >= 3 and parts[-1].isdigit():
+    if len(parts) >= 3 and (is_version(parts[-1]) or parts[-1] == "latest"):
         parts = parts[:-1]
     wanted = "/".join(parts[:2])
     handles = visible_handles(session)

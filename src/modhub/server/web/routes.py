@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from starlette.convertors import Convertor, register_url_convertor
 
 from modhub.errors import InvalidHandle
-from modhub.handles import validate_name
+from modhub.handles import RESERVED_PUBLISHERS, is_version, validate_name
 from modhub.server.deps import get_session
 from modhub.server.errors import ApiError, NotFound, error_response
 from modhub.server.services import queries, web_queries
@@ -34,11 +34,8 @@ from modhub.server.web.params import SORTS, Listing, clean_text, page_numbers
 from modhub.server.web.render import environment, page
 from modhub.server.web.views import module_page
 
-# First path segments that are never a publisher: the server's own paths. The
-# publisher name validator should refuse these too (see the report).
-RESERVED = frozenset(
-    {"api", "static", "docs", "redoc", "openapi.json", "health", "healthz", "favicon.ico", "robots.txt"}
-)
+# First path segments that are never a publisher: the server's own paths (the one list).
+RESERVED = RESERVED_PUBLISHERS
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_FILES = {
     "site.css": "text/css; charset=utf-8",
@@ -174,7 +171,7 @@ def _module(request: Request, session: Session, publisher: str, name: str, versi
 
 def _check_version(publisher: str, name: str, version: str) -> None:
     """Versions are positive integers (or "latest"); a 30-digit one must not reach the database."""
-    if version != "latest" and not (version.isascii() and version.isdigit() and len(version) <= 9):
+    if version != "latest" and not is_version(version):
         raise NotFound(
             f"{publisher}/{name} has no version {version[:30]!r}: versions are positive integers",
             code="version_not_found",
@@ -207,7 +204,7 @@ def _not_found(request: Request, session: Session, exc: ApiError, *, as_json: bo
         message = "There is no page at this address."
     suggestions = web_queries.closest_handles(session, wanted)
     publishers = web_queries.closest_publishers(session, segments[0])
-    words = [s for s in segments[:2] if s and not s.isdigit()]
+    words = [s for s in segments[:2] if s and not is_version(s)]
     return page(
         request,
         "not_found.html",
