@@ -110,12 +110,17 @@ def publish(
     module_dir: Path,
     repo: str = "acme/tiny",
     version: int | None = None,
+    data: dict[str, str] | None = None,
     **kwargs: Any,
 ) -> httpx.Response:
-    data = {"version": str(version)} if version is not None else None
+    form = {"version": str(version)} if version is not None else {}
+    form.update(data or {})
     headers = auth(token) if token else {}
     return client.post(
-        f"{API}/modules/{repo}/versions", files=multipart(module_dir, **kwargs), data=data, headers=headers
+        f"{API}/modules/{repo}/versions",
+        files=multipart(module_dir, **kwargs),
+        data=form or None,
+        headers=headers,
     )
 
 
@@ -217,6 +222,15 @@ def new_token(client: TestClient, *publishers: str, admin: bool = False) -> str:
     hub = client.app.state.hub  # type: ignore[attr-defined]
     with hub.db.write_session() as session:
         created = create_token(session, name="test", publishers=publishers, admin=admin)
+        session.commit()
+    return created.token
+
+
+def new_token_scoped(client: TestClient, *publishers: str, scope: str) -> str:
+    """A token with ``scope`` (read, publish or admin) for ``publishers``."""
+    hub = client.app.state.hub  # type: ignore[attr-defined]
+    with hub.db.write_session() as session:
+        created = create_token(session, name="test", publishers=publishers, scope=scope)  # type: ignore[arg-type]
         session.commit()
     return created.token
 

@@ -218,6 +218,14 @@ def publish(
     module_dir: Annotated[Path, typer.Argument(help="the module directory (with modhub.json)")],
     repo: Annotated[str, typer.Argument(help="where to publish: publisher/name")],
     version: Annotated[int | None, typer.Option(help="version number (default: the next one)", min=1)] = None,
+    private: Annotated[
+        bool | None,
+        typer.Option(
+            "--private/--public",
+            help="make the module private (only tokens that may read for the publisher see it) or "
+            "public; default: unchanged (a new module is public)",
+        ),
+    ] = None,
     endpoint: EndpointOpt = None,
 ) -> None:
     """Check a module locally, upload it, and print its handle (publisher/name/version)."""
@@ -225,7 +233,7 @@ def publish(
 
     settings = _client_settings(endpoint)
     with fail_on_hub_error():
-        handle = publish_module(module_dir, repo, version=version, settings=settings)
+        handle = publish_module(module_dir, repo, version=version, private=private, settings=settings)
     typer.echo(f"published {settings.endpoint.rstrip('/')}/{handle}", err=True)
     typer.echo(handle)
 

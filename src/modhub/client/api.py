@@ -176,6 +176,8 @@ class ModuleSummary(_Answer):
     description: str = ""
     tags: list[str] = Field(default_factory=list)
     downloads: int = 0
+    # Only tokens that may read for the publisher see a private module.
+    private: bool = False
 
 
 class SearchPage(_Answer):

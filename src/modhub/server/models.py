@@ -27,6 +27,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -90,6 +91,9 @@ class Module(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     search_text: Mapped[str] = mapped_column(Text, default="")
+    # Private: readable only with a token that may read for its publisher (services.visibility);
+    # everyone else gets 404, as for a module that does not exist.
+    private: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     publisher: Mapped[Publisher] = relationship(back_populates="modules")
     versions: Mapped[list[Version]] = relationship(back_populates="module", order_by="Version.version")

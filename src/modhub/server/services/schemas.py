@@ -51,6 +51,8 @@ class ModuleSummary(BaseModel):
     downloads: int
     created_at: datetime
     updated_at: datetime
+    # Readable only with a token that may read for the publisher (others get 404).
+    private: bool = False
 
 
 class SearchPage(BaseModel):
@@ -107,6 +109,16 @@ class PublishResult(BaseModel):
     # "publisher/name/version".
     handle: str
     version: int
+
+
+class VisibilityRequest(BaseModel):
+    # True: only tokens that may read for the publisher see the module; False: everyone.
+    private: bool
+
+
+class VisibilityResult(BaseModel):
+    handle: str
+    private: bool
 
 
 class YankRequest(BaseModel):
