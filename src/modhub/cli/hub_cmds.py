@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,18 +79,56 @@ def serve(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="server processes sharing the port, one database and one blob store "
+            "(default: MODHUB_SERVER_WORKERS or 1)",
+        ),
+    ] = None,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            "--forwarded-allow-ips",
+            help="proxies whose X-Forwarded-Proto/-For headers are trusted, comma-separated or * "
+            "(default: MODHUB_SERVER_FORWARDED_ALLOW_IPS or 127.0.0.1)",
+        ),
+    ] = None,
 ) -> None:
     """Run the hub: API under /api/v1/, website at /. Migrates the database on start."""
-    settings = _server_settings(host=host, port=port, data_dir=data_dir)
+    settings = _server_settings(
+        host=host, port=port, data_dir=data_dir, workers=workers, forwarded_allow_ips=forwarded_allow_ips
+    )
     import uvicorn
 
-    from modhub.server.app import create_app
+    from modhub.server.app import create_app, create_hub, settings_env
 
-    application = create_app(settings)
+    where = "database from MODHUB_SERVER_DATABASE_URL" if settings.database_url else f"data in {settings.data_dir}"
     typer.echo(
-        f"modhub hub on http://{settings.host}:{settings.port} (data in {settings.data_dir})", err=True
+        f"modhub hub on http://{settings.host}:{settings.port} ({where}, {settings.workers} worker(s))",
+        err=True,
     )
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level=log_level)
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": log_level,
+        # Behind a reverse proxy: the scheme (and client address) come from its X-Forwarded-*
+        # headers, so the URLs in snippets and redirects are the ones users see.
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
+    }
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), **common)
+        return
+    # Several processes: migrate and clean the staging area once, here, before any worker
+    # serves (a worker doing it would delete another's upload in progress). The workers build
+    # their app from the same settings, handed over in the environment they inherit.
+    create_hub(settings, clean_staging=True).db.dispose()
+    os.environ.update(settings_env(settings))
+    uvicorn.run("modhub.server.app:create_worker_app", factory=True, workers=settings.workers, **common)
 
 
 @admin_app.command("create-token")

@@ -46,8 +46,23 @@ def create_hub(settings: ServerSettings, *, clean_staging: bool = False) -> Hub:
     return hub
 
 
-def create_app(settings: ServerSettings) -> FastAPI:
-    hub = create_hub(settings, clean_staging=True)
+def settings_env(settings: ServerSettings) -> dict[str, str]:
+    """``settings`` as MODHUB_SERVER_* variables: what a worker process reads them back from."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is not None:
+            env[f"MODHUB_SERVER_{name.upper()}"] = str(value)
+    return env
+
+
+def create_worker_app() -> FastAPI:
+    """The app of one of several ``modhub serve --workers N`` processes (settings from the
+    environment; the parent already migrated and cleaned the staging area)."""
+    return create_app(ServerSettings(), clean_staging=False)
+
+
+def create_app(settings: ServerSettings, *, clean_staging: bool = True) -> FastAPI:
+    hub = create_hub(settings, clean_staging=clean_staging)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -48,6 +48,9 @@ class ServerSettings(BaseSettings):
     # Server processes `modhub serve` runs (each with its own connections; one database and
     # blob store). More than 1 needs PostgreSQL or SQLite on a local disk.
     workers: int = Field(default=1, ge=1, le=64)
+    # Reverse proxies whose X-Forwarded-Proto/-For headers `modhub serve` trusts (comma-separated
+    # addresses, or * for any); the scheme of snippet URLs comes from them.
+    forwarded_allow_ips: str = "127.0.0.1"
     # Address `modhub serve` listens on.
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
