@@ -106,7 +106,7 @@ def serve(
 
     from modhub.server.app import create_app, create_hub, settings_env
 
-    where = "database from MODHUB_SERVER_DATABASE_URL" if settings.database_url else f"data in {settings.data_dir}"
+    where = "MODHUB_SERVER_DATABASE_URL" if settings.database_url else f"data in {settings.data_dir}"
     typer.echo(
         f"modhub hub on http://{settings.host}:{settings.port} ({where}, {settings.workers} worker(s))",
         err=True,

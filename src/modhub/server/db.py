@@ -104,11 +104,26 @@ def migrate(db: Database, settings: ServerSettings, revision: str = "head") -> N
         lock: Any = FileLock(str(settings.data_dir / ".migrate.lock"))
     else:
         lock = nullcontext()
-    with lock, db.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATE_LOCK_KEY})
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
+    with lock, db.engine.connect() as conn:
+        if db.is_sqlite:
+            # A batch migration rebuilds a table (copy, drop, rename); with foreign keys on, dropping
+            # a table others reference fails. SQLite ignores this pragma inside a transaction, so
+            # it is set on the raw connection first, and the keys are checked before it is set back.
+            raw = conn.connection.driver_connection
+            raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATE_LOCK_KEY})
+                config.attributes["connection"] = conn
+                command.upgrade(config, revision)
+                if db.is_sqlite:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(f"the migration left rows without their parents: {broken[:5]}")
+        finally:
+            if db.is_sqlite:
+                raw.execute("PRAGMA foreign_keys=ON")
 
 
 def head_revision() -> str:
