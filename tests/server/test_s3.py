@@ -276,3 +276,60 @@ def test_client_refuses_a_store_that_serves_other_bytes(
         seaweedfs.client().put_object(
             Bucket=BUCKET, Key=key, Body=original, Metadata={"sha256": entry.sha256}
         )
+
+
+def test_admin_commands_and_gc_on_s3_with_the_database_url(
+    s3_live_hub: LiveHub, feature_module: Path, tmp_path: Path, seaweedfs: Any
+) -> None:
+    """create-token, seed and gc work from MODHUB_SERVER_DATABASE_URL + _BLOB_URL alone on
+    PostgreSQL (create-token writes nothing locally), and with --data-dir on SQLite."""
+    from modhub.publishing import publish as publish_module
+    from modhub.settings import Settings
+    from tests.server.conftest import admin_cli
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**s3_live_hub.env, "HOME": str(home), "XDG_DATA_HOME": str(home / "data")}
+    on_postgres = "MODHUB_SERVER_DATABASE_URL" in env
+    data_dir = None if on_postgres else s3_live_hub.data_dir
+
+    token = admin_cli(data_dir, "--publisher", "acme", env=env)
+    if on_postgres:
+        assert list(home.iterdir()) == []  # no data directory was needed
+    handle = publish_module(
+        feature_module,
+        "acme/gc-kept",
+        settings=Settings(endpoint=s3_live_hub.url, token=token, progress=False),
+    )
+    seeds = tmp_path / "seeds"
+    (seeds / "seeded").parent.mkdir()
+    import shutil
+
+    shutil.copytree(feature_module, seeds / "seeded")
+    seeded = admin_cli(data_dir, str(seeds), "--publisher", "acme", command="seed", env=env)
+    assert seeded.split() == ["published", "acme/seeded/1"]
+
+    # What dead publishes leave in the bucket: an unreferenced blob, an open multipart upload.
+    store = S3BlobStorage(
+        BUCKET,
+        env["MODHUB_SERVER_BLOB_URL"].removeprefix(f"s3://{BUCKET}/"),
+        client=seaweedfs.client(),
+    )
+    orphan = store.put_stream([b"bytes of a publish that died"])
+    pending = store.client.create_multipart_upload(Bucket=BUCKET, Key=store.key_for("e" * 64))
+    kept = {b.sha256 for b in store.iter_blobs()} - {orphan}
+    dry = admin_cli(data_dir, "--dry-run", "--min-age", "0", command="gc", env=env)
+    assert f"would remove blob {orphan}" in dry and pending["UploadId"] in dry
+    assert store.exists(orphan)
+    admin_cli(data_dir, "--min-age", "0", command="gc", env=env)
+    assert {b.sha256 for b in store.iter_blobs()} == kept
+    assert _pending_uploads(store) == []
+    # What is published still downloads and verifies.
+    from modhub.client.resolve import resolve
+
+    for published in (handle, "acme/seeded/1"):
+        local = resolve(
+            published, settings=Settings(endpoint=s3_live_hub.url, cache=tmp_path / "c", progress=False)
+        )
+        for entry in read_manifest(feature_module).files:
+            assert sha256_file(local / entry.path) == entry.sha256

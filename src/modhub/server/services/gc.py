@@ -117,6 +117,9 @@ def collect_garbage(hub: Hub, *, dry_run: bool = False, min_age: float | None = 
     ``min_age`` None: 0 when no hub serves the data directory, else DEFAULT_MIN_AGE.
     """
     with serving_lock(hub.settings, exclusive=True) as alone:
+        # The lock only sees hubs on this machine's data directory; on a shared database
+        # (PostgreSQL) hubs elsewhere may be publishing into the same store right now.
+        alone = alone and hub.db.is_sqlite
         age = (0.0 if alone else DEFAULT_MIN_AGE) if min_age is None else min_age
         report = GcReport(dry_run=dry_run, min_age=age)
         cutoff = time.time() - age
