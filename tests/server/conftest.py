@@ -358,19 +358,24 @@ def live_hub(tmp_path_factory: pytest.TempPathFactory, module_database_url: str 
         hub.stop()
 
 
+def admin_run(
+    data_dir: Path | None, *args: str, command: str = "create-token", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `modhub admin <command>` (``data_dir`` None: no ``--data-dir``, settings from ``env``)."""
+    where = ["--data-dir", str(data_dir)] if data_dir is not None else []
+    cmd = [sys.executable, "-m", "modhub", "admin", command, *where, *args]
+    return subprocess.run(
+        cmd, capture_output=True, text=True, env={**serve_env(), **(env or {})}, timeout=300, check=False
+    )
+
+
 def admin_cli(
     data_dir: Path | None, *args: str, command: str = "create-token", env: dict[str, str] | None = None
 ) -> str:
-    """Run `modhub admin <command>` and return what it printed on stdout (create-token: the token).
-
-    ``data_dir`` None leaves ``--data-dir`` out (the settings then come from ``env``)."""
-    where = ["--data-dir", str(data_dir)] if data_dir is not None else []
-    cmd = [sys.executable, "-m", "modhub", "admin", command, *where, *args]
-    result = subprocess.run(
-        cmd, capture_output=True, env={**serve_env(), **(env or {})}, timeout=120, check=False
-    )
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout.decode().strip()
+    """Run `modhub admin <command>` and return what it printed on stdout (create-token: the token)."""
+    result = admin_run(data_dir, *args, command=command, env=env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
 
 
 def dump(obj: Any) -> str:

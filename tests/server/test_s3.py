@@ -4,6 +4,7 @@ presigned redirects, and a client that follows them without sending its token to
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -333,3 +334,40 @@ def test_admin_commands_and_gc_on_s3_with_the_database_url(
         )
         for entry in read_manifest(feature_module).files:
             assert sha256_file(local / entry.path) == entry.sha256
+
+
+def test_backup_of_an_s3_hub_lists_its_blobs_and_restores_next_to_the_store(
+    s3_live_hub: LiveHub, feature_module: Path, tmp_path: Path
+) -> None:
+    from modhub.publishing import publish as publish_module
+    from modhub.settings import Settings
+    from tests.server.conftest import admin_run
+    from tests.server.test_backup import _verify_everything
+
+    token = s3_live_hub.admin("--publisher", "bak")
+    publish_module(
+        feature_module, "bak/on-s3", settings=Settings(endpoint=s3_live_hub.url, token=token, progress=False)
+    )
+    out = tmp_path / "backup"
+    s3_live_hub.admin(str(out), command="backup")
+    header = json.loads((out / "backup.json").read_text())
+    assert header["blob_mode"] == "listed" and not (out / "blobs").exists()
+    listed = (out / "blobs.txt").read_text().split()
+    assert header["blobs"] == len(listed) // 2 > 0
+    # Into an empty hub (new SQLite data directory) on the same bucket: it serves everything.
+    env = {k: v for k, v in s3_live_hub.env.items() if k != "MODHUB_SERVER_DATABASE_URL"}
+    wrong = admin_run(
+        tmp_path / "elsewhere",
+        str(out),
+        command="restore",
+        env={**env, "MODHUB_SERVER_BLOB_URL": f"s3://{BUCKET}/empty"},
+    )
+    assert wrong.returncode == 1 and "lacks" in wrong.stderr
+    restored = admin_run(tmp_path / "restored", str(out), command="restore", env=env)
+    assert restored.returncode == 0, restored.stderr
+    hub = LiveHub(tmp_path / "restored", env=env)
+    hub.start()
+    try:
+        assert "bak/on-s3/1" in _verify_everything(hub, tmp_path / "cache")
+    finally:
+        hub.stop()

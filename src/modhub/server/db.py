@@ -109,7 +109,7 @@ def migrate(db: Database, settings: ServerSettings, revision: str = "head") -> N
             # A batch migration rebuilds a table (copy, drop, rename); with foreign keys on, dropping
             # a table others reference fails. SQLite ignores this pragma inside a transaction, so
             # it is set on the raw connection first, and the keys are checked before it is set back.
-            raw = conn.connection.driver_connection
+            raw: Any = conn.connection.driver_connection
             raw.execute("PRAGMA foreign_keys=OFF")
         try:
             with conn.begin():
