@@ -76,3 +76,31 @@ def test_local_paths_are_handles(tmp_path: Path) -> None:
     assert is_local("./module")
     assert not is_local("modhub/minilm-l6/1")
     assert not is_local("http://127.0.0.1:8000/modhub/minilm-l6/1")
+
+
+def test_parse_version_takes_ascii_digits_only() -> None:
+    import pytest
+
+    from modhub.errors import InvalidHandle
+    from modhub.handles import MAX_VERSION, is_version, parse_handle, parse_version
+
+    assert parse_version("1") == 1 and parse_version(str(MAX_VERSION)) == MAX_VERSION
+    assert parse_version(7) == 7
+    for bad in ("²", "٣", "1_0", " 1", "+1", "1.0", "0", "01", "-1", "", str(MAX_VERSION + 1), "9" * 40):
+        assert not is_version(bad)
+        with pytest.raises(InvalidHandle, match="positive integers"):
+            parse_version(bad)
+    for bad_int in (0, -3, MAX_VERSION + 1, True):
+        with pytest.raises(InvalidHandle):
+            parse_version(bad_int)
+    with pytest.raises(InvalidHandle):
+        parse_handle("acme/tiny/²")
+    with pytest.raises(InvalidHandle):
+        parse_handle("http://hub.example/acme/tiny/٣")
+
+
+def test_one_list_of_reserved_names() -> None:
+    from modhub.handles import RESERVED_PUBLISHERS
+    from modhub.server.web.routes import RESERVED
+
+    assert RESERVED is RESERVED_PUBLISHERS

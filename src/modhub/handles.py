@@ -1,6 +1,9 @@
 """Handles: ``publisher/name/version``, its URL form, or a local directory.
 
-Names are validated here, identically for client and server.
+The one parser of each kind, shared by the client, the API and the website:
+``validate_name`` (publisher and module names), ``parse_version`` (version
+numbers), ``parse_handle`` (whole handles). ``RESERVED_PUBLISHERS`` is the
+one list of names the hub's own paths use.
 """
 
 from __future__ import annotations
@@ -13,7 +16,12 @@ from urllib.parse import urlsplit
 
 from modhub.errors import InvalidHandle
 
-NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")
+NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$", re.ASCII)
+# Versions are stored as 32-bit integers (portable); larger numbers are refused.
+MAX_VERSION = 2**31 - 1
+# ASCII digits only: str.isdigit() also accepts '²' and '٣', which int() refuses or reads.
+_VERSION_RE = re.compile(r"[1-9][0-9]{0,9}", re.ASCII)
+_DIGITS_RE = re.compile(r"[0-9]+", re.ASCII)
 # Characters a look-alike check folds together: separators, and digits that pass for letters.
 _FOLD = str.maketrans({"_": "-", ".": "-", "0": "o", "1": "l", "i": "l", "5": "s"})
 
@@ -47,6 +55,33 @@ def validate_name(name: str, what: str = "name") -> str:
     if what.startswith("publisher") and name in RESERVED_PUBLISHERS:
         raise InvalidHandle(f"{name!r} is reserved for the hub's own pages; choose another publisher name")
     return name
+
+
+def is_version(text: str) -> bool:
+    """Whether ``text`` is a version number as ``parse_version`` accepts it."""
+    return _VERSION_RE.fullmatch(text) is not None and int(text) <= MAX_VERSION
+
+
+def parse_version(text: str | int, *, handle: str | None = None) -> int:
+    """A version number: a positive integer up to MAX_VERSION, in ASCII digits, without leading zeros.
+
+    Raises InvalidHandle saying the form (callers map it to their 404/422/400).
+    """
+    if isinstance(text, int) and not isinstance(text, bool):
+        number = text
+    elif isinstance(text, str) and is_version(text):
+        number = int(text)
+    else:
+        number = 0
+    if not 1 <= number <= MAX_VERSION:
+        shown = text[:30] if isinstance(text, str) else text
+        where = f" in handle {handle!r}" if handle else ""
+        raise InvalidHandle(
+            f"invalid version {shown!r}{where}: versions are positive integers (1, 2, ...) "
+            f"up to {MAX_VERSION}",
+            handle=handle,
+        )
+    return number
 
 
 def fold_name(name: str) -> str:
@@ -95,7 +130,7 @@ def parse_handle(text: str) -> Handle:
             raise InvalidHandle(f"handle URL {text!r} must not carry a query or fragment", handle=text)
         segments = [s for s in parts.path.split("/") if s]
         # The last two or three segments are the handle; anything before is a path prefix.
-        cut = 3 if segments and segments[-1].isdigit() else 2
+        cut = 3 if segments and _DIGITS_RE.fullmatch(segments[-1]) else 2
         if len(segments) < cut:
             raise InvalidHandle(
                 f"handle URL {text!r} has no publisher/name: expected e.g. "
@@ -116,12 +151,7 @@ def parse_handle(text: str) -> Handle:
     name = _validated(segments[1], "module name", text)
     version = None
     if len(segments) == 3:
-        if not segments[2].isdigit() or int(segments[2]) < 1 or segments[2].startswith("0"):
-            raise InvalidHandle(
-                f"invalid version {segments[2]!r} in handle {text!r}: versions are positive integers",
-                handle=text,
-            )
-        version = int(segments[2])
+        version = parse_version(segments[2], handle=text)
     return Handle(publisher, name, version, endpoint)
 
 

@@ -29,7 +29,16 @@ from modhub.format.verify import check_module
 from modhub.handles import Handle, parse_handle
 from modhub.settings import Settings
 
-__all__ = ["config_dir", "load_token", "publish", "save_token", "token_path", "whoami", "yank"]
+__all__ = [
+    "config_dir",
+    "load_token",
+    "publish",
+    "save_token",
+    "set_visibility",
+    "token_path",
+    "whoami",
+    "yank",
+]
 
 TOKEN_FILE = "token"
 
@@ -105,6 +114,7 @@ def publish(
     repo: str,
     *,
     version: int | None = None,
+    private: bool | None = None,
     settings: Settings | None = None,
     config: Path | None = None,
     transport: httpx.BaseTransport | None = None,
@@ -112,7 +122,9 @@ def publish(
     """Upload ``module_dir`` as ``repo`` (``publisher/name``) and return the published handle.
 
     ``version`` None takes the next number; a given version must not exist yet
-    (versions never change). Raises the modhub error that says what to fix.
+    (versions never change). ``private`` True makes the module private (only
+    tokens that may read for the publisher see it), False public; None keeps
+    its visibility (a new module is public). Raises the modhub error that says what to fix.
     """
     handle = _repo(repo)
     if handle.version is not None:
@@ -129,6 +141,8 @@ def publish(
     token = _require_token(settings, config)
     url = f"{settings.endpoint.rstrip('/')}{API_PREFIX}/modules/{handle.publisher}/{handle.name}/versions"
     data = {"version": str(version)} if version is not None else {}
+    if private is not None:
+        data["private"] = "true" if private else "false"
     with ExitStack() as stack:
         files: list[tuple[str, Any]] = [
             (
@@ -169,6 +183,29 @@ def yank(
     with open_http_client(timeout=settings.timeout, token=token, transport=transport) as http:
         response = request(http, "POST", url, handle=str(handle), json={"reason": reason})
     raise_for_status(response, handle=str(handle))
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def set_visibility(
+    repo: str,
+    *,
+    private: bool,
+    settings: Settings,
+    config: Path | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> dict[str, Any]:
+    """Make ``publisher/name`` private (True) or public (False); needs a token that may publish there."""
+    handle = _repo(repo)
+    if handle.version is not None:
+        raise InvalidHandle(
+            f"visibility belongs to the whole module: give publisher/name, not {repo!r}", handle=repo
+        )
+    token = _require_token(settings, config)
+    url = f"{settings.endpoint.rstrip('/')}{API_PREFIX}/modules/{handle.publisher}/{handle.name}/visibility"
+    with open_http_client(timeout=settings.timeout, token=token, transport=transport) as http:
+        response = request(http, "PUT", url, handle=handle.repo, json={"private": private})
+    raise_for_status(response, handle=handle.repo)
     result: dict[str, Any] = response.json()
     return result
 

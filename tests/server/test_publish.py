@@ -100,7 +100,7 @@ def test_identical_blobs_are_stored_once(
     changed = with_description(feature_module, tmp_path / "changed", "new description")
     assert publish(client, token, changed).status_code == 201
     blobs = client.app.state.hub.storage  # type: ignore[attr-defined]
-    stored = sorted(p.name for p in blobs.iter_blobs())
+    stored = sorted(b.sha256 for b in blobs.iter_blobs())
     # Each distinct content once: the files + 2 distinct manifests (acme/other's equals acme/tiny/1's).
     files = {e.sha256 for e in read_manifest(feature_module).files} | {
         e.sha256 for e in read_manifest(changed).files

@@ -39,7 +39,7 @@ def test_put_file_dedupes(tmp_path: Path) -> None:
         staged.write_bytes(b"same")
         store.put_file(staged, sha)
         assert not staged.exists()
-    assert [p.name for p in store.iter_blobs()] == [sha]
+    assert [b.sha256 for b in store.iter_blobs()] == [sha]
 
 
 @pytest.mark.parametrize("bad", ["../../etc/passwd", "abc", "G" * 64, "A" * 64])

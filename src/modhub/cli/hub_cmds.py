@@ -1,8 +1,9 @@
-"""Hub commands: ``serve``, ``admin create-token``, ``login``, ``logout``, ``publish``, ``yank``."""
+"""Hub commands: ``serve``, ``admin create-token|gc|...``, ``login``, ``logout``, ``publish``, ``yank``."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,18 +79,56 @@ def serve(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="server processes sharing the port, one database and one blob store "
+            "(default: MODHUB_SERVER_WORKERS or 1)",
+        ),
+    ] = None,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            "--forwarded-allow-ips",
+            help="proxies whose X-Forwarded-Proto/-For headers are trusted, comma-separated or * "
+            "(default: MODHUB_SERVER_FORWARDED_ALLOW_IPS or 127.0.0.1)",
+        ),
+    ] = None,
 ) -> None:
     """Run the hub: API under /api/v1/, website at /. Migrates the database on start."""
-    settings = _server_settings(host=host, port=port, data_dir=data_dir)
+    settings = _server_settings(
+        host=host, port=port, data_dir=data_dir, workers=workers, forwarded_allow_ips=forwarded_allow_ips
+    )
     import uvicorn
 
-    from modhub.server.app import create_app
+    from modhub.server.app import create_app, create_hub, settings_env
 
-    application = create_app(settings)
+    where = "MODHUB_SERVER_DATABASE_URL" if settings.database_url else f"data in {settings.data_dir}"
     typer.echo(
-        f"modhub hub on http://{settings.host}:{settings.port} (data in {settings.data_dir})", err=True
+        f"modhub hub on http://{settings.host}:{settings.port} ({where}, {settings.workers} worker(s))",
+        err=True,
     )
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level=log_level)
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": log_level,
+        # Behind a reverse proxy: the scheme (and client address) come from its X-Forwarded-*
+        # headers, so the URLs in snippets and redirects are the ones users see.
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
+    }
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), **common)
+        return
+    # Several processes: migrate and clean the staging area once, here, before any worker
+    # serves (a worker doing it would delete another's upload in progress). The workers build
+    # their app from the same settings, handed over in the environment they inherit.
+    create_hub(settings, clean_staging=True).db.dispose()
+    os.environ.update(settings_env(settings))
+    uvicorn.run("modhub.server.app:create_worker_app", factory=True, workers=settings.workers, **common)
 
 
 @admin_app.command("create-token")
@@ -100,18 +139,48 @@ def create_token_cmd(
         typer.Option("--publisher", "-p", help="publisher the token may publish under (repeat)"),
     ] = None,
     admin: Annotated[
-        bool, typer.Option("--admin", help="may act for every publisher and manage tokens")
+        bool, typer.Option("--admin", help="may act for every publisher and manage tokens (= --scope admin)")
     ] = False,
     name: Annotated[str, typer.Option(help="a note on what the token is for")] = "",
+    scope: Annotated[
+        str | None,
+        typer.Option(
+            "--scope",
+            help="read (private modules), publish (read + publish/yank; the default) or admin (everything)",
+        ),
+    ] = None,
+    expires: Annotated[
+        str | None,
+        typer.Option("--expires", help="lifetime, e.g. 30d, 12h, 2w (default: never expires)"),
+    ] = None,
 ) -> None:
     """Create an API token in the hub's database and print it (shown once; only its hash is stored)."""
-    from modhub.server.services.tokens import create_token
+    from modhub.server.services.tokens import SCOPES, create_token, parse_duration
 
+    if scope is not None and scope not in SCOPES:
+        typer.secho(f"error: --scope must be one of {', '.join(SCOPES)}, not {scope!r}", err=True)
+        raise typer.Exit(2)
+    try:
+        lifetime = parse_duration(expires) if expires is not None else None
+    except ValueError as exc:
+        typer.secho(f"error: --expires: {exc}", err=True)
+        raise typer.Exit(2) from None
     with _operator_hub(data_dir) as hub, hub.db.write_session() as session:
-        created = create_token(session, name=name, publishers=publisher or [], admin=admin)
+        created = create_token(
+            session,
+            name=name,
+            publishers=publisher or [],
+            admin=admin,
+            scope=scope,  # type: ignore[arg-type]
+            expires_in=lifetime,
+        )
         session.commit()
-    scope = "admin" if created.admin else ", ".join(created.publishers)
-    typer.echo(f"token {created.id} ({scope}); store it now, it is not shown again:", err=True)
+    where = "all publishers" if created.scope == "admin" else ", ".join(created.publishers)
+    until = f", expires {created.expires_at.isoformat(timespec='seconds')}" if created.expires_at else ""
+    typer.echo(
+        f"token {created.id} ({created.scope}: {where}{until}); store it now, it is not shown again:",
+        err=True,
+    )
     typer.echo(created.token)
 
 
@@ -120,7 +189,7 @@ def revoke_token_cmd(
     token_id: Annotated[int, typer.Argument(help="the token's id (from create-token or list-tokens)")],
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="the hub's data directory")] = None,
 ) -> None:
-    """Revoke a token in the hub's database; it stops working at once."""
+    """Revoke a token, and every token it created, in the hub's database; they stop working at once."""
     from modhub.server.services.tokens import revoke_token_as_operator
 
     with _operator_hub(data_dir) as hub, hub.db.write_session() as session:
@@ -134,14 +203,19 @@ def list_tokens_cmd(
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="the hub's data directory")] = None,
 ) -> None:
     """List the tokens in the hub's database (ids, names, scopes; never the secrets)."""
+    from modhub.server.models import utcnow
     from modhub.server.services.tokens import list_tokens
 
     with _operator_hub(data_dir) as hub, hub.db.session() as session:
         rows = list_tokens(session)
+    now = utcnow()
     for row in rows:
-        scope = "admin" if row.admin else ",".join(row.publishers)
+        where = "admin" if row.scope == "admin" else ",".join(row.publishers)
         state = "revoked" if row.revoked else "active"
-        typer.echo(f"{row.id}\t{state}\t{scope}\t{row.name}")
+        if state == "active" and row.expires_at is not None and row.expires_at <= now:
+            state = "expired"
+        until = row.expires_at.isoformat(timespec="seconds") if row.expires_at else "never"
+        typer.echo(f"{row.id}\t{state}\t{where}\t{row.name}\t{row.scope}\t{until}")
 
 
 @app.command()
@@ -183,6 +257,14 @@ def publish(
     module_dir: Annotated[Path, typer.Argument(help="the module directory (with modhub.json)")],
     repo: Annotated[str, typer.Argument(help="where to publish: publisher/name")],
     version: Annotated[int | None, typer.Option(help="version number (default: the next one)", min=1)] = None,
+    private: Annotated[
+        bool | None,
+        typer.Option(
+            "--private/--public",
+            help="make the module private (only tokens that may read for the publisher see it) or "
+            "public; default: unchanged (a new module is public)",
+        ),
+    ] = None,
     endpoint: EndpointOpt = None,
 ) -> None:
     """Check a module locally, upload it, and print its handle (publisher/name/version)."""
@@ -190,7 +272,7 @@ def publish(
 
     settings = _client_settings(endpoint)
     with fail_on_hub_error():
-        handle = publish_module(module_dir, repo, version=version, settings=settings)
+        handle = publish_module(module_dir, repo, version=version, private=private, settings=settings)
     typer.echo(f"published {settings.endpoint.rstrip('/')}/{handle}", err=True)
     typer.echo(handle)
 
@@ -235,3 +317,46 @@ def seed_cmd(
         results = seed(hub, dirs, publisher)
     for result in results:
         typer.echo(f"{result.status:>10}  {result.handle}")
+
+
+@admin_app.command("gc")
+def gc_cmd(
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="the hub's data directory")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="only list what would be removed")] = False,
+    min_age: Annotated[
+        str | None,
+        typer.Option(
+            "--min-age",
+            help="keep leftovers modified more recently, e.g. 1h or 0 (default: 0 when no hub is "
+            "serving the data directory, else 1h)",
+        ),
+    ] = None,
+) -> None:
+    """Remove blobs no version references, dead staged uploads and incomplete writes, in one pass."""
+    from modhub.server.services.gc import collect_garbage
+    from modhub.server.services.tokens import parse_duration
+
+    age: float | None = None
+    if min_age is not None:
+        try:
+            age = 0.0 if min_age.strip() == "0" else parse_duration(min_age).total_seconds()
+        except ValueError as exc:
+            typer.secho(f"error: --min-age: {exc}", err=True)
+            raise typer.Exit(2) from None
+    with _operator_hub(data_dir) as hub:
+        report = collect_garbage(hub, dry_run=dry_run, min_age=age)
+    verb = "would remove" if dry_run else "removed"
+    for blob in report.blobs:
+        typer.echo(f"{verb} blob {blob.sha256} ({blob.size} bytes)")
+    for staged in report.staged:
+        typer.echo(f"{verb} staged upload {staged.path} ({staged.size} bytes)")
+    for leftover in report.incomplete:
+        typer.echo(f"{verb} incomplete write {leftover.key} ({leftover.size} bytes)")
+    count = len(report.blobs) + len(report.staged) + len(report.incomplete)
+    kept = (
+        f"; kept {report.kept_young} younger than {report.min_age:.0f} s (a hub is serving this data "
+        "directory: a publish in progress may need them; --min-age 0 removes them too)"
+        if report.kept_young
+        else ""
+    )
+    typer.echo(f"{verb} {count} item(s), {report.freed_bytes} bytes{kept}", err=True)

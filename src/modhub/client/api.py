@@ -47,6 +47,13 @@ __all__ = [
 ]
 
 API_PREFIX = "/api/v1"
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_MAX_REDIRECTS = 5
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host, url.port or default
 
 
 def _modhub_version() -> str:
@@ -169,6 +176,8 @@ class ModuleSummary(_Answer):
     description: str = ""
     tags: list[str] = Field(default_factory=list)
     downloads: int = 0
+    # Only tokens that may read for the publisher see a private module.
+    private: bool = False
 
 
 class SearchPage(_Answer):
@@ -267,9 +276,12 @@ class HubClient:
         if detail.manifest_sha256 is None:
             return None
         url = self.file_url(detail.handle, MANIFEST_NAME)
-        response = request(self.http, "GET", url, handle=str(detail.handle))
-        raise_for_status(response, handle=str(detail.handle))
-        data = response.content
+        try:
+            with self.open_following(url) as response:
+                raise_for_status(response, handle=str(detail.handle))
+                data = response.read()
+        except httpx.TransportError as exc:
+            raise _unreachable(exc, url, str(detail.handle)) from exc
         if hashlib.sha256(data).hexdigest() != detail.manifest_sha256:
             raise IntegrityError(
                 f"{MANIFEST_NAME} of {detail.handle} from {url} does not match the sha256 the hub "
@@ -295,16 +307,39 @@ class HubClient:
 
         The answer is yielded unchecked for 200/206/416 (the caller decides how
         to resume); other failures raise through :func:`raise_for_status`.
+        Redirects (a hub on S3 answers 307 to a presigned URL) are followed by
+        :meth:`open_following`, with the Range.
         """
         headers = {"Range": f"bytes={offset}-"} if offset > 0 else {}
         try:
-            with self.http.stream("GET", url, headers=headers) as response:
+            with self.open_following(url, headers=headers) as response:
                 if response.status_code not in (200, 206, 416):
                     raise_for_status(response, handle=handle)
                 yield response
         except httpx.TransportError as exc:
             raise _unreachable(exc, url, handle) from exc
 
+    @contextlib.contextmanager
+    def open_following(self, url: str, *, headers: dict[str, str] | None = None) -> Iterator[httpx.Response]:
+        """GET ``url`` as a stream, following redirects by hand so that the hub's token goes to
+        the hub only: a request to any other origin (an object store's presigned URL carries
+        its own signature) is sent without ``Authorization``. ``headers`` (Range) go along."""
+        target = httpx.URL(url)
+        for _ in range(_MAX_REDIRECTS + 1):
+            request = self.http.build_request("GET", target, headers=headers)
+            if _origin(target) != _origin(httpx.URL(self.endpoint)):
+                request.headers.pop("Authorization", None)
+            response = self.http.send(request, stream=True, follow_redirects=False)
+            location = response.headers.get("location")
+            if response.status_code not in _REDIRECTS or not location:
+                try:
+                    yield response
+                finally:
+                    response.close()
+                return
+            response.close()
+            target = target.join(location)
+        raise HubHTTPError(f"more than {_MAX_REDIRECTS} redirects fetching {url}", url=url)
 
 def request(
     http: httpx.Client, method: str, url: str, *, handle: str | None = None, **kwargs: Any

@@ -39,7 +39,7 @@ from modhub.format.manifest import (
     verify_files,
     write_manifest,
 )
-from modhub.handles import Handle
+from modhub.handles import Handle, is_version
 
 __all__ = ["CachedVersion", "ModuleCache", "check_sizes", "host_key", "link_or_copy"]
 
@@ -148,7 +148,7 @@ class ModuleCache:
             int(p.name)
             for host in hosts
             for p in _subdirs(self.modules / host / publisher / name)
-            if p.name.isdigit()
+            if is_version(p.name)
         }
         return sorted(versions, reverse=True)
 
@@ -201,7 +201,7 @@ class ModuleCache:
             for publisher in _subdirs(host):
                 for name in _subdirs(publisher):
                     for version in _subdirs(name):
-                        if version.name.isdigit():
+                        if is_version(version.name):
                             yield CachedVersion(
                                 host.name, publisher.name, name.name, int(version.name), version
                             )

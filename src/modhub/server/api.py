@@ -6,21 +6,23 @@ The contract is docs/http-api.md; the generated spec is /api/v1/openapi.json.
 from __future__ import annotations
 
 import shutil
+from datetime import timedelta
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from modhub.server.deps import Hub, get_hub, get_session
+from modhub.server.deps import Hub, ReaderDep, get_hub, get_session
 from modhub.server.errors import TooLarge
+from modhub.server.models import Token
 from modhub.server.ranges import blob_response
 from modhub.server.services import queries
 from modhub.server.services.downloads import record_download
-from modhub.server.services.publishing import check_names, publish_version, yank_version
+from modhub.server.services.publishing import change_visibility, check_names, publish_version, yank_version
 from modhub.server.services.schemas import (
     CreatedToken,
     ModuleDetail,
@@ -33,6 +35,8 @@ from modhub.server.services.schemas import (
     TokenCreate,
     TokenInfo,
     VersionDetail,
+    VisibilityRequest,
+    VisibilityResult,
     YankRequest,
     YankResult,
 )
@@ -70,6 +74,11 @@ _PUBLISH_BODY: dict[str, Any] = {
                             "description": "one part per file; the part's filename is its path in the module",
                         },
                         "version": {"type": "integer", "description": "default: the next number"},
+                        "private": {
+                            "type": "boolean",
+                            "description": "make the module private (or public); default: unchanged "
+                            "(a new module is public)",
+                        },
                     },
                 }
             }
@@ -104,6 +113,7 @@ def health(hub: HubDep) -> dict[str, Any]:
 @router.get("/modules", tags=["modules"])
 def search(
     session: SessionDep,
+    reader: ReaderDep,
     q: str = "",
     task: str | None = None,
     format: str | None = None,
@@ -126,22 +136,24 @@ def search(
         page=page,
         per_page=per_page,
     )
-    return queries.search_modules(session, query)
+    return queries.search_modules(session, query, reader=reader)
 
 
 @router.get("/modules/{publisher}/{name}", tags=["modules"])
-def module_detail(publisher: str, name: str, session: SessionDep) -> ModuleDetail:
-    return queries.get_module(session, publisher, name)
+def module_detail(publisher: str, name: str, session: SessionDep, reader: ReaderDep) -> ModuleDetail:
+    return queries.get_module(session, publisher, name, reader=reader)
 
 
 @router.get("/modules/{publisher}/{name}/versions/{version}", tags=["modules"])
-def version_detail(publisher: str, name: str, version: str, request: Request, hub: HubDep) -> VersionDetail:
+def version_detail(
+    publisher: str, name: str, version: str, request: Request, hub: HubDep, reader: ReaderDep
+) -> VersionDetail:
     """The manifest and model card of a version; ``latest`` is the highest non-yanked one."""
     with hub.db.session() as session:
-        detail = queries.get_version(session, publisher, name, version)
+        detail = queries.get_version(session, publisher, name, version, reader=reader)
     if request.headers.get(CLIENT_HEADER):
         with hub.db.write_session() as session:
-            record_download(session, publisher, name)
+            record_download(session, publisher, name, reader=reader)
             session.commit()
     return detail
 
@@ -158,24 +170,24 @@ _FILE_PATH = "/modules/{publisher}/{name}/versions/{version}/files/{path:path}"
 @router.head(_FILE_PATH, include_in_schema=False, response_class=Response)
 @router.get(_FILE_PATH, tags=["files"], response_class=Response, responses=_FILE_RESPONSES)
 def download_file(
-    publisher: str, name: str, version: str, path: str, request: Request, hub: HubDep
+    publisher: str, name: str, version: str, path: str, request: Request, hub: HubDep, reader: ReaderDep
 ) -> Response:
     """One file of a version (``modhub.json`` included). ETag is the sha256; Range is supported."""
     with hub.db.session() as session:
-        sha256, size = queries.find_file(session, publisher, name, version, path)
+        sha256, size = queries.find_file(session, publisher, name, version, path, reader=reader)
     return blob_response(request, hub.storage, sha256, size, path)
 
 
 @router.head("/blobs/{sha256}", include_in_schema=False, response_class=Response)
 @router.get("/blobs/{sha256}", tags=["files"], response_class=Response, responses=_FILE_RESPONSES)
-def download_blob(sha256: str, request: Request, hub: HubDep) -> Response:
+def download_blob(sha256: str, request: Request, hub: HubDep, reader: ReaderDep) -> Response:
     """Bytes by content address (any file of any published version)."""
     try:
         check_sha256(sha256)
     except ValueError:
         sha256 = ""
     with hub.db.session() as session:
-        size = queries.blob_size(session, sha256)
+        size = queries.blob_size(session, sha256, reader=reader)
     return blob_response(request, hub.storage, sha256, size, sha256)
 
 
@@ -188,9 +200,9 @@ def download_blob(sha256: str, request: Request, hub: HubDep) -> Response:
 async def publish(
     publisher: str, name: str, request: Request, hub: HubDep, authorization: AuthHeader = None
 ) -> PublishResult:
-    """Publish a new version (multipart: ``manifest``, ``files``..., optional ``version``)."""
+    """Publish a new version (multipart: ``manifest``, ``files``..., optional ``version``, ``private``)."""
     check_names(publisher, name)
-    token = await run_in_threadpool(_authenticate, hub, authorization)
+    token = await run_in_threadpool(_authenticate, hub, request, authorization)
     require_publisher(token, publisher)
     limit = (
         hub.settings.max_version_bytes
@@ -220,20 +232,21 @@ async def publish(
 def yank(
     publisher: str,
     name: str,
-    version: Annotated[int, Path(ge=1, le=queries.MAX_VERSION)],
+    version: str,
+    request: Request,
     hub: HubDep,
     body: YankRequest | None = None,
     authorization: AuthHeader = None,
 ) -> YankResult:
     """Hide a version from "latest" and search; it stays downloadable by its full handle."""
     with hub.db.write_session() as session:
-        token = authenticate(session, authorization)
+        token = auth_token(hub, request, session, authorization)
         result = yank_version(
             session,
             token=token,
             publisher=publisher,
             name=name,
-            version=version,
+            version=queries.parse_version_path(version),
             reason=(body or YankRequest()).reason,
         )
         session.commit()
@@ -241,38 +254,74 @@ def yank(
 
 
 @router.post("/tokens", status_code=201, tags=["tokens"])
-def new_token(body: TokenCreate, hub: HubDep, authorization: AuthHeader = None) -> CreatedToken:
-    """Create a token (shown once). Admins may create any; others only narrower ones for their publishers."""
+def new_token(
+    body: TokenCreate, request: Request, hub: HubDep, authorization: AuthHeader = None
+) -> CreatedToken:
+    """Create a token (shown once), no wider than yours: scope, publishers and lifetime.
+
+    ``expires_in`` (seconds) sets its lifetime; without it, it expires when your token does.
+    """
     with hub.db.write_session() as session:
-        creator = authenticate(session, authorization)
+        creator = auth_token(hub, request, session, authorization)
         created = create_token(
-            session, name=body.name, publishers=body.publishers, admin=body.admin, created_by=creator
+            session,
+            name=body.name,
+            publishers=body.publishers,
+            admin=body.admin,
+            scope=body.scope,
+            expires_in=timedelta(seconds=body.expires_in) if body.expires_in is not None else None,
+            created_by=creator,
         )
         session.commit()
     return created
 
 
 @router.get("/tokens/me", tags=["tokens"])
-def whoami(session: SessionDep, authorization: AuthHeader = None) -> TokenInfo:
-    """The token you sent: its id, name, publishers and whether it is admin."""
-    return describe(authenticate(session, authorization))
+def whoami(request: Request, hub: HubDep, session: SessionDep, authorization: AuthHeader = None) -> TokenInfo:
+    """The token you sent: its id, name, scope, publishers and expiry."""
+    return describe(auth_token(hub, request, session, authorization))
 
 
 @router.delete("/tokens/{token_id}", tags=["tokens"])
-def delete_token(token_id: int, hub: HubDep, authorization: AuthHeader = None) -> RevokedToken:
-    """Revoke a token: admins any, others their own or the ones they created."""
+def delete_token(
+    token_id: int, request: Request, hub: HubDep, authorization: AuthHeader = None
+) -> RevokedToken:
+    """Revoke a token and every token it created (and theirs): admins any, others their own tree."""
     with hub.db.write_session() as session:
-        by = authenticate(session, authorization)
+        by = auth_token(hub, request, session, authorization)
         result = revoke_token(session, token_id, by=by)
         session.commit()
     return result
 
 
 @router.get("/publishers/{publisher}", tags=["modules"])
-def publisher_detail(publisher: str, session: SessionDep) -> PublisherDetail:
-    return queries.list_publisher(session, publisher)
+def publisher_detail(publisher: str, session: SessionDep, reader: ReaderDep) -> PublisherDetail:
+    return queries.list_publisher(session, publisher, reader=reader)
 
 
-def _authenticate(hub: Hub, authorization: str | None) -> Any:
+@router.put("/modules/{publisher}/{name}/visibility", tags=["publishing"])
+def set_visibility(
+    publisher: str,
+    name: str,
+    body: VisibilityRequest,
+    request: Request,
+    hub: HubDep,
+    authorization: AuthHeader = None,
+) -> VisibilityResult:
+    """Make a module private (only tokens that may read for its publisher see it) or public."""
+    with hub.db.write_session() as session:
+        token = auth_token(hub, request, session, authorization)
+        result = change_visibility(session, token=token, publisher=publisher, name=name, private=body.private)
+        session.commit()
+    return result
+
+
+def auth_token(hub: Hub, request: Request, session: Session, authorization: str | None) -> Token:
+    """The request's token (401 if missing or bad); repeated failures from one address get 429."""
+    client = request.client.host if request.client is not None else ""
+    return authenticate(session, authorization, limiter=hub.auth_limiter, client=client)
+
+
+def _authenticate(hub: Hub, request: Request, authorization: str | None) -> Token:
     with hub.db.session() as session:
-        return authenticate(session, authorization)
+        return auth_token(hub, request, session, authorization)

@@ -19,32 +19,56 @@ from modhub.server.config import ServerSettings
 from modhub.server.db import Database, migrate
 from modhub.server.deps import Hub
 from modhub.server.errors import install_handlers
-from modhub.server.storage import LocalBlobStorage
+from modhub.server.ratelimit import FailureLimiter
+from modhub.server.services.gc import serving_lock
+from modhub.server.storage import open_storage
 
 log = logging.getLogger(__name__)
 
 
 def create_hub(settings: ServerSettings, *, clean_staging: bool = False) -> Hub:
-    """Open (and migrate) the database and blob storage of ``settings.data_dir``.
+    """Open (and migrate) the hub's database and blob storage (``settings.data_dir``, or the
+    PostgreSQL and object store that MODHUB_SERVER_DATABASE_URL / _BLOB_URL name).
 
     ``clean_staging`` removes uploads a crashed server left behind; only a
     starting server asks for it (an admin command next to a running server must not).
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings)
     migrate(db, settings)
-    hub = Hub(settings=settings, db=db, storage=LocalBlobStorage(settings.resolved_blob_dir))
+    hub = Hub(
+        settings=settings,
+        db=db,
+        storage=open_storage(settings),
+        auth_limiter=FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window),
+    )
     if clean_staging:
         hub.clean_staging()
     return hub
 
 
-def create_app(settings: ServerSettings) -> FastAPI:
-    hub = create_hub(settings, clean_staging=True)
+def settings_env(settings: ServerSettings) -> dict[str, str]:
+    """``settings`` as MODHUB_SERVER_* variables: what a worker process reads them back from."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is not None:
+            env[f"MODHUB_SERVER_{name.upper()}"] = str(value)
+    return env
+
+
+def create_worker_app() -> FastAPI:
+    """The app of one of several ``modhub serve --workers N`` processes (settings from the
+    environment; the parent already migrated and cleaned the staging area)."""
+    return create_app(ServerSettings(), clean_staging=False)
+
+
+def create_app(settings: ServerSettings, *, clean_staging: bool = True) -> FastAPI:
+    hub = create_hub(settings, clean_staging=clean_staging)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
+        # Held while serving: `modhub admin gc` then keeps leftovers a publish in progress may need.
+        with serving_lock(settings, exclusive=False):
+            yield
         hub.db.dispose()
 
     app = FastAPI(

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 GiB = 1 << 30
@@ -33,6 +34,23 @@ class ServerSettings(BaseSettings):
     database_url: str | None = None
     # Blob storage directory; None: <data_dir>/blobs.
     blob_dir: Path | None = None
+    # Blob storage as a URL: s3://BUCKET/PREFIX (S3-compatible object storage, credentials and
+    # region from the standard AWS_* variables) or file:///ABS/PATH; None: the local blob_dir.
+    blob_url: str | None = None
+    # S3 endpoint URL for a non-AWS object store (SeaweedFS, MinIO, Ceph...); None: AWS.
+    s3_endpoint: str | None = None
+    # Endpoint put into presigned download URLs, when clients reach the object store under
+    # another address than the hub does (e.g. https://blobs.example.org); None: s3_endpoint.
+    s3_public_endpoint: str | None = None
+    # Downloads from S3 answer 307 to a presigned URL valid this many seconds; 0: the hub
+    # streams the bytes itself (for object stores clients cannot reach).
+    s3_presign_seconds: int = Field(default=3600, ge=0, le=7 * 24 * 3600)
+    # Server processes `modhub serve` runs (each with its own connections; one database and
+    # blob store). More than 1 needs PostgreSQL or SQLite on a local disk.
+    workers: int = Field(default=1, ge=1, le=64)
+    # Reverse proxies whose X-Forwarded-Proto/-For headers `modhub serve` trusts (comma-separated
+    # addresses, or * for any); the scheme of snippet URLs comes from them.
+    forwarded_allow_ips: str = "127.0.0.1"
     # Address `modhub serve` listens on.
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -46,12 +64,31 @@ class ServerSettings(BaseSettings):
     max_files: int = Field(default=1000, gt=0)
     # Seconds SQLite waits for a lock held by another writer before failing.
     sqlite_busy_timeout: float = Field(default=30.0, gt=0)
+    # Failed authentications one client address may make per window before it gets 429.
+    auth_failure_limit: int = Field(default=20, ge=1)
+    # The window of auth_failure_limit, in seconds.
+    auth_failure_window: float = Field(default=60.0, gt=0)
 
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'modhub.db').resolve()}"
+
+    @field_validator("blob_url")
+    @classmethod
+    def _check_blob_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        parsed = urlsplit(value)
+        if parsed.scheme == "s3" and parsed.netloc and not parsed.query:
+            return value
+        if parsed.scheme == "file" and parsed.path.startswith("/") and parsed.netloc in ("", "localhost"):
+            return value
+        raise ValueError(
+            f"MODHUB_SERVER_BLOB_URL={value!r} is not a blob store URL: use s3://BUCKET/PREFIX "
+            "(object storage) or file:///ABSOLUTE/PATH (a local directory)"
+        )
 
     @property
     def resolved_blob_dir(self) -> Path:

@@ -12,12 +12,12 @@ write lock up front and waiting for it. PostgreSQL needs none of this.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from modhub.server.config import ServerSettings
@@ -76,21 +76,61 @@ def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def migrate(db: Database, settings: ServerSettings) -> None:
-    """Bring the schema to the newest revision (Alembic). Safe to run on every start.
+# Any constant; PostgreSQL advisory locks are named by a 64-bit integer.
+_MIGRATE_LOCK_KEY = 0x6D6F64687562  # "modhub"
 
-    A file lock in the data directory keeps two servers starting at once on the
-    same directory from migrating concurrently.
-    """
-    from alembic import command
+
+def _alembic_config() -> Any:
     from alembic.config import Config
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with FileLock(str(settings.data_dir / ".migrate.lock")), db.engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+    return config
+
+
+def migrate(db: Database, settings: ServerSettings, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` (the newest by default; Alembic). Safe to run on every start.
+
+    Servers starting at once (several workers, several machines) must not
+    migrate concurrently: on PostgreSQL a transaction-level advisory lock makes
+    them take turns (the others then find nothing to do); SQLite lives in the
+    data directory, so a file lock there does the same.
+    """
+    from alembic import command
+
+    config = _alembic_config()
+    if db.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        lock: Any = FileLock(str(settings.data_dir / ".migrate.lock"))
+    else:
+        lock = nullcontext()
+    with lock, db.engine.connect() as conn:
+        if db.is_sqlite:
+            # A batch migration rebuilds a table (copy, drop, rename); with foreign keys on, dropping
+            # a table others reference fails. SQLite ignores this pragma inside a transaction, so
+            # it is set on the raw connection first, and the keys are checked before it is set back.
+            raw: Any = conn.connection.driver_connection
+            raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATE_LOCK_KEY})
+                config.attributes["connection"] = conn
+                command.upgrade(config, revision)
+                if db.is_sqlite:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(f"the migration left rows without their parents: {broken[:5]}")
+        finally:
+            if db.is_sqlite:
+                raw.execute("PRAGMA foreign_keys=ON")
+
+
+def head_revision() -> str:
+    """The newest schema revision this code knows."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head() or "base"
 
 
 def current_revision(db: Database) -> str | None:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from modhub.server.config import ServerSettings
 from modhub.server.db import Database
+from modhub.server.models import Token
+from modhub.server.ratelimit import FailureLimiter
+from modhub.server.services.tokens import authenticate_optional
 from modhub.server.storage import BlobStorage
 
 
@@ -21,6 +25,8 @@ class Hub:
     settings: ServerSettings
     db: Database
     storage: BlobStorage
+    # Failed authentications per client address (429 beyond the limit); create_hub configures it.
+    auth_limiter: FailureLimiter = field(default_factory=lambda: FailureLimiter(20, 60.0))
 
     def new_staging(self) -> Path:
         """A fresh, private directory for one upload (deleted by the caller)."""
@@ -41,6 +47,25 @@ class Hub:
 def get_hub(request: Request) -> Hub:
     hub: Hub = request.app.state.hub
     return hub
+
+
+def get_reader(request: Request) -> Token | None:
+    """The token a read request carries, None for an anonymous one (dependency).
+
+    Reading never needs a token, but private modules are visible only to one
+    that may read for their publisher (services.visibility). A token that is
+    sent must be valid (401 otherwise; repeated failures from one address 429).
+    """
+    authorization = request.headers.get("authorization")
+    if not authorization:
+        return None
+    hub = get_hub(request)
+    client = request.client.host if request.client is not None else ""
+    with hub.db.session() as session:
+        return authenticate_optional(session, authorization, limiter=hub.auth_limiter, client=client)
+
+
+ReaderDep = Annotated[Token | None, Depends(get_reader)]
 
 
 def get_session(request: Request) -> Iterator[Session]:

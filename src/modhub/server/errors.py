@@ -12,6 +12,7 @@ Codes (status):
     duplicate_file (400)    the same file path uploaded twice
     auth_required (401)     no token sent
     invalid_token (401)     unknown or revoked token
+    token_expired (401)     the token's expires_at has passed
     forbidden (403)         token not scoped to this publisher / not admin
     not_found (404), module_not_found, version_not_found, file_not_found, publisher_not_found,
     token_not_found, blob_not_found (404)
@@ -19,6 +20,7 @@ Codes (status):
     lookalike_name (409)    the name folds to an existing module's name
     too_large (413)         a file, the version or the manifest is over the server's limit
     range_not_satisfiable (416)
+    rate_limited (429)      too many failed authentications from this address (Retry-After)
     invalid_manifest, integrity_error, missing_file, unexpected_file, contract_error,
     unsafe_module (422)     the module itself is invalid
     safety_unavailable (503) the graph safety validator is not installed on the server
@@ -82,6 +84,10 @@ class TooLarge(ApiError):
 
 class RangeNotSatisfiable(ApiError):
     status, code = 416, "range_not_satisfiable"
+
+
+class TooManyRequests(ApiError):
+    status, code = 429, "rate_limited"
 
 
 class InvalidModule(ApiError):

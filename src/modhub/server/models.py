@@ -1,7 +1,8 @@
 """The hub's tables (SQLAlchemy 2 typed ORM). Portable: SQLite and PostgreSQL.
 
     Publisher 1─* Module 1─* Version 1─* File *─1 Blob
-    Token (hashed; scoped to publishers, or admin)
+    Token (hashed; a scope (read < publish < admin) over publishers; may expire;
+           created_by_id is its parent: revoking a token revokes its descendants)
 
 A Module row caches the summary of its latest non-yanked version (task,
 licence, title, ...) plus ``search_text``, a lower-cased blob of
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -89,6 +91,9 @@ class Module(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     search_text: Mapped[str] = mapped_column(Text, default="")
+    # Private: readable only with a token that may read for its publisher (services.visibility);
+    # everyone else gets 404, as for a module that does not exist.
+    private: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     publisher: Mapped[Publisher] = relationship(back_populates="modules")
     versions: Mapped[list[Version]] = relationship(back_populates="module", order_by="Version.version")
@@ -157,6 +162,12 @@ class Token(Base):
     # Admin tokens may act for every publisher and manage every token.
     admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("tokens.id"), nullable=True)
+    # The token that created this one (None: the operator, from the CLI); revocation cascades down.
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("tokens.id"), nullable=True, index=True)
+    # "read" (private modules of its publishers), "publish" (read + publish/yank), "admin" (everything).
+    # ``admin`` is kept equal to ``scope == "admin"``.
+    scope: Mapped[str] = mapped_column(String(16), default="publish")
+    # After this instant the token is refused (None: never expires).
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

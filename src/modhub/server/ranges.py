@@ -1,15 +1,18 @@
-"""Serve a blob over HTTP: ETag (its sha256), If-None-Match (304), Range (206/416), streamed."""
+"""Serve a blob over HTTP: ETag (its sha256), If-None-Match (304), Range (206/416), streamed;
+or, when the blob store offers a direct URL (S3: presigned), a 307 redirect there."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
 from typing import BinaryIO
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from modhub.server.errors import NotFound, RangeNotSatisfiable
+from modhub.errors import IntegrityError
+from modhub.server.errors import NotFound, RangeNotSatisfiable, Unavailable
 from modhub.server.storage import BlobStorage
 
 _CHUNK = 1 << 16
@@ -51,6 +54,17 @@ def _unsatisfiable(header: str, size: int) -> RangeNotSatisfiable:
     )
 
 
+def content_disposition(path: str) -> str:
+    """``attachment`` with the file's base name: an ASCII fallback plus RFC 6266 ``filename*``.
+
+    Header values must be Latin-1; any name (Unicode, quotes, control characters)
+    fits this way, and browsers and curl use the UTF-8 ``filename*``.
+    """
+    base = path.rsplit("/", 1)[-1]
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\%' else "_" for c in base) or "file"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(base, safe='', errors='replace')}"
+
+
 def _etag_matches(header: str, etag: str) -> bool:
     tags = [t.strip() for t in header.split(",")]
     return "*" in tags or etag in tags or f"W/{etag}" in tags
@@ -76,7 +90,7 @@ def blob_response(request: Request, storage: BlobStorage, sha256: str, size: int
         "ETag": etag,
         "Accept-Ranges": "bytes",
         "Cache-Control": _CACHE_CONTROL,
-        "Content-Disposition": f'attachment; filename="{filename.rsplit("/", 1)[-1]}"',
+        "Content-Disposition": content_disposition(filename),
     }
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None and _etag_matches(if_none_match, etag):
@@ -96,12 +110,26 @@ def blob_response(request: Request, storage: BlobStorage, sha256: str, size: int
     headers["Content-Length"] = str(length)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type="application/octet-stream")
+    redirect = storage.download_url(sha256)
+    if redirect is not None:
+        # The object store serves the bytes (and the Range, which the client sends again there).
+        # The presigned URL expires: the redirect itself must not be cached.
+        return Response(
+            status_code=307,
+            headers={"Location": redirect, "ETag": etag, "Cache-Control": "no-store"},
+        )
     try:
         fh = storage.open(sha256)
     except FileNotFoundError:
         raise NotFound(
             f"the hub lost the bytes of {filename} (blob {sha256}); tell the hub's operator",
             code="blob_not_found",
+        ) from None
+    except IntegrityError:
+        raise Unavailable(
+            f"the hub's stored copy of {filename} (blob {sha256}) is damaged and was set aside; "
+            "tell the hub's operator (publishing the same file again repairs it)",
+            code="blob_damaged",
         ) from None
     return StreamingResponse(
         _iter_file(fh, start, length),

@@ -43,6 +43,8 @@ class StagedUpload:
     module_dir: Path
     manifest: bytes = b""
     version: str | None = None
+    # The form field 'private' as sent ("true"/"false"); None: keep the module's visibility.
+    private: str | None = None
     files: dict[str, StagedFile] = field(default_factory=dict)
 
     @property
@@ -94,10 +96,10 @@ class _Receiver:
             if raw is None:
                 raise BadRequest("every 'files' part needs a filename: the file's path in the module")
             self._open_file(raw.decode("utf-8", "replace"))
-        elif self.part.name not in ("manifest", "version"):
+        elif self.part.name not in ("manifest", "version", "private"):
             raise BadRequest(
                 f"unexpected form part {self.part.name!r}: send 'manifest', 'files' (one per file) "
-                "and optionally 'version'"
+                "and optionally 'version' and 'private'"
             )
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
@@ -138,6 +140,8 @@ class _Receiver:
             self.upload.manifest = bytes(part.data)
         elif part.name == "version":
             self.upload.version = part.data.decode("utf-8", "replace").strip() or None
+        elif part.name == "private":
+            self.upload.private = part.data.decode("utf-8", "replace").strip().lower() or None
 
     # -----------------------------------------------------------------------------
     def _open_file(self, path: str) -> None:

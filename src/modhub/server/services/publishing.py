@@ -25,12 +25,12 @@ from sqlalchemy.orm import Session
 
 from modhub.errors import ContractError, IntegrityError, InvalidHandle, ManifestError, UnsafeModuleError
 from modhub.format.manifest import CARD_NAME, GRAPH_NAME, MANIFEST_NAME, ONNX_NAME, Manifest, parse_manifest
-from modhub.handles import fold_name, validate_name
+from modhub.handles import fold_name, parse_version, validate_name
 from modhub.server.db import Database
 from modhub.server.errors import BadRequest, Conflict, InvalidModule, Unavailable
 from modhub.server.models import Blob, File, Module, Publisher, Token, Version, utcnow
-from modhub.server.services.queries import MAX_VERSION, find_version
-from modhub.server.services.schemas import PublishResult, YankResult
+from modhub.server.services.queries import find_module, find_version
+from modhub.server.services.schemas import PublishResult, VisibilityResult, YankResult
 from modhub.server.services.tokens import require_publisher
 from modhub.server.storage import BlobStorage
 from modhub.server.uploads import StagedUpload
@@ -55,9 +55,20 @@ def check_names(publisher: str, name: str) -> None:
 def parse_version_field(value: str | None) -> int | None:
     if value is None or value == "":
         return None
-    if not value.isdigit() or value.startswith("0") or int(value) > MAX_VERSION:
-        raise BadRequest(f"invalid version {value!r}: versions are positive integers (1, 2, ...)")
-    return int(value)
+    try:
+        return parse_version(value)
+    except InvalidHandle as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def parse_private_field(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise BadRequest(f"invalid private {value[:20]!r}: send true or false (or leave it out)")
 
 
 def validate_upload(upload: StagedUpload) -> Manifest:
@@ -149,6 +160,7 @@ def publish_version(
     check_names(publisher, name)
     require_publisher(token, publisher)
     requested = parse_version_field(upload.version)
+    private = parse_private_field(upload.private)
     manifest = validate_upload(upload)
     card = ""
     card_file = upload.module_dir / CARD_NAME
@@ -173,6 +185,7 @@ def publish_version(
                     upload=upload,
                     sizes=sizes,
                     token_id=token.id,
+                    private=private,
                 )
                 session.commit()
             return PublishResult(handle=f"{publisher}/{name}/{number}", version=number)
@@ -211,7 +224,16 @@ def _precheck(session: Session, publisher: str, name: str, requested: int | None
 
 def _refuse_lookalike(session: Session, publisher: str, name: str) -> None:
     clash = _lookalike(session, publisher, name)
-    if clash is not None:
+    # The module itself may have been committed by a concurrent publish since the caller looked
+    # (PostgreSQL's READ COMMITTED: each statement sees the newest commits): not a look-alike.
+    if clash is not None and (clash.publisher.name, clash.name) != (publisher, name):
+        if clash.private:
+            # Naming it would leak a private module's name to whoever guesses a look-alike.
+            raise Conflict(
+                f"{publisher}/{name} is too close to the name of an existing module ('-', '_', '.', "
+                "and look-alike letters and digits count as the same); choose a clearly different name.",
+                code="lookalike_name",
+            )
         raise Conflict(
             f"{publisher}/{name} looks like the existing module {clash.publisher.name}/{clash.name} "
             "('-', '_', '.', and look-alike letters and digits count as the same); choose a clearly "
@@ -242,6 +264,7 @@ def _insert(
     upload: StagedUpload,
     sizes: dict[str, int],
     token_id: int,
+    private: bool | None = None,
 ) -> int:
     pub = session.scalar(select(Publisher).where(Publisher.name == publisher))
     if pub is None:
@@ -251,15 +274,20 @@ def _insert(
     module = _find(session, publisher, name, lock=True)
     if module is None:
         _refuse_lookalike(session, publisher, name)
+        module = _find(session, publisher, name, lock=True)  # committed meanwhile (see above)
+    if module is None:
         module = Module(
             publisher=pub,
             name=name,
             folded=f"{fold_name(publisher)}/{fold_name(name)}",
             downloads=0,
             tags=[],
+            private=bool(private),
         )
         session.add(module)
         session.flush()
+    elif private is not None:
+        module.private = private
     if requested is None:
         number = (
             session.scalar(select(func.max(Version.version)).where(Version.module_id == module.id)) or 0
@@ -330,6 +358,19 @@ def _apply_summary(module: Module, manifest: dict[str, Any]) -> None:
     ).lower()
 
 
+def change_visibility(
+    session: Session, *, token: Token, publisher: str, name: str, private: bool
+) -> VisibilityResult:
+    """Make a module private or public. A module the token may not even read is 404 (no name
+    leaks); one it may read but not publish under is 403. The caller commits."""
+    module = find_module(session, publisher, name, reader=token)
+    require_publisher(token, publisher)
+    module.private = private
+    module.updated_at = utcnow()
+    session.flush()
+    return VisibilityResult(handle=f"{publisher}/{name}", private=module.private)
+
+
 def yank_version(
     session: Session, *, token: Token, publisher: str, name: str, version: int, reason: str
 ) -> YankResult:
@@ -338,7 +379,7 @@ def yank_version(
     Yanking twice is harmless. The caller commits.
     """
     require_publisher(token, publisher)
-    row = find_version(session, publisher, name, version)
+    row = find_version(session, publisher, name, version, reader=token)
     if not row.yanked:
         row.yanked = True
         row.yank_reason = reason

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from dataclasses import fields, replace
+
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from modhub.errors import InvalidHandle
 from modhub.format.manifest import MANIFEST_NAME
+from modhub.handles import MAX_VERSION, parse_version, validate_name
 from modhub.server.errors import NotFound
-from modhub.server.models import Blob, File, Module, Publisher, Version
+from modhub.server.models import Blob, File, Module, Publisher, Token, Version
 from modhub.server.services.schemas import (
     ModuleDetail,
     ModuleSummary,
@@ -17,22 +21,28 @@ from modhub.server.services.schemas import (
     VersionDetail,
     VersionInfo,
 )
+from modhub.server.services.visibility import may_read, readable
 
 MAX_PER_PAGE = 100
 MAX_PAGE = 100_000
-# Versions are stored as 32-bit integers (portable); larger numbers are refused.
-MAX_VERSION = 2**31 - 1
+__all__ = ["MAX_VERSION"]  # re-exported: routes validate with it
 
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def search_modules(session: Session, query: SearchQuery) -> SearchPage:
-    """Modules matching every word of ``query.q`` and every filter; yanked-only modules are hidden."""
+def search_modules(session: Session, query: SearchQuery, *, reader: Token | None = None) -> SearchPage:
+    """Modules matching every word of ``query.q`` and every filter; yanked-only modules are hidden,
+    and private ones unless ``reader`` may read them."""
     page = min(max(1, query.page), MAX_PAGE)
     per_page = min(max(1, query.per_page), MAX_PER_PAGE)
-    stmt = select(Module).join(Module.publisher).where(Module.latest_version.is_not(None))
+    query = replace(
+        query, **{f.name: _clean(v) for f in fields(query) if isinstance(v := getattr(query, f.name), str)}
+    )
+    stmt = (
+        select(Module).join(Module.publisher).where(Module.latest_version.is_not(None), readable(reader))
+    )
     for word in query.q.lower().split():
         stmt = stmt.where(Module.search_text.like(f"%{_escape_like(word)}%", escape="\\"))
     if query.task:
@@ -71,14 +81,38 @@ def summarize(module: Module) -> ModuleSummary:
         downloads=module.downloads,
         created_at=module.created_at,
         updated_at=module.updated_at,
+        private=module.private,
     )
 
 
-def find_module(session: Session, publisher: str, name: str) -> Module:
+def _valid_names(publisher: str, name: str | None = None) -> bool:
+    try:
+        validate_name(publisher, "publisher name")
+        if name is not None:
+            validate_name(name, "module name")
+    except InvalidHandle:
+        return False
+    return True
+
+
+def _clean(value: str | None) -> str | None:
+    """Search input as the database can take it (PostgreSQL text cannot hold NUL)."""
+    return value.replace("\x00", "") if value is not None else None
+
+
+def find_module(session: Session, publisher: str, name: str, *, reader: Token | None = None) -> Module:
+    """The module, if ``reader`` (None: anonymous) may see it; else the NotFound of an unknown one."""
+    if not _valid_names(publisher, name):
+        # Not a name any module can have: the same answer as an unknown one, without a query.
+        raise NotFound(
+            f"no module {publisher[:64]}/{name[:64]} on this hub; check the spelling or search with "
+            "GET /api/v1/modules?q=WORDS",
+            code="module_not_found",
+        )
     module = session.scalar(
         select(Module).join(Module.publisher).where(Publisher.name == publisher, Module.name == name)
     )
-    if module is None:
+    if module is None or not may_read(reader, module):
         raise NotFound(
             f"no module {publisher}/{name} on this hub; check the spelling or search with "
             f"GET /api/v1/modules?q={name}",
@@ -87,9 +121,9 @@ def find_module(session: Session, publisher: str, name: str) -> Module:
     return module
 
 
-def get_module(session: Session, publisher: str, name: str) -> ModuleDetail:
+def get_module(session: Session, publisher: str, name: str, *, reader: Token | None = None) -> ModuleDetail:
     """A module with all its versions, yanked ones included (marked)."""
-    module = find_module(session, publisher, name)
+    module = find_module(session, publisher, name, reader=reader)
     versions = [
         VersionInfo(
             version=v.version,
@@ -103,9 +137,11 @@ def get_module(session: Session, publisher: str, name: str) -> ModuleDetail:
     return ModuleDetail(**summarize(module).model_dump(), versions=versions)
 
 
-def find_version(session: Session, publisher: str, name: str, version: int | str) -> Version:
+def find_version(
+    session: Session, publisher: str, name: str, version: int | str, *, reader: Token | None = None
+) -> Version:
     """A concrete version (yanked ones included), or ``"latest"``: the highest non-yanked one."""
-    module = find_module(session, publisher, name)
+    module = find_module(session, publisher, name, reader=reader)
     if version == "latest":
         if module.latest_version is None:
             raise NotFound(
@@ -124,20 +160,19 @@ def find_version(session: Session, publisher: str, name: str, version: int | str
     return row
 
 
+def parse_version_path(version: str) -> int:
+    """A concrete version number from a URL path segment (not "latest"), else 404."""
+    return _version_number(version)
+
+
 def _version_number(version: int | str) -> int:
-    if isinstance(version, int):
-        number = version
-    elif version.isdigit() and not version.startswith("0"):
-        number = int(version)
-    else:
+    try:
+        return parse_version(version)
+    except InvalidHandle:
+        shown = version[:30] if isinstance(version, str) else version
         raise NotFound(
-            f"invalid version {version!r}: use a positive integer or 'latest'", code="version_not_found"
-        )
-    if not 1 <= number <= MAX_VERSION:
-        raise NotFound(
-            f"invalid version {version!r}: use a positive integer or 'latest'", code="version_not_found"
-        )
-    return number
+            f"invalid version {shown!r}: use a positive integer or 'latest'", code="version_not_found"
+        ) from None
 
 
 def version_detail(row: Version) -> VersionDetail:
@@ -157,42 +192,72 @@ def version_detail(row: Version) -> VersionDetail:
     )
 
 
-def get_version(session: Session, publisher: str, name: str, version: int | str) -> VersionDetail:
+def get_version(
+    session: Session, publisher: str, name: str, version: int | str, *, reader: Token | None = None
+) -> VersionDetail:
     """Version detail: the manifest and model card. ``version`` may be ``"latest"``."""
-    return version_detail(find_version(session, publisher, name, version))
+    return version_detail(find_version(session, publisher, name, version, reader=reader))
 
 
-def find_file(session: Session, publisher: str, name: str, version: int | str, path: str) -> tuple[str, int]:
+def find_file(
+    session: Session,
+    publisher: str,
+    name: str,
+    version: int | str,
+    path: str,
+    *,
+    reader: Token | None = None,
+) -> tuple[str, int]:
     """(sha256, size) of one file of a version; ``modhub.json`` is the manifest itself."""
-    row = find_version(session, publisher, name, version)
+    row = find_version(session, publisher, name, version, reader=reader)
     if path == MANIFEST_NAME:
         size = session.scalar(select(Blob.size).where(Blob.sha256 == row.manifest_sha256)) or 0
         return row.manifest_sha256, size
-    entry = session.scalar(select(File).where(File.version_id == row.id, File.path == path))
+    entry = (
+        session.scalar(select(File).where(File.version_id == row.id, File.path == path))
+        if "\x00" not in path and len(path) <= 1024
+        else None
+    )
     if entry is None:
         raise NotFound(
-            f"{publisher}/{name}/{row.version} has no file {path!r}; its manifest lists the files",
+            f"{publisher}/{name}/{row.version} has no file {path[:200]!r}; its manifest lists the files",
             code="file_not_found",
         )
     return entry.sha256, entry.size
 
 
-def list_publisher(session: Session, publisher: str) -> PublisherDetail:
-    """A publisher and its modules (those with at least one non-yanked version), by name."""
-    row = session.scalar(select(Publisher).where(Publisher.name == publisher))
-    if row is None:
-        raise NotFound(f"no publisher {publisher!r} on this hub", code="publisher_not_found")
+def list_publisher(session: Session, publisher: str, *, reader: Token | None = None) -> PublisherDetail:
+    """A publisher and its modules (those with at least one non-yanked version), by name.
+
+    A publisher whose every module is private to ``reader`` does not exist for it."""
+    valid = _valid_names(publisher)
+    row = session.scalar(select(Publisher).where(Publisher.name == publisher)) if valid else None
+    hidden = row is not None and (
+        session.scalar(select(func.count()).where(Module.publisher_id == row.id, readable(reader))) == 0
+        and session.scalar(select(func.count()).where(Module.publisher_id == row.id)) != 0
+    )
+    if row is None or hidden:
+        raise NotFound(f"no publisher {publisher[:64]!r} on this hub", code="publisher_not_found")
     modules = session.scalars(
         select(Module)
-        .where(Module.publisher_id == row.id, Module.latest_version.is_not(None))
+        .where(Module.publisher_id == row.id, Module.latest_version.is_not(None), readable(reader))
         .order_by(Module.name)
     ).all()
     return PublisherDetail(name=row.name, created_at=row.created_at, modules=[summarize(m) for m in modules])
 
 
-def blob_size(session: Session, sha256: str) -> int:
-    """Size of a blob that some published version references."""
+def blob_size(session: Session, sha256: str, *, reader: Token | None = None) -> int:
+    """Size of a blob that some version of a module ``reader`` may see references."""
     size = session.scalar(select(Blob.size).where(Blob.sha256 == sha256))
-    if size is None:
+    used = (
+        select(Version.id)
+        .join(Version.module)
+        .where(
+            or_(Version.manifest_sha256 == sha256, Version.files.any(File.sha256 == sha256)),
+            readable(reader),
+        )
+        .limit(1)
+    )
+    if size is None or session.scalar(used) is None:
         raise NotFound(f"no blob {sha256!r} on this hub", code="blob_not_found")
     return size

@@ -9,6 +9,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 SortKey = Literal["name", "newest", "downloads"]
+# What a token may do, each including the ones before it: read < publish < admin.
+Scope = Literal["read", "publish", "admin"]
+# Longest lifetime a token can be given (seconds): ten years.
+MAX_TOKEN_LIFETIME = 10 * 365 * 86400
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,8 @@ class ModuleSummary(BaseModel):
     downloads: int
     created_at: datetime
     updated_at: datetime
+    # Readable only with a token that may read for the publisher (others get 404).
+    private: bool = False
 
 
 class SearchPage(BaseModel):
@@ -105,6 +111,16 @@ class PublishResult(BaseModel):
     version: int
 
 
+class VisibilityRequest(BaseModel):
+    # True: only tokens that may read for the publisher see the module; False: everyone.
+    private: bool
+
+
+class VisibilityResult(BaseModel):
+    handle: str
+    private: bool
+
+
 class YankRequest(BaseModel):
     reason: str = Field(default="", max_length=2000)
 
@@ -118,8 +134,13 @@ class YankResult(BaseModel):
 
 class TokenCreate(BaseModel):
     name: str = Field(default="", max_length=200)
-    publishers: list[str] = Field(default_factory=list)
+    publishers: list[str] = Field(default_factory=list, max_length=100)
+    # Same as scope "admin" (kept for older clients).
     admin: bool = False
+    # Default: "admin" if admin is true, else "publish".
+    scope: Scope | None = None
+    # Lifetime in seconds (None: as long as the creating token lives, or forever for the operator).
+    expires_in: int | None = Field(default=None, ge=1, le=MAX_TOKEN_LIFETIME)
 
 
 class TokenInfo(BaseModel):
@@ -128,6 +149,11 @@ class TokenInfo(BaseModel):
     publishers: list[str]
     admin: bool
     created_at: datetime
+    scope: Scope
+    # None: never expires.
+    expires_at: datetime | None = None
+    # The token that created this one (None: the hub's operator).
+    created_by: int | None = None
 
 
 class TokenRow(TokenInfo):

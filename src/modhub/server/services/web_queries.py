@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from modhub.server.models import Module, Publisher
+from modhub.handles import is_version
+from modhub.server.models import Module, Publisher, Token
+from modhub.server.services.visibility import readable
 
 # The 404 page compares the requested path with at most this many handles (by downloads).
 MAX_SUGGESTION_POOL = 5000
@@ -42,55 +44,57 @@ def _sorted(counts: Counter[str]) -> list[Facet]:
     return [Facet(v, n) for v, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])) if v]
 
 
-def _grouped(session: Session, column) -> Counter[str]:  # type: ignore[no-untyped-def]
+def _grouped(session: Session, column, reader: Token | None) -> Counter[str]:  # type: ignore[no-untyped-def]
     stmt = (
         select(column, func.count())
         .select_from(Module)
         .join(Module.publisher)
-        .where(Module.latest_version.is_not(None))
+        .where(Module.latest_version.is_not(None), readable(reader))
         .group_by(column)
     )
     return Counter({str(value): int(n) for value, n in session.execute(stmt) if value})
 
 
-def facets(session: Session) -> Facets:
+def facets(session: Session, *, reader: Token | None = None) -> Facets:
     """Counts per task, format, publisher, licence and framework over all visible modules."""
     formats: Counter[str] = Counter()
-    for packed, n in _grouped(session, Module.formats).items():
+    for packed, n in _grouped(session, Module.formats, reader).items():
         for fmt in packed.split():
             formats[fmt] += n
     return Facets(
-        task=_sorted(_grouped(session, Module.task)),
+        task=_sorted(_grouped(session, Module.task, reader)),
         format=_sorted(formats),
-        publisher=_sorted(_grouped(session, Publisher.name)),
-        license=_sorted(_grouped(session, Module.license)),
-        framework=_sorted(_grouped(session, Module.framework)),
+        publisher=_sorted(_grouped(session, Publisher.name, reader)),
+        license=_sorted(_grouped(session, Module.license, reader)),
+        framework=_sorted(_grouped(session, Module.framework, reader)),
     )
 
 
-def visible_handles(session: Session, limit: int = MAX_SUGGESTION_POOL) -> list[str]:
+def visible_handles(
+    session: Session, limit: int = MAX_SUGGESTION_POOL, *, reader: Token | None = None
+) -> list[str]:
     """``publisher/name`` of visible modules, most downloaded first."""
     stmt = (
         select(Publisher.name, Module.name)
         .join(Module.publisher)
-        .where(Module.latest_version.is_not(None))
+        .where(Module.latest_version.is_not(None), readable(reader))
         .order_by(Module.downloads.desc(), Publisher.name, Module.name)
         .limit(limit)
     )
     return [f"{publisher}/{name}" for publisher, name in session.execute(stmt)]
 
 
-def closest_handles(session: Session, wanted: str, n: int = 5) -> list[str]:
+def closest_handles(session: Session, wanted: str, n: int = 5, *, reader: Token | None = None) -> list[str]:
     """Handles that look like ``wanted`` (a mistyped path), best first; also matches on the name alone."""
     wanted = wanted.strip("/").lower()[:200]
     if not wanted:
         return []
     parts = wanted.split("/")
     # A path with a version ("p/n/3") is compared without it.
-    if len(parts) >= 3 and parts[-1].isdigit():
+    if len(parts) >= 3 and (is_version(parts[-1]) or parts[-1] == "latest"):
         parts = parts[:-1]
     wanted = "/".join(parts[:2])
-    handles = visible_handles(session)
+    handles = visible_handles(session, reader=reader)
     scores: dict[str, float] = {}
     matcher = difflib.SequenceMatcher()
     for handle in handles:
@@ -105,10 +109,18 @@ def closest_handles(session: Session, wanted: str, n: int = 5) -> list[str]:
     return sorted(scores, key=lambda h: (-scores[h], h))[:n]
 
 
-def closest_publishers(session: Session, wanted: str, n: int = 3) -> list[str]:
-    """Publisher names that look like ``wanted``."""
+def closest_publishers(
+    session: Session, wanted: str, n: int = 3, *, reader: Token | None = None
+) -> list[str]:
+    """Publisher names that look like ``wanted`` (only those with a module ``reader`` may see)."""
     wanted = wanted.lower()[:100]
     if not wanted:
         return []
-    names = session.scalars(select(Publisher.name).order_by(Publisher.name).limit(MAX_SUGGESTION_POOL)).all()
+    shown = select(Module.publisher_id).where(readable(reader))
+    names = session.scalars(
+        select(Publisher.name)
+        .where(Publisher.id.in_(shown))
+        .order_by(Publisher.name)
+        .limit(MAX_SUGGESTION_POOL)
+    ).all()
     return difflib.get_close_matches(wanted, list(names), n=n, cutoff=0.6)

@@ -25,20 +25,18 @@ from sqlalchemy.orm import Session
 from starlette.convertors import Convertor, register_url_convertor
 
 from modhub.errors import InvalidHandle
-from modhub.handles import validate_name
-from modhub.server.deps import get_session
+from modhub.handles import RESERVED_PUBLISHERS, is_version, validate_name
+from modhub.server.deps import ReaderDep, get_session
 from modhub.server.errors import ApiError, NotFound, error_response
+from modhub.server.models import Token
 from modhub.server.services import queries, web_queries
 from modhub.server.web import negotiate
 from modhub.server.web.params import SORTS, Listing, clean_text, page_numbers
 from modhub.server.web.render import environment, page
 from modhub.server.web.views import module_page
 
-# First path segments that are never a publisher: the server's own paths. The
-# publisher name validator should refuse these too (see the report).
-RESERVED = frozenset(
-    {"api", "static", "docs", "redoc", "openapi.json", "health", "healthz", "favicon.ico", "robots.txt"}
-)
+# First path segments that are never a publisher: the server's own paths (the one list).
+RESERVED = RESERVED_PUBLISHERS
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_FILES = {
     "site.css": "text/css; charset=utf-8",
@@ -97,9 +95,9 @@ def static(filename: str) -> Response:
 
 
 @router.api_route("/", methods=["GET", "HEAD"])
-def home(request: Request, session: SessionDep) -> Response:
+def home(request: Request, session: SessionDep, reader: ReaderDep) -> Response:
     listing = Listing.parse(request.query_params)
-    results = queries.search_modules(session, listing.search_query())
+    results = queries.search_modules(session, listing.search_query(), reader=reader)
     pages = max(1, math.ceil(results.total / listing.per_page))
     return page(
         request,
@@ -107,7 +105,7 @@ def home(request: Request, session: SessionDep) -> Response:
         {
             "listing": listing,
             "results": results,
-            "facets": web_queries.facets(session),
+            "facets": web_queries.facets(session, reader=reader),
             "pages": pages,
             "page_numbers": page_numbers(listing.page, pages),
             "sorts": SORTS,
@@ -116,36 +114,40 @@ def home(request: Request, session: SessionDep) -> Response:
 
 
 @router.api_route("/{publisher:modhub_publisher}", methods=["GET", "HEAD"])
-def publisher_page(publisher: str, request: Request, session: SessionDep) -> Response:
+def publisher_page(publisher: str, request: Request, session: SessionDep, reader: ReaderDep) -> Response:
     try:
         _check_name(publisher, "publisher")
-        detail = queries.list_publisher(session, publisher)
+        detail = queries.list_publisher(session, publisher, reader=reader)
     except NotFound as exc:
-        return _not_found(request, session, exc)
+        return _not_found(request, session, exc, reader=reader)
     if negotiate.wants_json(request):
         return _json(detail.model_dump(mode="json"))
     return page(request, "publisher.html", {"publisher": detail}, headers={"Vary": negotiate.VARY})
 
 
 @router.api_route("/{publisher:modhub_publisher}/{name}", methods=["GET", "HEAD"])
-def module_latest(publisher: str, name: str, request: Request, session: SessionDep) -> Response:
-    return _module(request, session, publisher, name, None)
+def module_latest(
+    publisher: str, name: str, request: Request, session: SessionDep, reader: ReaderDep
+) -> Response:
+    return _module(request, session, reader, publisher, name, None)
 
 
 @router.api_route("/{publisher:modhub_publisher}/{name}/{version}", methods=["GET", "HEAD"])
 def module_version(
-    publisher: str, name: str, version: str, request: Request, session: SessionDep
+    publisher: str, name: str, version: str, request: Request, session: SessionDep, reader: ReaderDep
 ) -> Response:
-    return _module(request, session, publisher, name, version)
+    return _module(request, session, reader, publisher, name, version)
 
 
 @router.api_route("/{path:modhub_sitepath}", methods=["GET", "HEAD"])
-def not_found(path: str, request: Request, session: SessionDep) -> Response:
+def not_found(path: str, request: Request, session: SessionDep, reader: ReaderDep) -> Response:
     message = f"there is no page /{path[:200]} on this hub"
-    return _not_found(request, session, NotFound(message))
+    return _not_found(request, session, NotFound(message), reader=reader)
 
 
-def _module(request: Request, session: Session, publisher: str, name: str, version: str | None) -> Response:
+def _module(
+    request: Request, session: Session, reader: Token | None, publisher: str, name: str, version: str | None
+) -> Response:
     tf_hub_problem = negotiate.tf_hub_format_error(request)
     as_json = tf_hub_problem is not None or negotiate.wants_json(request)
     try:
@@ -155,26 +157,26 @@ def _module(request: Request, session: Session, publisher: str, name: str, versi
             _check_version(publisher, name, version)
         if as_json:
             # The same answer as GET /api/v1/modules/{publisher}/{name}/versions/{version}.
-            detail = queries.get_version(session, publisher, name, version or "latest")
+            detail = queries.get_version(session, publisher, name, version or "latest", reader=reader)
             if tf_hub_problem is not None:
                 return error_response(tf_hub_problem)
             return _json(detail.model_dump(mode="json"))
-        module = queries.get_module(session, publisher, name)
+        module = queries.get_module(session, publisher, name, reader=reader)
         if version is None:
             # Every version yanked: show the newest one, marked as yanked.
             shown = module.latest_version or max((v.version for v in module.versions), default=0)
-            detail = queries.get_version(session, publisher, name, shown or "latest")
+            detail = queries.get_version(session, publisher, name, shown or "latest", reader=reader)
         else:
-            detail = queries.get_version(session, publisher, name, version)
+            detail = queries.get_version(session, publisher, name, version, reader=reader)
     except NotFound as exc:
-        return _not_found(request, session, exc, as_json=as_json)
+        return _not_found(request, session, exc, as_json=as_json, reader=reader)
     view = module_page(module, detail, base_url=str(request.base_url), is_latest_view=version is None)
     return page(request, "module.html", {"page": view}, headers={"Vary": negotiate.VARY})
 
 
 def _check_version(publisher: str, name: str, version: str) -> None:
     """Versions are positive integers (or "latest"); a 30-digit one must not reach the database."""
-    if version != "latest" and not (version.isascii() and version.isdigit() and len(version) <= 9):
+    if version != "latest" and not is_version(version):
         raise NotFound(
             f"{publisher}/{name} has no version {version[:30]!r}: versions are positive integers",
             code="version_not_found",
@@ -192,7 +194,14 @@ def _json(body: object) -> JSONResponse:
     return JSONResponse(body, headers={"Vary": negotiate.VARY})
 
 
-def _not_found(request: Request, session: Session, exc: ApiError, *, as_json: bool | None = None) -> Response:
+def _not_found(
+    request: Request,
+    session: Session,
+    exc: ApiError,
+    *,
+    as_json: bool | None = None,
+    reader: Token | None = None,
+) -> Response:
     if as_json or (as_json is None and negotiate.wants_json(request)):
         return error_response(exc)
     wanted = request.url.path
@@ -205,9 +214,9 @@ def _not_found(request: Request, session: Session, exc: ApiError, *, as_json: bo
         message = exc.message + "."
     else:
         message = "There is no page at this address."
-    suggestions = web_queries.closest_handles(session, wanted)
-    publishers = web_queries.closest_publishers(session, segments[0])
-    words = [s for s in segments[:2] if s and not s.isdigit()]
+    suggestions = web_queries.closest_handles(session, wanted, reader=reader)
+    publishers = web_queries.closest_publishers(session, segments[0], reader=reader)
+    words = [s for s in segments[:2] if s and not is_version(s)]
     return page(
         request,
         "not_found.html",
@@ -217,7 +226,9 @@ def _not_found(request: Request, session: Session, exc: ApiError, *, as_json: bo
             "suggestions": suggestions,
             "publishers": publishers,
             # Nothing close: offer the most downloaded modules instead.
-            "popular": [] if suggestions or publishers else web_queries.visible_handles(session, limit=5),
+            "popular": []
+            if suggestions or publishers
+            else web_queries.visible_handles(session, limit=5, reader=reader),
             "search_words": clean_text(" ".join(words[-1:]).replace("-", " ").replace("_", " "), 100),
         },
         status=404,
