@@ -261,23 +261,43 @@ def sha256_file(path: Path) -> str:
 
 
 def parse_manifest(data: bytes | str, *, path: Path | None = None) -> Manifest:
+    """Parse ``modhub.json`` strictly: JSON types must be the declared ones ("12" is not a size)."""
     try:
-        raw = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"modhub.json is not valid JSON: {exc}", path=path) from exc
+        raw = json.loads(data, object_pairs_hook=_no_duplicate_keys)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ManifestError(f"modhub.json is not valid JSON: {exc}", path=path) from None
+    except _DuplicateKey as exc:
+        raise ManifestError(f"modhub.json has the key {exc.key!r} twice; keep one", path=path) from None
     if not isinstance(raw, dict):
         raise ManifestError("modhub.json must hold a JSON object", path=path)
     version = raw.get("format_version")
-    if version != FORMAT_VERSION:
+    if version != FORMAT_VERSION or type(version) is not int:
         raise ManifestError(
             f"modhub.json has format_version {version!r}; this modhub reads format_version "
             f"{FORMAT_VERSION}. Upgrade modhub (pip install -U modhub) or re-export the module.",
             path=path,
         )
     try:
-        return Manifest.model_validate(raw)
+        return Manifest.model_validate_json(data, strict=True)
     except ValidationError as exc:
-        raise ManifestError(f"modhub.json is malformed:\n{exc}", path=path) from exc
+        raise ManifestError(f"modhub.json is malformed:\n{exc}", path=path) from None
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key[:100])
+            seen.add(key)
+    return out
 
 
 def read_manifest(module_dir: str | os.PathLike[str]) -> Manifest:
