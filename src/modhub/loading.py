@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from modhub.errors import ManifestError
 from modhub.format.manifest import GRAPH_NAME, Manifest
 from modhub.format.tasks import get_contract, read_labels
 from modhub.format.verify import verify_module
@@ -47,6 +48,12 @@ def _verified(module_dir: Path) -> tuple[Manifest, torch.fx.GraphModule]:
     from modhub.graph_loader import load_graph_module
 
     manifest = verify_module(module_dir)
+    if manifest.framework == "tensorflow":
+        raise ManifestError(
+            f"{module_dir} holds only a TensorFlow SavedModel (no {GRAPH_NAME}); load it with "
+            "tensorflow_hub: hub.load(URL) (see docs/tensorflow.md)",
+            path=module_dir,
+        )
     return manifest, load_graph_module(module_dir / GRAPH_NAME)
 
 

@@ -19,6 +19,8 @@ from modhub.server.config import ServerSettings
 from modhub.server.db import Database, migrate
 from modhub.server.deps import Hub
 from modhub.server.errors import install_handlers
+from modhub.server.protocols.hf import router as hf_router
+from modhub.server.protocols.tfhub import router as tfhub_router
 from modhub.server.storage import LocalBlobStorage
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.hub = hub
     install_handlers(app)
     app.include_router(api_router)
+    # Before the site: the tensorflow_hub route claims only URLs with ?tf-hub-format=, and
+    # the Hugging Face routes use paths the site would answer with its 404 page.
+    app.include_router(tfhub_router)
+    app.include_router(hf_router)
     try:
         from modhub.server.web import router as web_router
     except ImportError as exc:

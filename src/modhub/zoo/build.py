@@ -70,8 +70,11 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def build_key(starter: Starter, *, code: str | None = None) -> str:
-    """sha256 of what the starter's files depend on; equal keys give byte-identical modules."""
+def build_key(starter: Starter, *, code: str | None = None, tensorflow: str | None = None) -> str:
+    """sha256 of what the starter's files depend on; equal keys give byte-identical modules.
+
+    ``tensorflow`` is the TF version that converts SavedModel/TFLite formats (None: not converted).
+    """
     facts = {
         "starter": starter.name,
         "revision": starter.revision,
@@ -79,6 +82,8 @@ def build_key(starter: Starter, *, code: str | None = None) -> str:
         "packages": {req.dist: req.version() for req in starter.requires},
         "toolchain": {dist: _version(dist) for dist in TOOLCHAIN},
     }
+    if tensorflow is not None and hasattr(starter, "add_tensorflow"):
+        facts["tensorflow"] = tensorflow
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 
@@ -104,6 +109,7 @@ def build_zoo(
     only: Sequence[str] | None = None,
     force: bool = False,
     progress: bool = True,
+    tf_python: str | os.PathLike[str] | None = None,
 ) -> list[Path]:
     """Build the starter modules into ``out_dir/<name>/`` and return their directories.
 
@@ -112,24 +118,38 @@ def build_zoo(
     reused unless ``force``. Each module appears atomically (``modhub.export``
     writes a temp directory and renames it), so an interrupted build leaves the
     previous module, or none, never half of one.
+
+    With ``tf_python`` (the python of a venv with TensorFlow, ``MODHUB_TF_PYTHON``), starters
+    that can be rebuilt in TensorFlow also get ``saved_model/`` and ``model.tflite``, checked
+    against the torch module (see ``modhub.zoo.tf_formats``).
     """
     selected = select(only)
     check_requirements(selected)
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     code = _code_digest()
+    tensorflow = None
+    if tf_python is not None:
+        from modhub.zoo.tf_formats import tf_version
+
+        tensorflow = tf_version(tf_python)
     built: list[Path] = []
     with _display(progress, len(selected)) as report:
         for starter in selected:
             target = root / starter.name
-            key = build_key(starter, code=code)
+            key = build_key(starter, code=code, tensorflow=tensorflow)
             start = time.perf_counter()
             report.start(starter.name)
             # Another process (a parallel test worker) may be building the same module.
             with FileLock(str(root / f".{starter.name}.lock")):
                 cached = not force and is_current(target, key)
                 if not cached:
+                    (target / STAMP_NAME).unlink(missing_ok=True)
                     starter.build(target)
+                    add_tensorflow = getattr(starter, "add_tensorflow", None)
+                    if tf_python is not None and add_tensorflow is not None:
+                        # Adds files after the export: no stamp until the module is whole again.
+                        add_tensorflow(target, str(tf_python))
                     _write_stamp(target, key)
             report.done(starter.name, cached, time.perf_counter() - start)
             built.append(target)
