@@ -15,10 +15,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tensorflow_hub as hub  # noqa: E402
-import tf_keras  # noqa: E402
+import numpy as np
+import tensorflow as tf
+import tensorflow_hub as hub
+import tf_keras
 
 
 def weights_of(layer: tf_keras.layers.Layer) -> list[np.ndarray]:
@@ -45,7 +45,8 @@ def main(work: Path) -> None:
     # Frozen feature extractor + a new softmax head: only the head trains.
     tf_keras.utils.set_random_seed(0)
     frozen = hub.KerasLayer(request["features"], trainable=False)
-    model = tf_keras.Sequential([frozen, tf_keras.layers.Dense(len(set(labels.tolist())), activation="softmax")])
+    classes = len(set(labels.tolist()))
+    model = tf_keras.Sequential([frozen, tf_keras.layers.Dense(classes, activation="softmax")])
     model.build([None, *images.shape[1:]])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     before, head_before = weights_of(frozen), weights_of(model.layers[1])
@@ -61,7 +62,7 @@ def main(work: Path) -> None:
     # trainable=True fine-tunes the backbone itself.
     tf_keras.utils.set_random_seed(0)
     tuned = hub.KerasLayer(request["features"], trainable=True)
-    model = tf_keras.Sequential([tuned, tf_keras.layers.Dense(len(set(labels.tolist())), activation="softmax")])
+    model = tf_keras.Sequential([tuned, tf_keras.layers.Dense(classes, activation="softmax")])
     model.build([None, *images.shape[1:]])
     model.compile(optimizer=tf_keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
     before = [w.numpy().copy() for w in tuned.trainable_weights]

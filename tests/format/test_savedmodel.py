@@ -22,7 +22,6 @@ from modhub.format.savedmodel import (
 from tests.format.saved_models import SAVE_FN, SERVING_FN, saved_model_bytes, write_saved_model
 from tests.zoo.conftest import zoo_dir  # noqa: F401  (the built starter modules)
 
-
 # One hostile op per class the hub must refuse, and what the refusal must say.
 HOSTILE = [
     # files
@@ -155,7 +154,8 @@ def test_signature_defs_print_like_saved_model_cli() -> None:
     text = render_signature_defs(model)
     assert "MetaGraphDef with tag-set: 'serve' contains the following SignatureDefs:" in text
     assert "signature_def['serving_default']:" in text
-    assert "    inputs['images'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, 32, 32, 3)\n" in text
+    images = "    inputs['images'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, 32, 32, 3)\n"
+    assert images in text
     assert "        name: serving_default_images:0" in text
     assert "    outputs['features'] tensor_info:" in text
     assert "  Method name is: tensorflow/serving/predict" in text
