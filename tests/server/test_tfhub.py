@@ -146,13 +146,18 @@ def test_without_the_query_the_url_is_still_the_documentation_page(
     assert as_json.json()["manifest"]["formats"] == ["pt2", "savedmodel"]
 
 
-def test_module_without_a_savedmodel_and_unknown_handles_are_404(
-    client: TestClient, published: str
-) -> None:
+def test_module_without_a_savedmodel_and_unknown_handles_are_404(client: TestClient, published: str) -> None:
     response = client.get(f"/{published}{TAR}")
     assert response.status_code == 404 and error_code(response) == "format_not_available"
     assert "hub.load" in response.json()["error"]["message"]
-    for path in ("/acme/nothing/1", "/acme/tiny/9", "/acme/tiny/0", "/acme/tiny/²", "/acme/Bad_Name/1", "/x/y"):
+    for path in (
+        "/acme/nothing/1",
+        "/acme/tiny/9",
+        "/acme/tiny/0",
+        "/acme/tiny/²",
+        "/acme/Bad_Name/1",
+        "/x/y",
+    ):
         response = client.get(f"{path}{TAR}", follow_redirects=False)
         assert response.status_code == 404, path
 

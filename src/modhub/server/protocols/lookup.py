@@ -23,7 +23,9 @@ def parse_repo(publisher: str, name: str, version: str | None = None) -> Handle:
     """Validate the path segments with the handle parser; anything invalid is simply not found."""
     text = f"{publisher}/{name}" if version is None else f"{publisher}/{name}/{version}"
     if version is not None and not (version.isascii() and version.isdigit() and len(version) <= 9):
-        raise NotFound(f"no version {version[:30]!r} of {publisher[:64]}/{name[:64]}", code="version_not_found")
+        raise NotFound(
+            f"no version {version[:30]!r} of {publisher[:64]}/{name[:64]}", code="version_not_found"
+        )
     try:
         return parse_handle(text)
     except InvalidHandle:
