@@ -12,11 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import huggingface_hub as hf
 import pytest
 import torch
-
-hf = pytest.importorskip("huggingface_hub")
-
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
 import modhub
