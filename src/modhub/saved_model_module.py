@@ -28,7 +28,7 @@ from modhub.format.manifest import (
     write_manifest,
 )
 from modhub.format.modelcard import render_card
-from modhub.format.savedmodel import SAVED_MODEL_PB, TensorInfo, read_saved_model, signature_defs
+from modhub.format.savedmodel import SAVED_MODEL_PB, TensorInfo, signature_defs, verify_saved_model_dir
 
 __all__ = ["is_saved_model_dir", "wrap_saved_model"]
 
@@ -85,7 +85,9 @@ def wrap_saved_model(
     from modhub.format.verify import verify_module
 
     source = Path(saved_model_dir)
-    model = read_saved_model(source)
+    # The op check comes first: a hostile SavedModel is refused for what it does.
+    names = [p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_file()]
+    model = verify_saved_model_dir(source, names)
     image = get_contract(task).modality == "image"
     sigs = {s.key: s for s in signature_defs(model)}
     if SERVING not in sigs:

@@ -83,6 +83,13 @@ def main(work: Path) -> None:
     text_history = text_model.fit(tf.constant(texts), text_labels, epochs=2, verbose=0)
     result["text"] = {"loss": [float(x) for x in text_history.history["loss"]]}
 
+    # A plain SavedModel someone published with `modhub publish DIR publisher/name --task ...`.
+    if "published" in request:
+        published = hub.load(request["published"])
+        outputs["published"] = published.signatures["serving_default"](images=inputs["small"])[
+            "features"
+        ].numpy()
+
     np.savez(work / "outputs.npz", **outputs)
     (work / "result.json").write_text(json.dumps(result))
 
