@@ -25,12 +25,11 @@ def zoo_cache_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def zoo_dir() -> Path:
-    from modhub.settings import Settings
     from modhub.zoo import build_zoo
 
     root = zoo_cache_dir()
     # With MODHUB_TF_PYTHON (make test sets it) the modules carry SavedModel/TFLite too.
-    build_zoo(root, progress=False, tf_python=Settings.from_env().tf_python)
+    build_zoo(root, progress=False)
     return root
 
 

@@ -36,14 +36,14 @@ def build(
     from modhub.zoo import build_zoo
 
     with fail_on_hub_error():
-        tf_python = Settings.from_env().tf_python
-        if tf_python is None:
+        settings = Settings.from_env()
+        if settings.tf_python is None:
             typer.echo(
                 "note: MODHUB_TF_PYTHON is not set, so no SavedModel/TFLite formats are built "
                 "(make serve sets it to .venv-tf/bin/python)",
                 err=True,
             )
-        paths = build_zoo(out_dir, only=only, force=force, progress=progress, tf_python=tf_python)
+        paths = build_zoo(out_dir, only=only, force=force, progress=progress, settings=settings)
     for path in paths:
         typer.echo(str(path))
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from modhub.format.manifest import MANIFEST_NAME
+from modhub.settings import Settings
 from modhub.zoo.packages import TOOLCHAIN
 from modhub.zoo.registry import Starter, check_requirements, get_starter, starters
 
@@ -109,7 +110,7 @@ def build_zoo(
     only: Sequence[str] | None = None,
     force: bool = False,
     progress: bool = True,
-    tf_python: str | os.PathLike[str] | None = None,
+    settings: Settings | None = None,
 ) -> list[Path]:
     """Build the starter modules into ``out_dir/<name>/`` and return their directories.
 
@@ -119,15 +120,17 @@ def build_zoo(
     writes a temp directory and renames it), so an interrupted build leaves the
     previous module, or none, never half of one.
 
-    With ``tf_python`` (the python of a venv with TensorFlow, ``MODHUB_TF_PYTHON``), starters
-    that can be rebuilt in TensorFlow also get ``saved_model/`` and ``model.tflite``, checked
-    against the torch module (see ``modhub.zoo.tf_formats``).
+    With ``settings.tf_python`` (``MODHUB_TF_PYTHON``: the python of a venv with TensorFlow),
+    starters that can be rebuilt in TensorFlow also get ``saved_model/`` and ``model.tflite``,
+    checked against the torch module (see ``modhub.zoo.tf_formats``). ``settings`` None reads
+    the environment, so every caller builds the same modules for the same setup.
     """
     selected = select(only)
     check_requirements(selected)
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     code = _code_digest()
+    tf_python = (settings if settings is not None else Settings.from_env()).tf_python
     tensorflow = None
     if tf_python is not None:
         from modhub.zoo.tf_formats import tf_version
