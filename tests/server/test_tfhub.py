@@ -181,3 +181,62 @@ def test_publishing_a_hostile_savedmodel_is_refused(
     message = response.json()["error"]["message"]
     assert "ReadFile" in message and "__inference_serving_11" in message
     assert client.get(f"{API}/modules/acme/tiny").status_code == 404
+
+
+def test_a_plain_savedmodel_is_wrapped_published_and_served(
+    client: TestClient, token: str, tmp_path: Path
+) -> None:
+    import modhub
+    from modhub.errors import ManifestError
+    from modhub.saved_model_module import wrap_saved_model
+
+    source = write_saved_model(tmp_path / "plain", features=8, size=32)
+    module = wrap_saved_model(source, tmp_path / "module", task="image-feature-vector", license="MIT")
+    manifest = read_manifest(module)
+    assert (manifest.framework, manifest.torch_version, manifest.formats) == (
+        "tensorflow",
+        "",
+        ("savedmodel",),
+    )
+    (images,) = manifest.default_signature.inputs
+    assert (images.name, images.dtype, images.shape, images.layout) == (
+        "images",
+        "float32",
+        ("batch", 32, 32, 3),
+        "NHWC",
+    )
+    assert manifest.default_signature.outputs[0].shape == ("batch", 8)
+    with pytest.raises(ManifestError, match="tensorflow_hub"):
+        modhub.load(module)
+    response = publish(client, token, module, repo="acme/plain")
+    assert response.status_code == 201, response.text
+    archive = client.get(f"/acme/plain/1{TAR}")
+    assert archive.status_code == 200
+    assert "./saved_model.pb" in [m.name for m in members(archive.content)]
+    assert client.get(f"{API}/modules/acme/plain").json()["formats"] == ["savedmodel"]
+
+
+def test_wrapping_refuses_what_the_hub_refuses(tmp_path: Path) -> None:
+    from modhub.errors import UnsafeModuleError
+    from modhub.saved_model_module import wrap_saved_model
+
+    source = write_saved_model(tmp_path / "evil", ("PyFunc", "serving"))
+    with pytest.raises(UnsafeModuleError, match="PyFunc runs Python code"):
+        wrap_saved_model(source, tmp_path / "module", task="image-feature-vector", license="MIT")
+    assert not (tmp_path / "module").exists()
+    text = write_saved_model(tmp_path / "text")
+    from modhub.errors import ContractError
+
+    with pytest.raises(ContractError, match="string"):
+        wrap_saved_model(text, tmp_path / "t", task="text-embedding", license="MIT")
+
+
+def test_cli_publish_of_a_savedmodel_needs_task_and_license(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from modhub.cli import app
+
+    source = write_saved_model(tmp_path / "plain")
+    result = CliRunner().invoke(app, ["publish", str(source), "acme/plain"])
+    assert result.exit_code == 2
+    assert "--task" in result.output and "--license" in result.output
