@@ -10,20 +10,28 @@ from sqlalchemy import text
 
 from modhub.server.app import create_hub
 from modhub.server.config import ServerSettings
-from modhub.server.db import current_revision
+from modhub.server.db import MIGRATIONS_DIR, current_revision
 from modhub.server.models import Base
+
+
+def _head() -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+    assert head is not None
+    return head
 
 
 def test_fresh_dir_is_migrated_and_restart_is_idempotent(tmp_path: Path, database_url: str | None) -> None:
     settings = ServerSettings(data_dir=tmp_path / "fresh" / "hub", database_url=database_url)
     hub = create_hub(settings)
-    assert current_revision(hub.db) == "0001"
+    assert current_revision(hub.db) == _head()
     with hub.db.write_session() as session:
         session.execute(text("INSERT INTO publishers (name, created_at) VALUES ('kept', CURRENT_TIMESTAMP)"))
         session.commit()
     hub.db.dispose()
     again = create_hub(settings)  # a restart: migrations run again, nothing changes
-    assert current_revision(again.db) == "0001"
+    assert current_revision(again.db) == _head()
     with again.db.session() as session:
         assert session.scalar(text("SELECT name FROM publishers")) == "kept"
     again.db.dispose()

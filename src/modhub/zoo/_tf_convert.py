@@ -214,6 +214,12 @@ def save_text(request: dict[str, Any], weights: Any, out: Path) -> None:
     tf.saved_model.save(root, str(out / "saved_model"), signatures={"serving_default": serving})
 
 
+def drop_fingerprint(saved_model: Path) -> None:
+    """fingerprint.pb holds a random UUID per save; it is optional, and without it a build is
+    byte-for-byte reproducible."""
+    (saved_model / "fingerprint.pb").unlink(missing_ok=True)
+
+
 def write_tflite(saved_model: Path, dest: Path) -> None:
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=["serving_default"])
     dest.write_bytes(converter.convert())
@@ -237,12 +243,14 @@ def main(request_dir: Path) -> None:
     results: dict[str, np.ndarray] = {}
     if request["kind"] == "image":
         save_image(request, weights, out)
+        drop_fingerprint(out / "saved_model")
         loaded = tf.saved_model.load(str(out / "saved_model"))
         results["saved_model"] = loaded(tf.constant(inputs["images"]), training=False).numpy()
         write_tflite(out / "saved_model", out / "model.tflite")
         results["tflite"] = run_tflite(out / "model.tflite", inputs["images"])
     elif request["kind"] == "text":
         save_text(request, weights, out)
+        drop_fingerprint(out / "saved_model")
         loaded = tf.saved_model.load(str(out / "saved_model"))
         texts = [t.decode("utf-8") for t in inputs["texts"].tolist()]
         results["saved_model"] = loaded(tf.constant(texts)).numpy()
