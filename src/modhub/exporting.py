@@ -31,6 +31,7 @@ from modhub.format.manifest import (
     Signature,
     TensorSpec,
     TokenizerSpec,
+    detect_formats,
     list_files,
     write_manifest,
 )
@@ -174,7 +175,9 @@ def export(
         if not any((staging / ASSETS_DIR).iterdir()):
             (staging / ASSETS_DIR).rmdir()
         # Validated again with the files listed (model_copy alone would skip validation).
-        manifest = Manifest.model_validate({**manifest.model_dump(), "files": list_files(staging)})
+        files = list_files(staging)
+        formats = detect_formats(entry.path for entry in files)
+        manifest = Manifest.model_validate({**manifest.model_dump(), "files": files, "formats": formats})
         check_contract(manifest, staging)
         write_manifest(staging, manifest)
         if target.exists():

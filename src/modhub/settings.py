@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     progress: bool | None = None
     # Seconds to wait for the hub before giving up on a request.
     timeout: float = 60.0
+    # Python of a separate venv with TensorFlow; `modhub zoo build` then adds SavedModel/TFLite.
+    tf_python: Path | None = None
 
     @classmethod
     def from_env(cls) -> Settings:

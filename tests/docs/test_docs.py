@@ -78,17 +78,17 @@ def _workdir(tmp_path: Path, hub: DocsHub) -> Path:
 class _Repl:
     """The kernel process of one Markdown file."""
 
-    def __init__(self, work: Path, env: dict[str, str], log: Path) -> None:
+    def __init__(self, work: Path, env: dict[str, str], log: Path, python: str | None = None) -> None:
         read_fd, write_fd = os.pipe()
         self.log = log
+        # The TensorFlow venv's python (blocks tagged `tensorflow`) runs without the warning
+        # filters: tensorflow_hub itself warns about pkg_resources.
+        strict = ["-W", "error::DeprecationWarning", "-W", "error::FutureWarning"] if python is None else []
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(
                 [
-                    sys.executable,
-                    "-W",
-                    "error::DeprecationWarning",
-                    "-W",
-                    "error::FutureWarning",
+                    python or sys.executable,
+                    *strict,
                     str(KERNEL),
                     str(write_fd),
                 ],
@@ -163,6 +163,25 @@ def _missing_words(expected: str, output: str) -> list[str]:
     return [word for word in dict.fromkeys(words) if word not in output]
 
 
+# A python block tagged `tensorflow` runs in the separate TensorFlow venv (MODHUB_TF_PYTHON).
+TF_TAG = "tensorflow"
+
+
+def _tf_python() -> str:
+    configured = os.environ.get("MODHUB_TF_PYTHON")
+    if not configured:
+        if os.environ.get("CI"):
+            pytest.fail("MODHUB_TF_PYTHON is not set; make test builds .venv-tf and sets it")
+        pytest.skip("blocks tagged tensorflow need the TF venv: MODHUB_TF_PYTHON=$PWD/.venv-tf/bin/python")
+    return configured
+
+
+def _tf_env(env: dict[str, str], work: Path) -> dict[str, str]:
+    clean = {k: v for k, v in env.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    clean.update(TFHUB_CACHE_DIR=str(work.parent / "tfhub-cache"), TF_CPP_MIN_LOG_LEVEL="2")
+    return clean
+
+
 def _runnable_files() -> list[Path]:
     return [p for p in doc_files() if any(b.runnable and not b.skipped for b in blocks(p))]
 
@@ -173,6 +192,7 @@ def test_code_blocks_run(doc: Path, docs_hub: DocsHub, tmp_path: Path) -> None:
     work = _workdir(tmp_path, docs_hub)
     env = _env(work, docs_hub)
     repl: _Repl | None = None
+    tf_repl: _Repl | None = None
     timings: list[str] = []
     last: tuple[Block, str] | None = None
     try:
@@ -188,7 +208,14 @@ def test_code_blocks_run(doc: Path, docs_hub: DocsHub, tmp_path: Path) -> None:
                 continue
             code = DOC_URL.sub(docs_hub.url, block.code if block.lang in PYTHON else block.shell_script())
             start = time.monotonic()
-            if block.lang in PYTHON:
+            if block.lang in PYTHON and TF_TAG in block.tags:
+                tf_repl = tf_repl or _Repl(work, _tf_env(env, work), tmp_path / "tf.log", _tf_python())
+                offset = tf_repl.log.stat().st_size
+                error = tf_repl.run(block, code)
+                output = tf_repl.output_since(offset)
+                if error:
+                    error += f"\n--- TensorFlow Python output so far\n{_tail(tf_repl.log)}"
+            elif block.lang in PYTHON:
                 repl = repl or _Repl(work, env, tmp_path / "python.log")
                 offset = repl.log.stat().st_size
                 error = repl.run(block, code)
@@ -202,8 +229,9 @@ def test_code_blocks_run(doc: Path, docs_hub: DocsHub, tmp_path: Path) -> None:
             if error:
                 pytest.fail(f"the {block.lang} block at {block.where} failed:\n{block.code}\n{error}")
     finally:
-        if repl is not None:
-            repl.close()
+        for each in (repl, tf_repl):
+            if each is not None:
+                each.close()
         print("\n".join(timings))
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from modhub.server.app import create_hub
 from modhub.server.config import ServerSettings
-from modhub.server.db import current_revision
+from modhub.server.db import MIGRATIONS_DIR, current_revision
 from modhub.server.models import Base
 
 

@@ -28,6 +28,7 @@ def zoo_dir() -> Path:
     from modhub.zoo import build_zoo
 
     root = zoo_cache_dir()
+    # With MODHUB_TF_PYTHON (make test sets it) the modules carry SavedModel/TFLite too.
     build_zoo(root, progress=False)
     return root
 

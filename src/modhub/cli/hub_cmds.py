@@ -254,7 +254,9 @@ def logout() -> None:
 
 @app.command()
 def publish(
-    module_dir: Annotated[Path, typer.Argument(help="the module directory (with modhub.json)")],
+    module_dir: Annotated[
+        Path, typer.Argument(help="a module directory (with modhub.json) or a SavedModel directory")
+    ],
     repo: Annotated[str, typer.Argument(help="where to publish: publisher/name")],
     version: Annotated[int | None, typer.Option(help="version number (default: the next one)", min=1)] = None,
     private: Annotated[
@@ -266,12 +268,39 @@ def publish(
         ),
     ] = None,
     endpoint: EndpointOpt = None,
+    task: Annotated[
+        str | None, typer.Option(help="for a SavedModel directory: its task, e.g. image-feature-vector")
+    ] = None,
+    license: Annotated[
+        str | None, typer.Option("--license", help="for a SavedModel directory: SPDX licence (Apache-2.0)")
+    ] = None,
 ) -> None:
-    """Check a module locally, upload it, and print its handle (publisher/name/version)."""
+    """Check a module locally, upload it, and print its handle (publisher/name/version).
+
+    A plain SavedModel directory (saved_model.pb, variables/) is wrapped into a module first;
+    its signature is read from saved_model.pb, --task and --license say the rest.
+    """
+    import tempfile
+
     from modhub.publishing import publish as publish_module
+    from modhub.saved_model_module import is_saved_model_dir, wrap_saved_model
 
     settings = _client_settings(endpoint)
-    with fail_on_hub_error():
+    with fail_on_hub_error(), tempfile.TemporaryDirectory(prefix="modhub-wrap-") as tmp:
+        if is_saved_model_dir(module_dir) and not (module_dir / "modhub.json").exists():
+            if task is None or license is None:
+                typer.secho(
+                    f"error: {module_dir} is a SavedModel; say what it is with --task TASK --license SPDX "
+                    "(e.g. --task image-feature-vector --license Apache-2.0)",
+                    err=True,
+                )
+                raise typer.Exit(2)
+            module_dir = wrap_saved_model(
+                module_dir, Path(tmp) / "module", task=task, license=license, title=repo.split("/")[-1]
+            )
+        elif task is not None or license is not None:
+            typer.secho("error: --task and --license are for SavedModel directories only", err=True)
+            raise typer.Exit(2)
         handle = publish_module(module_dir, repo, version=version, private=private, settings=settings)
     typer.echo(f"published {settings.endpoint.rstrip('/')}/{handle}", err=True)
     typer.echo(handle)

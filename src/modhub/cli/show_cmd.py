@@ -10,6 +10,7 @@ import typer
 
 from modhub.cli import app
 from modhub.cli._common import fail_on_hub_error, notes
+from modhub.errors import HubError
 from modhub.format.manifest import Manifest, TensorSpec
 
 
@@ -36,7 +37,12 @@ def render_text(manifest: Manifest, module_dir: Path) -> str:
         f"module: {module_dir}",
         f"title: {md.title}" if md.title else None,
         f"task: {manifest.task}",
-        f"framework: {manifest.framework} (exported with torch {manifest.torch_version})",
+        (
+            f"framework: {manifest.framework} (exported with torch {manifest.torch_version})"
+            if manifest.torch_version
+            else f"framework: {manifest.framework}"
+        ),
+        f"formats: {', '.join(manifest.formats)}" if manifest.formats else None,
         f"license: {manifest.license}",
         f"fine-tunable: {'yes' if manifest.fine_tunable else 'no'}",
     ]
@@ -74,11 +80,28 @@ def render_text(manifest: Manifest, module_dir: Path) -> str:
             lines.append(f"{key}: {value}")
     if md.tags:
         lines.append(f"tags: {', '.join(md.tags)}")
+    saved_model = _saved_model_text(manifest, module_dir)
+    if saved_model:
+        lines += ["SavedModel (saved_model/), as saved_model_cli show --all prints it:", saved_model.rstrip()]
     lines.append("files:")
     width = max((len(f.path) for f in manifest.files), default=0)
     for entry in manifest.files:
         lines.append(f"  {entry.path:<{width}}  {entry.size:>12,d} B  sha256:{entry.sha256}")
     return "\n".join(line for line in lines if line is not None)
+
+
+def _saved_model_text(manifest: Manifest, module_dir: Path) -> str | None:
+    """The SignatureDefs of ``saved_model/`` (read with protobuf; TensorFlow is not needed)."""
+    from modhub.format.manifest import SAVED_MODEL_DIR, SAVED_MODEL_PB
+
+    if SAVED_MODEL_PB not in {entry.path for entry in manifest.files}:
+        return None
+    try:
+        from modhub.format.savedmodel import read_saved_model, render_signature_defs
+
+        return render_signature_defs(read_saved_model(module_dir / SAVED_MODEL_DIR))
+    except HubError as exc:
+        return f"(cannot read the SavedModel: {exc})"
 
 
 @app.command()

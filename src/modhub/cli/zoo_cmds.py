@@ -32,10 +32,18 @@ def build(
     ] = True,
 ) -> None:
     """Build the starter modules into OUT_DIR (modules already built from the same packages are reused)."""
+    from modhub.settings import Settings
     from modhub.zoo import build_zoo
 
     with fail_on_hub_error():
-        paths = build_zoo(out_dir, only=only, force=force, progress=progress)
+        settings = Settings.from_env()
+        if settings.tf_python is None:
+            typer.echo(
+                "note: MODHUB_TF_PYTHON is not set, so no SavedModel/TFLite formats are built "
+                "(make serve sets it to .venv-tf/bin/python)",
+                err=True,
+            )
+        paths = build_zoo(out_dir, only=only, force=force, progress=progress, settings=settings)
     for path in paths:
         typer.echo(str(path))
 

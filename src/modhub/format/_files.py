@@ -1,4 +1,4 @@
-"""Opening a module's files safely: no symlinks, no FIFOs or devices, exact sizes.
+"""Opening a module's files safely: no symlinks (but a Hugging Face snapshot's own), no FIFOs or devices.
 
 One place for the low-level rules every reader of a module's files follows
 (the manifest reader and :func:`modhub.format.verify.read_module_file`).
@@ -7,6 +7,7 @@ One place for the low-level rules every reader of a module's files follows
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -54,11 +55,39 @@ def open_regular(root: Path, rel: str) -> int:
             fd = nxt
         # Look before opening: opening some device nodes has side effects.
         st = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+        if stat.S_ISLNK(st.st_mode):
+            blob = _hf_blob(root, len(parts) - 1, os.readlink(parts[-1], dir_fd=fd))
+            if blob is not None:
+                return open_regular(*blob)
         if not stat.S_ISREG(st.st_mode):
             raise NotRegular(st.st_mode)
         return os.open(parts[-1], flags, dir_fd=fd)
     finally:
         os.close(fd)
+
+
+# A Hugging Face cache snapshot: <cache>/models--<ns>--<name>/snapshots/<commit>/<path>.
+_HF_BLOB_NAME = re.compile(r"^[0-9a-f]{40,64}$")
+
+
+def _hf_blob(root: Path, depth: int, target: str) -> tuple[Path, str] | None:
+    """The one symlink a module file may be: a Hugging Face cache snapshot's link to its own blob.
+
+    huggingface_hub's ``snapshot_download`` lays out each file of the snapshot as
+    a relative link to ``../../blobs/<etag>`` (deeper for files in folders).
+    Such a link is followed only when the module directory is a snapshot of
+    that layout and the link names exactly a blob of the same repository; the
+    blob is then opened with the same rules (no further links, regular file).
+    Any other symlink stays refused.
+    """
+    snapshots = root.parent
+    if snapshots.name != "snapshots" or not snapshots.parent.name.startswith("models--"):
+        return None
+    prefix = "../" * (depth + 2) + "blobs/"
+    name = target.removeprefix(prefix)
+    if not target.startswith(prefix) or not _HF_BLOB_NAME.match(name):
+        return None
+    return snapshots.parent / "blobs", name
 
 
 def read_exactly(fd: int, size: int) -> bytes | None:

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
@@ -36,6 +37,18 @@ SIGNATURE_NAME = "modhub.sig"
 MAX_MANIFEST_BYTES = 16 << 20
 # Files the manifest may not list: they describe or sign the listed files.
 RESERVED_NAMES = frozenset({MANIFEST_NAME, SIGNATURE_NAME})
+# TensorFlow formats a module may carry beside graph.pt2 (same weights, checked at conversion).
+SAVED_MODEL_DIR = "saved_model"
+SAVED_MODEL_PB = "saved_model/saved_model.pb"
+TFLITE_NAME = "model.tflite"
+# Each format a module can carry, and the file that proves it is there.
+FORMAT_FILES: dict[str, str] = {
+    "pt2": GRAPH_NAME,
+    "onnx": ONNX_NAME,
+    "savedmodel": SAVED_MODEL_PB,
+    "tflite": TFLITE_NAME,
+}
+Format = Literal["pt2", "onnx", "savedmodel", "tflite"]
 
 DType = Literal["float32", "float16", "bfloat16", "int64", "int32", "bool", "string"]
 # A dimension is a fixed size or a symbolic name such as "batch" or "sequence".
@@ -161,8 +174,9 @@ class Manifest(_Frozen):
     format_version: Literal[1] = FORMAT_VERSION
     # Task name from the contract registry, e.g. "image-feature-vector".
     task: str
-    framework: Literal["pytorch"] = "pytorch"
-    # torch.__version__ at export time.
+    # "pytorch": graph.pt2 is the reference; "tensorflow": a published SavedModel without one.
+    framework: Literal["pytorch", "tensorflow"] = "pytorch"
+    # torch.__version__ at export time ("" for a tensorflow module).
     torch_version: str
     # Public call signatures; "default" is what ``hub.load(h)(x)`` calls.
     signatures: dict[str, Signature]
@@ -180,6 +194,16 @@ class Manifest(_Frozen):
     metadata: Metadata = Metadata()
     # Every file except modhub.json, sorted by path.
     files: tuple[FileEntry, ...]
+    # Formats the module carries (see FORMAT_FILES); () in manifests written before formats were listed.
+    formats: tuple[Format, ...] = ()
+
+    @model_validator(mode="after")
+    def _formats_present(self) -> Manifest:
+        paths = {entry.path for entry in self.files}
+        for fmt in self.formats:
+            if FORMAT_FILES[fmt] not in paths:
+                raise ValueError(f"formats lists {fmt!r} but files has no {FORMAT_FILES[fmt]}")
+        return self
 
     @model_validator(mode="after")
     def _paths_are_own_files(self) -> Manifest:
@@ -215,6 +239,12 @@ class Manifest(_Frozen):
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+
+
+def detect_formats(paths: Iterable[str]) -> tuple[Format, ...]:
+    """The formats whose file is among ``paths``, in FORMAT_FILES order."""
+    present = set(paths)
+    return tuple(fmt for fmt, path in FORMAT_FILES.items() if path in present)  # type: ignore[misc]
 
 
 def check_relative_path(value: str) -> None:

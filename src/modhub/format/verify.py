@@ -28,6 +28,8 @@ from modhub.format._files import NotRegular, kind_of, open_regular, read_exactly
 from modhub.format.manifest import (
     GRAPH_NAME,
     MANIFEST_NAME,
+    SAVED_MODEL_DIR,
+    SAVED_MODEL_PB,
     SIGNATURE_NAME,
     FileEntry,
     Manifest,
@@ -176,6 +178,14 @@ class VerifiedModule:
     graph: GraphProgram | None = field(default=None, repr=False)
 
 
+def tensorflow_only_message(root: Path | str) -> str:
+    """What to say when a TensorFlow-only module (a published SavedModel) is loaded with modhub."""
+    return (
+        f"{root} holds only a TensorFlow SavedModel (no {GRAPH_NAME}); load it with tensorflow_hub: "
+        "hub.load(URL) (see docs/tensorflow.md)"
+    )
+
+
 def check_unlisted(root: Path, manifest: Manifest) -> None:
     """Raise IntegrityError if the directory holds a file the manifest does not list.
 
@@ -214,30 +224,49 @@ def verify_module(
     return _verify(Path(root), needed, records, keep_all=True)
 
 
-def check_module(root: str | os.PathLike[str], *, records: FileRecords | None = None) -> Manifest:
+def check_module(
+    root: str | os.PathLike[str], *, records: FileRecords | None = None, saved_model: bool = False
+) -> Manifest:
     """Every check of :func:`verify_module` on every listed file, keeping no file in memory.
 
     For publishing and ``modhub cache verify``: files are read and hashed one
     at a time and dropped, except the ones the checks themselves use.
+    ``saved_model=True`` (the hub on publish) also checks every op of
+    ``saved_model/`` (needs the tensorboard package, not TensorFlow); a
+    "tensorflow" module, which has no graph.pt2, is always checked that way.
     """
-    return _verify(Path(root), None, records, keep_all=False).manifest
+    return _verify(Path(root), None, records, keep_all=False, saved_model=saved_model).manifest
 
 
 def _verify(
-    root: Path, needed: Collection[str] | None, records: FileRecords | None, *, keep_all: bool
+    root: Path,
+    needed: Collection[str] | None,
+    records: FileRecords | None,
+    *,
+    keep_all: bool,
+    saved_model: bool = False,
 ) -> VerifiedModule:
     from modhub.format.tasks import check_contract
 
     manifest = read_manifest(root)
     by_path = {entry.path: entry for entry in manifest.files}
-    if GRAPH_NAME not in by_path:
+    tensorflow = manifest.framework == "tensorflow"
+    if tensorflow and SAVED_MODEL_PB not in by_path:
+        raise ManifestError(f"modhub.json lists no {SAVED_MODEL_PB}; a tensorflow module needs it", path=root)
+    if not tensorflow and GRAPH_NAME not in by_path:
         raise ManifestError(f"modhub.json lists no {GRAPH_NAME}; a module needs its graph", path=root)
+    check_saved = SAVED_MODEL_PB in by_path and (saved_model or tensorflow)
     check_unlisted(root, manifest)
     wanted = set(by_path) if needed is None else set(needed)
     unknown = sorted(wanted - by_path.keys())
+    if unknown and tensorflow:
+        raise ManifestError(tensorflow_only_message(root), path=root / MANIFEST_NAME)
     if unknown:
         raise ManifestError(f"modhub.json lists no file {unknown[0]!r}", path=root / MANIFEST_NAME)
     used = {GRAPH_NAME} if GRAPH_NAME in wanted else set()
+    if check_saved:
+        wanted.add(SAVED_MODEL_PB)
+        used.add(SAVED_MODEL_PB)
     if manifest.labels is not None:
         used.add(manifest.labels)
     if manifest.preprocessing.tokenizer is not None:
@@ -249,10 +278,27 @@ def _verify(
         if keep_all or rel in used:
             files[rel] = data
         del data
-    check_contract(manifest, files)
+    if tensorflow:
+        from modhub.format.savedmodel import check_tf_contract
+
+        check_tf_contract(manifest)
+    else:
+        check_contract(manifest, files)
+    if check_saved:
+        _check_saved_model(root, by_path, files[SAVED_MODEL_PB])
     graph = None
     if GRAPH_NAME in files:
         from modhub.graph import check_graph
 
         graph = check_graph(files[GRAPH_NAME], path=root / GRAPH_NAME)
     return VerifiedModule(root=root, manifest=manifest, files=files, graph=graph)
+
+
+def _check_saved_model(root: Path, by_path: Mapping[str, FileEntry], saved_model_pb: bytes) -> None:
+    """Every op of ``saved_model/`` (parsed from the verified bytes), and its file names."""
+    from modhub.format.savedmodel import check_saved_model, check_saved_model_files, parse_saved_model
+
+    prefix = SAVED_MODEL_DIR + "/"
+    check_saved_model_files(rel[len(prefix) :] for rel in by_path if rel.startswith(prefix))
+    path = root / SAVED_MODEL_PB
+    check_saved_model(parse_saved_model(saved_model_pb, path=path), path=path)

@@ -27,6 +27,10 @@ _DEFAULT_ORDER = ("onnx", "torch")
 
 def choose_runtime(manifest: Manifest, requested: str | None) -> tuple[Runtime, Output]:
     """The runtime that loads this module, and what its calls return."""
+    if manifest.framework == "tensorflow":
+        from modhub.format.verify import tensorflow_only_message
+
+        raise ManifestError(tensorflow_only_message("this module"))
     if requested is None or requested == "auto":
         for name in _DEFAULT_ORDER:
             candidate = RUNTIMES[name]

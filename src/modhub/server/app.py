@@ -19,6 +19,8 @@ from modhub.server.config import ServerSettings
 from modhub.server.db import Database, migrate
 from modhub.server.deps import Hub
 from modhub.server.errors import install_handlers
+from modhub.server.protocols.hf import router as hf_router
+from modhub.server.protocols.tfhub import router as tfhub_router
 from modhub.server.ratelimit import FailureLimiter
 from modhub.server.services.gc import serving_lock
 from modhub.server.storage import open_storage
@@ -82,6 +84,10 @@ def create_app(settings: ServerSettings, *, clean_staging: bool = True) -> FastA
     app.state.hub = hub
     install_handlers(app)
     app.include_router(api_router)
+    # Before the site: the tensorflow_hub route claims only URLs with ?tf-hub-format=, and
+    # the Hugging Face routes use paths the site would answer with its 404 page.
+    app.include_router(tfhub_router)
+    app.include_router(hf_router)
     try:
         from modhub.server.web import router as web_router
     except ImportError as exc:

@@ -171,3 +171,17 @@ class Token(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class TfHubArchive(Base):
+    """The tar.gz of a version's ``saved_model/`` that tensorflow_hub downloads, built once.
+
+    Its bytes are a blob like any file (``sha256``), so every later request streams it.
+    """
+
+    __tablename__ = "tfhub_archives"
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True)
+    sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

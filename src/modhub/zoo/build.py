@@ -25,6 +25,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from modhub.format.manifest import MANIFEST_NAME
+from modhub.settings import Settings
 from modhub.zoo.packages import TOOLCHAIN
 from modhub.zoo.registry import Starter, check_requirements, get_starter, starters
 
@@ -70,8 +71,11 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def build_key(starter: Starter, *, code: str | None = None) -> str:
-    """sha256 of what the starter's files depend on; equal keys give byte-identical modules."""
+def build_key(starter: Starter, *, code: str | None = None, tensorflow: str | None = None) -> str:
+    """sha256 of what the starter's files depend on; equal keys give byte-identical modules.
+
+    ``tensorflow`` is the TF version that converts SavedModel/TFLite formats (None: not converted).
+    """
     facts = {
         "starter": starter.name,
         "revision": starter.revision,
@@ -79,6 +83,8 @@ def build_key(starter: Starter, *, code: str | None = None) -> str:
         "packages": {req.dist: req.version() for req in starter.requires},
         "toolchain": {dist: _version(dist) for dist in TOOLCHAIN},
     }
+    if tensorflow is not None and hasattr(starter, "add_tensorflow"):
+        facts["tensorflow"] = tensorflow
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 
@@ -104,6 +110,7 @@ def build_zoo(
     only: Sequence[str] | None = None,
     force: bool = False,
     progress: bool = True,
+    settings: Settings | None = None,
 ) -> list[Path]:
     """Build the starter modules into ``out_dir/<name>/`` and return their directories.
 
@@ -112,24 +119,40 @@ def build_zoo(
     reused unless ``force``. Each module appears atomically (``modhub.export``
     writes a temp directory and renames it), so an interrupted build leaves the
     previous module, or none, never half of one.
+
+    With ``settings.tf_python`` (``MODHUB_TF_PYTHON``: the python of a venv with TensorFlow),
+    starters that can be rebuilt in TensorFlow also get ``saved_model/`` and ``model.tflite``,
+    checked against the torch module (see ``modhub.zoo.tf_formats``). ``settings`` None reads
+    the environment, so every caller builds the same modules for the same setup.
     """
     selected = select(only)
     check_requirements(selected)
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     code = _code_digest()
+    tf_python = (settings if settings is not None else Settings.from_env()).tf_python
+    tensorflow = None
+    if tf_python is not None:
+        from modhub.zoo.tf_formats import tf_version
+
+        tensorflow = tf_version(tf_python)
     built: list[Path] = []
     with _display(progress, len(selected)) as report:
         for starter in selected:
             target = root / starter.name
-            key = build_key(starter, code=code)
+            key = build_key(starter, code=code, tensorflow=tensorflow)
             start = time.perf_counter()
             report.start(starter.name)
             # Another process (a parallel test worker) may be building the same module.
             with FileLock(str(root / f".{starter.name}.lock")):
                 cached = not force and is_current(target, key)
                 if not cached:
+                    (target / STAMP_NAME).unlink(missing_ok=True)
                     starter.build(target)
+                    add_tensorflow = getattr(starter, "add_tensorflow", None)
+                    if tf_python is not None and add_tensorflow is not None:
+                        # Adds files after the export: no stamp until the module is whole again.
+                        add_tensorflow(target, str(tf_python))
                     _write_stamp(target, key)
             report.done(starter.name, cached, time.perf_counter() - start)
             built.append(target)

@@ -71,6 +71,15 @@ class CnnStarter:
 
         return build_cnn(self, out_dir)
 
+    def add_tensorflow(self, module_dir: Path, tf_python: str) -> dict[str, float]:
+        """Add a Reusable SavedModel and a TFLite model converted from the same weights."""
+        from modhub.zoo._vision import build_model
+        from modhub.zoo.tf_formats import add_image_formats
+
+        model = build_model(self.family, classify=self.task == "image-classification")
+        output = "logits" if self.task == "image-classification" else "features"
+        return add_image_formats(module_dir, model, self.family.image_size, output, tf_python)
+
     def card(self) -> str:
         fam = self.family
         size = fam.image_size

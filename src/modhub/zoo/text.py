@@ -99,6 +99,12 @@ class GloveStarter:
 
         return build_glove(self, out_dir)
 
+    def add_tensorflow(self, module_dir: Path, tf_python: str) -> dict[str, float]:
+        """Add a SavedModel that takes a batch of strings (tokenisation inside, core TF ops)."""
+        from modhub.zoo.tf_formats import add_glove_formats
+
+        return add_glove_formats(module_dir, tf_python)
+
     def card(self) -> str:
         return render_body(
             CardInfo(

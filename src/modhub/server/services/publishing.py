@@ -24,7 +24,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from modhub.errors import ContractError, IntegrityError, InvalidHandle, ManifestError, UnsafeModuleError
-from modhub.format.manifest import CARD_NAME, GRAPH_NAME, MANIFEST_NAME, ONNX_NAME, Manifest, parse_manifest
+from modhub.format.manifest import CARD_NAME, MANIFEST_NAME, Manifest, detect_formats, parse_manifest
 from modhub.handles import fold_name, parse_version, validate_name
 from modhub.server.db import Database
 from modhub.server.errors import BadRequest, Conflict, InvalidModule, Unavailable
@@ -116,7 +116,7 @@ def _verify_module(module_dir: Path) -> None:
             code="safety_unavailable",
         ) from None
     try:
-        check_module(module_dir)
+        check_module(module_dir, saved_model=True)
     except ImportError as exc:
         raise Unavailable(
             f"this hub cannot check graphs ({exc}); it refuses publishes until the modhub safety "
@@ -344,7 +344,7 @@ def refresh_module(session: Session, module: Module, *, touched: bool = False) -
 def _apply_summary(module: Module, manifest: dict[str, Any]) -> None:
     meta = manifest.get("metadata") or {}
     paths = {entry["path"] for entry in manifest.get("files", [])}
-    formats = [fmt for fmt, path in (("pt2", GRAPH_NAME), ("onnx", ONNX_NAME)) if path in paths]
+    formats = detect_formats(paths)
     tags = [str(tag) for tag in meta.get("tags", [])]
     module.task = manifest.get("task", "")
     module.framework = manifest.get("framework", "")

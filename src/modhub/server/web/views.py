@@ -147,10 +147,41 @@ def usage_snippets(manifest: dict[str, Any], handle_url: str) -> list[Snippet]:
         f"    {head},  # your own head\n"
         ")\n"
     )
-    return [
+    snippets = [
         Snippet(id="snippet-load", title="Load and call", code=load),
         Snippet(id="snippet-layer", title="Use as a layer", code=layer),
     ]
+    if manifest.get("framework") == "tensorflow":
+        snippets = []
+    if "savedmodel" in _list(manifest.get("formats")):
+        snippets.append(tensorflow_snippet(manifest, handle_url))
+    return snippets
+
+
+_FORMAT_NAMES = {
+    "pt2": "PyTorch (graph.pt2)",
+    "onnx": "ONNX",
+    "savedmodel": "TensorFlow SavedModel",
+    "tflite": "TFLite",
+}
+
+
+def tensorflow_snippet(manifest: dict[str, Any], handle_url: str) -> Snippet:
+    """tensorflow_hub code: the module's own URL is a TF Hub handle (?tf-hub-format=compressed)."""
+    text = str(manifest.get("task", "")).startswith("text")
+    layer = (
+        f'hub.KerasLayer("{handle_url}", input_shape=[], dtype=tf.string)'
+        if text
+        else f'hub.KerasLayer("{handle_url}", trainable=False)'
+    )
+    code = (
+        "import tensorflow as tf\nimport tensorflow_hub as hub\nimport tf_keras\n\n"
+        "model = tf_keras.Sequential([\n"
+        f"    {layer},\n"
+        '    tf_keras.layers.Dense(10, activation="softmax"),  # your own head\n'
+        "])\n"
+    )
+    return Snippet(id="snippet-tensorflow", title="TensorFlow (tensorflow_hub)", code=code)
 
 
 def file_rows(version: VersionDetail) -> list[FileRow]:
@@ -183,6 +214,7 @@ def _facts(version: VersionDetail) -> list[tuple[str, str]]:
         ("Licence", str(m.get("license", ""))),
         ("Framework", f"{m.get('framework', '')} {m.get('torch_version', '')}".strip()),
         ("Fine-tunable", "yes" if m.get("fine_tunable", True) else "no"),
+        ("Formats", ", ".join(_FORMAT_NAMES.get(str(f), str(f)) for f in _list(m.get("formats")))),
         ("Architecture", str(meta.get("architecture", ""))),
         ("Trained on", str(meta.get("dataset", ""))),
         ("Base module", str(meta.get("base_module") or "")),

@@ -1,0 +1,40 @@
+"""SavedModel and TFLite of the starter modules, converted from the same weights at zoo build."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from modhub.format.manifest import read_manifest
+from modhub.zoo import starter_names
+from modhub.zoo.tf_formats import SAVED_MODEL_ATOL, TFLITE_ATOL
+
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("MODHUB_TF_PYTHON"), reason="SavedModel/TFLite are built only with MODHUB_TF_PYTHON"
+)
+
+IMAGE = [n for n in starter_names(include_optional=False) if n.startswith(("efficientnet", "mobilenet"))]
+
+
+@pytest.mark.parametrize("name", IMAGE)
+def test_image_modules_carry_savedmodel_and_tflite_within_tolerance(zoo_dir: Path, name: str) -> None:
+    manifest = read_manifest(zoo_dir / name)
+    assert manifest.formats == ("pt2", "onnx", "savedmodel", "tflite")
+    paths = {e.path for e in manifest.files}
+    assert {"saved_model/saved_model.pb", "saved_model/variables/variables.index", "model.tflite"} <= paths
+    diffs = manifest.metadata.extra["conversion_max_abs_diff"]
+    assert 0 <= diffs["saved_model"] <= SAVED_MODEL_ATOL
+    assert 0 <= diffs["tflite"] <= TFLITE_ATOL
+
+
+def test_glove_carries_a_string_savedmodel(zoo_dir: Path) -> None:
+    manifest = read_manifest(zoo_dir / "glove-6b-50")
+    assert manifest.formats == ("pt2", "onnx", "savedmodel")
+    assert manifest.metadata.extra["conversion_max_abs_diff"]["saved_model"] <= SAVED_MODEL_ATOL
+
+
+def test_minilm_has_no_savedmodel(zoo_dir: Path) -> None:
+    # Its tokenizer (BERT normalisation with NFD accent stripping, WordPiece) is not in core TF ops.
+    assert "savedmodel" not in read_manifest(zoo_dir / "minilm-l6").formats
