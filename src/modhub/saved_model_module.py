@@ -82,7 +82,7 @@ def wrap_saved_model(
 ) -> Path:
     """Write a module directory at ``out_dir`` holding the SavedModel; return it (checked)."""
     from modhub.format.tasks import get_contract
-    from modhub.format.verify import verify_module
+    from modhub.format.verify import check_module
 
     source = Path(saved_model_dir)
     # The op check comes first: a hostile SavedModel is refused for what it does.
@@ -133,7 +133,7 @@ def wrap_saved_model(
             {**manifest.model_dump(), "files": files, "formats": detect_formats(f.path for f in files)}
         )
         write_manifest(staging, manifest)
-        verify_module(staging, saved_model=True)
+        check_module(staging, saved_model=True)
         if target.exists():
             raise ManifestError(f"{target} exists already; choose an empty place for the module", path=target)
         os.replace(staging, target)
