@@ -1,0 +1,119 @@
+"""``modhub predict``: locally (streaming, Parquet) and on the real Ray cluster (Ray Data), same output."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import modhub as hub
+from modhub.cluster import LocalCluster, submit_predict
+from modhub.errors import InputError
+from modhub.predict import predict
+from tests.cluster.conftest import Hub
+from tests.server.conftest import serve_env
+
+TEXTS = ["the cat sat on the mat", "a dog ran fast", "", "red car", "blue house", "the mat", "a cat"]
+
+
+def _texts(path: Path) -> Path:
+    path.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
+    return path
+
+
+def test_local_text_file(text_module: Path, tmp_path: Path) -> None:
+    result = predict(text_module, _texts(tmp_path / "texts.txt"), tmp_path / "out.parquet", batch_size=2)
+    table = pq.read_table(result.out)
+    assert result.rows == table.num_rows == 6  # the empty line is no input
+    assert table.column("key").to_pylist() == ["1", "2", "4", "5", "6", "7"]
+    expected = hub.load(text_module)([t for t in TEXTS if t]).numpy()
+    got = np.array(table.column("output").to_pylist(), dtype=np.float32)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert "top_labels" not in table.column_names  # embeddings have no labels
+    assert not list(tmp_path.glob(".*tmp"))  # nothing half-written left
+
+
+def test_local_image_folder_classifier(image_module: Path, photos: Path, tmp_path: Path) -> None:
+    result = predict(image_module, photos, tmp_path / "out.parquet", batch_size=4, top_k=3)
+    table = pq.read_table(result.out)
+    keys = table.column("key").to_pylist()
+    assert keys == sorted(keys) and keys[0].startswith("blue/") and len(keys) == 18
+    labels = hub.load(image_module).labels
+    top = table.column("top_labels").to_pylist()
+    scores = np.array(table.column("top_scores").to_pylist())
+    assert all(len(row) == 3 and set(row) <= set(labels) for row in top)
+    assert np.all(np.diff(scores, axis=1) <= 0) and np.all(scores.sum(1) <= 1 + 1e-6)
+    logits = np.array(table.column("output").to_pylist())
+    assert [labels[i] for i in logits.argmax(1)] == [row[0] for row in top]
+
+
+def test_local_csv_and_parquet_columns(text_module: Path, tmp_path: Path) -> None:
+    with open(tmp_path / "in.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "sentence"])
+        writer.writerows([[f"r{i}", text] for i, text in enumerate(TEXTS) if text])
+    pq.write_table(pa.table({"sentence": [t for t in TEXTS if t]}), tmp_path / "in.parquet")
+    a = predict(text_module, tmp_path / "in.csv", tmp_path / "a.parquet", column="sentence", key_column="id")
+    b = predict(text_module, tmp_path / "in.parquet", tmp_path / "b.parquet", column="sentence")
+    ta, tb = pq.read_table(a.out), pq.read_table(b.out)
+    assert ta.column("key").to_pylist() == [f"r{i}" for i, t in enumerate(TEXTS) if t]
+    assert tb.column("key").to_pylist() == [str(i) for i in range(6)]
+    assert ta.column("output").equals(tb.column("output"))
+    with pytest.raises(InputError, match=r"no column.*'text'.*--column"):
+        predict(text_module, tmp_path / "in.csv", tmp_path / "c.parquet")
+    with pytest.raises(InputError, match="exists; choose another --out or pass --overwrite"):
+        predict(text_module, tmp_path / "in.parquet", tmp_path / "b.parquet", column="sentence")
+
+
+def test_wrong_input_kind(text_module: Path, image_module: Path, photos: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="is a folder, but this is a text module"):
+        predict(text_module, photos, tmp_path / "x.parquet")
+    with pytest.raises(InputError, match="is a text file, but this is an image module"):
+        predict(image_module, _texts(tmp_path / "t.txt"), tmp_path / "x.parquet")
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_cli_local(text_module: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli.parquet"
+    result = subprocess.run(
+        [sys.executable, "-m", "modhub", "predict", str(text_module), str(_texts(tmp_path / "t.txt")),
+         "--out", str(out), "--batch-size", "3"],
+        capture_output=True, text=True, env=serve_env(), timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "wrote 6 rows" in result.stdout
+    assert pq.read_table(out).num_rows == 6
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_cluster_equals_local(
+    ray_cluster: LocalCluster, image_module: Path, photos: Path, tmp_path: Path, workers: int
+) -> None:
+    local = predict(image_module, photos, tmp_path / "local.parquet", batch_size=5)
+    job = submit_predict(
+        image_module, photos, tmp_path / "cluster.parquet", cluster=ray_cluster.address,
+        batch_size=5, workers=workers,
+    )  # fmt: skip
+    logs = job.wait(timeout=180)
+    assert "wrote 18 rows" in logs
+    assert pq.read_table(tmp_path / "cluster.parquet").equals(pq.read_table(local.out))
+
+
+def test_cluster_text_from_hub(
+    ray_cluster: LocalCluster, hub: Hub, hub_text_handle: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The handle is resolved on the cluster against the hub; the text file is uploaded with the job."""
+    monkeypatch.setenv("MODHUB_ENDPOINT", hub.endpoint)
+    texts = _texts(tmp_path / "texts.txt")
+    job = submit_predict(
+        hub_text_handle, texts, tmp_path / "c.parquet", cluster=ray_cluster.address, batch_size=2, workers=2
+    )
+    job.wait(timeout=180)
+    local = predict(hub_text_handle, texts, tmp_path / "l.parquet", batch_size=2)
+    assert pq.read_table(tmp_path / "c.parquet").equals(pq.read_table(local.out))
