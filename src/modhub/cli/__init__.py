@@ -13,5 +13,5 @@ app = typer.Typer(
 )
 
 # Importing registers the commands on `app`.
-from modhub.cli import client_cmds, hub_cmds, retrain_cmds, show_cmd, zoo_cmds  # noqa: E402, F401
+from modhub.cli import client_cmds, hub_cmds, retrain_cmds, show_cmd, zoo_cmds  # noqa: E402, F401, I001
 from modhub.cli import predict_cmd  # noqa: E402, F401
