@@ -75,7 +75,7 @@ def _read(path: Path) -> bytes:
 def test_retrain_text_cli_out_and_workers(
     ray_cluster: LocalCluster, text_module: Path, topics_csv: Path, tmp_path: Path
 ) -> None:
-    """``modhub retrain text ... --cluster --fine-tune --workers 2 --out``: Ray Train, module back in --out."""
+    """`retrain text ... --cluster --fine-tune --workers 2 --out`: Ray Train; the module lands in --out."""
     out = tmp_path / "topics-module"
     cmd = [
         sys.executable, "-m", "modhub", "retrain", "text", str(topics_csv), "-m", str(text_module),
@@ -98,7 +98,7 @@ def test_retrain_text_cli_out_and_workers(
 
 def test_unreachable_cluster(tmp_path: Path, photos: Path) -> None:
     address = f"http://127.0.0.1:{free_port()}"
-    with pytest.raises(ClusterError, match="cannot reach the Ray cluster at .*Is it running"):
+    with pytest.raises(ClusterError, match=r"cannot reach the Ray cluster at .*Is it running"):
         submit_retrain("images", photos, "acme/x/1", cluster=address, out=tmp_path / "o")
 
 
@@ -140,6 +140,6 @@ def test_module_and_data_missing_on_the_cluster(
 
 def test_failed_job_shows_its_last_lines(ray_cluster: LocalCluster) -> None:
     job = submit(ray_cluster.address, "predict", {}, python=os.path.join(os.sep, "no", "such", "python"))
-    with pytest.raises(JobFailed, match="failed.*the last lines of its log") as caught:
+    with pytest.raises(JobFailed, match=r"failed.*the last lines of its log") as caught:
         job.wait(timeout=60)
     assert any("/no/such/python" in line for line in caught.value.last_lines)

@@ -111,14 +111,13 @@ def retrain_distributed(
         with outcome.checkpoint.as_directory() as ckpt:
             weights = Path(ckpt) / WEIGHTS_FILE
             tuned = json.loads((Path(ckpt) / HISTORY_FILE).read_text())
-            report = _export(kind, data, module, head_dir, weights, out, head.report, tuned, config, settings,
-                             text_column, label_column, license, overwrite)  # fmt: skip
-        report["timings"].update({"head_stage_s": head_s, "distributed_fine_tune_s": tune_s})
-        report["distributed"] = {
-            "workers": workers,
-            "backend": "gloo",
-            "trainer": "ray.train.torch.TorchTrainer",
-        }
+            timings = {"head_stage_s": head_s, "distributed_fine_tune_s": tune_s}
+            extra = {
+                "distributed": {"workers": workers, "backend": "gloo", "trainer": "TorchTrainer"},
+                "timings": {**head.report["timings"], **timings},
+            }
+            report = _export(kind, data, module, head_dir, weights, out, {**head.report, **extra}, tuned,
+                             config, settings, text_column, label_column, license, overwrite)  # fmt: skip
     return RetrainResult(out, report)
 
 
