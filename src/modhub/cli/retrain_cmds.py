@@ -165,7 +165,7 @@ def images(
             seed=seed,
         )
         if cluster is not None or workers is not None:
-            remote = dict(cluster=cluster, publish=publish, workers=workers, upload=upload)
+            remote: dict[str, Any] = dict(cluster=cluster, publish=publish, workers=workers, upload=upload)
             remote["python"] = cluster_python
             retrain_on_cluster("images", data_dir, module, out, config, license, overwrite, quiet, **remote)
             return
@@ -221,7 +221,7 @@ def text(
             seed=seed,
         )
         if cluster is not None or workers is not None:
-            remote = dict(cluster=cluster, publish=publish, workers=workers, upload=upload)
+            remote: dict[str, Any] = dict(cluster=cluster, publish=publish, workers=workers, upload=upload)
             remote["python"] = cluster_python
             remote |= dict(text_column=text_column, label_column=label_column)
             retrain_on_cluster("text", data_csv, module, out, config, license, overwrite, quiet, **remote)
