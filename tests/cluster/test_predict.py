@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import csv
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from ray.job_submission import JobSubmissionClient
 
 import modhub as hub
 from modhub.cluster import LocalCluster, submit_predict
@@ -91,14 +95,13 @@ def test_cli_local(text_module: Path, tmp_path: Path) -> None:
     assert pq.read_table(out).num_rows == 6
 
 
-@pytest.mark.parametrize("workers", [1, 2])
 def test_cluster_equals_local(
-    ray_cluster: LocalCluster, image_module: Path, photos: Path, tmp_path: Path, workers: int
+    ray_cluster: LocalCluster, image_module: Path, photos: Path, tmp_path: Path
 ) -> None:
     local = predict(image_module, photos, tmp_path / "local.parquet", batch_size=5)
     job = submit_predict(
         image_module, photos, tmp_path / "cluster.parquet", cluster=ray_cluster.address,
-        batch_size=5, workers=workers,
+        batch_size=5, workers=2,
     )  # fmt: skip
     logs = job.wait(timeout=180)
     assert "wrote 18 rows" in logs
@@ -117,3 +120,29 @@ def test_cluster_text_from_hub(
     job.wait(timeout=180)
     local = predict(hub_text_handle, texts, tmp_path / "l.parquet", batch_size=2)
     assert pq.read_table(tmp_path / "c.parquet").equals(pq.read_table(local.out))
+
+
+def test_ctrl_c_stops_the_job(ray_cluster: LocalCluster, text_module: Path, tmp_path: Path) -> None:
+    """Ctrl-C in `modhub predict --cluster` stops the job on the cluster; nothing is written."""
+    texts = tmp_path / "many.txt"
+    texts.write_text("the cat sat on the mat\n" * 20000, encoding="utf-8")
+    out = tmp_path / "never.parquet"
+    cmd = [sys.executable, "-m", "modhub", "predict", str(text_module), str(texts), "--out", str(out),
+           "--batch-size", "1", "--workers", "1", "--cluster", ray_cluster.address]  # fmt: skip
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=serve_env())
+    assert proc.stderr is not None
+    seen = []
+    while not (match := re.search(r"job (\S+) submitted", seen[-1] if seen else "")):
+        seen.append(proc.stderr.readline())
+        assert seen[-1], seen  # the command ended without submitting
+    client = JobSubmissionClient(ray_cluster.address)
+    deadline = time.monotonic() + 60
+    while client.get_job_status(match.group(1)).value != "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert client.get_job_status(match.group(1)).value == "STOPPED"
+    assert not out.exists()
