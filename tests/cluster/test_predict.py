@@ -45,6 +45,7 @@ def test_local_text_file(text_module: Path, tmp_path: Path) -> None:
 
 def test_local_image_folder_classifier(image_module: Path, photos: Path, tmp_path: Path) -> None:
     result = predict(image_module, photos, tmp_path / "out.parquet", batch_size=4, top_k=3)
+    assert result.skipped == 0
     table = pq.read_table(result.out)
     keys = table.column("key").to_pylist()
     assert keys == sorted(keys) and keys[0].startswith("blue/") and len(keys) == 18
@@ -55,6 +56,20 @@ def test_local_image_folder_classifier(image_module: Path, photos: Path, tmp_pat
     assert np.all(np.diff(scores, axis=1) <= 0) and np.all(scores.sum(1) <= 1 + 1e-6)
     logits = np.array(table.column("output").to_pylist())
     assert [labels[i] for i in logits.argmax(1)] == [row[0] for row in top]
+
+
+def test_unreadable_images_are_skipped_and_named(image_module: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "mixed"
+    (folder / "sub").mkdir(parents=True)
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(folder / "sub" / "good.png")
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    (folder / "notes.txt").write_text("not an image either, and not an image suffix")
+    result = predict(image_module, folder, tmp_path / "out.parquet")
+    assert result.rows == 1 and result.skipped == 1
+    assert "broken.jpg: not a readable image" in result.skipped_examples[0]
+    assert pq.read_table(result.out).column("key").to_pylist() == ["sub/good.png"]
 
 
 def test_local_csv_and_parquet_columns(text_module: Path, tmp_path: Path) -> None:
@@ -96,30 +111,25 @@ def test_cli_local(text_module: Path, tmp_path: Path) -> None:
 
 
 def test_cluster_equals_local(
-    ray_cluster: LocalCluster, image_module: Path, photos: Path, tmp_path: Path
+    ray_cluster: LocalCluster,
+    hub: Hub,
+    hub_image_handle: str,
+    photos: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    local = predict(image_module, photos, tmp_path / "local.parquet", batch_size=5)
+    """Ray Data with 2 actors: the handle resolves on the cluster against the hub, the photo folder
+    is uploaded with the job, and the Parquet file equals the local run's."""
+    monkeypatch.setenv("MODHUB_ENDPOINT", hub.endpoint)
+    local = predict(hub_image_handle, photos, tmp_path / "local.parquet", batch_size=5)
     job = submit_predict(
-        image_module, photos, tmp_path / "cluster.parquet", cluster=ray_cluster.address,
+        hub_image_handle, photos, tmp_path / "cluster.parquet", cluster=ray_cluster.address,
         batch_size=5, workers=2,
     )  # fmt: skip
     logs = job.wait(timeout=180)
     assert "wrote 18 rows" in logs
+    assert job.result()["rows"] == 18
     assert pq.read_table(tmp_path / "cluster.parquet").equals(pq.read_table(local.out))
-
-
-def test_cluster_text_from_hub(
-    ray_cluster: LocalCluster, hub: Hub, hub_text_handle: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The handle is resolved on the cluster against the hub; the text file is uploaded with the job."""
-    monkeypatch.setenv("MODHUB_ENDPOINT", hub.endpoint)
-    texts = _texts(tmp_path / "texts.txt")
-    job = submit_predict(
-        hub_text_handle, texts, tmp_path / "c.parquet", cluster=ray_cluster.address, batch_size=2, workers=2
-    )
-    job.wait(timeout=180)
-    local = predict(hub_text_handle, texts, tmp_path / "l.parquet", batch_size=2)
-    assert pq.read_table(tmp_path / "c.parquet").equals(pq.read_table(local.out))
 
 
 def test_ctrl_c_stops_the_job(ray_cluster: LocalCluster, text_module: Path, tmp_path: Path) -> None:

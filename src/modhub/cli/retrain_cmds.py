@@ -124,7 +124,7 @@ def _warnings_to_stderr() -> Iterator[None]:
 def images(
     data_dir: Annotated[Path, typer.Argument(help="folder with one sub-folder of photos per class")],
     module: Module,
-    out: Out,
+    out: Out = None,
     epochs: Epochs = 20,
     fine_tune_epochs: TuneEpochs = None,
     batch_size: BatchSize = 32,
@@ -187,7 +187,7 @@ def images(
 def text(
     data_csv: Annotated[Path, typer.Argument(help="CSV file with a header row")],
     module: Module,
-    out: Out,
+    out: Out = None,
     text_column: Annotated[str, typer.Option("--text-column", help="column holding the texts")] = "text",
     label_column: Annotated[str, typer.Option("--label-column", help="column holding the classes")] = "label",
     epochs: Epochs = 20,
