@@ -97,6 +97,13 @@ def main() -> None:
             f"{report['history']['best_epoch']:10d} {seconds:7.1f}"
         )
     print(f"test set: {args.test_per_class * 10} photos; 2 CPU cores shared with other work")
+    print(
+        "fine-tune epochs, validation loss / accuracy (the same split; train loss of Ray Train is rank 0's):"
+    )
+    for name, report in (("single machine", single.report), ("Ray Train", result["report"])):
+        tuned = [e for e in report["history"]["epochs"] if e["stage"] == "fine-tune"]
+        cells = "  ".join(f"{e['val_loss']:.4f} / {e['val_accuracy']:.3f}" for e in tuned)
+        print(f"  {name:16} {cells}")
 
 
 if __name__ == "__main__":

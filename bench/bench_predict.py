@@ -72,6 +72,20 @@ def main() -> None:
             same = pq.read_table(out).equals(pq.read_table(local.out))
             rows.append((f"Ray Data, {workers} worker(s){'' if same else ' (OUTPUT DIFFERS)'}",
                          float(result["seconds"]), wall, workers))  # fmt: skip
+    # The machine is shared: run the local loop again and keep the faster of the two.
+    started = time.perf_counter()
+    predict(
+        module,
+        photos,
+        args.work / "local.parquet",
+        batch_size=args.batch_size,
+        progress=False,
+        overwrite=True,
+    )
+    again = time.perf_counter() - started
+    print(f"local loop: {local_s:.1f} s before the cluster runs, {again:.1f} s after")
+    local_s = min(local_s, again)
+    rows[0] = ("local loop (modhub predict), best of 2", local_s, local_s, 1)
 
     print(
         f"\n{args.images} Fashion-MNIST photos, {Path(module).name}, batch {args.batch_size}, "

@@ -164,3 +164,13 @@ def test_local_retrain_publishes_and_workers_need_a_cluster(
     assert run.returncode == 1 and "add --cluster http://HOST:8265" in run.stderr
     run = subprocess.run(base, capture_output=True, text=True, env=env, timeout=300, check=False)
     assert run.returncode == 1 and "give --out DIR" in run.stderr
+
+
+def test_addresses_and_not_a_dashboard(hub: Hub) -> None:
+    from modhub.cluster.jobs import check_cluster, normalise_address
+
+    assert normalise_address("head.example:8265/") == "http://head.example:8265"
+    with pytest.raises(ClusterError, match=r"Ray Client address.*dashboard.s HTTP address"):
+        normalise_address("ray://head:10001")
+    with pytest.raises(ClusterError, match="is not a Ray dashboard"):
+        check_cluster(hub.endpoint)  # a modhub hub answers, but it is no Ray cluster
