@@ -148,7 +148,7 @@ def test_failed_job_shows_its_last_lines(ray_cluster: LocalCluster) -> None:
 def test_local_retrain_publishes_and_workers_need_a_cluster(
     hub: Hub, features_dir: Path, photos: Path, tmp_path: Path
 ) -> None:
-    """Without --cluster, --publish publishes the local result; --workers alone says to add --cluster."""
+    """Without --cluster, --publish publishes the local result; --workers alone asks for --cluster."""
     env = {**serve_env(), "MODHUB_ENDPOINT": hub.endpoint, "MODHUB_TOKEN": hub.token,
            "MODHUB_CACHE": str(tmp_path / "cache")}  # fmt: skip
     base = [sys.executable, "-m", "modhub", "retrain", "images", str(photos), "-m", str(features_dir)]
@@ -162,8 +162,6 @@ def test_local_retrain_publishes_and_workers_need_a_cluster(
     run = subprocess.run([*base, "--out", str(tmp_path / "x"), "--fine-tune", "--workers", "2"],
                          capture_output=True, text=True, env=env, timeout=300, check=False)  # fmt: skip
     assert run.returncode == 1 and "add --cluster http://HOST:8265" in run.stderr
-    run = subprocess.run(base, capture_output=True, text=True, env=env, timeout=300, check=False)
-    assert run.returncode == 1 and "give --out DIR" in run.stderr
 
 
 def test_addresses_and_not_a_dashboard(hub: Hub) -> None:
