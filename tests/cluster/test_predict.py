@@ -156,3 +156,15 @@ def test_ctrl_c_stops_the_job(ray_cluster: LocalCluster, text_module: Path, tmp_
     assert "interrupted" in err
     assert client.get_job_status(match.group(1)).value == "STOPPED"
     assert not out.exists()
+
+
+def test_more_workers_than_cpus(ray_cluster: LocalCluster, text_module: Path, tmp_path: Path) -> None:
+    job = submit_predict(
+        text_module,
+        _texts(tmp_path / "t.txt"),
+        tmp_path / "o.parquet",
+        cluster=ray_cluster.address,
+        workers=3,
+    )
+    with pytest.raises(InputError, match=r"--workers 3 needs 3 CPUs .* the cluster has 2"):
+        job.wait(timeout=120)

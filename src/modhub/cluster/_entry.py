@@ -37,6 +37,20 @@ def cluster_path(location: dict[str, Any], what: str) -> Path:
     return resolved
 
 
+def check_cpus(workers: int, what: str) -> None:
+    """Refuse ``workers`` the cluster cannot place (Ray would wait for them forever)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init()
+    cpus = int(ray.cluster_resources().get("CPU", 0))
+    if workers > cpus:
+        raise InputError(
+            f"--workers {workers} needs {workers} CPUs for its {what}, but the cluster has {cpus}: "
+            f"pass --workers {max(cpus, 1)} or fewer, or add nodes"
+        )
+
+
 def _read_token(spec: dict[str, Any]) -> str | None:
     secret = Path.cwd() / TOKEN_FILE
     if not spec.get("publish_token"):

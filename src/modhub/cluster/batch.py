@@ -83,12 +83,13 @@ def run_predict_job(args: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """On the cluster: the job's driver."""
     import ray
 
-    from modhub.cluster._entry import cluster_path
+    from modhub.cluster._entry import check_cpus, cluster_path
 
+    ray.init(log_to_driver=True)
+    check_cpus(int(args["workers"]), "actors (one CPU each)")
     loc = args["module"]
     module = loc["path"] if loc["where"] == "hub" else str(cluster_path(loc, "module"))
     inputs = cluster_path(args["inputs"], "inputs")
-    ray.init(log_to_driver=True)
     started = time.perf_counter()
     result = predict_on_ray(
         module,

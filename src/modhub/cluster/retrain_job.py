@@ -116,7 +116,10 @@ def run_retrain(args: dict[str, Any], settings: Settings) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="modhub-retrain-") as tmp:
         out = Path(args["out"]) if args["out"] else Path(tmp) / "module"
         if args["workers"]:
+            from modhub.cluster._entry import check_cpus
             from modhub.cluster.train import retrain_distributed
+
+            check_cpus(int(args["workers"]), "Ray Train workers (one CPU each)")
 
             result = retrain_distributed(
                 args["kind"],
