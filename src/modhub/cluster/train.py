@@ -150,10 +150,14 @@ def _model(layer: Any) -> Any:
     return Graph()
 
 
-def _inputs(kind: str, layer: Any, seed: int) -> Any:
+def _inputs(kind: str, layer: Any, config: Any) -> Any:
     from modhub.retrain.inputs import ImageInputs, TextInputs
 
-    return ImageInputs(layer, seed) if kind == "images" else TextInputs(layer)
+    if kind != "images":
+        return TextInputs(layer)
+    # The resize policy the head stage used, where the retrain config has one.
+    policy = {"resize": config.resize} if hasattr(config, "resize") else {}
+    return ImageInputs(layer, config.seed, **policy)
 
 
 def _train_loop(loop: dict[str, Any]) -> None:
@@ -179,7 +183,7 @@ def _train_loop(loop: dict[str, Any]) -> None:
         (head_dir / rel).parent.mkdir(parents=True, exist_ok=True)
         (head_dir / rel).write_bytes(blob)
     layer = Layer(head_dir, trainable=True, settings=Settings(**loop["settings"]))
-    inputs = _inputs(loop["kind"], layer, config.seed)
+    inputs = _inputs(loop["kind"], layer, config)
     model = ray.train.torch.prepare_model(_model(layer))
     head_params = [p for n, p in layer.named_parameters() if "backbone." not in n]
     body_params = [p for n, p in layer.named_parameters() if "backbone." in n]
@@ -299,7 +303,7 @@ def _export(
     layer.load_state_dict(load_file(str(weights)))
     labelled, _, val_idx = _split(kind, str(data), config, text_column, label_column)
     examples = labelled.examples
-    inputs = _inputs(kind, layer, config.seed)
+    inputs = _inputs(kind, layer, config)
     outs = []
     with torch.no_grad():
         for start in range(0, len(val_idx), config.batch_size):
@@ -310,8 +314,10 @@ def _export(
     val_y = np.array([examples[i].label for i in val_idx])
     report = copy.deepcopy(head_report)
     report["validation"] = rep.classification_metrics(val_y, predictions, report["classes"])
-    head_epochs = report["history"]["epochs"]
-    best_head = report["history"]["best_epoch"]
+    # A head fitted without epochs (a closed-form or L-BFGS head) has no history.
+    head_history = report.get("history") or {"epochs": [], "best_epoch": 0}
+    head_epochs = head_history["epochs"]
+    best_head = head_history["best_epoch"]
     epochs = head_epochs + [
         {**e, "epoch": len(head_epochs) + e["epoch"], "stage": "fine-tune"} for e in tuned["epochs"]
     ]
