@@ -17,7 +17,9 @@ exception, so ``except LookupError`` or ``except OSError`` keep working::
      │    ├── AuthenticationError              401: no or bad token
      │    ├── PermissionDenied                 403: token not scoped to the publisher
      │    └── Conflict                         409: version exists, name taken, look-alike name
-     └── ZooError                (RuntimeError)  a starter module cannot be built (missing package)
+     ├── ZooError                (RuntimeError)  a starter module cannot be built (missing package)
+     └── ClusterError            (OSError)       a Ray cluster unreachable, or of other versions
+          └── JobFailed                          a cluster job ended in failure (``job_id``, ``last_lines``)
 
 Each error carries the context it has (``handle``, ``path``, ``url``) as
 attributes, and its message says what to do about it.
@@ -29,6 +31,7 @@ from pathlib import Path
 
 __all__ = [
     "AuthenticationError",
+    "ClusterError",
     "Conflict",
     "ContractError",
     "ExportError",
@@ -37,6 +40,7 @@ __all__ = [
     "InputError",
     "IntegrityError",
     "InvalidHandle",
+    "JobFailed",
     "ManifestError",
     "ModuleNotFound",
     "OfflineError",
@@ -130,3 +134,16 @@ class Conflict(HubHTTPError):
 
 class ZooError(HubError, RuntimeError):
     """A starter module that cannot be built here, usually because a package is missing."""
+
+
+class ClusterError(HubError, OSError):
+    """A Ray cluster that cannot be reached, or whose Ray/modhub versions differ from the client's."""
+
+
+class JobFailed(ClusterError):
+    """A cluster job that failed or was stopped. ``last_lines`` holds the end of its log."""
+
+    def __init__(self, message: str, *, job_id: str, last_lines: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.last_lines = list(last_lines or [])

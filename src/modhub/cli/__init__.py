@@ -14,3 +14,4 @@ app = typer.Typer(
 
 # Importing registers the commands on `app`.
 from modhub.cli import client_cmds, hub_cmds, retrain_cmds, show_cmd, team_cmds, zoo_cmds  # noqa: E402, F401
+from modhub.cli import predict_cmd  # noqa: E402, F401

@@ -20,7 +20,15 @@ retrain_app = typer.Typer(
 app.add_typer(retrain_app, name="retrain")
 
 Module = Annotated[str, typer.Option("--module", "-m", help="base module: handle, hub URL or directory")]
-Out = Annotated[Path, typer.Option("--out", "-o", help="directory for the new module (must be new or empty)")]
+Out = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        "-o",
+        help="directory for the new module (must be new or empty; with --cluster: on the cluster's "
+        "filesystem); optional with --publish",
+    ),
+]
 Epochs = Annotated[
     int,
     typer.Option(min=1, help="mini-batch passes training the head (image --fine-tune and --augment only)"),
@@ -65,6 +73,33 @@ License = Annotated[
 ]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace the --out directory")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
+# Remote compute (modhub.cluster): run the same retraining as a Ray job, publish the result.
+Cluster = Annotated[
+    str | None,
+    typer.Option(
+        help="run as a job on this Ray cluster: its Jobs API (dashboard) URL, e.g. http://HOST:8265"
+    ),
+]
+Publish = Annotated[
+    str | None,
+    typer.Option(help="publish the new module as publisher/name (from the cluster, with --cluster)"),
+]
+Workers = Annotated[
+    int | None,
+    typer.Option(min=1, help="with --cluster --fine-tune: fine-tune on Ray Train with this many workers"),
+]
+Upload = Annotated[
+    bool,
+    typer.Option(
+        "--upload/--no-upload",
+        help="with --cluster: send local data (and a module directory) with the job; --no-upload: "
+        "the cluster reads the same path (shared filesystem)",
+    ),
+]
+ClusterPython = Annotated[
+    str | None,
+    typer.Option("--cluster-python", help="the cluster's Python with modhub [default: python]"),
+]
 
 
 def _config(**kwargs: Any) -> Any:
@@ -127,7 +162,7 @@ def _warnings_to_stderr() -> Iterator[None]:
 def images(
     data_dir: Annotated[Path, typer.Argument(help="folder with one sub-folder of photos per class")],
     module: Module,
-    out: Out,
+    out: Out = None,
     epochs: Epochs = 20,
     fine_tune_epochs: TuneEpochs = None,
     batch_size: BatchSize = 32,
@@ -156,8 +191,14 @@ def images(
     license: License = None,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
+    cluster: Cluster = None,
+    publish: Publish = None,
+    workers: Workers = None,
+    upload: Upload = True,
+    cluster_python: ClusterPython = None,
 ) -> None:
     """Train an image classifier on DATA_DIR/<class>/<photo> on top of an image-feature-vector module."""
+    from modhub.cluster.cli_support import local_out, publish_result, retrain_on_cluster
     from modhub.retrain import retrain_images
 
     with fail_on_hub_error(), _warnings_to_stderr():
@@ -174,23 +215,30 @@ def images(
             flip=flip,
             folds=folds,
         )
-        result = retrain_images(
-            data_dir,
-            module,
-            out,
-            config=config,
-            overwrite=overwrite,
-            license=license,
-            progress=False if quiet else None,
-        )
-    _summary(result)
+        if cluster is not None or workers is not None:
+            remote: dict[str, Any] = dict(cluster=cluster, publish=publish, workers=workers, upload=upload)
+            remote["python"] = cluster_python
+            retrain_on_cluster("images", data_dir, module, out, config, license, overwrite, quiet, **remote)
+            return
+        with local_out(out, publish) as target:
+            result = retrain_images(
+                data_dir,
+                module,
+                target,
+                config=config,
+                overwrite=overwrite,
+                license=license,
+                progress=False if quiet else None,
+            )
+            _summary(result)
+            publish_result(target, publish)
 
 
 @retrain_app.command("text")
 def text(
     data_csv: Annotated[Path, typer.Argument(help="CSV file with a header row")],
     module: Module,
-    out: Out,
+    out: Out = None,
     text_column: Annotated[str, typer.Option("--text-column", help="column holding the texts")] = "text",
     label_column: Annotated[str, typer.Option("--label-column", help="column holding the classes")] = "label",
     epochs: Epochs = 20,
@@ -206,8 +254,14 @@ def text(
     license: License = None,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
+    cluster: Cluster = None,
+    publish: Publish = None,
+    workers: Workers = None,
+    upload: Upload = True,
+    cluster_python: ClusterPython = None,
 ) -> None:
     """Train a text classifier on a CSV of labelled texts on top of a text-embedding module."""
+    from modhub.cluster.cli_support import local_out, publish_result, retrain_on_cluster
     from modhub.retrain import retrain_text
 
     with fail_on_hub_error(), _warnings_to_stderr():
@@ -223,15 +277,23 @@ def text(
             pairs_per_example=pairs_per_example,
             fine_tune_seconds=fine_tune_seconds,
         )
-        result = retrain_text(
-            data_csv,
-            module,
-            out,
-            text_column=text_column,
-            label_column=label_column,
-            config=config,
-            overwrite=overwrite,
-            license=license,
-            progress=False if quiet else None,
-        )
-    _summary(result)
+        if cluster is not None or workers is not None:
+            remote: dict[str, Any] = dict(cluster=cluster, publish=publish, workers=workers, upload=upload)
+            remote["python"] = cluster_python
+            remote |= dict(text_column=text_column, label_column=label_column)
+            retrain_on_cluster("text", data_csv, module, out, config, license, overwrite, quiet, **remote)
+            return
+        with local_out(out, publish) as target:
+            result = retrain_text(
+                data_csv,
+                module,
+                target,
+                text_column=text_column,
+                label_column=label_column,
+                config=config,
+                overwrite=overwrite,
+                license=license,
+                progress=False if quiet else None,
+            )
+            _summary(result)
+            publish_result(target, publish)
