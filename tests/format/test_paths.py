@@ -153,7 +153,7 @@ def test_concurrent_swaps_never_load_unverified_bytes(
     try:
         for _ in range(20):
             try:
-                loaded = hub.load(module)
+                loaded = hub.load(module, runtime="torch")
             except IntegrityError:
                 outcomes["refused"] += 1
                 continue
