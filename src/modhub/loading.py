@@ -44,13 +44,23 @@ def _module_dir(handle: Handle, settings: Settings | None) -> Path:
     return resolve(handle, settings=settings)
 
 
-def _verified(module_dir: Path) -> tuple[VerifiedModule, torch.fx.GraphModule]:
+def _verified(module_dir: Path, settings: Settings | None) -> tuple[VerifiedModule, torch.fx.GraphModule]:
     """Verify the module, then build its graph (with weights of its own) from the checked bytes."""
     from modhub.graph import build_graph_module
 
-    verified = verify_module(module_dir, needed=(GRAPH_NAME,))
+    verified = verify_module(module_dir, needed=(GRAPH_NAME,), trusted_keys=trusted_keys(settings))
     assert verified.graph is not None  # the graph was among the needed files
     return verified, build_graph_module(verified.graph)
+
+
+def trusted_keys(settings: Settings | None) -> list[Path] | None:
+    """The public keys a module must be signed by (``MODHUB_TRUSTED_KEYS``), or None."""
+    settings = settings if settings is not None else Settings.from_env()
+    if settings.trusted_keys is None:
+        return None
+    from modhub.signing import load_trusted_keys
+
+    return load_trusted_keys(settings.trusted_keys)
 
 
 class _ModuleBase:
@@ -64,6 +74,8 @@ class _ModuleBase:
         self.path = verified.root
         self.manifest = manifest
         self.task = manifest.task
+        # Fingerprint of the trusted key that signed the module (None without MODHUB_TRUSTED_KEYS).
+        self.signed_by = verified.signed_by
         # "image" or "text": what a call takes.
         self.modality = get_contract(manifest.task).modality
         tok = manifest.preprocessing.tokenizer
@@ -104,7 +116,7 @@ def load(handle: Handle, *, settings: Settings | None = None) -> LoadedModule:
     The module runs without the code that defined it; files are verified
     against the manifest and the graph is checked for safety before torch reads it.
     """
-    verified, graph = _verified(_module_dir(handle, settings))
+    verified, graph = _verified(_module_dir(handle, settings), settings)
     return LoadedModule(verified, graph)
 
 
@@ -126,7 +138,7 @@ class Layer(_ModuleBase, torch.nn.Module):
         settings: Settings | None = None,
     ) -> None:
         torch.nn.Module.__init__(self)
-        verified, graph = _verified(_module_dir(handle, settings))
+        verified, graph = _verified(_module_dir(handle, settings), settings)
         self._init_common(verified)
         self.trainable = trainable
         for param in graph.parameters():

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     progress: bool | None = None
     # Seconds to wait for the hub before giving up on a request.
     timeout: float = 60.0
+    # A public key file or a directory of them (*.pub, *.pem): when set, hub.load/hub.resolve
+    # accept only modules signed (modhub sign) by one of these keys.
+    trusted_keys: Path | None = None
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -13,4 +13,11 @@ app = typer.Typer(
 )
 
 # Importing registers the commands on `app`.
-from modhub.cli import client_cmds, hub_cmds, retrain_cmds, show_cmd, zoo_cmds  # noqa: E402, F401
+from modhub.cli import (  # noqa: E402, F401
+    client_cmds,
+    hub_cmds,
+    retrain_cmds,
+    show_cmd,
+    sign_cmds,
+    zoo_cmds,
+)
