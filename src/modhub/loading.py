@@ -59,11 +59,26 @@ def records_for(directory: Path, settings: Settings | None) -> FileRecords:
     return cache.records
 
 
+def trusted_keys(settings: Settings | None) -> list[Path] | None:
+    """The public keys a module must be signed by (``MODHUB_TRUSTED_KEYS``), or None."""
+    settings = settings if settings is not None else Settings.from_env()
+    if settings.trusted_keys is None:
+        return None
+    from modhub.signing import load_trusted_keys
+
+    return load_trusted_keys(settings.trusted_keys)
+
+
 def verified_module(
     directory: Path, needed: Collection[str] | None, settings: Settings | None = None
 ) -> VerifiedModule:
     """Verify the module and read the ``needed`` files (None: all), hashing what no record vouches for."""
-    return verify_module(directory, needed=needed, records=records_for(directory, settings))
+    return verify_module(
+        directory,
+        needed=needed,
+        records=records_for(directory, settings),
+        trusted_keys=trusted_keys(settings),
+    )
 
 
 def load(handle: Handle, *, runtime: str | None = None, settings: Settings | None = None) -> LoadedModule:

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     timeout: float = 60.0
     # Python of a separate venv with TensorFlow; `modhub zoo build` then adds SavedModel/TFLite.
     tf_python: Path | None = None
+    # A public key file or a directory of them (*.pub, *.pem): when set, hub.load/hub.resolve
+    # accept only modules signed (modhub sign) by one of these keys.
+    trusted_keys: Path | None = None
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -13,5 +13,13 @@ app = typer.Typer(
 )
 
 # Importing registers the commands on `app`.
-from modhub.cli import client_cmds, hub_cmds, retrain_cmds, show_cmd, team_cmds, zoo_cmds  # noqa: E402, F401
-from modhub.cli import predict_cmd  # noqa: E402, F401
+from modhub.cli import (  # noqa: E402, F401
+    client_cmds,
+    hub_cmds,
+    predict_cmd,
+    retrain_cmds,
+    show_cmd,
+    sign_cmds,
+    team_cmds,
+    zoo_cmds,
+)

@@ -46,7 +46,14 @@ def resolve(handle: str | os.PathLike[str], *, settings: Settings | None = None)
     (latest, with a :class:`LatestVersionWarning`), or a local directory.
     ``settings`` defaults to ``Settings.from_env()`` (``MODHUB_*`` variables).
     """
-    return Resolver(settings if settings is not None else Settings.from_env()).resolve(handle)
+    settings = settings if settings is not None else Settings.from_env()
+    path = Resolver(settings).resolve(handle)
+    if settings.trusted_keys is not None:
+        # MODHUB_TRUSTED_KEYS: only modules signed by one of those keys (modhub sign) resolve.
+        from modhub.signing import load_trusted_keys, verify_directory
+
+        verify_directory(path, load_trusted_keys(settings.trusted_keys))
+    return path
 
 
 class Resolver:

@@ -332,6 +332,12 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def read_manifest(module_dir: str | os.PathLike[str]) -> Manifest:
     """Read and parse ``modhub.json`` once: a regular file (no symlink, FIFO or device), size-capped."""
+    data = read_manifest_bytes(module_dir)
+    return parse_manifest(data, path=Path(module_dir) / MANIFEST_NAME)
+
+
+def read_manifest_bytes(module_dir: str | os.PathLike[str]) -> bytes:
+    """The bytes of ``modhub.json``, read once with the same rules as :func:`read_manifest`."""
     root = Path(module_dir)
     path = root / MANIFEST_NAME
     try:
@@ -360,7 +366,7 @@ def read_manifest(module_dir: str | os.PathLike[str]) -> Manifest:
         os.close(fd)
     if data is None:
         raise ManifestError(f"{MANIFEST_NAME} changed while it was read; try again", path=path)
-    return parse_manifest(data, path=path)
+    return data
 
 
 def write_manifest(module_dir: str | os.PathLike[str], manifest: Manifest) -> Path:
@@ -386,7 +392,7 @@ def list_files(module_dir: Path) -> tuple[FileEntry, ...]:
         if not path.is_file():
             continue
         rel = path.relative_to(module_dir).as_posix()
-        if rel == MANIFEST_NAME or any(part.startswith(".") for part in rel.split("/")):
+        if rel in RESERVED_NAMES or any(part.startswith(".") for part in rel.split("/")):
             continue
         entries.append(FileEntry(path=rel, size=path.stat().st_size, sha256=sha256_file(path)))
     return tuple(entries)

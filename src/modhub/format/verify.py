@@ -18,7 +18,7 @@ import errno
 import hashlib
 import os
 import stat
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -33,7 +33,8 @@ from modhub.format.manifest import (
     SIGNATURE_NAME,
     FileEntry,
     Manifest,
-    read_manifest,
+    parse_manifest,
+    read_manifest_bytes,
 )
 
 if TYPE_CHECKING:
@@ -176,6 +177,8 @@ class VerifiedModule:
     files: Mapping[str, bytes]
     # The checked graph program, parsed from files["graph.pt2"], when the graph was asked for.
     graph: GraphProgram | None = field(default=None, repr=False)
+    # Fingerprint of the trusted key that signed the module, when trusted keys were given.
+    signed_by: str | None = None
 
 
 def tensorflow_only_message(root: Path | str) -> str:
@@ -211,6 +214,7 @@ def verify_module(
     *,
     needed: Collection[str] | None = None,
     records: FileRecords | None = None,
+    trusted_keys: Sequence[Path] | None = None,
 ) -> VerifiedModule:
     """Check a module and read the files a load needs, each once.
 
@@ -218,10 +222,12 @@ def verify_module(
     file). The labels and tokenizer files are always read (a load uses them).
     Checks: the manifest and its path rules, no unlisted files, each needed
     file's size and sha256, the task contract and, if ``graph.pt2`` is
-    needed, the graph's safety check on exactly those bytes. Raises
+    needed, the graph's safety check on exactly those bytes. With
+    ``trusted_keys`` (public key files), the module must carry a signature
+    (``modhub.sig``) by one of them that covers exactly these files. Raises
     ManifestError, IntegrityError, ContractError or UnsafeModuleError.
     """
-    return _verify(Path(root), needed, records, keep_all=True)
+    return _verify(Path(root), needed, records, keep_all=True, trusted_keys=trusted_keys)
 
 
 def check_module(
@@ -245,10 +251,18 @@ def _verify(
     *,
     keep_all: bool,
     saved_model: bool = False,
+    trusted_keys: Sequence[Path] | None = None,
 ) -> VerifiedModule:
     from modhub.format.tasks import check_contract
 
-    manifest = read_manifest(root)
+    manifest_bytes = read_manifest_bytes(root)
+    manifest = parse_manifest(manifest_bytes, path=root / MANIFEST_NAME)
+    signed_by = None
+    if trusted_keys is not None:
+        from modhub.signing import check_signature
+
+        signature = read_signature(root)
+        signed_by = check_signature(root, manifest, manifest_bytes, signature, list(trusted_keys)).fingerprint
     by_path = {entry.path: entry for entry in manifest.files}
     tensorflow = manifest.framework == "tensorflow"
     if tensorflow and SAVED_MODEL_PB not in by_path:
@@ -291,7 +305,7 @@ def _verify(
         from modhub.graph import check_graph
 
         graph = check_graph(files[GRAPH_NAME], path=root / GRAPH_NAME)
-    return VerifiedModule(root=root, manifest=manifest, files=files, graph=graph)
+    return VerifiedModule(root=root, manifest=manifest, files=files, graph=graph, signed_by=signed_by)
 
 
 def _check_saved_model(root: Path, by_path: Mapping[str, FileEntry], saved_model_pb: bytes) -> None:
@@ -302,3 +316,24 @@ def _check_saved_model(root: Path, by_path: Mapping[str, FileEntry], saved_model
     check_saved_model_files(rel[len(prefix) :] for rel in by_path if rel.startswith(prefix))
     path = root / SAVED_MODEL_PB
     check_saved_model(parse_saved_model(saved_model_pb, path=path), path=path)
+
+
+def read_signature(root: Path) -> bytes | None:
+    """The bytes of ``modhub.sig`` (a regular file, at most 4 MiB), or None if the module has none."""
+    path = root / SIGNATURE_NAME
+    try:
+        fd = open_regular(root, SIGNATURE_NAME)
+    except FileNotFoundError:
+        return None
+    except NotRegular as exc:
+        raise UnsafeModuleError(f"{SIGNATURE_NAME} is refused: it is {exc.kind}", path=path) from None
+    try:
+        size = os.fstat(fd).st_size
+        if size > 4 << 20:
+            raise UnsafeModuleError(f"{SIGNATURE_NAME} has {size} bytes, more than 4 MiB", path=path)
+        data = read_exactly(fd, size)
+    finally:
+        os.close(fd)
+    if data is None:
+        raise IntegrityError(f"{SIGNATURE_NAME} changed while it was read; try again", path=path)
+    return data

@@ -33,6 +33,8 @@ class ModuleInfo:
         self.path = verified.root
         self.manifest = manifest
         self.task = manifest.task
+        # Fingerprint of the trusted key that signed the module (None without MODHUB_TRUSTED_KEYS).
+        self.signed_by = verified.signed_by
         self.modality = get_contract(manifest.task).modality
         tok = manifest.preprocessing.tokenizer
         self._encoder = (

@@ -1,0 +1,196 @@
+"""Signed modules: OpenSSF ``model-signing`` with elliptic-curve keys, fully offline.
+
+``modhub keygen`` writes a P-256 key pair; ``modhub sign DIR --key KEY`` signs
+the module directory with ``model_signing`` (key-based signer, never the
+Sigstore network path) into ``DIR/modhub.sig``, a Sigstore bundle that the
+stock ``model_signing verify key`` command also checks. The signature covers
+every file, ``modhub.json`` included; ``modhub.sig`` is not a listed file.
+
+Checking at load costs no second read of the module: the signed statement
+lists a sha256 per file, and :func:`check_signature` compares it with the
+bytes of ``modhub.json`` that were read and the sha256s that manifest lists
+(which :func:`modhub.format.verify.read_module_file` checks on every read).
+With trusted keys configured (``MODHUB_TRUSTED_KEYS``), an unsigned module or
+one signed by another key is refused with :class:`UnsafeModuleError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from modhub.errors import HubError, UnsafeModuleError
+from modhub.format.manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest
+
+__all__ = [
+    "SignatureInfo",
+    "check_signature",
+    "fingerprint",
+    "generate_keys",
+    "load_trusted_keys",
+    "sign_module",
+    "verify_directory",
+]
+
+MAX_SIGNATURE_BYTES = 4 << 20
+
+
+class SigningError(HubError, ValueError):
+    """A key or signature that cannot be used (missing, wrong type, unreadable)."""
+
+
+@dataclass(frozen=True)
+class SignatureInfo:
+    """Who signed a module: the sha256 fingerprint of the public key (SubjectPublicKeyInfo DER)."""
+
+    fingerprint: str
+    key_path: Path
+
+
+def fingerprint(public_key_pem: bytes) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_public_key(public_key_pem)
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "sha256:" + hashlib.sha256(der).hexdigest()
+
+
+def generate_keys(private_path: Path, public_path: Path | None = None) -> tuple[Path, Path, str]:
+    """Write a new P-256 private key (PEM, mode 0600) and its public key; returns paths and fingerprint."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    private_path = Path(private_path)
+    public_path = Path(public_path) if public_path is not None else private_path.with_suffix(".pub")
+    for path in (private_path, public_path):
+        if path.exists():
+            raise SigningError(f"{path} exists; choose another name or remove it first", path=path)
+    key = ec.generate_private_key(ec.SECP256R1())
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(private_pem)
+    public_path.write_bytes(public_pem)
+    return private_path, public_path, fingerprint(public_pem)
+
+
+def sign_module(module_dir: Path, private_key: Path) -> Path:
+    """Sign a module directory into ``module_dir/modhub.sig`` (offline, EC key); returns its path.
+
+    The module is checked first (a signature vouches for a module modhub would load).
+    """
+    from model_signing import hashing, signing
+
+    from modhub.format.verify import check_module
+
+    root = Path(module_dir)
+    check_module(root)
+    if not Path(private_key).is_file():
+        raise SigningError(f"no private key at {private_key}; make one with modhub keygen", path=private_key)
+    target = root / SIGNATURE_NAME
+    config = hashing.Config().use_file_serialization(
+        hashing_algorithm="sha256", ignore_paths=[Path(SIGNATURE_NAME)]
+    )
+    try:
+        signer = signing.Config().use_elliptic_key_signer(private_key=private_key)
+        # Signed outside the module (a temporary file inside it would be hashed too), then moved in.
+        with tempfile.TemporaryDirectory() as tmp:
+            signer.set_hashing_config(config).sign(root, Path(tmp) / SIGNATURE_NAME)
+            data = (Path(tmp) / SIGNATURE_NAME).read_bytes()
+    except (ValueError, TypeError) as exc:
+        raise SigningError(f"cannot sign with {private_key}: {exc}", path=private_key) from None
+    staged = root / f".{SIGNATURE_NAME}.tmp"
+    staged.write_bytes(data)
+    os.replace(staged, target)
+    return target
+
+
+def load_trusted_keys(location: Path) -> list[Path]:
+    """The public keys (PEM) in a file or a directory (``*.pub``, ``*.pem``)."""
+    location = Path(location).expanduser()
+    if location.is_dir():
+        keys = sorted(p for p in location.iterdir() if p.suffix in (".pub", ".pem") and p.is_file())
+    elif location.is_file():
+        keys = [location]
+    else:
+        raise SigningError(f"MODHUB_TRUSTED_KEYS names {location}, which does not exist", path=location)
+    if not keys:
+        raise SigningError(f"no public keys (*.pub, *.pem) in {location}", path=location)
+    return keys
+
+
+def _signed_digests(signature: bytes, key: Path) -> dict[str, str] | None:
+    """The per-file sha256 the signature vouches for, if ``key`` made it; None otherwise."""
+    from model_signing._signing import sign_ec_key, sign_sigstore_pb
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sig_path = Path(tmp) / SIGNATURE_NAME
+        sig_path.write_bytes(signature)
+        try:
+            parsed = sign_sigstore_pb.Signature.read(sig_path)
+            manifest = sign_ec_key.Verifier(key).verify(parsed)
+        except Exception:  # model_signing raises ValueError, KeyError, InvalidSignature, ...
+            return None
+    if manifest.serialization_type.get("method") != "files":
+        return None
+    digests = {}
+    for descriptor in manifest.resource_descriptors():
+        if any(part.startswith(".") for part in descriptor.identifier.split("/")):
+            continue  # hidden files are not part of a module (tools' and caches' own)
+        if descriptor.digest.algorithm != "sha256":
+            return None
+        digests[descriptor.identifier] = descriptor.digest.digest_hex
+    return digests
+
+
+def verify_directory(root: Path, keys: list[Path]) -> SignatureInfo:
+    """Check the signature of a module directory against ``keys`` (for ``hub.resolve``)."""
+    from modhub.format.manifest import parse_manifest, read_manifest_bytes
+    from modhub.format.verify import read_signature
+
+    root = Path(root)
+    data = read_manifest_bytes(root)
+    return check_signature(
+        root, parse_manifest(data, path=root / MANIFEST_NAME), data, read_signature(root), keys
+    )
+
+
+def check_signature(
+    root: Path, manifest: Manifest, manifest_bytes: bytes, signature: bytes | None, keys: list[Path]
+) -> SignatureInfo:
+    """Raise UnsafeModuleError unless one of ``keys`` signed exactly this module."""
+    if signature is None:
+        raise UnsafeModuleError(
+            f"{root} is not signed, and MODHUB_TRUSTED_KEYS asks for modules signed by a trusted key. "
+            "Ask the publisher for a signed version (modhub sign DIR --key KEY), or unset "
+            "MODHUB_TRUSTED_KEYS to load unsigned modules.",
+            path=root,
+        )
+    expected = {MANIFEST_NAME: hashlib.sha256(manifest_bytes).hexdigest()}
+    expected.update({entry.path: entry.sha256 for entry in manifest.files})
+    for key in keys:
+        digests = _signed_digests(signature, key)
+        if digests is None:
+            continue
+        if digests != expected:
+            changed = sorted(p for p in expected.keys() | digests.keys() if expected.get(p) != digests.get(p))
+            raise UnsafeModuleError(
+                f"{root}: the signature by {fingerprint(key.read_bytes())} does not cover these files as "
+                f"they are: {changed[:5]}. The module was changed after it was signed; do not use it.",
+                path=root,
+            )
+        return SignatureInfo(fingerprint(key.read_bytes()), key)
+    raise UnsafeModuleError(
+        f"{root}: {SIGNATURE_NAME} is not a valid signature by any key in MODHUB_TRUSTED_KEYS "
+        f"({len(keys)} key(s)). Check that you trust the publisher's public key, or ask for a module "
+        "signed with it.",
+        path=root,
+    )
