@@ -220,3 +220,68 @@ def test_local_directories_are_hashed_once_per_process(image_module: Path, tmp_p
     hub.load(copy, runtime="onnx")
     entry = hub.load(copy, runtime="onnx").manifest.file("model.onnx")
     assert records.is_verified(copy / "model.onnx", entry, (copy / "model.onnx").stat())
+
+
+def test_model_onnx_swapped_during_a_load_has_no_effect(image_module: Path, tmp_path: Path) -> None:
+    from modhub.format.manifest import read_manifest
+    from modhub.format.verify import open_module_file
+
+    copy = shutil.copytree(image_module, tmp_path / "m")
+    entry = read_manifest(copy).file("model.onnx")
+    original = (copy / "model.onnx").read_bytes()
+    with open_module_file(copy, entry) as fd:
+        # Someone renames other bytes over the path after the check ...
+        (tmp_path / "evil").write_bytes(b"x" * entry.size)
+        os.replace(tmp_path / "evil", copy / "model.onnx")
+        # ... the engine reads the descriptor that was verified.
+        assert Path(f"/proc/self/fd/{fd}").read_bytes() == original
+
+
+def test_model_onnx_written_during_a_load_is_refused(image_module: Path, tmp_path: Path) -> None:
+    from modhub.format.manifest import read_manifest
+    from modhub.format.verify import open_module_file
+
+    copy = shutil.copytree(image_module, tmp_path / "m")
+    entry = read_manifest(copy).file("model.onnx")
+    with (
+        pytest.raises(hub.IntegrityError, match="modified while it was being loaded"),
+        open_module_file(copy, entry),
+        open(copy / "model.onnx", "r+b") as fh,
+    ):
+        fh.write(b"\0")
+
+
+def _onnx_with_external_data(location: str) -> bytes:
+    from onnx import TensorProto, helper
+
+    weight = TensorProto(name="W", data_type=TensorProto.FLOAT, dims=[4], data_location=TensorProto.EXTERNAL)
+    for key, value in (("location", location), ("offset", "0"), ("length", "16")):
+        weight.external_data.add(key=key, value=value)
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["images", "W"], ["logits"])],
+        "g",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [4])],
+        [weight],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
+
+
+@pytest.mark.parametrize("target", ["descriptor", "sibling"])
+def test_onnx_external_data_cannot_read_other_files(image_module: Path, tmp_path: Path, target: str) -> None:
+    """A hostile model.onnx naming "external data" (an open descriptor's number, a file beside it)."""
+    from modhub.format.manifest import list_files, read_manifest, write_manifest
+
+    copy = shutil.copytree(image_module, tmp_path / "m")
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.arange(4, dtype=np.float32).tobytes())
+    fd = os.open(secret, os.O_RDONLY)
+    try:
+        location = str(fd) if target == "descriptor" else "../secret.bin"
+        (copy / "model.onnx").write_bytes(_onnx_with_external_data(location))
+        manifest = read_manifest(copy)
+        write_manifest(copy, manifest.model_copy(update={"files": list_files(copy)}))
+        with pytest.raises(hub.UnsafeModuleError, match="external data"):
+            hub.load(copy, runtime="onnx")
+    finally:
+        os.close(fd)

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from modhub.errors import ManifestError
 from modhub.format.manifest import GRAPH_NAME, Manifest
-from modhub.format.verify import VerifiedModule
+from modhub.format.verify import FileRecords, VerifiedModule
 from modhub.runtimes._base import LoadedModule, Output
 
 __all__ = ["TorchModule", "TorchRuntime", "build_graph"]
@@ -60,5 +60,5 @@ class TorchRuntime:
     def needed_files(self, manifest: Manifest) -> set[str]:
         return {GRAPH_NAME}
 
-    def build(self, verified: VerifiedModule, output: Output) -> LoadedModule:
+    def build(self, verified: VerifiedModule, output: Output, records: FileRecords | None) -> LoadedModule:
         return TorchModule(verified, output)
