@@ -156,7 +156,7 @@ def test_text_module_refuses_bad_inputs(text_module: Path, inputs: object, messa
         (torch.rand(2, 32, 32, 3), "channels last"),
         ((torch.rand(2, 3, 32, 32) * 255).to(torch.uint8), "/ 255"),
         (torch.rand(2, 3, 16, 16), "shape"),
-        ([[1.0]], "tensor"),
+        ([[1.0]], "is a list"),
     ],
     ids=["unbatched", "nhwc", "uint8", "wrong-size", "list"],
 )

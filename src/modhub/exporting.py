@@ -65,6 +65,7 @@ def export(
     graph_inputs: Sequence[str] = ("input_ids", "attention_mask"),
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    resize: str = "crop",
     metadata: Metadata | Mapping[str, Any] | None = None,
     card: str | None = None,
     name: str | None = None,
@@ -77,7 +78,9 @@ def export(
 
     Image tasks: ``example_inputs`` is a float32 tensor [B, 3, H, W] with RGB in
     [0, 1]; normalisation (``mean``/``std``, recorded for the card) must happen
-    inside ``model``. Text tasks: ``example_inputs`` is a list of strings,
+    inside ``model``; ``resize`` is how the module fits photo inputs to H x W
+    (``"squash"``, ``"crop"`` or ``"pad"``, see ``modhub.images``).
+    Text tasks: ``example_inputs`` is a list of strings,
     ``tokenizer`` a ``tokenizers`` JSON file or ``tokenizers.Tokenizer``, and
     ``model`` takes the int64 tensors named by ``graph_inputs``.
 
@@ -100,7 +103,7 @@ def export(
         (staging / ASSETS_DIR).mkdir()
         wrapped = _SingleOutput(model).eval()
         if contract.modality == "image":
-            args, dynamic, graph_in, prep = _image_inputs(example_inputs, mean, std)
+            args, dynamic, graph_in, prep = _image_inputs(example_inputs, mean, std, resize)
             sig_inputs = graph_in
             tokenizer_spec = None
         else:
@@ -233,8 +236,12 @@ def _dtype_name(dtype: torch.dtype) -> Any:
 
 
 def _image_inputs(
-    example: Any, mean: Sequence[float] | None, std: Sequence[float] | None
+    example: Any, mean: Sequence[float] | None, std: Sequence[float] | None, resize: str = "crop"
 ) -> tuple[tuple[torch.Tensor, ...], Any, tuple[TensorSpec, ...], Preprocessing]:
+    from modhub.images import RESIZE_POLICIES
+
+    if resize not in RESIZE_POLICIES:
+        raise ExportError(f"unknown resize policy {resize!r}; use one of {', '.join(RESIZE_POLICIES)}")
     if isinstance(example, (tuple, list)) and len(example) == 1:
         example = example[0]
     if not isinstance(example, torch.Tensor) or example.dim() != 4 or example.shape[1] != 3:
@@ -262,6 +269,7 @@ def _image_inputs(
             width=width,
             mean=tuple(mean) if mean is not None else None,  # type: ignore[arg-type]
             std=tuple(std) if std is not None else None,  # type: ignore[arg-type]
+            resize=resize,  # type: ignore[arg-type]
         )
     )
     return (example,), ({0: batch},), (spec,), prep

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from modhub.errors import InputError, ManifestError
-from modhub.format.manifest import Manifest, TokenizerSpec
+from modhub.format.manifest import ImagePreprocessing, Manifest, TokenizerSpec
 
 if TYPE_CHECKING:
     import torch
@@ -97,38 +97,22 @@ def is_torch_tensor(value: Any) -> bool:
 
 
 def check_images(images: Any, manifest: Manifest) -> Any:
-    """Accept a float32 array or tensor [B, 3, H, W] with values in [0, 1]; refuse anything else clearly.
+    """The graph input for ``images``: float32 [B, 3, H, W] in [0, 1], as a tensor or a numpy array.
 
-    Returns ``images`` unchanged (a numpy array or a torch tensor): each runtime
-    converts to what its graph takes, so a tensor that carries gradients keeps them.
+    A torch tensor is checked and returned as it is (gradients flow through it);
+    a float array is checked and passed through; photos (PIL images, paths,
+    bytes, uint8 arrays, lists of them) are converted by
+    :func:`modhub.images.prepare_images` with the module's resize policy. Each
+    runtime converts the result to what its graph takes; nothing here imports torch.
     """
-    spec = manifest.default_signature.inputs[0]
-    tensor = is_torch_tensor(images)
-    if not (tensor or isinstance(images, np.ndarray)):
-        raise InputError(f"expected a float32 array or tensor [batch, 3, H, W], got {type(images).__name__}")
-    shape = tuple(images.shape)
-    expected = tuple(spec.shape)
-    if len(shape) == 3:
-        fix = "images.unsqueeze(0)" if tensor else "images[None]"
-        raise InputError(
-            f"expected a batch of images {list(expected)}, got one image {list(shape)}: use {fix}"
-        )
-    if len(shape) != len(expected) or any(
-        isinstance(want, int) and got != want for got, want in zip(shape, expected, strict=True)
-    ):
-        hint = ""
-        if len(shape) == 4 and shape[-1] == 3:
-            fix = "images.permute(0, 3, 1, 2)" if tensor else "images.transpose(0, 3, 1, 2)"
-            hint = f" (channels last? use {fix})"
-        raise InputError(f"expected images of shape {list(expected)}, got {list(shape)}{hint}")
-    dtype = str(images.dtype).removeprefix("torch.")
-    if dtype != "float32":
-        hint = ""
-        if dtype == "uint8":
-            hint = (
-                " (uint8 pixels? use images.float() / 255)"
-                if tensor
-                else " (uint8 pixels? use images.astype(np.float32) / 255)"
-            )
-        raise InputError(f"expected float32 images in [0, 1], got {images.dtype}{hint}")
-    return images
+    from modhub.images import check_batch_shape, prepare_images
+
+    spec = manifest.preprocessing.image
+    if spec is None:
+        expected = manifest.default_signature.inputs[0].shape
+        spec = ImagePreprocessing(height=int(expected[2]), width=int(expected[3]))
+    if is_torch_tensor(images):
+        dtype = str(images.dtype).removeprefix("torch.")
+        check_batch_shape(tuple(images.shape), dtype, (3, spec.height, spec.width))
+        return images
+    return prepare_images(images, spec)

@@ -103,8 +103,16 @@ class ImagePreprocessing(_Frozen):
     # Normalisation applied inside the graph (informational, for the model card).
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
-    # How callers should bring photos to height x width (informational).
-    resize: str = "resize shorter side, centre crop"
+    # How the module brings photos of any size to height x width (modhub.images):
+    # "squash" (whole photo, aspect not kept), "crop" (cover, centre crop) or "pad"
+    # (fit, borders filled with the mean). Applied by the module to photo inputs.
+    resize: Literal["squash", "crop", "pad"] = "crop"
+
+    @field_validator("resize", mode="before")
+    @classmethod
+    def _legacy_resize(cls, value: Any) -> Any:
+        # Manifests written before the policy was structured carried this sentence.
+        return "crop" if value == "resize shorter side, centre crop" else value
 
 
 class Preprocessing(_Frozen):

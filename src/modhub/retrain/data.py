@@ -68,43 +68,17 @@ class LabelledData:
         return {name: counter.get(i, 0) for i, name in enumerate(self.classes)}
 
 
-def decode_image(data: bytes, height: int, width: int) -> np.ndarray:
-    """Photo bytes → float32 [3, height, width] RGB in [0, 1].
+def decode_image(data: bytes, height: int, width: int, resize: str = "crop") -> np.ndarray:
+    """Photo bytes → float32 [3, height, width] RGB in [0, 1], by the resize policy ``resize``.
 
-    Transparent images are composited on white; greyscale and palette images
-    become RGB. The shorter side is resized to cover height x width, then the
-    centre is cropped (what ``manifest.preprocessing.image.resize`` says).
+    The same conversion as a module's photo inputs (``modhub.images``): RGBA on
+    white, greyscale/palette to RGB, EXIF orientation applied.
     Raises ``OSError``/``ValueError`` (from Pillow) on bytes that are not an image.
     """
-    from PIL import Image
+    from modhub.images import open_photo, photo_array
 
-    with Image.open(io.BytesIO(data)) as img:
-        img.load()
-        rgb = _to_rgb(img)
-    scale = max(height / rgb.height, width / rgb.width)
-    size = (max(width, round(rgb.width * scale)), max(height, round(rgb.height * scale)))
-    if size != rgb.size:
-        rgb = rgb.resize(size, Image.Resampling.BILINEAR)
-    left, top = (rgb.width - width) // 2, (rgb.height - height) // 2
-    rgb = rgb.crop((left, top, left + width, top + height))
-    return np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1) / 255.0
-
-
-def _to_rgb(img):  # type: ignore[no-untyped-def]
-    from PIL import Image
-
-    if img.mode == "P" and "transparency" in img.info:
-        img = img.convert("RGBA")
-    if img.mode in ("RGBA", "LA", "PA"):
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16/32-bit greyscale: scale to 8 bits before RGB conversion.
-        array = np.asarray(img, dtype=np.float64)
-        top = array.max() or 1.0
-        img = Image.fromarray((array / top * 255).astype(np.uint8))
-    return img.convert("RGB")
+    pixels = photo_array(open_photo(data), height, width, resize)
+    return pixels.transpose(2, 0, 1).astype(np.float32) / 255.0
 
 
 def read_image_folder(data_dir: str | os.PathLike[str]) -> LabelledData:

@@ -8,8 +8,9 @@ import numpy as np
 import torch
 
 from modhub.errors import InputError
+from modhub.images import PAD_FALLBACK, open_photo, photo_array
 from modhub.loading import Layer
-from modhub.retrain.data import Example, decode_image
+from modhub.retrain.data import Example
 
 __all__ = ["ImageInputs", "Inputs", "TextInputs", "augment_images"]
 
@@ -28,13 +29,18 @@ class Inputs(Protocol):
 
 
 class ImageInputs:
-    def __init__(self, layer: Layer, seed: int) -> None:
+    """Photos decoded by ``modhub.images`` with resize policy ``resize``: the code the
+    exported module runs on photo inputs, so training and inference see the same pixels."""
+
+    def __init__(self, layer: Layer, seed: int, resize: str = "crop") -> None:
         image = layer.manifest.preprocessing.image
         if image is None:  # the image contracts require it; a guard for hand-made manifests
             raise InputError(f"{layer.path} has no preprocessing.image (height, width) in modhub.json")
         self.height, self.width = image.height, image.width
+        self.resize = resize
+        self._fill = image.mean if image.mean is not None else PAD_FALLBACK
         self.cache_params = {
-            "decoder": "pillow-rgb-white-bilinear-cover-centre-crop",
+            "decoder": f"modhub.images-{resize}",
             "height": self.height,
             "width": self.width,
         }
@@ -47,8 +53,9 @@ class ImageInputs:
         if cached is not None:
             return cached
         assert example.path is not None  # image examples always have a path
-        pixels = np.round(decode_image(example.path.read_bytes(), self.height, self.width) * 255)
-        array = pixels.astype(np.uint8)
+        photo = open_photo(example.path.read_bytes())
+        array = photo_array(photo, self.height, self.width, self.resize, self._fill).transpose(2, 0, 1)
+        array = np.ascontiguousarray(array)
         if array.nbytes <= self._budget:
             self._decoded[example.key] = array
             self._budget -= array.nbytes
