@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from modhub.errors import UnsafeModuleError
-from modhub.format._exprs import ExprRefused, check_guard, check_symbol_key, check_sympy_repr
+from modhub.graph.exprs import ExprRefused, check_guard, check_symbol_key, check_sympy_repr
 from modhub.format.safety import validate_graph_archive
 from tests.format.graph_models import BATCH, CASES, export_archive
 from tests.format.hostile import MUTATIONS, Archive, pickle_payload

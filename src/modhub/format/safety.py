@@ -1,89 +1,24 @@
-"""Decide whether a ``graph.pt2`` is safe to hand to ``torch.export.load``.
+"""Check a ``graph.pt2`` file on disk: read it once, then :func:`modhub.graph.check_graph` on those bytes.
 
-``torch.export.load`` trusts its input: it unpickles payloads marked
-``use_pickle``, sample inputs and custom objects, passes shape strings to
-``sympy.sympify`` (``eval``), pastes guard code into ``exec``, resolves call
-targets such as ``torch.os.system`` by name and loads AOTInductor native
-libraries. :func:`validate_graph_archive` reads the archive with :mod:`zipfile`
-and :mod:`json` only and accepts it only if every entry and field is on an
-allow-list of what ``torch.export.save`` (torch 2.13) writes for a plain aten
-graph; anything else raises :class:`~modhub.errors.UnsafeModuleError` naming
-the entry and the reason. Both the client (before every load) and the hub
-(at publish time) run it.
-
-Archive layout accepted (``<root>`` is the single top-level folder)::
-
-    <root>/archive_format                 "pt2"
-    <root>/archive_version                "0"
-    <root>/byteorder                      "little"
-    <root>/.data/version, .data/serialization_id
-    <root>/models/model.json              the program (checked by _program.check_program)
-    <root>/data/weights/model_weights_config.json + weight_N   raw tensor bytes
-    <root>/data/constants/model_constants_config.json + tensor_N
-    <root>/data/sample_inputs/model.pt    optional, must be empty
+Loading never goes through here (it reads the graph with
+:func:`modhub.format.verify.read_module_file` and builds from the checked
+parse); this is for checking a loose file, e.g. one just written by export.
 """
 
 from __future__ import annotations
 
-import io
-import re
-import stat
-import struct
-import zipfile
+import os
 from pathlib import Path
-from typing import BinaryIO
 
 from modhub.errors import UnsafeModuleError
-from modhub.format._fields import Refused, check_payload_config, load_json
-from modhub.format._program import check_program
+from modhub.format._files import NotRegular, open_regular, read_exactly
+from modhub.graph import GraphProgram, check_graph
+from modhub.graph.archive import DEFAULT_MAX_BYTES
 
-__all__ = ["DEFAULT_MAX_BYTES", "validate_graph_archive", "validate_graph_bytes"]
-
-# Largest total (uncompressed) archive accepted unless the caller says otherwise.
-DEFAULT_MAX_BYTES = 8 << 30
-MAX_ENTRIES = 100_000
-MAX_JSON_BYTES = 64 << 20
-
-_FIX = (
-    "modhub loads only graphs written by torch.export.save for plain aten operators, "
-    "with sample inputs stripped; re-export the model with modhub.export and do not edit graph.pt2."
-)
-_NAME_CHARS = re.compile(r"[A-Za-z0-9_.\-/]+")
-_MODEL_JSON = "models/model.json"
-_WEIGHTS_CONFIG = "data/weights/model_weights_config.json"
-_CONSTANTS_CONFIG = "data/constants/model_constants_config.json"
-_SAMPLE_INPUTS = "data/sample_inputs/model.pt"
-# Small marker files and the exact contents torch writes.
-_MARKERS: dict[str, re.Pattern[bytes]] = {
-    "archive_format": re.compile(rb"pt2"),
-    "archive_version": re.compile(rb"0"),
-    "byteorder": re.compile(rb"little"),
-    ".data/version": re.compile(rb"[0-9]{1,3}\n?"),
-    ".data/serialization_id": re.compile(rb"[0-9]{1,64}"),
-}
-_PAYLOAD = re.compile(r"data/(weights/weight_|constants/tensor_)[0-9]{1,9}")
-# Entries torch knows but modhub refuses, with the reason.
-_KNOWN_BAD: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"data/aotinductor/"), "AOTInductor native code (a shared library torch would load)"),
-    (re.compile(r".*\.(so|dll|dylib|pyd|cpp|c|h|o|a|cubin|ptx|hsaco|py)$"), "native code or source"),
-    (re.compile(r"data/executorch/|data/mtia|xl_model_weights/"), "a payload for another runtime"),
-    (re.compile(r"extra/"), "an extra file (modhub keeps extras outside the graph)"),
-    (re.compile(r"data/constants/(custom_obj_|opaque_obj_)"), "a custom/opaque object that torch unpickles"),
-    (re.compile(r"data/(weights|constants)/[^/]*\.pt$"), "a legacy pickled state dict"),
-    (re.compile(r"data/sample_inputs/"), "pickled sample inputs"),
-    (re.compile(r"models/"), "a second exported program (only models/model.json is loaded)"),
-]
-_LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
+__all__ = ["DEFAULT_MAX_BYTES", "validate_graph_archive"]
 
 
-class _EntryRefused(Exception):
-    def __init__(self, entry: str, reason: str) -> None:
-        super().__init__(reason)
-        self.entry = entry
-        self.reason = reason
-
-
-def validate_graph_archive(path: Path | str, *, max_bytes: int | None = None) -> None:
+def validate_graph_archive(path: Path | str, *, max_bytes: int | None = None) -> GraphProgram:
     """Raise :class:`UnsafeModuleError` unless ``path`` is a plain, allow-listed ``graph.pt2``.
 
     ``max_bytes`` bounds the total uncompressed size (default 8 GiB). Reading
@@ -91,169 +26,22 @@ def validate_graph_archive(path: Path | str, *, max_bytes: int | None = None) ->
     """
     path = Path(path)
     limit = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
-    if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or device would block or never end
-        raise UnsafeModuleError(f"{path.name} is refused: it is not a regular file. {_FIX}", path=path)
-    with path.open("rb") as fh:
-        try:
-            _validate(fh, limit)
-        except _EntryRefused as exc:
-            raise UnsafeModuleError(
-                f"{path.name}: entry {exc.entry!r} is refused: {exc.reason}. {_FIX}", path=path
-            ) from None
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, struct.error, ValueError) as exc:
-            # ValueError includes UnicodeDecodeError from a name flagged UTF-8 that is not.
-            raise UnsafeModuleError(
-                f"{path.name} is refused: it is not a well-formed zip archive ({exc}). {_FIX}", path=path
-            ) from None
-
-
-def validate_graph_bytes(data: bytes, *, path: Path | None = None, max_bytes: int | None = None) -> None:
-    """Like :func:`validate_graph_archive`, on the bytes of a graph already read into memory."""
-    name = path.name if path is not None else "graph.pt2"
-    limit = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
     try:
-        _validate(io.BytesIO(data), limit)
-    except _EntryRefused as exc:
+        fd = open_regular(path.parent, path.name)
+    except NotRegular as exc:  # a FIFO or device would block or never end
         raise UnsafeModuleError(
-            f"{name}: entry {exc.entry!r} is refused: {exc.reason}. {_FIX}", path=path
+            f"{path.name} is refused: it is {exc.kind}, not a regular file", path=path
         ) from None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, struct.error, ValueError) as exc:
-        raise UnsafeModuleError(
-            f"{name} is refused: it is not a well-formed zip archive ({exc}). {_FIX}", path=path
-        ) from None
-
-
-def _validate(fh: BinaryIO, limit: int) -> None:
-    if fh.read(4) != b"PK\x03\x04":
-        raise _EntryRefused("<archive>", "the file does not start with a zip entry")
-    fh.seek(0)
-    with zipfile.ZipFile(fh) as zf:
-        if zf.comment:
-            raise _EntryRefused("<archive>", "the zip carries a comment (torch writes none)")
-        infos = zf.infolist()
-        if not infos:
-            raise _EntryRefused("<archive>", "the archive is empty")
-        if len(infos) > MAX_ENTRIES:
-            raise _EntryRefused("<archive>", f"{len(infos)} entries, more than {MAX_ENTRIES}")
-        root = _check_entries(infos, limit)
-        _check_layout(fh, infos, zf.start_dir)
-        sizes = {info.filename[len(root) + 1 :]: info.file_size for info in infos}
-        _check_contents(zf, root, sizes)
-
-
-def _check_entries(infos: list[zipfile.ZipInfo], limit: int) -> str:
-    """Names, flags and sizes of every entry; returns the single root folder."""
-    seen: set[str] = set()
-    total = 0
-    root = infos[0].filename.split("/", 1)[0]
-    for info in infos:
-        name = info.filename
-        if not _NAME_CHARS.fullmatch(name) or name != info.orig_filename:
-            raise _EntryRefused(name, "the name has characters outside [A-Za-z0-9_.-/]")
-        parts = name.split("/")
-        if name.startswith("/") or any(p in ("", ".", "..") for p in parts):
-            raise _EntryRefused(name, "the path is absolute, empty or climbs out of the archive")
-        if parts[0] != root or len(parts) < 2:
-            raise _EntryRefused(name, f"it is outside the archive's single top-level folder {root!r}")
-        if name in seen:
-            raise _EntryRefused(name, "the name appears twice")
-        seen.add(name)
-        if info.flag_bits & 0x1:
-            raise _EntryRefused(name, "the entry is encrypted")
-        if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
-            raise _EntryRefused(
-                name, "the entry is compressed (torch.export.save stores entries uncompressed)"
+    try:
+        size = os.fstat(fd).st_size
+        if size > limit:
+            raise UnsafeModuleError(
+                f"{path.name} is refused: it has {size} bytes and unpacks to more than {limit} bytes",
+                path=path,
             )
-        # Unix file type bits, when present, must say "regular file" (no symlinks,
-        # directories or devices); plain permission bits without a type are fine.
-        file_type = stat.S_IFMT(info.external_attr >> 16)
-        if file_type and file_type != stat.S_IFREG:
-            raise _EntryRefused(name, "the entry is a symlink, directory or device, not a regular file")
-        total += info.file_size
-        if total > limit:
-            raise _EntryRefused(name, f"the archive unpacks to more than {limit} bytes")
-    return root
-
-
-def _check_layout(fh: BinaryIO, infos: list[zipfile.ZipInfo], central_dir: int) -> None:
-    """Every local header matches the central directory and no two entries overlap.
-
-    torch reads the archive with its own C++ zip reader; refusing prepended
-    data, overlapping entries and mismatched local names means both readers
-    see the same bytes for the same names.
-    """
-    ordered = sorted(infos, key=lambda i: i.header_offset)
-    if ordered[0].header_offset != 0:
-        raise _EntryRefused(ordered[0].filename, "data precedes the first zip entry")
-    end = 0
-    for info in ordered:
-        if info.header_offset < end:
-            raise _EntryRefused(info.filename, "the entry overlaps the previous one")
-        fh.seek(info.header_offset)
-        header = fh.read(_LOCAL_HEADER.size)
-        if len(header) != _LOCAL_HEADER.size:
-            raise _EntryRefused(info.filename, "the local header is truncated")
-        sig, *_, name_len, extra_len = _LOCAL_HEADER.unpack(header)
-        if sig != b"PK\x03\x04" or fh.read(name_len) != info.filename.encode("ascii"):
-            raise _EntryRefused(info.filename, "the local header does not match the central directory")
-        end = info.header_offset + _LOCAL_HEADER.size + name_len + extra_len + info.compress_size
-    if end > central_dir:
-        raise _EntryRefused(ordered[-1].filename, "the entry runs into the central directory")
-
-
-def _classify(rel: str) -> str | None:
-    """The role of an entry relative to the root, or None if it is not on the allow-list."""
-    if rel in _MARKERS:
-        return "marker"
-    if rel in (_MODEL_JSON, _WEIGHTS_CONFIG, _CONSTANTS_CONFIG):
-        return "json"
-    if rel == _SAMPLE_INPUTS:
-        return "sample_inputs"
-    if _PAYLOAD.fullmatch(rel):
-        return "payload"
-    return None
-
-
-def _check_contents(zf: zipfile.ZipFile, root: str, sizes: dict[str, int]) -> None:
-    for rel in sizes:
-        role = _classify(rel)
-        entry = f"{root}/{rel}"
-        if role is None:
-            reason = next((why for pattern, why in _KNOWN_BAD if pattern.match(rel)), "an unknown entry")
-            raise _EntryRefused(entry, reason)
-        if role == "marker" and (sizes[rel] > 64 or not _MARKERS[rel].fullmatch(zf.read(entry))):
-            raise _EntryRefused(entry, "its content is not what torch.export.save writes")
-        if role == "sample_inputs" and sizes[rel] != 0:
-            raise _EntryRefused(entry, "sample inputs are pickled by torch; a module must carry none")
-    for required in ("archive_format", "archive_version", _MODEL_JSON, _WEIGHTS_CONFIG, _CONSTANTS_CONFIG):
-        if required not in sizes:
-            raise _EntryRefused(f"{root}/{required}", "it is missing")
-
-    def payload_files(prefix: str) -> dict[str, int]:
-        return {
-            rel[len(prefix) :]: size
-            for rel, size in sizes.items()
-            if _PAYLOAD.fullmatch(rel) and rel.startswith(prefix)
-        }
-
-    def read_json(rel: str) -> object:
-        if sizes[rel] > MAX_JSON_BYTES:
-            raise _EntryRefused(f"{root}/{rel}", f"larger than {MAX_JSON_BYTES} bytes")
-        try:
-            return load_json(zf.read(f"{root}/{rel}"))
-        except Refused as exc:
-            raise _EntryRefused(f"{root}/{rel}", exc.reason) from None
-
-    try:
-        rel = _WEIGHTS_CONFIG
-        weights = check_payload_config(
-            read_json(rel), prefix="weight_", file_sizes=payload_files("data/weights/")
-        )
-        rel = _CONSTANTS_CONFIG
-        constants = check_payload_config(
-            read_json(rel), prefix="tensor_", file_sizes=payload_files("data/constants/")
-        )
-        rel = _MODEL_JSON
-        check_program(read_json(rel), weights=weights, constants=constants)
-    except Refused as exc:
-        raise _EntryRefused(f"{root}/{rel}", exc.reason) from None
+        data = read_exactly(fd, size)
+    finally:
+        os.close(fd)
+    if data is None:
+        raise UnsafeModuleError(f"{path.name} changed while it was read", path=path)
+    return check_graph(data, path=path, max_bytes=limit)

@@ -1,18 +1,21 @@
-"""The one reader of ``graph.pt2``: check the bytes, then build a GraphModule from the same parse.
+"""The one reader of ``graph.pt2``: check its bytes, then build a GraphModule from the same parse.
 
-``check_graph(data)`` returns a :class:`GraphProgram` (or raises
-:class:`~modhub.errors.UnsafeModuleError`); ``build_graph_module`` builds a
-``torch.fx.GraphModule`` with weights of its own from it. Both work on bytes
-already read (and hashed) by :func:`modhub.format.verify.read_module_file`;
-nothing here opens a file.
+:func:`check_graph` parses the bytes once (zip layout, JSON, weights configs)
+and checks every field against the allow-lists (operators in
+:mod:`modhub.graph.operators`, codes in :mod:`modhub.graph.tables`),
+returning a :class:`GraphProgram` or raising
+:class:`~modhub.errors.UnsafeModuleError`. :func:`build_graph_module` builds
+a ``torch.fx.GraphModule`` with weights of its own from that very structure.
+Nothing here opens a file: the bytes come from
+:func:`modhub.format.verify.read_module_file`, which hashed them.
 """
 
 from __future__ import annotations
 
-import io
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from modhub.graph.archive import GraphProgram
 
 if TYPE_CHECKING:
     import torch.fx
@@ -20,24 +23,16 @@ if TYPE_CHECKING:
 __all__ = ["GraphProgram", "build_graph_module", "check_graph"]
 
 
-@dataclass(frozen=True)
-class GraphProgram:
-    """A checked graph: the bytes it was parsed from."""
-
-    data: bytes = field(repr=False)
-    path: Path | None = None
-
-
 def check_graph(data: bytes, *, path: Path | None = None, max_bytes: int | None = None) -> GraphProgram:
-    from modhub.format.safety import validate_graph_bytes
+    """Parse and check the bytes of a ``graph.pt2``; raises UnsafeModuleError naming what is refused."""
+    from modhub.graph.archive import read_archive
 
-    validate_graph_bytes(data, path=path, max_bytes=max_bytes)
-    return GraphProgram(data, path)
+    return read_archive(data, path=path, max_bytes=max_bytes)
 
 
 def build_graph_module(source: bytes | GraphProgram) -> torch.fx.GraphModule:
-    """A runnable GraphModule from checked bytes (``bytes`` are checked first)."""
-    from modhub.graph_loader import load_graph_module
+    """A runnable GraphModule, with weights of its own, from checked bytes (``bytes`` are checked first)."""
+    from modhub.graph.build import build
 
     program = source if isinstance(source, GraphProgram) else check_graph(source)
-    return load_graph_module(io.BytesIO(program.data), program.path or Path("graph.pt2"))
+    return build(program)

@@ -1,4 +1,4 @@
-"""Field-level checks shared by the ``graph.pt2`` validator.
+"""Field-level checks of the ``graph.pt2`` reader.
 
 JSON parsing, typed primitives (bounded integers, names, strings), symbolic
 sizes, tensor metadata and the weights/constants payload configs. Every
@@ -15,9 +15,10 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from modhub.format._exprs import ExprRefused, check_sympy_repr
+from modhub.graph.exprs import ExprRefused, check_sympy_repr
+from modhub.graph.tables import DTYPES, LAYOUTS
 
-__all__ = ["DTYPE_SIZES", "Refused", "check_payload_config", "check_tensor_meta", "load_json"]
+__all__ = ["Refused", "check_payload_config", "check_tensor_meta", "load_json"]
 
 
 class Refused(Exception):
@@ -28,12 +29,6 @@ class Refused(Exception):
         self.reason = reason
 
 
-# ScalarType enum value -> element size in bytes (schema.ScalarType; UNKNOWN=0 refused).
-DTYPE_SIZES: dict[int, int] = {
-    1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 2, 7: 4, 8: 8, 9: 4, 10: 8, 11: 16, 12: 1, 13: 2,
-    28: 2, 29: 1, 30: 1, 31: 1, 32: 1, 33: 1, 34: 4, 35: 8,
-}  # fmt: skip
-LAYOUT_STRIDED = 7
 MAX_RANK = 16
 MAX_DIM = 1 << 48
 MAX_INT = 1 << 63
@@ -191,9 +186,9 @@ def check_tensor_meta(obj: Any, where: str, *, concrete: bool = False) -> tuple[
         obj, where, {"dtype", "sizes", "requires_grad", "device", "strides", "storage_offset", "layout"}
     )
     dtype = meta["dtype"]
-    if type(dtype) is not int or dtype not in DTYPE_SIZES:
-        raise Refused(f"{where} dtype {dtype!r:.40} is not a known tensor dtype")
-    if meta["layout"] != LAYOUT_STRIDED:
+    if type(dtype) is not int or dtype not in DTYPES:
+        raise Refused(f"{where} dtype {dtype!r:.40} is not one modhub loads ({sorted(DTYPES)})")
+    if type(meta["layout"]) is not int or meta["layout"] not in LAYOUTS:
         raise Refused(
             f"{where} layout {meta['layout']!r:.40} is not strided (sparse/mkldnn tensors are refused)"
         )
@@ -206,7 +201,7 @@ def check_tensor_meta(obj: Any, where: str, *, concrete: bool = False) -> tuple[
     if len(sizes) != len(strides):
         raise Refused(f"{where} has {len(sizes)} sizes but {len(strides)} strides")
     offset = _sym_int(meta["storage_offset"], f"{where} storage_offset", concrete=concrete)
-    return DTYPE_SIZES[dtype], sizes, strides, offset
+    return DTYPES[dtype][1], sizes, strides, offset
 
 
 # -- payload configs (weights and constants) ----------------------------------------

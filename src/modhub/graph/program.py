@@ -1,26 +1,27 @@
-"""Allow-list checks for ``models/model.json``, the exported program in a ``graph.pt2``.
+"""Strict checks of ``models/model.json``, the exported program in a ``graph.pt2``.
 
 The JSON is read with :mod:`json` only; torch never sees it before every
 field has passed. A field is accepted only if it has a known key, a value of
 the expected type and, for the fields torch interprets (operator targets,
 symbolic sizes, guard code, pytree type names, argument kinds), a value from
-the allow-lists below. The layout follows ``torch/_export/serde/schema.py``
-(schema version 8) as written by torch 2.13.
+the allow-lists (operators in :mod:`modhub.graph.operators`, codes in
+:mod:`modhub.graph.tables`). Every value is defined once before it is used and
+every operator argument is one its schema has, so what passes here is exactly
+what :mod:`modhub.graph.build` builds. The layout follows
+``torch/_export/serde/schema.py`` (schema version 8) as written by torch 2.13.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from modhub.format._exprs import check_guard, check_symbol_key
-from modhub.format._fields import (
+from modhub.graph.exprs import check_guard, check_symbol_key
+from modhub.graph.fields import (
     _FQN,
     _VALUE_NAME,
-    DTYPE_SIZES,
-    LAYOUT_STRIDED,
     Refused,
     _bool,
     _device,
@@ -35,34 +36,15 @@ from modhub.format._fields import (
     check_tensor_meta,
     load_json,
 )
+from modhub.graph.operators import is_allowed, refusal
+from modhub.graph.tables import DTYPES, LAYOUTS, MEMORY_FORMATS, SYM_OPERATORS
 
-__all__ = ["check_program"]
+__all__ = ["aten_operator", "check_program"]
 
 
-MEMORY_FORMATS = {0, 1, 2, 3, 4}
 SCHEMA_MAJOR = 8
 VERIFIERS = {"", "ATEN", "TRAINING"}
-
-# Non-aten call targets that exported graphs use for shape arithmetic on SymInts.
-# Seen in real torch 2.13 exports: add, sub, mul, floordiv, mod and torch.sym_max;
-# neg and sym_min are their direct counterparts (``-s``, ``min(s, n)``).
-BUILTIN_TARGETS = frozenset(
-    {
-        "_operator.add",
-        "_operator.sub",
-        "_operator.mul",
-        "_operator.floordiv",
-        "_operator.mod",
-        "_operator.neg",
-        "torch.sym_max",
-        "torch.sym_min",
-    }
-)
 _ATEN_TARGET = re.compile(r"torch\.ops\.aten\.([A-Za-z_][A-Za-z0-9_]{0,127})\.([A-Za-z_][A-Za-z0-9_]{0,127})")
-# aten operators that touch files, raw memory or devices: never needed by an inference graph.
-_DENIED_ATEN = re.compile(
-    r"from_file|save|load|unsafe|^set_|storage|record_stream|pin_memory|^_nested_|^_print$|_cufft|cuda|mps"
-)
 
 _TORCH_VERSION = re.compile(r"[0-9]+\.[0-9]+(\.[0-9]+)?[A-Za-z0-9.+_\-]{0,64}")
 _META_KEYS = {"stack_trace", "nn_module_stack", "torch_fn"}
@@ -82,33 +64,35 @@ _WHY = {
 # -- the exported program ----------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=4096)
-def _aten_op_exists(op: str, overload: str) -> bool:
-    """Look the operator up in the C++ dispatcher registry: no Python attribute access, no import."""
+@functools.lru_cache(maxsize=1024)
+def aten_operator(name: str) -> Any:
+    """The OpOverload of an allow-listed ``name.overload``, looked up by attribute (no import)."""
     import torch
 
-    try:
-        torch._C._dispatch_find_schema_or_throw(f"aten::{op}", "" if overload == "default" else overload)
-    except RuntimeError:
-        return False
-    return True
+    op, overload = name.split(".")
+    return getattr(getattr(torch.ops.aten, op), overload)
 
 
-def _target(target: Any, where: str) -> None:
+@functools.lru_cache(maxsize=1024)
+def _schema_arguments(name: str) -> frozenset[str]:
+    return frozenset(arg.name for arg in aten_operator(name)._schema.arguments)
+
+
+def _target(target: Any, where: str) -> str | None:
+    """Check a call target; returns the aten ``name.overload`` (None for a shape builtin)."""
     _str(target, f"{where} target", limit=300)
-    if target in BUILTIN_TARGETS:
-        return
+    if target in SYM_OPERATORS:
+        return None
     m = _ATEN_TARGET.fullmatch(target)
     if m is None:
         raise Refused(
-            f"{where} calls {target[:120]!r}: only torch.ops.aten operators and the shape builtins "
-            f"{sorted(BUILTIN_TARGETS)} may be called"
+            f"{where} calls {target[:120]!r}: only torch.ops.aten operators on the allow-list and the "
+            f"shape builtins {sorted(SYM_OPERATORS)} may be called"
         )
-    op, overload = m.groups()
-    if _DENIED_ATEN.search(op):
-        raise Refused(f"{where} calls {target!r}, an aten operator that reaches files, raw memory or devices")
-    if not _aten_op_exists(op, overload):
-        raise Refused(f"{where} calls {target!r}, which is not a registered aten operator")
+    name = f"{m.group(1)}.{m.group(2)}"
+    if not is_allowed(name):
+        raise Refused(f"{where} {refusal(target)}")
+    return name
 
 
 _TENSOR_REF = {"name"}
@@ -157,8 +141,8 @@ def _printable(value: Any, where: str) -> None:
 
 
 def _scalar_type(value: Any, where: str) -> None:
-    if _int(value, where, 1, 35) not in DTYPE_SIZES:
-        raise Refused(f"{where} dtype {value} is unknown")
+    if type(value) is not int or value not in DTYPES:
+        raise Refused(f"{where} dtype {value!r:.20} is not one modhub loads ({sorted(DTYPES)})")
 
 
 def _memory_format(value: Any, where: str) -> None:
@@ -167,13 +151,8 @@ def _memory_format(value: Any, where: str) -> None:
 
 
 def _layout(value: Any, where: str) -> None:
-    if value != LAYOUT_STRIDED:
+    if type(value) is not int or value not in LAYOUTS:
         raise Refused(f"{where} layout {value!r:.20} is not strided")
-
-
-def _complex(value: Any, where: str) -> None:
-    for part in _keys(value, where, {"real", "imag"}).values():
-        _float(part, where)
 
 
 def _scalars(kind: str) -> Callable[[Any, str], None]:
@@ -208,16 +187,58 @@ _ARG_CHECKS: dict[str, Callable[[Any, str], None]] = {
     "as_device": _device,
     "as_optional_tensors": _each(_optional_tensor),
     "as_optional_tensor": _optional_tensor,
-    "as_complex": _complex,
 }
 # What may appear where: graph inputs/outputs and call signatures carry fewer kinds than node inputs.
 NODE_INPUT_KINDS = frozenset(_ARG_CHECKS)
 NODE_OUTPUT_KINDS = frozenset(
     {"as_none", "as_tensor", "as_tensors", "as_optional_tensors", "as_sym_int", "as_sym_float", "as_sym_bool"}
 )
+# What the module call graph's signatures may mention (not used to build).
 GRAPH_IO_KINDS = frozenset(
     {"as_none", "as_tensor", "as_sym_int", "as_sym_float", "as_sym_bool", "as_int", "as_float", "as_bool"}
 )
+# A modhub graph takes tensors and returns tensors.
+GRAPH_TENSOR_KINDS = frozenset({"as_tensor"})
+_SINGLE_OUTPUT_KINDS = frozenset(
+    {"as_none", "as_tensor", "as_tensors", "as_sym_int", "as_sym_float", "as_sym_bool"}
+)
+_MULTI_OUTPUT_KINDS = frozenset({"as_none", "as_tensor"})
+
+
+def _refs(arg: dict[str, Any]) -> Iterator[str]:
+    """The value names an (already checked) argument refers to."""
+    ((kind, value),) = arg.items()
+    if kind == "as_tensor":
+        yield value["name"]
+    elif kind == "as_tensors":
+        yield from (v["name"] for v in value)
+    elif kind == "as_optional_tensor":
+        if "as_tensor" in value:
+            yield value["as_tensor"]["name"]
+    elif kind == "as_optional_tensors":
+        yield from (v["as_tensor"]["name"] for v in value if "as_tensor" in v)
+    elif kind in ("as_sym_int", "as_sym_float", "as_sym_bool"):
+        if "as_name" in value:
+            yield value["as_name"]
+    elif kind in ("as_sym_ints", "as_sym_floats", "as_sym_bools"):
+        yield from (v["as_name"] for v in value if "as_name" in v)
+
+
+class _Scope:
+    """Values defined so far: each once, before any use."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def define(self, name: str, where: str) -> None:
+        if name in self.names:
+            raise Refused(f"{where} defines {name!r} a second time")
+        self.names.add(name)
+
+    def use(self, arg: dict[str, Any], where: str) -> None:
+        for name in _refs(arg):
+            if name not in self.names:
+                raise Refused(f"{where} uses {name!r} before it is defined")
 
 
 def _argument(obj: Any, where: str, allowed: frozenset[str]) -> None:
@@ -230,11 +251,13 @@ def _argument(obj: Any, where: str, allowed: frozenset[str]) -> None:
     _ARG_CHECKS[kind](value, f"{where} ({kind})")
 
 
-def _node(node: Any, where: str) -> None:
+def _node(node: Any, where: str, scope: _Scope) -> None:
     n = _keys(
         node, where, {"target", "inputs", "outputs", "metadata"}, {"is_hop_single_tensor_return", "name"}
     )
-    _target(n["target"], where)
+    op = _target(n["target"], where)
+    arg_names = _schema_arguments(op) if op is not None else None
+    seen: set[str] = set()
     if n.get("name") is not None:
         _str(n["name"], f"{where} name", _VALUE_NAME)
     if n.get("is_hop_single_tensor_return") is not None:
@@ -245,8 +268,18 @@ def _node(node: Any, where: str) -> None:
         if arg.get("kind") not in (None, 0, 1, 2):
             raise Refused(f"{where} input {i} kind {arg.get('kind')!r:.20} is unknown")
         _argument(arg["arg"], f"{where} input {i}", NODE_INPUT_KINDS)
-    for i, out in enumerate(_list(n["outputs"], f"{where} outputs", 1024)):
-        _argument(out, f"{where} output {i}", NODE_OUTPUT_KINDS)
+        scope.use(arg["arg"], f"{where} input {i}")
+        if arg_names is not None and arg["name"] not in arg_names:
+            raise Refused(f"{where} passes {arg['name']!r}, which {n['target']} has no argument called")
+        if arg["name"] in seen:
+            raise Refused(f"{where} passes {arg['name']!r} twice")
+        seen.add(arg["name"])
+    outputs = _list(n["outputs"], f"{where} outputs", 1024)
+    allowed = _SINGLE_OUTPUT_KINDS if len(outputs) == 1 else _MULTI_OUTPUT_KINDS
+    for i, out in enumerate(outputs):
+        _argument(out, f"{where} output {i}", allowed)
+        for name in _refs(out):
+            scope.define(name, f"{where} output {i}")
     meta = _dict(n["metadata"], f"{where} metadata", 16)
     for key, value in meta.items():
         if key not in _META_KEYS:
@@ -282,23 +315,43 @@ def _graph(obj: Any, where: str) -> None:
     for name, value in _dict(g["sym_bool_values"], f"{where} sym_bool_values").items():
         _str(name, "symbool name", _VALUE_NAME)
         _sym_value(value, f"symbool {name!r}", "as_bool", "as_bool")
+    scope = _Scope()
     for i, arg in enumerate(_list(g["inputs"], f"{where} inputs")):
-        _argument(arg, f"graph input {i}", GRAPH_IO_KINDS)
-    for i, arg in enumerate(_list(g["outputs"], f"{where} outputs")):
-        _argument(arg, f"graph output {i}", GRAPH_IO_KINDS)
+        _argument(arg, f"graph input {i}", GRAPH_TENSOR_KINDS)
+        scope.define(arg["as_tensor"]["name"], f"graph input {i}")
     for i, node in enumerate(_list(g["nodes"], f"{where} nodes")):
-        _node(node, f"node {i}")
+        _node(node, f"node {i}", scope)
+    outputs = _list(g["outputs"], f"{where} outputs")
+    if not outputs:
+        raise Refused(f"{where} has no outputs")
+    for i, arg in enumerate(outputs):
+        _argument(arg, f"graph output {i}", GRAPH_TENSOR_KINDS)
+        scope.use(arg, f"graph output {i}")
 
 
-def _signature(obj: Any, weights: Mapping[str, bool], constants: Mapping[str, bool]) -> None:
+def _signature(
+    obj: Any, graph: dict[str, Any], weights: Mapping[str, bool], constants: Mapping[str, bool]
+) -> None:
     sig = _keys(obj, "signature", {"input_specs", "output_specs"})
-    for i, spec in enumerate(_list(sig["input_specs"], "input_specs")):
+    inputs = [arg["as_tensor"]["name"] for arg in graph["inputs"]]
+    if len(_list(sig["input_specs"], "input_specs")) != len(inputs):
+        raise Refused(f"input_specs has {len(sig['input_specs'])} entries for {len(inputs)} graph inputs")
+    if len(_list(sig["output_specs"], "output_specs")) != len(graph["outputs"]):
+        raise Refused(
+            f"output_specs has {len(sig['output_specs'])} entries for {len(graph['outputs'])} graph outputs"
+        )
+    for i, spec in enumerate(sig["input_specs"]):
         where = f"input spec {i}"
         if not isinstance(spec, dict) or len(spec) != 1:
             raise Refused(f"{where} must be an object with one kind")
         ((kind, body),) = spec.items()
         if kind == "user_input":
-            _argument(_keys(body, where, {"arg"})["arg"], where, GRAPH_IO_KINDS)
+            arg = _keys(body, where, {"arg"})["arg"]
+            _argument(arg, where, GRAPH_TENSOR_KINDS)
+            if arg["as_tensor"]["name"] != inputs[i]:
+                raise Refused(
+                    f"{where} names {arg['as_tensor']['name']!r} but graph input {i} is {inputs[i]!r}"
+                )
             continue
         if kind == "parameter":
             b = _keys(body, where, {"arg", "parameter_name"})
@@ -315,21 +368,22 @@ def _signature(obj: Any, weights: Mapping[str, bool], constants: Mapping[str, bo
                 f"{where} is {kind[:60]!r}; only user inputs, parameters, buffers and tensor constants load"
             )
         _tensor_ref(b["arg"], where)
+        if b["arg"]["name"] != inputs[i]:
+            raise Refused(f"{where} names {b['arg']['name']!r} but graph input {i} is {inputs[i]!r}")
         if _str(name, f"{where} name", _FQN) not in table:
             raise Refused(f"{where} names {name!r}, which the payload configs do not carry")
-    for i, spec in enumerate(_list(sig["output_specs"], "output_specs")):
+    for i, spec in enumerate(sig["output_specs"]):
         where = f"output spec {i}"
         if not isinstance(spec, dict) or len(spec) != 1:
             raise Refused(f"{where} must be an object with one kind")
         ((kind, body),) = spec.items()
-        if kind == "user_output":
-            _argument(_keys(body, where, {"arg"})["arg"], where, GRAPH_IO_KINDS)
-        elif kind == "buffer_mutation":
-            b = _keys(body, where, {"arg", "buffer_name"})
-            _tensor_ref(b["arg"], where)
-            _str(b["buffer_name"], f"{where} buffer_name", _FQN)
-        else:
-            raise Refused(f"{where} is {kind[:60]!r}; only user outputs and buffer updates are allowed")
+        if kind != "user_output":
+            # buffer_mutation included: an eval-mode export updates no buffers.
+            raise Refused(f"{where} is {kind[:60]!r}; only user outputs are allowed (export in eval mode)")
+        arg = _keys(body, where, {"arg"})["arg"]
+        _argument(arg, where, GRAPH_TENSOR_KINDS)
+        if arg != graph["outputs"][i]:
+            raise Refused(f"{where} does not name graph output {i}")
 
 
 def _treespec_node(node: Any, where: str, depth: int) -> None:
@@ -427,5 +481,5 @@ def check_program(doc: Any, *, weights: Mapping[str, bool], constants: Mapping[s
     if gm.get("treespec_namedtuple_fields"):
         raise Refused("graph_module declares namedtuple types (torch would import them by name)")
     _graph(gm["graph"], "graph")
-    _signature(gm["signature"], weights, constants)
+    _signature(gm["signature"], gm["graph"], weights, constants)
     _module_call_graph(gm["module_call_graph"])
