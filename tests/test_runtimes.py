@@ -299,3 +299,24 @@ def test_onnx_runtime_takes_photos_like_the_torch_runtime(image_module: Path, tm
     assert isinstance(got, np.ndarray) and got.shape == (4, 5)
     assert np.abs(got - expected.numpy()).max() <= 1e-4
     assert np.abs(got[0] - got[1]).max() == 0  # the same photo as an image, a path and bytes
+
+
+def test_torch_weights_are_views_of_the_verified_buffer(image_module: Path) -> None:
+    """One copy of the weights per load: the buffer graph.pt2 was read (and hashed) into."""
+    import ctypes
+
+    from modhub.graph import build_graph_module
+
+    def inside(tensor: torch.Tensor, data: bytes) -> bool:
+        start = ctypes.addressof(ctypes.c_char.from_buffer(data))  # type: ignore[arg-type]
+        return start <= tensor.untyped_storage().data_ptr() < start + len(data)
+
+    verified = verify_module(image_module, needed={"graph.pt2"})
+    assert verified.graph is not None
+    data = verified.files["graph.pt2"]
+    copied = build_graph_module(verified.graph)
+    assert not any(inside(p, data) for p in copied.parameters())
+    taken = build_graph_module(verified.graph, take_buffer=True)
+    assert all(inside(p, data) for p in taken.parameters())
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.equal(copied(x), taken(x))

@@ -19,7 +19,8 @@ def build_graph(verified: VerifiedModule) -> Any:
 
     if verified.graph is None:
         raise ManifestError(f"{GRAPH_NAME} was not read for this load", path=verified.root)
-    return build_graph_module(verified.graph)
+    # Each load read graph.pt2 into a buffer of its own: its weights can be views of it.
+    return build_graph_module(verified.graph, take_buffer=True)
 
 
 class TorchModule(LoadedModule):
