@@ -320,3 +320,16 @@ def test_torch_weights_are_views_of_the_verified_buffer(image_module: Path) -> N
     assert all(inside(p, data) for p in taken.parameters())
     x = torch.rand(2, 3, 32, 32)
     assert torch.equal(copied(x), taken(x))
+
+
+def test_default_falls_back_to_torch_without_onnxruntime(
+    image_module: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modhub.runtimes import RUNTIMES
+
+    monkeypatch.setattr(RUNTIMES["onnx"], "available", lambda: False)
+    module = hub.load(image_module)
+    assert module.runtime == "torch"
+    assert isinstance(module(np.zeros((1, 3, 32, 32), np.float32)), np.ndarray)  # same output rule
+    with pytest.raises(hub.InputError, match=r"pip install 'modhub\[onnx\]'"):
+        hub.load(image_module, runtime="onnx")
