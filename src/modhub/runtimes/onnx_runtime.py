@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from modhub.errors import InputError, ManifestError, UnsafeModuleError
+from modhub.errors import ManifestError, UnsafeModuleError
 from modhub.format.manifest import ONNX_NAME, Manifest
 from modhub.format.verify import FileRecords, VerifiedModule, open_module_file, read_module_file
 from modhub.preprocessing import is_torch_tensor
@@ -40,7 +40,7 @@ class OnnxModule(LoadedModule):
         session_names = [i.name for i in self._session.get_inputs()]
         missing = [name for name in session_names if name not in graph_names]
         if missing:
-            raise InputError(
+            raise ManifestError(
                 f"{ONNX_NAME} of {self.path} takes inputs {missing} that the manifest's graph_inputs "
                 f"({graph_names}) do not name; load it with runtime='torch' or re-export the module",
                 path=self.path,
