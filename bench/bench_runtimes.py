@@ -13,17 +13,21 @@ Measured:
 * cold start: a fresh Python process, from its first line to the first output
   (imports, load, verification of a local directory's files, one call);
   median of ``--repeats`` processes;
-* throughput at batch 1 and 32, all contenders in this one process, in
-  interleaved rounds (median of the rounds), so a busy machine slows all alike;
-* peak memory of a load: in a fresh process, the growth of peak RSS from
-  after the imports to after load + first call, over the bytes of the
-  weights file the runtime reads.
+* throughput at batch 1 and 32, each contender in a process of its own (one
+  engine's idle threads never disturb another's), in interleaved rounds
+  (median of the rounds), so a busy machine slows all alike; ``--threads N``
+  gives every engine N intra-op threads (on an oversubscribed machine PyTorch's
+  OpenMP threads degrade far more than onnxruntime's: compare with 1);
+* peak memory of a load: in a fresh process, the growth of peak RSS (VmHWM,
+  reset after the imports) during ``hub.load``, over the bytes of the weights
+  file the runtime reads (``--memory-only`` measures just this).
 
 Goals (issue 13): cold start with onnx <= 0.5x eager; frozen image features
 >= 5x eager torch at batch 32; MiniLM >= 1.5x sentence-transformers; peak RSS
 of a load <= 1.3x the weights.
 
-    python bench/bench_runtimes.py [--zoo DIR] [--repeats 3] [--seconds 1.5] [--rounds 3] [--json OUT]
+    python bench/bench_runtimes.py [--zoo DIR] [--repeats 3] [--seconds 1.5] [--rounds 3] [--threads N]
+                                   [--json OUT]
 """
 
 from __future__ import annotations
@@ -108,7 +112,7 @@ print(time.perf_counter() - t0)
 }
 
 MEMORY = """
-import resource, sys
+import sys
 import numpy as np
 import modhub as hub
 runtime = sys.argv[2]
@@ -117,11 +121,16 @@ if runtime == "torch":
 else:
     import onnxruntime
 import modhub.loading, modhub.runtimes, tokenizers
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) * 1024
+# Reset the peak-RSS counter (VmHWM) to the current RSS: what the imports peaked at does not count.
+with open("/proc/self/clear_refs", "w") as fh:
+    fh.write("5")
+before = status("VmRSS:")
 module = hub.load(sys.argv[1], runtime=runtime)
-x = ["A first sentence to embed."] if module.modality == "text" else np.zeros((1, 3, 224, 224), np.float32)
-module(x)
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+after = status("VmHWM:")  # the load alone: a call's activations and kernel caches are not the load's
 name = "model.onnx" if runtime == "onnx" else "graph.pt2"
 print(after - before, module.manifest.file(name).size)
 """
@@ -177,46 +186,97 @@ def throughputs(
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def contenders(name: str, module_dir: Path, modality: str, family: str | None, batch: int) -> dict[str, Any]:
+def contender(name: str, module_dir: Path, modality: str, extra: str, batch: int, threads: int) -> Any:
+    """The call to time for one contender at one batch size (built in the measuring process)."""
     import numpy as np
     import torch
 
     import modhub as hub
 
     torch.set_grad_enabled(False)
-    onnx = hub.load(module_dir, runtime="onnx")
-    default = hub.load(module_dir)
-    graph = hub.load(module_dir, runtime="torch")
-    if modality == "image":
+    if threads:
+        torch.set_num_threads(threads)
+    if name.startswith("modhub"):
+        runtime = {"modhub-onnx": "onnx", "modhub-torch": "torch"}.get(name)
+        module = hub.load(module_dir, runtime=runtime)
+        if threads and module.runtime == "onnx":
+            _limit_onnx_threads(module, module_dir, threads)
+        if modality == "text":
+            sentences = _sentences(batch)
+            return lambda: module(sentences)
+        images = torch.rand(batch, 3, 224, 224)
+        x = images if name == "modhub-torch" else images.numpy()
+        return lambda: module(x)
+    if name == "eager" and modality == "image":
         from modhub.zoo import image
         from modhub.zoo._vision import build_model
 
-        eager = build_model(getattr(image, str(family)), classify=False).eval()
-        tensor = torch.rand(batch, 3, 224, 224)
-        array = tensor.numpy()
-        return {
-            "modhub-onnx": lambda: onnx(array),
-            "modhub": lambda: default(array),
-            "modhub-torch": lambda: graph(tensor),
-            "eager": lambda: eager(tensor),
-        }
+        eager = build_model(getattr(image, extra), classify=False).eval()
+        images = torch.rand(batch, 3, 224, 224)
+        return lambda: eager(images)
+    sentences = _sentences(batch)
+    if name == "eager":
+        from modhub.preprocessing import TextEncoder
+        from modhub.zoo._bert import load_sentence_encoder
+
+        encoder = load_sentence_encoder(Path(extra)).eval()
+        spec = hub.load(module_dir, runtime="onnx").manifest.preprocessing.tokenizer
+        assert spec is not None
+        tokenize = TextEncoder(spec, Path(extra) / "tokenizer.json")  # the same tokenisation as modhub
+        return lambda: encoder(*tokenize(sentences))
     from sentence_transformers import SentenceTransformer
 
-    from modhub.zoo._bert import load_sentence_encoder
-    from modhub.zoo._text import minilm_dir
+    st = SentenceTransformer(extra, device="cpu")
+    np.testing.assert_allclose(st.encode(sentences[:2]), hub.load(module_dir)(sentences[:2]), atol=1e-4)
+    return lambda: st.encode(sentences, batch_size=batch)
 
-    sentences = [f"Sentence number {i} about a cat, a dog and the weather today." for i in range(batch)]
-    encoder = load_sentence_encoder(minilm_dir()).eval()
-    tokenize = graph._encoder  # the same tokenisation for eager: only the model differs
-    assert tokenize is not None
-    st = SentenceTransformer(str(minilm_dir()), device="cpu")
-    np.testing.assert_allclose(st.encode(sentences[:2]), onnx(sentences[:2]), atol=1e-4)
+
+def _sentences(batch: int) -> list[str]:
+    return [f"Sentence number {i} about a cat, a dog and the weather today." for i in range(batch)]
+
+
+def _limit_onnx_threads(module: Any, module_dir: Path, threads: int) -> None:
+    """Benchmark-only: the same model with ``threads`` intra-op threads."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    session = onnxruntime.InferenceSession(
+        str(module_dir / "model.onnx"), options, providers=["CPUExecutionProvider"]
+    )
+    module._session = session
+
+
+THROUGHPUT = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from bench_runtimes import contender, throughputs
+from pathlib import Path
+name, module_dir, modality, extra, seconds, threads = sys.argv[2:8]
+out = {}
+for batch in (1, 32):
+    fn = contender(name, Path(module_dir), modality, extra, batch, int(threads))
+    out[f"batch{batch}"] = throughputs({name: fn}, batch, float(seconds), 1)[name]
+print(json.dumps(out))
+"""
+
+
+def measure_throughput(
+    names: list[str], module_dir: Path, modality: str, extra: str, args: argparse.Namespace
+) -> dict[str, dict[str, float]]:
+    """Each contender in a process of its own (no engine's threads disturb another's), interleaved rounds."""
+    samples: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    for _ in range(args.rounds):
+        for name in names:
+            line = _run(
+                THROUGHPUT, str(ROOT / "bench"), name, str(module_dir), modality, extra,
+                str(args.seconds), str(args.threads),
+            )  # fmt: skip
+            samples[name].append(json.loads(line))
     return {
-        "modhub-onnx": lambda: onnx(sentences),
-        "modhub": lambda: default(sentences),
-        "modhub-torch": lambda: graph(sentences),
-        "eager": lambda: encoder(*tokenize(sentences)),
-        "sentence-transformers": lambda: st.encode(sentences, batch_size=batch),
+        f"batch{b}": {n: statistics.median(s[f"batch{b}"] for s in samples[n]) for n in names}
+        for b in (1, 32)
     }
 
 
@@ -228,24 +288,27 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="fresh processes per cold start")
     parser.add_argument("--seconds", type=float, default=1.5, help="per contender per round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--threads", type=int, default=0, help="intra-op threads for every engine (0: each library's default)"
+    )
     parser.add_argument("--json", type=Path, help="also write the numbers here")
+    parser.add_argument("--memory-only", action="store_true", help="only the peak RSS of loads")
     args = parser.parse_args()
 
     from modhub.zoo import build_zoo
     from modhub.zoo._text import minilm_dir
 
     build_zoo(args.zoo, only=[case[1] for case in CASES], progress=False)
+    print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     results: dict[str, Any] = {}
     for label, name, modality, family in CASES:
         module_dir = args.zoo / name
         extra = family or str(minilm_dir())
         names = [c for c in COLD if modality == "text" or c != "sentence-transformers"]
-        row: dict[str, Any] = {
-            "cold_s": {c: cold_start(c, module_dir, modality, extra, args.repeats) for c in names}
-        }
-        for batch in (1, 32):
-            fns = contenders(name, module_dir, modality, family, batch)
-            row[f"batch{batch}"] = throughputs(fns, batch, args.seconds, args.rounds)
+        row: dict[str, Any] = {}
+        if not args.memory_only:
+            row["cold_s"] = {c: cold_start(c, module_dir, modality, extra, args.repeats) for c in names}
+            row.update(measure_throughput(names, module_dir, modality, extra, args))
         row["peak_rss_over_weights"] = {}
         for runtime in ("onnx", "torch"):
             grown, weights = map(int, _run(MEMORY, str(module_dir), runtime).split())
@@ -257,6 +320,7 @@ def main() -> None:
         results[label] = row
         _print(label, row)
     _goals(results)
+    print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
@@ -265,8 +329,9 @@ def _print(label: str, row: dict[str, Any]) -> None:
     unit = "sent/s" if "MiniLM" in label else "img/s"
     print(f"\n{label}   (ratio: against eager torch)")
     print(f"  {'':<24}{'cold start':>12}{'ratio':>8}{'batch 1':>14}{'ratio':>8}{'batch 32':>14}{'ratio':>8}")
-    eager = row["cold_s"]["eager"], row["batch1"]["eager"], row["batch32"]["eager"]
-    for name, cold in row["cold_s"].items():
+    cold_s = row.get("cold_s", {})
+    eager = (cold_s["eager"], row["batch1"]["eager"], row["batch32"]["eager"]) if cold_s else (1, 1, 1)
+    for name, cold in cold_s.items():
         b1, b32 = row["batch1"][name], row["batch32"][name]
         print(
             f"  {name:<24}{cold:>10.2f} s{cold / eager[0]:>7.2f}x{b1:>8.1f} {unit:<5}{b1 / eager[1]:>7.2f}x"
@@ -282,6 +347,10 @@ def _print(label: str, row: dict[str, Any]) -> None:
 def _goals(results: dict[str, Any]) -> None:
     print("\nGoals (same run):")
     for label, row in results.items():
+        for runtime, mem in row["peak_rss_over_weights"].items():
+            print(f"  {label}: peak RSS of a load, {runtime} = {mem['ratio']:.2f}x weights (goal <= 1.3)")
+        if "cold_s" not in row:
+            continue
         cold = row["cold_s"]["modhub-onnx"] / row["cold_s"]["eager"]
         print(f"  {label}: cold start modhub-onnx / eager = {cold:.2f}x (goal <= 0.5)")
         if "MiniLM" in label:
@@ -290,8 +359,6 @@ def _goals(results: dict[str, Any]) -> None:
         else:
             fx = row["batch32"]["modhub-onnx"] / row["batch32"]["eager"]
             print(f"  {label}: batch 32 modhub-onnx / eager torch = {fx:.2f}x (goal >= 5)")
-        for runtime, mem in row["peak_rss_over_weights"].items():
-            print(f"  {label}: peak RSS of a load, {runtime} = {mem['ratio']:.2f}x weights (goal <= 1.3)")
 
 
 if __name__ == "__main__":
