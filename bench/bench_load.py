@@ -4,11 +4,16 @@ For one image module (EfficientNet-Lite0 classifier) and one text module
 (MiniLM-L6), measured in this one run:
 
 * cold start: a fresh Python process from its first line to the first output,
-  either ``hub.load(dir)`` + call, or the eager path (build the architecture
-  from its package, load the package's state dict, call);
+  either ``hub.load(dir)`` + call (the default runtime: onnx, as these modules
+  have model.onnx), or the eager path (build the architecture from its
+  package, load the package's state dict, call);
+* what verification costs in-process, per runtime: the first load of a
+  directory (its files hashed) against a second one (the process's records
+  vouch for unchanged files, nothing is hashed);
 * throughput: the loaded module vs the eager model, same inputs, same process.
 
-Compass goal: load <= 0.8x the eager path, inference >= 1.0x.
+Compass goal: load <= 0.8x the eager path, inference >= 1.0x. The four-way
+comparison with sentence-transformers and batch sizes is bench/bench_runtimes.py.
 
     python bench/bench_load.py [--zoo DIR] [--repeats 3]
 """
@@ -27,11 +32,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 HUB_IMAGE = """
 import time; t0 = time.perf_counter()
-import sys, torch
+import sys
+import numpy as np
 import modhub as hub
 module = hub.load(sys.argv[1])
-out = module(torch.rand(1, 3, 224, 224))
+out = module(np.random.rand(1, 3, 224, 224).astype(np.float32))
 print(time.perf_counter() - t0)
+"""
+
+RELOAD = """
+import sys, time
+import onnxruntime, tokenizers, torch  # imported first: the two loads differ only in hashing
+import modhub as hub
+import modhub.layer, modhub.loading, modhub.graph.build
+for runtime in ("onnx", "torch"):
+    t0 = time.perf_counter(); hub.load(sys.argv[1], runtime=runtime); first = time.perf_counter() - t0
+    t0 = time.perf_counter(); hub.load(sys.argv[1], runtime=runtime); again = time.perf_counter() - t0
+    print(runtime, first, again)
 """
 
 EAGER_IMAGE = """
@@ -126,6 +143,28 @@ def main() -> None:
             }
         )
 
+    for label, module_dir in (("image efficientnet-lite0", image_dir), ("text  minilm-l6", text_dir)):
+        proc = subprocess.run(
+            [sys.executable, "-c", RELOAD, str(module_dir)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
+        for line in proc.stdout.split("\n"):
+            if line.strip():
+                runtime, first, again = line.split()
+                rows.append(
+                    {
+                        "what": f"load {runtime:<5} {label}",
+                        "hub": float(again),
+                        "eager": float(first),
+                        "ratio": float(again) / float(first),
+                        "unit": "s",
+                        "goal": "(2nd load / 1st: no re-hash)",
+                    }
+                )
+
     import modhub as hub
     from modhub.zoo._bert import load_sentence_encoder
     from modhub.zoo._text import minilm_dir
@@ -134,13 +173,13 @@ def main() -> None:
 
     torch.set_grad_enabled(False)
     images = torch.rand(32, 3, 224, 224)
-    module = hub.load(image_dir)
+    module = hub.load(image_dir, runtime="torch")
     eager = build_model(EFFICIENTNET_LITE0, classify=True).eval()
     hub_ips = throughput(lambda: module(images), 32)
     eager_ips = throughput(lambda: eager(images), 32)
     rows.append(
         {
-            "what": "throughput image (batch 32)",
+            "what": "throughput image torch (batch 32)",
             "hub": hub_ips,
             "eager": eager_ips,
             "ratio": hub_ips / eager_ips,
@@ -150,14 +189,14 @@ def main() -> None:
     )
 
     sentences = [f"Sentence number {i} about a cat, a dog and the weather today." for i in range(64)]
-    text_module = hub.load(text_dir)
+    text_module = hub.load(text_dir, runtime="torch")
     encoder = load_sentence_encoder(minilm_dir()).eval()
     tokenize = text_module._encoder  # same tokenisation for both sides: only the model differs
     hub_sps = throughput(lambda: text_module(sentences), 64)
     eager_sps = throughput(lambda: encoder(*tokenize(sentences)), 64)
     rows.append(
         {
-            "what": "throughput text (batch 64)",
+            "what": "throughput text torch (batch 64)",
             "hub": hub_sps,
             "eager": eager_sps,
             "ratio": hub_sps / eager_sps,
@@ -167,6 +206,7 @@ def main() -> None:
     )
 
     print(f"{'measure':<36}{'modhub':>12}{'eager':>12}{'ratio':>9}  goal")
+    print("(for 'load' rows: the columns are the second and the first load in one process)")
     for row in rows:
         print(
             f"{row['what']:<36}{row['hub']:>10.2f}{row['unit'][:2]:>2}{row['eager']:>10.2f}{row['unit'][:2]:>2}"

@@ -99,13 +99,14 @@ def load(handle: Handle, *, runtime: str | None = None, settings: Settings | Non
     directory = module_dir(handle, settings)
     manifest = read_manifest(directory)
     chosen, output = choose_runtime(manifest, runtime)
-    verified = verified_module(directory, chosen.needed_files(manifest), settings)
+    records = records_for(directory, settings)
+    verified = verify_module(directory, needed=chosen.needed_files(manifest), records=records)
     if verified.manifest != manifest:
         raise IntegrityError(
             f"{directory / 'modhub.json'} changed while the module was loading; load it again",
             path=directory,
         )
-    return chosen.build(verified, output)
+    return chosen.build(verified, output, records)
 
 
 def __getattr__(name: str) -> Any:

@@ -35,14 +35,15 @@ def zoo_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def load_starter(zoo_dir: Path):  # type: ignore[no-untyped-def]
-    """load_starter(name) -> modhub.load of the built module, one instance per session."""
+    """load_starter(name) -> modhub.load(..., runtime="torch") of the built module, one per session."""
     import modhub as hub
 
     loaded: dict[str, object] = {}
 
     def load(name: str):  # type: ignore[no-untyped-def]
         if name not in loaded:
-            loaded[name] = hub.load(zoo_dir / name)
+            # The torch graph: these tests compare it with the eager source models.
+            loaded[name] = hub.load(zoo_dir / name, runtime="torch")
         return loaded[name]
 
     return load

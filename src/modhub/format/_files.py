@@ -10,6 +10,7 @@ import os
 import re
 import stat
 from pathlib import Path
+from typing import cast
 
 _READ_CHUNK = 1 << 30
 
@@ -91,17 +92,21 @@ def _hf_blob(root: Path, depth: int, target: str) -> tuple[Path, str] | None:
 
 
 def read_exactly(fd: int, size: int) -> bytes | None:
-    """Read exactly ``size`` bytes; None if the file is shorter or longer (it changed while read)."""
-    chunks: list[bytes] = []
-    remaining = size
-    while remaining > 0:
-        chunk = os.read(fd, min(remaining, _READ_CHUNK))
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        remaining -= len(chunk)
+    """Read exactly ``size`` bytes; None if the file is shorter or longer (it changed while read).
+
+    Into one writable buffer, read in place (no chunks joined): the graph's
+    weights can then be views of it (``build_graph_module(take_buffer=True)``)
+    instead of a second copy. It is a ``bytearray``, typed as ``bytes``: callers
+    only read it, and a bytearray does everything bytes does except hashing.
+    """
+    buffer = bytearray(size)
+    with memoryview(buffer) as view:
+        done = 0
+        while done < size:
+            count = os.readv(fd, [view[done : done + _READ_CHUNK]])
+            if not count:
+                return None
+            done += count
     if os.read(fd, 1):
         return None
-    if len(chunks) == 1:
-        return chunks[0]
-    return b"".join(chunks)
+    return cast(bytes, buffer)

@@ -14,11 +14,12 @@ graph's safety check on the same bytes. The hub's publish check calls it too.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
 import stat
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -47,6 +48,7 @@ __all__ = [
     "check_module",
     "check_unlisted",
     "file_cap",
+    "open_module_file",
     "read_module_file",
     "verify_module",
 ]
@@ -57,6 +59,8 @@ MAX_FILE_BYTES = 16 << 30
 MAX_LABELS_BYTES = 16 << 20
 MAX_TOKENIZER_BYTES = 256 << 20
 MAX_GRAPH_BYTES = 8 << 30
+# Read size when a file is hashed by streaming (open_module_file).
+_STREAM_CHUNK = 1 << 20
 _REDOWNLOAD = "Download the module again (modhub cache rm, then load) or re-export it."
 
 
@@ -101,7 +105,69 @@ def read_module_file(
     marked verified. Raises :class:`UnsafeModuleError` (not a regular file,
     over the cap), :class:`IntegrityError` (missing, other size or sha256).
     """
-    root = Path(root)
+    fd, st, path = _open_entry(Path(root), entry, max_bytes)
+    try:
+        data = read_exactly(fd, entry.size)
+    finally:
+        os.close(fd)
+    if data is None:
+        raise IntegrityError(f"{entry.path} changed size while it was read. {_REDOWNLOAD}", path=path)
+    if records is not None and records.is_verified(path, entry, st):
+        return data
+    _check_digest(entry, hashlib.sha256(data).hexdigest(), path)
+    if records is not None:
+        records.mark_verified(path, entry, st)
+    return data
+
+
+@contextlib.contextmanager
+def open_module_file(
+    root: Path,
+    entry: FileEntry,
+    *,
+    max_bytes: int | None = None,
+    records: FileRecords | None = None,
+) -> Iterator[int]:
+    """Open one listed file once, verify it, and lend its descriptor to an engine that reads it itself.
+
+    For files too large to hold twice (``model.onnx`` handed to onnxruntime as
+    ``/proc/self/fd/N``): the same checks as :func:`read_module_file` on one
+    descriptor, but the sha256 is computed by streaming (no copy in memory).
+    The engine then reads that same open file, so a file renamed over the
+    path meanwhile has no effect; a write to the file itself changes its
+    mtime, which is checked when the block ends (IntegrityError).
+    """
+    fd, st, path = _open_entry(Path(root), entry, max_bytes)
+    try:
+        if records is None or not records.is_verified(path, entry, st):
+            digest = hashlib.sha256()
+            buffer = bytearray(_STREAM_CHUNK)
+            view = memoryview(buffer)
+            offset = 0
+            while count := os.preadv(fd, [buffer], offset):
+                digest.update(view[:count])
+                offset += count
+            if offset != entry.size:
+                raise IntegrityError(f"{entry.path} changed size while it was read. {_REDOWNLOAD}", path=path)
+            _check_digest(entry, digest.hexdigest(), path)
+            if records is not None:
+                records.mark_verified(path, entry, st)
+        yield fd
+        # Not ctime: a new hard link to the blob (another version assembled
+        # meanwhile) or the rename of another file over the path changes it too.
+        now = os.fstat(fd)
+        if (now.st_mtime_ns, now.st_size) != (st.st_mtime_ns, st.st_size):
+            raise IntegrityError(
+                f"{entry.path} was modified while it was being loaded; nothing built from it is used. "
+                + _REDOWNLOAD,
+                path=path,
+            )
+    finally:
+        os.close(fd)
+
+
+def _open_entry(root: Path, entry: FileEntry, max_bytes: int | None) -> tuple[int, os.stat_result, Path]:
+    """Open a listed file (no symlinks, regular, within its cap, of the listed size): fd, its fstat, path."""
     path = root / entry.path
     cap = MAX_FILE_BYTES if max_bytes is None else max_bytes
     if entry.size > cap:
@@ -144,23 +210,19 @@ def read_module_file(
                 f"changed or truncated. {_REDOWNLOAD}",
                 path=path,
             )
-        data = read_exactly(fd, entry.size)
-    finally:
+    except BaseException:
         os.close(fd)
-    if data is None:
-        raise IntegrityError(f"{entry.path} changed size while it was read. {_REDOWNLOAD}", path=path)
-    if records is not None and records.is_verified(path, entry, st):
-        return data
-    digest = hashlib.sha256(data).hexdigest()
+        raise
+    return fd, st, path
+
+
+def _check_digest(entry: FileEntry, digest: str, path: Path) -> None:
     if digest != entry.sha256:
         raise IntegrityError(
             f"{entry.path} has sha256 {digest}, modhub.json says {entry.sha256}: the file was changed "
             f"after export. Do not use it; {_REDOWNLOAD[0].lower()}{_REDOWNLOAD[1:]}",
             path=path,
         )
-    if records is not None:
-        records.mark_verified(path, entry, st)
-    return data
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,15 @@ def check_graph(data: bytes, *, path: Path | None = None, max_bytes: int | None 
     return read_archive(data, path=path, max_bytes=max_bytes)
 
 
-def build_graph_module(source: bytes | GraphProgram) -> torch.fx.GraphModule:
-    """A runnable GraphModule, with weights of its own, from checked bytes (``bytes`` are checked first)."""
+def build_graph_module(source: bytes | GraphProgram, *, take_buffer: bool = False) -> torch.fx.GraphModule:
+    """A runnable GraphModule, with weights of its own, from checked bytes (``bytes`` are checked first).
+
+    ``take_buffer=True``: when the program was read into a writable buffer (as
+    ``read_module_file`` does), the weights are views of that very buffer, not
+    copies, so a load holds the weights once. The buffer then belongs to the
+    GraphModule: build from it once.
+    """
     from modhub.graph.build import build
 
     program = source if isinstance(source, GraphProgram) else check_graph(source)
-    return build(program)
+    return build(program, take_buffer=take_buffer)

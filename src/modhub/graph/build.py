@@ -178,7 +178,9 @@ def _assign(root: torch.nn.Module, fqn: str, tensor: torch.Tensor) -> None:
         module.register_buffer(leaf, tensor)
 
 
-def _tensors(config: dict[str, Any], folder: str, payloads: dict[str, memoryview]) -> dict[str, torch.Tensor]:
+def _tensors(
+    config: dict[str, Any], folder: str, payloads: dict[str, memoryview], *, take_buffer: bool
+) -> dict[str, torch.Tensor]:
     storages: dict[str, torch.Tensor] = {}
     tensors: dict[str, torch.Tensor] = {}
     for fqn, meta in config.items():
@@ -186,9 +188,15 @@ def _tensors(config: dict[str, Any], folder: str, payloads: dict[str, memoryview
         dtype = _dtype(tensor_meta["dtype"])
         record = meta["path_name"]
         if record not in storages:
-            # A copy of its own: every loaded instance owns its weights (and may train them).
-            data = bytearray(payloads[f"{folder}/{record}"])
-            storages[record] = torch.frombuffer(data, dtype=dtype) if data else torch.zeros(0, dtype=dtype)
+            view = payloads[f"{folder}/{record}"]
+            if not view.nbytes:
+                storages[record] = torch.zeros(0, dtype=dtype)
+            elif take_buffer and not view.readonly:
+                # The buffer this load read (and hashed) is the weights: no second copy.
+                storages[record] = torch.frombuffer(view, dtype=dtype)
+            else:
+                # A copy of its own: every loaded instance owns its weights (and may train them).
+                storages[record] = torch.frombuffer(bytearray(view), dtype=dtype)
         sizes = [s["as_int"] for s in tensor_meta["sizes"]]
         strides = [s["as_int"] for s in tensor_meta["strides"]]
         offset = tensor_meta["storage_offset"]["as_int"]
@@ -202,8 +210,8 @@ def _tensors(config: dict[str, Any], folder: str, payloads: dict[str, memoryview
     return tensors
 
 
-def build(program: GraphProgram) -> torch.fx.GraphModule:
-    """The GraphModule of a checked program, with weights of its own."""
-    state = _tensors(program.weights, "weights", program.payloads)
-    state.update(_tensors(program.constants, "constants", program.payloads))
+def build(program: GraphProgram, *, take_buffer: bool = False) -> torch.fx.GraphModule:
+    """The GraphModule of a checked program, with weights of its own (see ``build_graph_module``)."""
+    state = _tensors(program.weights, "weights", program.payloads, take_buffer=take_buffer)
+    state.update(_tensors(program.constants, "constants", program.payloads, take_buffer=take_buffer))
     return _Builder(program.program).build(state)

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Literal, Protocol
 
 from modhub.format.manifest import Manifest
 from modhub.format.tasks import get_contract, parse_labels
-from modhub.format.verify import VerifiedModule
+from modhub.format.verify import FileRecords, VerifiedModule
 from modhub.preprocessing import TextEncoder, check_images, is_torch_tensor
 
 # What a call returns: always numpy arrays, always torch tensors, or torch
@@ -37,11 +37,7 @@ class ModuleInfo:
         self.signed_by = verified.signed_by
         self.modality = get_contract(manifest.task).modality
         tok = manifest.preprocessing.tokenizer
-        self._encoder = (
-            TextEncoder(tok, verified.files[tok.file])
-            if tok is not None
-            else None
-        )
+        self._encoder = TextEncoder(tok, verified.files[tok.file]) if tok is not None else None
         self.labels: list[str] | None = (
             parse_labels(verified.files[manifest.labels], manifest.labels) if manifest.labels else None
         )
@@ -86,7 +82,14 @@ class Runtime(Protocol):
         ...
 
     def needed_files(self, manifest: Manifest) -> set[str]:
-        """The module files this runtime reads (only these are read and hashed on load)."""
+        """The module files ``verify_module`` reads into memory for this runtime.
+
+        Labels and the tokenizer are always read; a runtime may open (and
+        verify) its own large file itself in ``build``. Files no runtime
+        reads are neither read nor hashed.
+        """
         ...
 
-    def build(self, verified: VerifiedModule, output: Output) -> LoadedModule: ...
+    def build(self, verified: VerifiedModule, output: Output, records: FileRecords | None) -> LoadedModule:
+        """The loaded module; ``records`` for any file the runtime verifies itself."""
+        ...

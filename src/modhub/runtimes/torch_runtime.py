@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from modhub.errors import ManifestError
 from modhub.format.manifest import GRAPH_NAME, Manifest
-from modhub.format.verify import VerifiedModule
+from modhub.format.verify import FileRecords, VerifiedModule
 from modhub.runtimes._base import LoadedModule, Output
 
 __all__ = ["TorchModule", "TorchRuntime", "build_graph"]
@@ -19,7 +19,8 @@ def build_graph(verified: VerifiedModule) -> Any:
 
     if verified.graph is None:
         raise ManifestError(f"{GRAPH_NAME} was not read for this load", path=verified.root)
-    return build_graph_module(verified.graph)
+    # Each load read graph.pt2 into a buffer of its own: its weights can be views of it.
+    return build_graph_module(verified.graph, take_buffer=True)
 
 
 class TorchModule(LoadedModule):
@@ -60,5 +61,5 @@ class TorchRuntime:
     def needed_files(self, manifest: Manifest) -> set[str]:
         return {GRAPH_NAME}
 
-    def build(self, verified: VerifiedModule, output: Output) -> LoadedModule:
+    def build(self, verified: VerifiedModule, output: Output, records: FileRecords | None) -> LoadedModule:
         return TorchModule(verified, output)

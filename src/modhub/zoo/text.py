@@ -146,7 +146,8 @@ class GloveStarter:
                     handle=handle_of(self.name),
                     dim=50,
                     similarity=(
-                        "unit = embeddings / embeddings.norm(dim=1, keepdim=True).clamp(min=1e-12)\n"
+                        "norms = (embeddings**2).sum(axis=1, keepdims=True) ** 0.5  # a numpy array\n"
+                        "unit = embeddings / norms.clip(min=1e-12)\n"
                         "print(unit @ unit.T)  # cosine similarities"
                     ),
                 ),

@@ -1,0 +1,365 @@
+"""modhub's runtimes side by side with what a user would pick instead, measured in one run.
+
+Contenders, on EfficientNet-Lite0 and MobileNetV2 feature vectors (images) and MiniLM-L6 (text):
+
+* ``modhub-onnx``  ``hub.load(dir, runtime="onnx")`` (onnxruntime, no torch imported)
+* ``modhub``       ``hub.load(dir)``, the default runtime (onnx when the module has model.onnx)
+* ``modhub-torch`` ``hub.load(dir, runtime="torch")`` (the exported torch graph)
+* ``eager``        the source model built from its package's weights, plain PyTorch
+* ``sentence-transformers``  ``SentenceTransformer(dir).encode`` (MiniLM only)
+
+Measured:
+
+* cold start: a fresh Python process, from its first line to the first output
+  (imports, load, verification of a local directory's files, one call);
+  median of ``--repeats`` processes;
+* throughput at batch 1 and 32, each contender in a process of its own (one
+  engine's idle threads never disturb another's), in interleaved rounds
+  (median of the rounds), so a busy machine slows all alike; ``--threads N``
+  gives every engine N intra-op threads (on an oversubscribed machine PyTorch's
+  OpenMP threads degrade far more than onnxruntime's: compare with 1);
+* peak memory of a load: in a fresh process, the growth of peak RSS (VmHWM,
+  reset after the imports) during ``hub.load``, over the bytes of the weights
+  file the runtime reads (``--memory-only`` measures just this).
+
+Goals (issue 13): cold start with onnx <= 0.5x eager; frozen image features
+>= 5x eager torch at batch 32; MiniLM >= 1.5x sentence-transformers; peak RSS
+of a load <= 1.3x the weights.
+
+    python bench/bench_runtimes.py [--zoo DIR] [--repeats 3] [--seconds 1.5] [--rounds 3] [--threads N]
+                                   [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# One fresh-process script per contender; argv[1] is the module dir, argv[2] the modality.
+# Each prints the seconds from its first line to the first output.
+COLD = {
+    "modhub-onnx": """
+import time; t0 = time.perf_counter()
+import sys
+import numpy as np
+import modhub as hub
+module = hub.load(sys.argv[1], runtime="onnx")
+x = ["A first sentence to embed."] if sys.argv[2] == "text" else np.random.rand(1, 3, 224, 224).astype("f4")
+out = module(x)
+print(time.perf_counter() - t0)
+""",
+    "modhub": """
+import time; t0 = time.perf_counter()
+import sys
+import numpy as np
+import modhub as hub
+module = hub.load(sys.argv[1])
+x = ["A first sentence to embed."] if sys.argv[2] == "text" else np.random.rand(1, 3, 224, 224).astype("f4")
+out = module(x)
+print(time.perf_counter() - t0)
+""",
+    "modhub-torch": """
+import time; t0 = time.perf_counter()
+import sys
+import torch
+import modhub as hub
+module = hub.load(sys.argv[1], runtime="torch")
+x = ["A first sentence to embed."] if sys.argv[2] == "text" else torch.rand(1, 3, 224, 224)
+out = module(x)
+print(time.perf_counter() - t0)
+""",
+    "eager": """
+import time; t0 = time.perf_counter()
+import sys
+import torch
+if sys.argv[2] == "text":
+    from tokenizers import Tokenizer
+    from modhub.zoo._bert import load_sentence_encoder
+    from modhub.zoo._text import minilm_dir
+    model = load_sentence_encoder(minilm_dir()).eval()
+    tok = Tokenizer.from_file(str(minilm_dir() / "tokenizer.json"))
+    tok.enable_truncation(max_length=256)
+    tok.enable_padding()
+    enc = tok.encode_batch(["A first sentence to embed."])
+    args = (torch.tensor([e.ids for e in enc]), torch.tensor([e.attention_mask for e in enc]))
+else:
+    from modhub.zoo import image
+    from modhub.zoo._vision import build_model
+    model = build_model(getattr(image, sys.argv[3]), classify=False).eval()
+    args = (torch.rand(1, 3, 224, 224),)
+with torch.no_grad():
+    out = model(*args)
+print(time.perf_counter() - t0)
+""",
+    "sentence-transformers": """
+import time; t0 = time.perf_counter()
+import sys
+from sentence_transformers import SentenceTransformer
+model = SentenceTransformer(sys.argv[3], device="cpu")
+out = model.encode(["A first sentence to embed."])
+print(time.perf_counter() - t0)
+""",
+}
+
+MEMORY = """
+import sys
+import numpy as np
+import modhub as hub
+runtime = sys.argv[2]
+if runtime == "torch":
+    import torch
+else:
+    import onnxruntime
+import modhub.loading, modhub.runtimes, tokenizers
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) * 1024
+# Reset the peak-RSS counter (VmHWM) to the current RSS: what the imports peaked at does not count.
+with open("/proc/self/clear_refs", "w") as fh:
+    fh.write("5")
+before = status("VmRSS:")
+module = hub.load(sys.argv[1], runtime=runtime)
+after = status("VmHWM:")  # the load alone: a call's activations and kernel caches are not the load's
+name = "model.onnx" if runtime == "onnx" else "graph.pt2"
+print(after - before, module.manifest.file(name).size)
+"""
+
+# (label, module, modality, eager family or sentence-transformers dir)
+CASES = (
+    ("EfficientNet-Lite0 features", "efficientnet-lite0-feature-vector", "image", "EFFICIENTNET_LITE0"),
+    ("MobileNetV2 features", "mobilenet-v2-feature-vector", "image", "MOBILENET_V2"),
+    ("MiniLM-L6 embeddings", "minilm-l6", "text", None),
+)
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _run(script: str, *args: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=_env(),
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark subprocess failed:\n{proc.stderr[-3000:]}")
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def cold_start(contender: str, module_dir: Path, modality: str, extra: str, repeats: int) -> float:
+    return statistics.median(
+        float(_run(COLD[contender], str(module_dir), modality, extra)) for _ in range(repeats)
+    )
+
+
+def throughputs(
+    fns: dict[str, Callable[[], Any]], items: int, seconds: float, rounds: int
+) -> dict[str, float]:
+    """Items per second of each function, interleaved over ``rounds`` (median)."""
+    for fn in fns.values():
+        fn()  # warm-up (first-call allocations, lazy initialisation)
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            count, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                fn()
+                count += 1
+            samples[name].append(count * items / (time.perf_counter() - start))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def contender(name: str, module_dir: Path, modality: str, extra: str, batch: int, threads: int) -> Any:
+    """The call to time for one contender at one batch size (built in the measuring process)."""
+    import numpy as np
+    import torch
+
+    import modhub as hub
+
+    torch.set_grad_enabled(False)
+    if threads:
+        torch.set_num_threads(threads)
+    if name.startswith("modhub"):
+        runtime = {"modhub-onnx": "onnx", "modhub-torch": "torch"}.get(name)
+        module = hub.load(module_dir, runtime=runtime)
+        if threads and module.runtime == "onnx":
+            _limit_onnx_threads(module, module_dir, threads)
+        if modality == "text":
+            sentences = _sentences(batch)
+            return lambda: module(sentences)
+        images = torch.rand(batch, 3, 224, 224)
+        x = images if name == "modhub-torch" else images.numpy()
+        return lambda: module(x)
+    if name == "eager" and modality == "image":
+        from modhub.zoo import image
+        from modhub.zoo._vision import build_model
+
+        eager = build_model(getattr(image, extra), classify=False).eval()
+        images = torch.rand(batch, 3, 224, 224)
+        return lambda: eager(images)
+    sentences = _sentences(batch)
+    if name == "eager":
+        from modhub.preprocessing import TextEncoder
+        from modhub.zoo._bert import load_sentence_encoder
+
+        encoder = load_sentence_encoder(Path(extra)).eval()
+        spec = hub.load(module_dir, runtime="onnx").manifest.preprocessing.tokenizer
+        assert spec is not None
+        tokenize = TextEncoder(spec, Path(extra) / "tokenizer.json")  # the same tokenisation as modhub
+        return lambda: encoder(*tokenize(sentences))
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(extra, device="cpu")
+    np.testing.assert_allclose(st.encode(sentences[:2]), hub.load(module_dir)(sentences[:2]), atol=1e-4)
+    return lambda: st.encode(sentences, batch_size=batch)
+
+
+def _sentences(batch: int) -> list[str]:
+    return [f"Sentence number {i} about a cat, a dog and the weather today." for i in range(batch)]
+
+
+def _limit_onnx_threads(module: Any, module_dir: Path, threads: int) -> None:
+    """Benchmark-only: the same model with ``threads`` intra-op threads."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    session = onnxruntime.InferenceSession(
+        str(module_dir / "model.onnx"), options, providers=["CPUExecutionProvider"]
+    )
+    module._session = session
+
+
+THROUGHPUT = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from bench_runtimes import contender, throughputs
+from pathlib import Path
+name, module_dir, modality, extra, seconds, threads = sys.argv[2:8]
+out = {}
+for batch in (1, 32):
+    fn = contender(name, Path(module_dir), modality, extra, batch, int(threads))
+    out[f"batch{batch}"] = throughputs({name: fn}, batch, float(seconds), 1)[name]
+print(json.dumps(out))
+"""
+
+
+def measure_throughput(
+    names: list[str], module_dir: Path, modality: str, extra: str, args: argparse.Namespace
+) -> dict[str, dict[str, float]]:
+    """Each contender in a process of its own (no engine's threads disturb another's), interleaved rounds."""
+    samples: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    for _ in range(args.rounds):
+        for name in names:
+            line = _run(
+                THROUGHPUT, str(ROOT / "bench"), name, str(module_dir), modality, extra,
+                str(args.seconds), str(args.threads),
+            )  # fmt: skip
+            samples[name].append(json.loads(line))
+    return {
+        f"batch{b}": {n: statistics.median(s[f"batch{b}"] for s in samples[n]) for n in names}
+        for b in (1, 32)
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--zoo", type=Path, default=ROOT / ".modhub" / "zoo")
+    parser.add_argument("--repeats", type=int, default=3, help="fresh processes per cold start")
+    parser.add_argument("--seconds", type=float, default=1.5, help="per contender per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--threads", type=int, default=0, help="intra-op threads for every engine (0: each library's default)"
+    )
+    parser.add_argument("--json", type=Path, help="also write the numbers here")
+    parser.add_argument("--memory-only", action="store_true", help="only the peak RSS of loads")
+    args = parser.parse_args()
+
+    from modhub.zoo import build_zoo
+    from modhub.zoo._text import minilm_dir
+
+    build_zoo(args.zoo, only=[case[1] for case in CASES], progress=False)
+    print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+    results: dict[str, Any] = {}
+    for label, name, modality, family in CASES:
+        module_dir = args.zoo / name
+        extra = family or str(minilm_dir())
+        names = [c for c in COLD if modality == "text" or c != "sentence-transformers"]
+        row: dict[str, Any] = {}
+        if not args.memory_only:
+            row["cold_s"] = {c: cold_start(c, module_dir, modality, extra, args.repeats) for c in names}
+            row.update(measure_throughput(names, module_dir, modality, extra, args))
+        row["peak_rss_over_weights"] = {}
+        for runtime in ("onnx", "torch"):
+            grown, weights = map(int, _run(MEMORY, str(module_dir), runtime).split())
+            row["peak_rss_over_weights"][runtime] = {
+                "ratio": grown / weights,
+                "grown": grown,
+                "weights": weights,
+            }
+        results[label] = row
+        _print(label, row)
+    _goals(results)
+    print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+def _print(label: str, row: dict[str, Any]) -> None:
+    unit = "sent/s" if "MiniLM" in label else "img/s"
+    print(f"\n{label}   (ratio: against eager torch)")
+    print(f"  {'':<24}{'cold start':>12}{'ratio':>8}{'batch 1':>14}{'ratio':>8}{'batch 32':>14}{'ratio':>8}")
+    cold_s = row.get("cold_s", {})
+    eager = (cold_s["eager"], row["batch1"]["eager"], row["batch32"]["eager"]) if cold_s else (1, 1, 1)
+    for name, cold in cold_s.items():
+        b1, b32 = row["batch1"][name], row["batch32"][name]
+        print(
+            f"  {name:<24}{cold:>10.2f} s{cold / eager[0]:>7.2f}x{b1:>8.1f} {unit:<5}{b1 / eager[1]:>7.2f}x"
+            f"{b32:>8.1f} {unit:<5}{b32 / eager[2]:>7.2f}x"
+        )
+    for runtime, mem in row["peak_rss_over_weights"].items():
+        print(
+            f"  peak RSS of a load, {runtime:<6} +{mem['grown'] / 2**20:6.1f} MiB over "
+            f"{mem['weights'] / 2**20:6.1f} MiB of weights = {mem['ratio']:.2f}x"
+        )
+
+
+def _goals(results: dict[str, Any]) -> None:
+    print("\nGoals (same run):")
+    for label, row in results.items():
+        for runtime, mem in row["peak_rss_over_weights"].items():
+            print(f"  {label}: peak RSS of a load, {runtime} = {mem['ratio']:.2f}x weights (goal <= 1.3)")
+        if "cold_s" not in row:
+            continue
+        cold = row["cold_s"]["modhub-onnx"] / row["cold_s"]["eager"]
+        print(f"  {label}: cold start modhub-onnx / eager = {cold:.2f}x (goal <= 0.5)")
+        if "MiniLM" in label:
+            st = row["batch32"]["modhub-onnx"] / row["batch32"]["sentence-transformers"]
+            print(f"  {label}: batch 32 modhub-onnx / sentence-transformers = {st:.2f}x (goal >= 1.5)")
+        else:
+            fx = row["batch32"]["modhub-onnx"] / row["batch32"]["eager"]
+            print(f"  {label}: batch 32 modhub-onnx / eager torch = {fx:.2f}x (goal >= 5)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""The starter modules under hub.load(runtime="onnx"): numpy outputs equal to the torch runtime's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import modhub as hub
+from modhub.zoo import starter_names
+
+TEXTS = ["The cat sat on the mat.", "Stock markets fell sharply.", "xqzzyqq", " ".join(["long"] * 300)]
+
+
+@pytest.mark.parametrize("name", starter_names(include_optional=False))
+def test_onnx_runtime_equals_torch_runtime(load_starter, zoo_dir, photos: torch.Tensor, name: str) -> None:
+    on_torch = load_starter(name)
+    on_onnx = hub.load(zoo_dir / name, runtime="onnx")
+    inputs = TEXTS if on_torch.modality == "text" else photos.numpy()
+    got = on_onnx(inputs)
+    expected = on_torch(inputs if on_torch.modality == "text" else photos)
+    assert isinstance(got, np.ndarray) and got.shape == tuple(expected.shape)
+    assert float(np.abs(got - expected.numpy()).max()) <= 1e-4
+    assert on_onnx.labels == on_torch.labels and on_onnx.task == on_torch.task
+    assert on_onnx.manifest == on_torch.manifest
+
+
+def test_default_runtime_of_a_starter_is_onnx(zoo_dir, photos: torch.Tensor) -> None:
+    classifier = hub.load(zoo_dir / "mobilenet-v2-classification")
+    assert classifier.runtime == "onnx"
+    logits = classifier(photos)  # torch in, torch out
+    assert isinstance(logits, torch.Tensor)
+    top = [classifier.labels[i] for i in logits.argmax(dim=1)]
+    assert top[0] in {"tabby", "tiger cat", "Egyptian cat"} and top[1] == "espresso", top
