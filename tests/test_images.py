@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 import modhub as hub
@@ -150,3 +152,17 @@ def test_images_module_imports_no_torch() -> None:
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    size=st.tuples(st.integers(1, 700), st.integers(1, 700)),
+    target=st.tuples(st.integers(1, 300), st.integers(1, 300)),
+    policy=st.sampled_from(["squash", "crop", "pad"]),
+)
+def test_any_photo_size_fits_any_module_size(
+    size: tuple[int, int], target: tuple[int, int], policy: str
+) -> None:
+    height, width = target
+    out = fit_photo(Image.new("RGB", size, (10, 20, 30)), height, width, policy)
+    assert out.size == (width, height) and out.mode == "RGB"

@@ -239,8 +239,10 @@ def fit_photo(
         # The centre box of the source with the target's aspect ratio, resized in one step.
         scale = max(height / h, width / w)
         box_w, box_h = width / scale, height / scale
-        left, top = (w - box_w) / 2, (h - box_h) / 2
-        return rgb.resize((width, height), bilinear, box=(left, top, left + box_w, top + box_h))
+        # Clamped: rounding must not push the box a hair outside the photo (Pillow refuses that).
+        left, top = max(0.0, (w - box_w) / 2), max(0.0, (h - box_h) / 2)
+        box = (left, top, min(float(w), left + box_w), min(float(h), top + box_h))
+        return rgb.resize((width, height), bilinear, box=box)
     if resize == "pad":
         scale = min(height / h, width / w)
         size = (max(1, min(width, round(w * scale))), max(1, min(height, round(h * scale))))

@@ -46,9 +46,9 @@ def test_retrain_images_writes_a_module_with_its_report(
 
     # The module takes the photos themselves and prepares them as in training (squash).
     paths = sorted(photo_dir.rglob("*.*"))[:5]
-    from_photos = module([str(p) for p in paths])
-    from_batch = module(_images(paths, resize="squash"))
-    assert torch.allclose(from_photos, from_batch, atol=1e-5)
+    from_photos = np.asarray(module([str(p) for p in paths]))
+    from_batch = np.asarray(module(_images(paths, resize="squash")))
+    np.testing.assert_allclose(from_photos, from_batch, atol=1e-5)
 
     files = {e.path for e in manifest.files}
     assert {
@@ -173,7 +173,7 @@ def test_retrain_text_fine_tune_is_contrastive_and_bounded(
     )  # fmt: skip
     texts = ["cat dog sat mat cat", "fast red car blue car"]
     tuned_logits, frozen_logits = hub.load(result.module_dir)(texts), hub.load(frozen.module_dir)(texts)
-    assert not torch.allclose(tuned_logits, frozen_logits)
+    assert not np.allclose(tuned_logits, frozen_logits)
     assert tuned_logits.argmax(1).tolist() == [0, 1]
     # The time bound stops the pair stage.
     bounded = TrainConfig(fine_tune=True, fine_tune_seconds=1e-9)
@@ -232,3 +232,29 @@ def test_existing_output_is_refused_before_training(
 def test_augment_is_for_images(text_csv: Path, text_module: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="drop --augment"):
         retrain_text(text_csv, text_module, tmp_path / "x", config=TrainConfig(augment=True))
+
+
+def test_frozen_features_come_from_onnxruntime_when_the_module_has_onnx(
+    photo_dir: Path, feature_module: Path, tmp_path: Path
+) -> None:
+    from tests.tiny_models import TinyCNN
+
+    torch.manual_seed(1)
+    with_onnx = hub.export(
+        TinyCNN(classes=8).eval(),
+        torch.rand(2, 3, 32, 32),
+        tmp_path / "tiny-onnx",
+        task="image-feature-vector",
+        license="Apache-2.0",
+        onnx=True,
+    )
+    onnx_run = retrain_images(photo_dir, with_onnx, tmp_path / "a", config=FAST, progress=False)
+    torch_run = retrain_images(photo_dir, feature_module, tmp_path / "b", config=FAST, progress=False)
+    assert onnx_run.report["timings"]["runtime"] == "onnx"
+    assert torch_run.report["timings"]["runtime"] == "torch"
+    # Same weights (same seed): onnxruntime's features give the same classifier.
+    assert onnx_run.report["cross_validation"]["C"] == torch_run.report["cross_validation"]["C"]
+    paths = sorted(photo_dir.rglob("*.*"))
+    a = np.asarray(hub.load(onnx_run.module_dir)(paths))
+    b = np.asarray(hub.load(torch_run.module_dir)(paths))
+    np.testing.assert_allclose(a, b, atol=1e-3)

@@ -71,6 +71,7 @@ def test_default_selection_is_the_required_starters() -> None:
         "minilm-l6",
         "mobilenet-v2-classification",
         "mobilenet-v2-feature-vector",
+        "mpnet-base",
     ]
     assert "efficientnet-lite1-classification" in starter_names()
 

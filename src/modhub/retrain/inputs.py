@@ -9,7 +9,7 @@ import torch
 
 from modhub.errors import InputError
 from modhub.images import PAD_FALLBACK, open_photo, photo_array
-from modhub.loading import Layer
+from modhub.layer import Layer
 from modhub.retrain.data import Example
 
 __all__ = ["ImageInputs", "Inputs", "TextInputs", "augment_images"]

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from modhub.errors import InputError
-from modhub.loading import Layer
+from modhub.layer import Layer
 from modhub.retrain import report as rep
 
 __all__ = ["write_module"]

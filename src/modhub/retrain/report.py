@@ -310,7 +310,7 @@ def _training_text(report: dict[str, Any]) -> str:
             f"{inputs}{first}The head is L2-regularised logistic regression (L-BFGS) on standardised "
             f"features of the {'fine-tuned' if tuned else 'frozen'} module; its strength C = {cv['C']:.3g} "
             f"was chosen among {len(cv['grid'])} values by {cv['folds']}-fold stratified "
-            "cross-validation (accuracy, ties broken by log loss), then the head was refitted on all "
+            "cross-validation (lowest out-of-fold log loss), then the head was refitted on all "
             "examples."
         )
     history = report["history"]

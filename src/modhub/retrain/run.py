@@ -23,7 +23,8 @@ import torch
 from modhub.errors import ExportError, InputError
 from modhub.format.manifest import read_manifest
 from modhub.format.tasks import get_contract
-from modhub.loading import Layer, _module_dir
+from modhub.layer import Layer
+from modhub.loading import module_dir
 from modhub.retrain import report as rep
 from modhub.retrain.data import LabelledData, read_image_folder, read_text_csv, stratified_split
 from modhub.retrain.features import FeatureCache, extract_features, module_key
@@ -118,8 +119,8 @@ def _check_out(out_dir: Handle, overwrite: bool) -> None:
 
 def _load_backbone(kind: str, module: Handle, settings: Settings | None, trainable: bool) -> Layer:
     wanted, _, command = _KINDS[kind]
-    module_dir = _module_dir(module, settings)
-    task = read_manifest(module_dir).task  # cheap: decide before torch loads the graph
+    base_dir = module_dir(module, settings)
+    task = read_manifest(base_dir).task  # cheap: decide before torch loads the graph
     if task != wanted:
         other = next((k for k, (need, _, _) in _KINDS.items() if need == task), None)
         modality = get_contract(task).modality
@@ -135,7 +136,21 @@ def _load_backbone(kind: str, module: Handle, settings: Settings | None, trainab
             f"`{command}` needs a module of task {wanted}, but {module} is a {task} module{hint}",
             handle=str(module),
         )
-    return Layer(module_dir, trainable=trainable, settings=settings)
+    return Layer(base_dir, trainable=trainable, settings=settings)
+
+
+def _onnx_runtime(backbone: Layer, settings: Settings) -> Any:
+    """The module under onnxruntime (numpy in and out), or None without model.onnx/onnxruntime."""
+    import importlib.util
+
+    from modhub.format.manifest import ONNX_NAME
+
+    has_onnx = any(entry.path == ONNX_NAME for entry in backbone.manifest.files)
+    if not has_onnx or importlib.util.find_spec("onnxruntime") is None:
+        return None
+    from modhub.loading import load
+
+    return load(backbone.path, runtime="onnx", settings=settings)
 
 
 @contextlib.contextmanager
@@ -184,11 +199,22 @@ def _run(
     examples = data.examples
     labels = np.array([ex.label for ex in examples], dtype=np.int64)
 
-    def features_of(indices: list[int], augment: bool = False) -> np.ndarray:
-        with torch.inference_mode():
-            return backbone.graph(*inputs([examples[i] for i in indices], augment)).float().numpy()
+    # Frozen features come from onnxruntime when the module has model.onnx (3-4x faster on CPU
+    # for the CNNs); fine-tuning, augmentation and export use the torch graph.
+    frozen_runtime = _onnx_runtime(backbone, settings) if not config.fine_tune else None
 
-    cache = FeatureCache(settings.cache / "features", module_key(backbone.path, inputs.cache_params))
+    def features_of(indices: list[int], augment: bool = False) -> np.ndarray:
+        batch = [examples[i] for i in indices]
+        if frozen_runtime is not None and not augment:
+            if kind == "text":
+                return np.asarray(frozen_runtime([ex.text or "" for ex in batch]), dtype=np.float32)
+            return np.asarray(frozen_runtime(inputs(batch)[0].numpy()), dtype=np.float32)
+        with torch.inference_mode():
+            return backbone.graph(*inputs(batch, augment)).float().numpy()
+
+    cache_params = {**inputs.cache_params, "runtime": "onnx" if frozen_runtime is not None else "torch"}
+    timings["runtime"] = cache_params["runtime"]
+    cache = FeatureCache(settings.cache / "features", module_key(backbone.path, cache_params))
     holdout = config.augment or (kind == "image" and config.fine_tune)
     run = _Run(kind, data, backbone, inputs, cache, config, show, timings, labels, features_of)
     if holdout:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from modhub.loading import Layer
+from modhub.layer import Layer
 from modhub.retrain.data import Example
 from modhub.retrain.inputs import Inputs
 from modhub.retrain.train import TrainConfig
