@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from modhub.server.deps import Hub, get_hub, get_session
-from modhub.server.errors import TooLarge
+from modhub.server.errors import TooLarge, error_responses
 from modhub.server.models import Token
 from modhub.server.ranges import blob_response
 from modhub.server.services import queries
@@ -64,6 +64,7 @@ _PUBLISH_BODY: dict[str, Any] = {
                 "schema": {
                     "type": "object",
                     "required": ["manifest", "files"],
+                    "additionalProperties": False,
                     "properties": {
                         "manifest": {"type": "string", "format": "binary", "description": "modhub.json"},
                         "files": {
@@ -77,6 +78,36 @@ _PUBLISH_BODY: dict[str, Any] = {
             }
         },
     }
+}
+
+
+# Documented error answers, one dict per kind of operation (each with the ErrorBody schema).
+_READ = error_responses(400, 404)
+_AUTHENTICATED = error_responses(400, 401, 403, 404, 429)
+_SECURED: dict[str, Any] = {"security": [{"bearer": []}]}
+_TOKEN_LINKS: dict[str, Any] = {
+    "RevokeToken": {
+        "operationRef": "#/paths/~1api~1v1~1tokens~1{token_id}/delete",
+        "parameters": {"token_id": "$response.body#/id"},
+    }
+}
+_VERSION_LINKS: dict[str, Any] = {
+    "GetVersion": {
+        "operationRef": "#/paths/~1api~1v1~1modules~1{publisher}~1{name}~1versions~1{version}/get",
+        "parameters": {
+            "publisher": "$request.path.publisher",
+            "name": "$request.path.name",
+            "version": "$response.body#/version",
+        },
+    },
+    "YankVersion": {
+        "operationRef": "#/paths/~1api~1v1~1modules~1{publisher}~1{name}~1versions~1{version}~1yank/post",
+        "parameters": {
+            "publisher": "$request.path.publisher",
+            "name": "$request.path.name",
+            "version": "$response.body#/version",
+        },
+    },
 }
 
 
@@ -103,7 +134,7 @@ def health(hub: HubDep) -> dict[str, Any]:
     }
 
 
-@router.get("/modules", tags=["modules"])
+@router.get("/modules", tags=["modules"], responses=error_responses(400))
 def search(
     session: SessionDep,
     q: str = "",
@@ -131,12 +162,12 @@ def search(
     return queries.search_modules(session, query)
 
 
-@router.get("/modules/{publisher}/{name}", tags=["modules"])
+@router.get("/modules/{publisher}/{name}", tags=["modules"], responses=_READ)
 def module_detail(publisher: str, name: str, session: SessionDep) -> ModuleDetail:
     return queries.get_module(session, publisher, name)
 
 
-@router.get("/modules/{publisher}/{name}/versions/{version}", tags=["modules"])
+@router.get("/modules/{publisher}/{name}/versions/{version}", tags=["modules"], responses=_READ)
 def version_detail(publisher: str, name: str, version: str, request: Request, hub: HubDep) -> VersionDetail:
     """The manifest and model card of a version; ``latest`` is the highest non-yanked one."""
     with hub.db.session() as session:
@@ -150,9 +181,9 @@ def version_detail(publisher: str, name: str, version: str, request: Request, hu
 
 _FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/octet-stream": {}}, "description": "the bytes; ETag is the sha256"},
-    206: {"description": "the requested Range"},
+    206: {"content": {"application/octet-stream": {}}, "description": "the requested Range"},
     304: {"description": "If-None-Match matched the ETag"},
-    416: {"description": "Range not satisfiable"},
+    **error_responses(400, 404, 416, 503),
 }
 _FILE_PATH = "/modules/{publisher}/{name}/versions/{version}/files/{path:path}"
 
@@ -185,14 +216,18 @@ def download_blob(sha256: str, request: Request, hub: HubDep) -> Response:
     "/modules/{publisher}/{name}/versions",
     status_code=201,
     tags=["publishing"],
-    openapi_extra=_PUBLISH_BODY,
+    openapi_extra={**_PUBLISH_BODY, **_SECURED},
+    responses={
+        201: {"links": _VERSION_LINKS},
+        **error_responses(400, 401, 403, 404, 409, 413, 422, 429, 503),
+    },
 )
 async def publish(
     publisher: str, name: str, request: Request, hub: HubDep, authorization: AuthHeader = None
 ) -> PublishResult:
     """Publish a new version (multipart: ``manifest``, ``files``..., optional ``version``)."""
-    check_names(publisher, name)
     token = await run_in_threadpool(_authenticate, hub, request, authorization)
+    check_names(publisher, name)
     require_publisher(token, publisher)
     limit = (
         hub.settings.max_version_bytes
@@ -218,7 +253,12 @@ async def publish(
         await run_in_threadpool(shutil.rmtree, staging, True)
 
 
-@router.post("/modules/{publisher}/{name}/versions/{version}/yank", tags=["publishing"])
+@router.post(
+    "/modules/{publisher}/{name}/versions/{version}/yank",
+    tags=["publishing"],
+    responses=_AUTHENTICATED,
+    openapi_extra=_SECURED,
+)
 def yank(
     publisher: str,
     name: str,
@@ -243,7 +283,13 @@ def yank(
     return result
 
 
-@router.post("/tokens", status_code=201, tags=["tokens"])
+@router.post(
+    "/tokens",
+    status_code=201,
+    tags=["tokens"],
+    responses={201: {"links": _TOKEN_LINKS}, **_AUTHENTICATED},
+    openapi_extra=_SECURED,
+)
 def new_token(
     body: TokenCreate, request: Request, hub: HubDep, authorization: AuthHeader = None
 ) -> CreatedToken:
@@ -266,13 +312,14 @@ def new_token(
     return created
 
 
-@router.get("/tokens/me", tags=["tokens"])
+@router.get("/tokens/me", tags=["tokens"], responses=_AUTHENTICATED, openapi_extra=_SECURED)
 def whoami(request: Request, hub: HubDep, session: SessionDep, authorization: AuthHeader = None) -> TokenInfo:
     """The token you sent: its id, name, scope, publishers and expiry."""
     return describe(auth_token(hub, request, session, authorization))
 
 
-@router.delete("/tokens/{token_id}", tags=["tokens"])
+# ``:int`` keeps "/tokens/me" out of this route, so DELETE /tokens/me is 405 (GET only), not 400.
+@router.delete("/tokens/{token_id:int}", tags=["tokens"], responses=_AUTHENTICATED, openapi_extra=_SECURED)
 def delete_token(
     token_id: int, request: Request, hub: HubDep, authorization: AuthHeader = None
 ) -> RevokedToken:
@@ -284,7 +331,7 @@ def delete_token(
     return result
 
 
-@router.get("/publishers/{publisher}", tags=["modules"])
+@router.get("/publishers/{publisher}", tags=["modules"], responses=_READ)
 def publisher_detail(publisher: str, session: SessionDep) -> PublisherDetail:
     return queries.list_publisher(session, publisher)
 

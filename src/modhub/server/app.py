@@ -19,6 +19,7 @@ from modhub.server.config import ServerSettings
 from modhub.server.db import Database, migrate
 from modhub.server.deps import Hub
 from modhub.server.errors import install_handlers
+from modhub.server.openapi import install_openapi
 from modhub.server.ratelimit import FailureLimiter
 from modhub.server.services.gc import serving_lock
 from modhub.server.storage import LocalBlobStorage
@@ -75,4 +76,5 @@ def create_app(settings: ServerSettings) -> FastAPI:
         log.info("modhub.server.web is not installed: serving the API only")
     else:
         app.include_router(web_router)
+    install_openapi(app)
     return app

@@ -108,12 +108,15 @@ def create_token(
     """Create a token and return it with its secret (the only time the secret is available).
 
     ``created_by`` None means the server operator (CLI); otherwise the new token
-    must be no wider than its creator: scope, publishers and lifetime. Without
-    ``expires_in`` it expires with its creator (never, for the operator's tokens).
+    must be no wider than its creator: scope, publishers (default: the
+    creator's) and lifetime. Without ``expires_in`` it expires with its creator
+    (never, for the operator's tokens).
     The caller commits.
     """
     level = _scope_of(scope, admin)
     scopes = sorted(set(publishers))
+    if not scopes and level != "admin" and created_by is not None:
+        scopes = sorted(created_by.publishers)  # by default, the creator's publishers
     for publisher in scopes:
         try:
             validate_name(publisher, "publisher name")
