@@ -6,6 +6,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -84,8 +85,10 @@ def test_publish_resolve_and_download_over_http(
     for entry in read_manifest(feature_module).files:
         assert sha256_file(local / entry.path) == entry.sha256
     # The client's manifest fetch counted as a download.
-    detail = httpx.get(f"{live_hub.url}{API}/modules/acme/roundtrip").json()
-    assert detail["downloads"] >= 1
+    deadline = time.monotonic() + 10  # counts are written in batches, about once a second
+    while httpx.get(f"{live_hub.url}{API}/modules/acme/roundtrip").json()["downloads"] < 1:
+        assert time.monotonic() < deadline, "the download was never counted"
+        time.sleep(0.1)
     # Range over real HTTP.
     url = f"{live_hub.url}{API}/modules/acme/roundtrip/versions/1/files/graph.pt2"
     part = httpx.get(url, headers={"Range": "bytes=2-5"})

@@ -21,7 +21,6 @@ from modhub.server.errors import TooLarge, error_responses
 from modhub.server.models import Token
 from modhub.server.ranges import blob_response
 from modhub.server.services import queries
-from modhub.server.services.downloads import record_download
 from modhub.server.services.publishing import check_names, publish_version, yank_version
 from modhub.server.services.schemas import (
     CreatedToken,
@@ -173,9 +172,7 @@ def version_detail(publisher: str, name: str, version: str, request: Request, hu
     with hub.db.session() as session:
         detail = queries.get_version(session, publisher, name, version)
     if request.headers.get(CLIENT_HEADER):
-        with hub.db.write_session() as session:
-            record_download(session, publisher, name)
-            session.commit()
+        hub.downloads.add(detail.publisher, detail.name)  # written in batches, not per request
     return detail
 
 

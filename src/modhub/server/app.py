@@ -8,11 +8,14 @@ installed, is mounted after the API.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 
 from modhub.server.api import router as api_router
 from modhub.server.config import ServerSettings
@@ -47,6 +50,16 @@ def create_hub(settings: ServerSettings, *, clean_staging: bool = False) -> Hub:
     return hub
 
 
+async def _flush_downloads(hub: Hub) -> None:
+    """Write the batched download counts every ``download_flush_seconds`` (see services.downloads)."""
+    while True:
+        await asyncio.sleep(hub.settings.download_flush_seconds)
+        try:
+            await run_in_threadpool(hub.downloads.flush, hub.db)
+        except Exception:  # a busy or unreachable database: the counts wait for the next round
+            log.exception("could not write download counts; retrying")
+
+
 def create_app(settings: ServerSettings) -> FastAPI:
     hub = create_hub(settings, clean_staging=True)
 
@@ -54,7 +67,14 @@ def create_app(settings: ServerSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Held while serving: `modhub admin gc` then keeps leftovers a publish in progress may need.
         with serving_lock(settings, exclusive=False):
-            yield
+            flusher = asyncio.create_task(_flush_downloads(hub))
+            try:
+                yield
+            finally:
+                flusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await flusher
+                await run_in_threadpool(hub.downloads.flush, hub.db)
         hub.db.dispose()
 
     app = FastAPI(

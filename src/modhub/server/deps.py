@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from modhub.server.config import ServerSettings
 from modhub.server.db import Database
 from modhub.server.ratelimit import FailureLimiter
+from modhub.server.services.downloads import DownloadCounter
 from modhub.server.storage import BlobStorage
 
 
@@ -24,6 +25,8 @@ class Hub:
     storage: BlobStorage
     # Failed authentications per client address (429 beyond the limit); create_hub configures it.
     auth_limiter: FailureLimiter = field(default_factory=lambda: FailureLimiter(20, 60.0))
+    # Download counts not yet written (flushed in batches by the app, see services.downloads).
+    downloads: DownloadCounter = field(default_factory=DownloadCounter)
 
     def new_staging(self) -> Path:
         """A fresh, private directory for one upload (deleted by the caller)."""
