@@ -47,7 +47,10 @@ def main() -> None:
         start = time.monotonic()
         result = contract_run(work, module, max_examples=args.max_examples, seed=args.seed, timeout=3 * 3600)
         took = time.monotonic() - start
-    summary = result.output[result.output.rfind("SUMMARY") :] if "SUMMARY" in result.output else result.output
+    start_at = result.output.find("FAILURES")
+    if start_at < 0:
+        start_at = result.output.rfind("SUMMARY")
+    summary = result.output[max(start_at, 0) :]
     print(summary.strip())
     found = re.search(r"(\d+) generated, (\d+) (?:passed|found)", summary)
     print(

@@ -71,8 +71,9 @@ def test_revocation(client: TestClient, token: str, admin_token: str) -> None:
     assert response.json() == {"id": child["id"], "revoked": True}
     response = client.get(f"{API}/tokens/me", headers=_auth(child["token"]))
     assert (response.status_code, error_code(response)) == (401, "invalid_token")
-    response = client.delete(f"{API}/tokens/999", headers=_auth(admin_token))
-    assert (response.status_code, error_code(response)) == (404, "token_not_found")
+    for missing in ("999", "0", str(2**31), "82265480652055166976"):
+        response = client.delete(f"{API}/tokens/{missing}", headers=_auth(admin_token))
+        assert (response.status_code, error_code(response)) == (404, "token_not_found"), missing
     me = client.get(f"{API}/tokens/me", headers=_auth(token)).json()
     assert client.delete(f"{API}/tokens/{me['id']}", headers=_auth(token)).status_code == 200
     assert client.get(f"{API}/tokens/me", headers=_auth(token)).status_code == 401
