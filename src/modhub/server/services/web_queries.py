@@ -6,18 +6,17 @@ them, consider only visible modules (at least one non-yanked version).
 
 from __future__ import annotations
 
-import difflib
+import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from rapidfuzz import fuzz, process
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from modhub.handles import is_version
 from modhub.server.models import Module, Publisher
-
-# The 404 page compares the requested path with at most this many handles (by downloads).
-MAX_SUGGESTION_POOL = 5000
 
 
 @dataclass(frozen=True)
@@ -69,8 +68,8 @@ def facets(session: Session) -> Facets:
     )
 
 
-def visible_handles(session: Session, limit: int = MAX_SUGGESTION_POOL) -> list[str]:
-    """``publisher/name`` of visible modules, most downloaded first."""
+def visible_handles(session: Session, limit: int | None = 5) -> list[str]:
+    """``publisher/name`` of visible modules, most downloaded first (``limit`` None: all)."""
     stmt = (
         select(Publisher.name, Module.name)
         .join(Module.publisher)
@@ -81,7 +80,46 @@ def visible_handles(session: Session, limit: int = MAX_SUGGESTION_POOL) -> list[
     return [f"{publisher}/{name}" for publisher, name in session.execute(stmt)]
 
 
-def closest_handles(session: Session, wanted: str, n: int = 5) -> list[str]:
+class SuggestionIndex:
+    """Every visible handle and publisher name in memory, for the 404 page's closest names.
+
+    Rebuilt when a module or publisher is added or changed (two indexed MAX()
+    lookups per request tell), and at least every ``ttl`` seconds (a yank
+    changes no timestamp). Matching is rapidfuzz's C implementation of the
+    same similarity difflib computes, so 100,000 modules stay cheap (see
+    bench/bench_suggest.py).
+    """
+
+    def __init__(self, ttl: float = 60.0) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._stamp: tuple[object, ...] | None = None
+        self._built = 0.0
+        self.handles: list[str] = []
+        self.names: list[str] = []
+        self.publishers: list[str] = []
+
+    def refresh(self, session: Session) -> SuggestionIndex:
+        stamp = tuple(
+            session.execute(
+                select(func.max(Module.id), func.max(Module.updated_at), func.max(Publisher.id))
+            ).one()
+        )
+        now = time.monotonic()
+        with self._lock:
+            if stamp == self._stamp and now - self._built < self.ttl:
+                return self
+        handles = visible_handles(session, limit=None)
+        publishers = list(session.scalars(select(Publisher.name).order_by(Publisher.name)))
+        with self._lock:
+            self.handles = handles
+            self.names = [h.split("/", 1)[1] for h in handles]
+            self.publishers = publishers
+            self._stamp, self._built = stamp, now
+        return self
+
+
+def closest_handles(index: SuggestionIndex, wanted: str, n: int = 5) -> list[str]:
     """Handles that look like ``wanted`` (a mistyped path), best first; also matches on the name alone."""
     wanted = wanted.strip("/").lower()[:200]
     if not wanted:
@@ -91,25 +129,22 @@ def closest_handles(session: Session, wanted: str, n: int = 5) -> list[str]:
     if len(parts) >= 3 and (is_version(parts[-1]) or parts[-1] == "latest"):
         parts = parts[:-1]
     wanted = "/".join(parts[:2])
-    handles = visible_handles(session)
+    handles, names = index.handles, index.names
     scores: dict[str, float] = {}
-    matcher = difflib.SequenceMatcher()
-    for handle in handles:
-        best = 0.0
-        name = handle.split("/", 1)[1]
-        for candidate, target in ((wanted, handle), (parts[-1], name)):
-            matcher.set_seqs(candidate, target)
-            if matcher.real_quick_ratio() >= 0.5 and matcher.quick_ratio() >= 0.5:
-                best = max(best, matcher.ratio())
-        if best >= 0.5:
-            scores[handle] = best
+    for query, choices in ((wanted, handles), (parts[-1], names)):
+        for _choice, score, i in process.extract(
+            query, choices, scorer=fuzz.ratio, limit=4 * n, score_cutoff=50, processor=None
+        ):
+            scores[handles[i]] = max(scores.get(handles[i], 0.0), score)
     return sorted(scores, key=lambda h: (-scores[h], h))[:n]
 
 
-def closest_publishers(session: Session, wanted: str, n: int = 3) -> list[str]:
+def closest_publishers(index: SuggestionIndex, wanted: str, n: int = 3) -> list[str]:
     """Publisher names that look like ``wanted``."""
     wanted = wanted.lower()[:100]
     if not wanted:
         return []
-    names = session.scalars(select(Publisher.name).order_by(Publisher.name).limit(MAX_SUGGESTION_POOL)).all()
-    return difflib.get_close_matches(wanted, list(names), n=n, cutoff=0.6)
+    found = process.extract(
+        wanted, index.publishers, scorer=fuzz.ratio, limit=n, score_cutoff=60, processor=None
+    )
+    return [choice for choice, _score, _i in sorted(found, key=lambda m: (-m[1], m[0]))]

@@ -26,7 +26,7 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from modhub.errors import InvalidHandle
 from modhub.handles import RESERVED_PUBLISHERS, is_version, validate_name
-from modhub.server.deps import get_session
+from modhub.server.deps import get_hub, get_session
 from modhub.server.errors import ApiError, NotFound, error_response
 from modhub.server.services import queries, web_queries
 from modhub.server.web import negotiate
@@ -202,8 +202,9 @@ def _not_found(request: Request, session: Session, exc: ApiError, *, as_json: bo
         message = exc.message + "."
     else:
         message = "There is no page at this address."
-    suggestions = web_queries.closest_handles(session, wanted)
-    publishers = web_queries.closest_publishers(session, segments[0])
+    index = get_hub(request).suggestions.refresh(session)
+    suggestions = web_queries.closest_handles(index, wanted)
+    publishers = web_queries.closest_publishers(index, segments[0])
     words = [s for s in segments[:2] if s and not is_version(s)]
     return page(
         request,
