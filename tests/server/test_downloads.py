@@ -130,7 +130,37 @@ def test_downloads_count_client_manifest_fetches_only(client: TestClient, publis
     client.get(f"{API}/modules/acme/tiny/versions/latest", headers={"X-Modhub-Client": "0.1.0"})
     client.get(url, headers={"X-Modhub-Client": "0.1.0"})
     client.get(GRAPH, headers={"X-Modhub-Client": "0.1.0"})  # files are not counted
+    hub = client.app.state.hub  # type: ignore[attr-defined]
+    # Counted in memory, written in one transaction per flush (not one per GET).
+    assert hub.downloads.pending == 2
+    assert hub.downloads.flush(hub.db) == 2 and hub.downloads.pending == 0
     assert client.get(f"{API}/modules/acme/tiny").json()["downloads"] == 2
+    for _ in range(50):
+        client.get(url, headers={"X-Modhub-Client": "0.1.0"})
+    assert client.get(f"{API}/modules/acme/tiny").json()["downloads"] == 2
+    assert hub.downloads.flush(hub.db) == 50
+    assert client.get(f"{API}/modules/acme/tiny").json()["downloads"] == 52
+
+
+def test_the_server_flushes_download_counts_by_itself(tmp_path: Path, feature_module: Path) -> None:
+    import time
+
+    from modhub.server.app import create_app
+    from modhub.server.config import ServerSettings
+    from tests.server.conftest import new_token, publish
+
+    settings = ServerSettings(data_dir=tmp_path / "hub", download_flush_seconds=0.05)
+    with TestClient(create_app(settings)) as client:
+        assert publish(client, new_token(client, "acme"), feature_module).status_code == 201
+        client.get(f"{API}/modules/acme/tiny/versions/1", headers={"X-Modhub-Client": "0.1.0"})
+        deadline = time.monotonic() + 10
+        while client.get(f"{API}/modules/acme/tiny").json()["downloads"] == 0:
+            assert time.monotonic() < deadline, "the counts were never written"
+            time.sleep(0.05)
+        client.get(f"{API}/modules/acme/tiny/versions/1", headers={"X-Modhub-Client": "0.1.0"})
+    # Stopping the server writes what is pending.
+    with TestClient(create_app(settings)) as client:
+        assert client.get(f"{API}/modules/acme/tiny").json()["downloads"] == 2
 
 
 def test_parse_range_unit() -> None:

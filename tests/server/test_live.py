@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -84,8 +86,10 @@ def test_publish_resolve_and_download_over_http(
     for entry in read_manifest(feature_module).files:
         assert sha256_file(local / entry.path) == entry.sha256
     # The client's manifest fetch counted as a download.
-    detail = httpx.get(f"{live_hub.url}{API}/modules/acme/roundtrip").json()
-    assert detail["downloads"] >= 1
+    deadline = time.monotonic() + 10  # counts are written in batches, about once a second
+    while httpx.get(f"{live_hub.url}{API}/modules/acme/roundtrip").json()["downloads"] < 1:
+        assert time.monotonic() < deadline, "the download was never counted"
+        time.sleep(0.1)
     # Range over real HTTP.
     url = f"{live_hub.url}{API}/modules/acme/roundtrip/versions/1/files/graph.pt2"
     part = httpx.get(url, headers={"Range": "bytes=2-5"})
@@ -154,10 +158,16 @@ def test_cli_login_publish_yank(
     login = _cli("login", env=env, stdin=acme_token + "\n")
     assert login.returncode == 0, login.stderr
     path = token_path(config)
-    assert path.read_text().strip() == acme_token
+    assert json.loads(path.read_text()) == {"tokens": {live_hub.url: acme_token}}
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert load_token(Settings(token=None), config) == acme_token
+    assert load_token(Settings(token=None, endpoint=live_hub.url + "/"), config) == acme_token
     assert load_token(Settings(token="from-env"), config) == "from-env"  # MODHUB_TOKEN overrides
+    # The stored token is bound to its hub: another endpoint never gets it.
+    assert load_token(Settings(token=None, endpoint="http://evil.example:8000"), config) is None
+    elsewhere = _cli(
+        "publish", str(feature_module), "acme/cli-mod", "--endpoint", "http://127.0.0.1:9", env=env
+    )
+    assert elsewhere.returncode == 1 and "needs an API token for http://127.0.0.1:9" in elsewhere.stderr
 
     published = _cli("publish", str(feature_module), "acme/cli-mod", "--version", "2", env=env)
     assert published.returncode == 0, published.stderr
@@ -233,3 +243,29 @@ def test_admin_create_token_needs_a_scope(tmp_path: Path) -> None:
     assert admin.returncode == 0 and admin.stdout.strip().startswith("mh_")
     assert "admin" in admin.stderr
     assert os.path.isfile(tmp_path / "d" / "modhub.db")
+
+
+def test_stored_tokens_are_bound_to_their_hub(tmp_path: Path) -> None:
+    from modhub.publishing import endpoint_key, forget_token, save_token
+
+    config = tmp_path / "config"
+    assert endpoint_key("HTTP://Hub.Example:80/prefix/") == "http://hub.example/prefix"
+    assert endpoint_key("https://hub.example:443") == "https://hub.example"
+    assert endpoint_key("http://[::1]:8000") == "http://[::1]:8000"
+    save_token("mh_one", config, endpoint="http://a.example:8000")
+    save_token("mh_two", config, endpoint="https://b.example")
+    assert load_token(Settings(token=None, endpoint="http://a.example:8000/"), config) == "mh_one"
+    assert load_token(Settings(token=None, endpoint="https://b.example:443"), config) == "mh_two"
+    for other in (
+        "http://b.example",
+        "https://a.example:8000",
+        "http://a.example:8001",
+        "http://a.example:8000/x",
+    ):
+        assert load_token(Settings(token=None, endpoint=other), config) is None, other
+    assert forget_token("http://a.example:8000", config)
+    assert load_token(Settings(token=None, endpoint="http://a.example:8000"), config) is None
+    assert forget_token("https://b.example", config) and not token_path(config).exists()
+    # A file from an older modhub (one bare token, no hub) is never sent anywhere.
+    token_path(config).write_text("mh_legacy\n")
+    assert load_token(Settings(token=None, endpoint="http://a.example:8000"), config) is None

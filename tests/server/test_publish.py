@@ -278,7 +278,7 @@ def test_malformed_bodies_are_refused(client: TestClient, token: str) -> None:
         response = client.post(url, files=parts, data={"version": version}, headers=headers)
         assert (response.status_code, error_code(response)) == (400, "invalid_request"), version
     huge = client.post(f"{API}/modules/acme/tiny/versions/{'9' * 30}/yank", headers=headers)
-    assert (huge.status_code, error_code(huge)) == (400, "invalid_request")
+    assert (huge.status_code, error_code(huge)) == (404, "version_not_found")
     assert client.get(f"{API}/modules/acme/tiny/versions/{'9' * 30}").status_code == 404
     assert client.get(f"{API}/modules", params={"page": 10**30}).status_code == 400
 

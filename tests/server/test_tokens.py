@@ -44,7 +44,16 @@ def test_scope_rules_for_creating_tokens(client: TestClient, token: str) -> None
     for body in ({"publishers": ["other"]}, {"admin": True}, {"scope": "admin"}):
         response = client.post(f"{API}/tokens", json=body, headers=_auth(token))
         assert (response.status_code, error_code(response)) == (403, "forbidden")
+    # Without publishers, the new token gets its creator's.
     response = client.post(f"{API}/tokens", json={"publishers": []}, headers=_auth(token))
+    assert response.status_code == 201 and response.json()["publishers"] == ["acme"]
+    admin = client.app.state.hub  # type: ignore[attr-defined]
+    with admin.db.write_session() as session:
+        from modhub.server.services.tokens import create_token
+
+        root = create_token(session, scope="admin")
+        session.commit()
+    response = client.post(f"{API}/tokens", json={}, headers=_auth(root.token))
     assert (response.status_code, error_code(response)) == (400, "invalid_request")
     response = client.post(f"{API}/tokens", json={"publishers": ["Bad Name"]}, headers=_auth(token))
     assert (response.status_code, error_code(response)) == (400, "invalid_name")
@@ -62,8 +71,9 @@ def test_revocation(client: TestClient, token: str, admin_token: str) -> None:
     assert response.json() == {"id": child["id"], "revoked": True}
     response = client.get(f"{API}/tokens/me", headers=_auth(child["token"]))
     assert (response.status_code, error_code(response)) == (401, "invalid_token")
-    response = client.delete(f"{API}/tokens/999", headers=_auth(admin_token))
-    assert (response.status_code, error_code(response)) == (404, "token_not_found")
+    for missing in ("999", "0", str(2**31), "82265480652055166976"):
+        response = client.delete(f"{API}/tokens/{missing}", headers=_auth(admin_token))
+        assert (response.status_code, error_code(response)) == (404, "token_not_found"), missing
     me = client.get(f"{API}/tokens/me", headers=_auth(token)).json()
     assert client.delete(f"{API}/tokens/{me['id']}", headers=_auth(token)).status_code == 200
     assert client.get(f"{API}/tokens/me", headers=_auth(token)).status_code == 401

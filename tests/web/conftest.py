@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,6 +167,11 @@ def web_hub(
             for repo, count in (("textco/tiny-embedder", 3), ("acme/tiny-cnn", 1)):
                 for _ in range(count):
                     client.get(f"/api/v1/modules/{repo}/versions/latest", headers={"X-Modhub-Client": "test"})
+            # The hub writes download counts in batches (about once a second): wait for them.
+            deadline = time.monotonic() + 15
+            while client.get("/api/v1/modules/textco/tiny-embedder").json()["downloads"] < 3:
+                assert time.monotonic() < deadline, "download counts were never written"
+                time.sleep(0.1)
         yield WebHub(url=live.url, data_dir=live.data_dir, admin_token=token)
     finally:
         live.stop()

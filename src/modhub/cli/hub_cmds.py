@@ -226,7 +226,7 @@ def login(
     endpoint: EndpointOpt = None,
     verify: Annotated[bool, typer.Option(help="check the token with the hub first")] = True,
 ) -> None:
-    """Store an API token for publishing (mode 0600, user config dir; MODHUB_TOKEN overrides it)."""
+    """Store an API token for this hub only (mode 0600, user config dir; MODHUB_TOKEN overrides it)."""
     from modhub.publishing import save_token, whoami
 
     if token is None:
@@ -238,18 +238,22 @@ def login(
             info = whoami(token, settings=settings)
             scope = "admin" if info.get("admin") else ", ".join(info.get("publishers", []))
             typer.echo(f"token {info.get('id')} accepted by {settings.endpoint} ({scope})", err=True)
-        path = save_token(token)
-    typer.echo(f"token stored in {path}", err=True)
+        path = save_token(token, endpoint=settings.endpoint)
+    typer.echo(f"token for {settings.endpoint} stored in {path}", err=True)
 
 
 @app.command()
-def logout() -> None:
-    """Delete the token `modhub login` stored (MODHUB_TOKEN, if set, is not affected)."""
-    from modhub.publishing import token_path
+def logout(endpoint: EndpointOpt = None) -> None:
+    """Delete the token `modhub login` stored for the hub (MODHUB_TOKEN, if set, is not affected)."""
+    from modhub.publishing import forget_token, token_path
 
-    path = token_path()
-    path.unlink(missing_ok=True)
-    typer.echo(f"removed {path}", err=True)
+    settings = _client_settings(endpoint)
+    found = forget_token(settings.endpoint)
+    where = token_path()
+    if found:
+        typer.echo(f"removed the token for {settings.endpoint} from {where}", err=True)
+    else:
+        typer.echo(f"no token stored for {settings.endpoint} in {where}", err=True)
 
 
 @app.command()

@@ -17,11 +17,10 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from modhub.server.deps import Hub, ReaderDep, get_hub, get_session
-from modhub.server.errors import TooLarge
+from modhub.server.errors import TooLarge, error_responses
 from modhub.server.models import Token
 from modhub.server.ranges import blob_response
 from modhub.server.services import queries
-from modhub.server.services.downloads import record_download
 from modhub.server.services.publishing import change_visibility, check_names, publish_version, yank_version
 from modhub.server.services.schemas import (
     CreatedToken,
@@ -66,6 +65,7 @@ _PUBLISH_BODY: dict[str, Any] = {
                 "schema": {
                     "type": "object",
                     "required": ["manifest", "files"],
+                    "additionalProperties": False,
                     "properties": {
                         "manifest": {"type": "string", "format": "binary", "description": "modhub.json"},
                         "files": {
@@ -84,6 +84,37 @@ _PUBLISH_BODY: dict[str, Any] = {
             }
         },
     }
+}
+
+
+# Documented error answers, one dict per kind of operation (each with the ErrorBody schema).
+# Reads take an optional token (private modules): a bad one is 401, repeated ones 429.
+_READ = error_responses(400, 401, 404, 429)
+_AUTHENTICATED = error_responses(400, 401, 403, 404, 429)
+_SECURED: dict[str, Any] = {"security": [{"bearer": []}]}
+_TOKEN_LINKS: dict[str, Any] = {
+    "RevokeToken": {
+        "operationRef": "#/paths/~1api~1v1~1tokens~1{token_id}/delete",
+        "parameters": {"token_id": "$response.body#/id"},
+    }
+}
+_VERSION_LINKS: dict[str, Any] = {
+    "GetVersion": {
+        "operationRef": "#/paths/~1api~1v1~1modules~1{publisher}~1{name}~1versions~1{version}/get",
+        "parameters": {
+            "publisher": "$request.path.publisher",
+            "name": "$request.path.name",
+            "version": "$response.body#/version",
+        },
+    },
+    "YankVersion": {
+        "operationRef": "#/paths/~1api~1v1~1modules~1{publisher}~1{name}~1versions~1{version}~1yank/post",
+        "parameters": {
+            "publisher": "$request.path.publisher",
+            "name": "$request.path.name",
+            "version": "$response.body#/version",
+        },
+    },
 }
 
 
@@ -110,7 +141,7 @@ def health(hub: HubDep) -> dict[str, Any]:
     }
 
 
-@router.get("/modules", tags=["modules"])
+@router.get("/modules", tags=["modules"], responses=error_responses(400))
 def search(
     session: SessionDep,
     reader: ReaderDep,
@@ -139,12 +170,12 @@ def search(
     return queries.search_modules(session, query, reader=reader)
 
 
-@router.get("/modules/{publisher}/{name}", tags=["modules"])
+@router.get("/modules/{publisher}/{name}", tags=["modules"], responses=_READ)
 def module_detail(publisher: str, name: str, session: SessionDep, reader: ReaderDep) -> ModuleDetail:
     return queries.get_module(session, publisher, name, reader=reader)
 
 
-@router.get("/modules/{publisher}/{name}/versions/{version}", tags=["modules"])
+@router.get("/modules/{publisher}/{name}/versions/{version}", tags=["modules"], responses=_READ)
 def version_detail(
     publisher: str, name: str, version: str, request: Request, hub: HubDep, reader: ReaderDep
 ) -> VersionDetail:
@@ -152,17 +183,16 @@ def version_detail(
     with hub.db.session() as session:
         detail = queries.get_version(session, publisher, name, version, reader=reader)
     if request.headers.get(CLIENT_HEADER):
-        with hub.db.write_session() as session:
-            record_download(session, publisher, name, reader=reader)
-            session.commit()
+        hub.downloads.add(detail.publisher, detail.name)  # written in batches, not per request
     return detail
 
 
 _FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/octet-stream": {}}, "description": "the bytes; ETag is the sha256"},
-    206: {"description": "the requested Range"},
+    206: {"content": {"application/octet-stream": {}}, "description": "the requested Range"},
     304: {"description": "If-None-Match matched the ETag"},
-    416: {"description": "Range not satisfiable"},
+    307: {"description": "the object store serves the bytes: Location is a presigned URL (send Range there)"},
+    **error_responses(400, 401, 404, 416, 429, 503),
 }
 _FILE_PATH = "/modules/{publisher}/{name}/versions/{version}/files/{path:path}"
 
@@ -195,14 +225,18 @@ def download_blob(sha256: str, request: Request, hub: HubDep, reader: ReaderDep)
     "/modules/{publisher}/{name}/versions",
     status_code=201,
     tags=["publishing"],
-    openapi_extra=_PUBLISH_BODY,
+    openapi_extra={**_PUBLISH_BODY, **_SECURED},
+    responses={
+        201: {"links": _VERSION_LINKS},
+        **error_responses(400, 401, 403, 404, 409, 413, 422, 429, 503),
+    },
 )
 async def publish(
     publisher: str, name: str, request: Request, hub: HubDep, authorization: AuthHeader = None
 ) -> PublishResult:
     """Publish a new version (multipart: ``manifest``, ``files``..., optional ``version``, ``private``)."""
-    check_names(publisher, name)
     token = await run_in_threadpool(_authenticate, hub, request, authorization)
+    check_names(publisher, name)
     require_publisher(token, publisher)
     limit = (
         hub.settings.max_version_bytes
@@ -228,7 +262,12 @@ async def publish(
         await run_in_threadpool(shutil.rmtree, staging, True)
 
 
-@router.post("/modules/{publisher}/{name}/versions/{version}/yank", tags=["publishing"])
+@router.post(
+    "/modules/{publisher}/{name}/versions/{version}/yank",
+    tags=["publishing"],
+    responses=_AUTHENTICATED,
+    openapi_extra=_SECURED,
+)
 def yank(
     publisher: str,
     name: str,
@@ -253,7 +292,13 @@ def yank(
     return result
 
 
-@router.post("/tokens", status_code=201, tags=["tokens"])
+@router.post(
+    "/tokens",
+    status_code=201,
+    tags=["tokens"],
+    responses={201: {"links": _TOKEN_LINKS}, **_AUTHENTICATED},
+    openapi_extra=_SECURED,
+)
 def new_token(
     body: TokenCreate, request: Request, hub: HubDep, authorization: AuthHeader = None
 ) -> CreatedToken:
@@ -276,13 +321,14 @@ def new_token(
     return created
 
 
-@router.get("/tokens/me", tags=["tokens"])
+@router.get("/tokens/me", tags=["tokens"], responses=_AUTHENTICATED, openapi_extra=_SECURED)
 def whoami(request: Request, hub: HubDep, session: SessionDep, authorization: AuthHeader = None) -> TokenInfo:
     """The token you sent: its id, name, scope, publishers and expiry."""
     return describe(auth_token(hub, request, session, authorization))
 
 
-@router.delete("/tokens/{token_id}", tags=["tokens"])
+# ``:int`` keeps "/tokens/me" out of this route, so DELETE /tokens/me is 405 (GET only), not 400.
+@router.delete("/tokens/{token_id:int}", tags=["tokens"], responses=_AUTHENTICATED, openapi_extra=_SECURED)
 def delete_token(
     token_id: int, request: Request, hub: HubDep, authorization: AuthHeader = None
 ) -> RevokedToken:
@@ -294,12 +340,17 @@ def delete_token(
     return result
 
 
-@router.get("/publishers/{publisher}", tags=["modules"])
+@router.get("/publishers/{publisher}", tags=["modules"], responses=_READ)
 def publisher_detail(publisher: str, session: SessionDep, reader: ReaderDep) -> PublisherDetail:
     return queries.list_publisher(session, publisher, reader=reader)
 
 
-@router.put("/modules/{publisher}/{name}/visibility", tags=["publishing"])
+@router.put(
+    "/modules/{publisher}/{name}/visibility",
+    tags=["publishing"],
+    responses=_AUTHENTICATED,
+    openapi_extra=_SECURED,
+)
 def set_visibility(
     publisher: str,
     name: str,

@@ -8,17 +8,21 @@ installed, is mounted after the API.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 
 from modhub.server.api import router as api_router
 from modhub.server.config import ServerSettings
 from modhub.server.db import Database, migrate
 from modhub.server.deps import Hub
 from modhub.server.errors import install_handlers
+from modhub.server.openapi import install_openapi
 from modhub.server.protocols.hf import router as hf_router
 from modhub.server.protocols.tfhub import router as tfhub_router
 from modhub.server.ratelimit import FailureLimiter
@@ -63,6 +67,16 @@ def create_worker_app() -> FastAPI:
     return create_app(ServerSettings(), clean_staging=False)
 
 
+async def _flush_downloads(hub: Hub) -> None:
+    """Write the batched download counts every ``download_flush_seconds`` (see services.downloads)."""
+    while True:
+        await asyncio.sleep(hub.settings.download_flush_seconds)
+        try:
+            await run_in_threadpool(hub.downloads.flush, hub.db)
+        except Exception:  # a busy or unreachable database: the counts wait for the next round
+            log.exception("could not write download counts; retrying")
+
+
 def create_app(settings: ServerSettings, *, clean_staging: bool = True) -> FastAPI:
     hub = create_hub(settings, clean_staging=clean_staging)
 
@@ -70,7 +84,14 @@ def create_app(settings: ServerSettings, *, clean_staging: bool = True) -> FastA
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Held while serving: `modhub admin gc` then keeps leftovers a publish in progress may need.
         with serving_lock(settings, exclusive=False):
-            yield
+            flusher = asyncio.create_task(_flush_downloads(hub))
+            try:
+                yield
+            finally:
+                flusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await flusher
+                await run_in_threadpool(hub.downloads.flush, hub.db)
         hub.db.dispose()
 
     app = FastAPI(
@@ -96,4 +117,5 @@ def create_app(settings: ServerSettings, *, clean_staging: bool = True) -> FastA
         log.info("modhub.server.web is not installed: serving the API only")
     else:
         app.include_router(web_router)
+    install_openapi(app)
     return app

@@ -68,6 +68,8 @@ class ServerSettings(BaseSettings):
     auth_failure_limit: int = Field(default=20, ge=1)
     # The window of auth_failure_limit, in seconds.
     auth_failure_window: float = Field(default=60.0, gt=0)
+    # Download counts are written in one transaction at most this often (seconds).
+    download_flush_seconds: float = Field(default=1.0, gt=0)
 
     @property
     def resolved_database_url(self) -> str:

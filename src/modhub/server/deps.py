@@ -16,7 +16,9 @@ from modhub.server.config import ServerSettings
 from modhub.server.db import Database
 from modhub.server.models import Token
 from modhub.server.ratelimit import FailureLimiter
+from modhub.server.services.downloads import DownloadCounter
 from modhub.server.services.tokens import authenticate_optional
+from modhub.server.services.web_queries import SuggestionIndex
 from modhub.server.storage import BlobStorage
 
 
@@ -27,6 +29,10 @@ class Hub:
     storage: BlobStorage
     # Failed authentications per client address (429 beyond the limit); create_hub configures it.
     auth_limiter: FailureLimiter = field(default_factory=lambda: FailureLimiter(20, 60.0))
+    # Download counts not yet written (flushed in batches by the app, see services.downloads).
+    downloads: DownloadCounter = field(default_factory=DownloadCounter)
+    # Handles in memory for the 404 page's closest names.
+    suggestions: SuggestionIndex = field(default_factory=SuggestionIndex)
 
     def new_staging(self) -> Path:
         """A fresh, private directory for one upload (deleted by the caller)."""

@@ -33,6 +33,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -96,6 +97,50 @@ class InvalidModule(ApiError):
 
 class Unavailable(ApiError):
     status, code = 503, "unavailable"
+
+
+class ErrorDetail(BaseModel):
+    # Machine-readable, one of the codes listed in this module's docstring.
+    code: str
+    # What went wrong and what to do about it.
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer under /api/ (the OpenAPI spec documents it on every operation)."""
+
+    error: ErrorDetail
+
+
+_DESCRIPTIONS = {
+    400: "Malformed parameters or body (invalid_request, invalid_name, unsafe_path, duplicate_file)",
+    401: "No token, or one the hub does not accept (auth_required, invalid_token, token_expired)",
+    403: "The token's scope or publishers do not allow this (forbidden)",
+    404: "No such module, version, file, publisher, token or blob",
+    405: "The method is not allowed on this path (method_not_allowed)",
+    409: "The version exists already, or the name looks like an existing one",
+    413: "Over one of the hub's size limits (too_large)",
+    416: "The Range cannot be served (range_not_satisfiable)",
+    422: "The module itself is invalid (invalid_manifest, integrity_error, contract_error, ...)",
+    429: "Too many failed authentications from this address (rate_limited); see Retry-After",
+    503: "The hub cannot do this now (safety_unavailable, blob_damaged)",
+}
+_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}},
+    416: {"Content-Range": {"schema": {"type": "string"}, "description": "bytes */SIZE"}},
+    429: {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}},
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries for error statuses, each with the ErrorBody schema."""
+    result: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        entry: dict[str, Any] = {"model": ErrorBody, "description": _DESCRIPTIONS[status]}
+        if status in _HEADERS:
+            entry["headers"] = _HEADERS[status]
+        result[status] = entry
+    return result
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:

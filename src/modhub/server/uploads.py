@@ -9,7 +9,13 @@ it crosses the limit, not after it was received. Parts:
 * ``version``: optional form field, the version number to publish.
 
 Each file lands in ``<staging>/module/<path>`` after its path passed
-``check_relative_path``; the staging directory is the caller's to delete.
+``check_relative_path``, and is fsynced when its part ends (the blob store
+renames it into place later: a crash must never leave a short file under a
+digest name). The staging directory is the caller's to delete.
+
+Parsing, hashing and writing run in a worker thread, about a megabyte of the
+body at a time, so a large upload never blocks the event loop that serves
+everyone else.
 """
 
 from __future__ import annotations
@@ -20,14 +26,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from fastapi.concurrency import run_in_threadpool
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from modhub.format.manifest import MANIFEST_NAME, check_relative_path
 from modhub.server.config import ServerSettings
 from modhub.server.errors import BadRequest, TooLarge
+from modhub.server.storage import fsync_file
 
 _FIELD_LIMIT = 64
+# Bytes of the body handed to the worker thread at once.
+_BATCH = 1 << 20
 
 
 @dataclass
@@ -129,6 +139,7 @@ class _Receiver:
     def on_part_end(self) -> None:
         part = self.part
         if part.fh is not None:
+            fsync_file(part.fh)
             part.fh.close()
             part.fh = None
             assert part.filename is not None
@@ -200,9 +211,17 @@ async def receive_upload(
     }
     parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
     try:
+        batch: list[bytes] = []
+        pending = 0
         async for chunk in stream:
-            parser.write(chunk)
-        parser.finalize()
+            batch.append(chunk)
+            pending += len(chunk)
+            if pending >= _BATCH:
+                await run_in_threadpool(parser.write, b"".join(batch))
+                batch, pending = [], 0
+        if batch:
+            await run_in_threadpool(parser.write, b"".join(batch))
+        await run_in_threadpool(parser.finalize)
     except FormParserError as exc:
         raise BadRequest(f"malformed multipart body: {exc}") from None
     finally:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 SortKey = Literal["name", "newest", "downloads"]
 # What a token may do, each including the ones before it: read < publish < admin.
@@ -122,6 +122,9 @@ class VisibilityResult(BaseModel):
 
 
 class YankRequest(BaseModel):
+    # Request bodies are strict: 0 is not false, "3" is not 3 (what the schema says is what is accepted).
+    model_config = ConfigDict(strict=True)
+
     reason: str = Field(default="", max_length=2000)
 
 
@@ -133,6 +136,8 @@ class YankResult(BaseModel):
 
 
 class TokenCreate(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     name: str = Field(default="", max_length=200)
     publishers: list[str] = Field(default_factory=list, max_length=100)
     # Same as scope "admin" (kept for older clients).

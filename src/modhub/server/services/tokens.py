@@ -52,6 +52,8 @@ _LOGIN_HINT = (
     "Run `modhub login` (or set MODHUB_TOKEN) with a token for this hub; the hub's operator "
     "creates one with `modhub admin create-token --data-dir DIR --publisher NAME`."
 )
+# Token ids are 32-bit integers on every database; larger ids name no token (and must not reach SQL).
+_MAX_ID = 2**31 - 1
 _DURATION_RE = re.compile(r"^\s*([0-9]{1,12})\s*([smhdw])\s*$", re.ASCII)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -108,12 +110,15 @@ def create_token(
     """Create a token and return it with its secret (the only time the secret is available).
 
     ``created_by`` None means the server operator (CLI); otherwise the new token
-    must be no wider than its creator: scope, publishers and lifetime. Without
-    ``expires_in`` it expires with its creator (never, for the operator's tokens).
+    must be no wider than its creator: scope, publishers (default: the
+    creator's) and lifetime. Without ``expires_in`` it expires with its creator
+    (never, for the operator's tokens).
     The caller commits.
     """
     level = _scope_of(scope, admin)
     scopes = sorted(set(publishers))
+    if not scopes and level != "admin" and created_by is not None:
+        scopes = sorted(created_by.publishers)  # by default, the creator's publishers
     for publisher in scopes:
         try:
             validate_name(publisher, "publisher name")
@@ -296,13 +301,18 @@ def revoke_token(session: Session, token_id: int, *, by: Token) -> RevokedToken:
 
     The caller commits.
     """
-    target = session.get(Token, token_id)
-    if target is None:
-        raise NotFound(f"no token with id {token_id}", code="token_not_found")
+    target = _find(session, token_id)
     if not (_is_admin(by) or target.id == by.id or _descends_from(session, target, by.id)):
         raise Forbidden("you may revoke only your own token or tokens it created", code="forbidden")
     _revoke_tree(session, target)
     return RevokedToken(id=target.id, revoked=True)
+
+
+def _find(session: Session, token_id: int) -> Token:
+    target = session.get(Token, token_id) if 1 <= token_id <= _MAX_ID else None
+    if target is None:
+        raise NotFound(f"no token with id {token_id}", code="token_not_found")
+    return target
 
 
 def _descends_from(session: Session, token: Token, ancestor_id: int) -> bool:
@@ -318,9 +328,7 @@ def _descends_from(session: Session, token: Token, ancestor_id: int) -> bool:
 
 def revoke_token_as_operator(session: Session, token_id: int) -> None:
     """Revoke any token and its descendants (the server operator, from the CLI). The caller commits."""
-    target = session.get(Token, token_id)
-    if target is None:
-        raise NotFound(f"no token with id {token_id}", code="token_not_found")
+    target = _find(session, token_id)
     _revoke_tree(session, target)
 
 

@@ -10,6 +10,7 @@ Two forms of the same rule, side by side so they cannot drift apart:
 
     may_read(reader, module)  -> bool                for one module already loaded
     readable(reader)          -> SQL condition       for queries over ``Module``
+    may_read_private_of(reader, publisher) -> bool   for in-memory lists (404 suggestions)
 
 ``reader`` is the request's token, or None for an anonymous request. Every
 query function in ``queries`` and ``web_queries`` takes ``reader=`` and
@@ -32,6 +33,11 @@ _EVERY = "*"
 def may_read(reader: Token | None, module: Module) -> bool:
     """May ``reader`` (None: anonymous) see ``module``?"""
     return not module.private or allows(reader, "read", module.publisher.name)
+
+
+def may_read_private_of(reader: Token | None, publisher: str) -> bool:
+    """May ``reader`` see the private modules of ``publisher`` (for lists kept outside the database)?"""
+    return allows(reader, "read", publisher)
 
 
 def readable(reader: Token | None) -> ColumnElement[bool]:

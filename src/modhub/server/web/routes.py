@@ -26,7 +26,7 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from modhub.errors import InvalidHandle
 from modhub.handles import RESERVED_PUBLISHERS, is_version, validate_name
-from modhub.server.deps import ReaderDep, get_session
+from modhub.server.deps import ReaderDep, get_hub, get_session
 from modhub.server.errors import ApiError, NotFound, error_response
 from modhub.server.models import Token
 from modhub.server.services import queries, web_queries
@@ -214,8 +214,9 @@ def _not_found(
         message = exc.message + "."
     else:
         message = "There is no page at this address."
-    suggestions = web_queries.closest_handles(session, wanted, reader=reader)
-    publishers = web_queries.closest_publishers(session, segments[0], reader=reader)
+    index = get_hub(request).suggestions.refresh(session)
+    suggestions = web_queries.closest_handles(index, wanted, reader=reader)
+    publishers = web_queries.closest_publishers(index, segments[0], reader=reader)
     words = [s for s in segments[:2] if s and not is_version(s)]
     return page(
         request,
