@@ -102,7 +102,11 @@ class SuggestionIndex:
     def refresh(self, session: Session) -> SuggestionIndex:
         stamp = tuple(
             session.execute(
-                select(func.max(Module.id), func.max(Module.updated_at), func.max(Publisher.id))
+                select(
+                    select(func.max(Module.id)).scalar_subquery(),
+                    select(func.max(Module.updated_at)).scalar_subquery(),
+                    select(func.max(Publisher.id)).scalar_subquery(),
+                )
             ).one()
         )
         now = time.monotonic()
