@@ -231,3 +231,28 @@ def test_no_progress_bar_when_not_a_terminal(
     quiet = settings.model_copy(update={"progress": None})
     Resolver(quiet, transport=fake_hub.transport()).resolve("acme/tiny/1")
     assert capsys.readouterr().err == ""
+
+
+def test_blob_locks_are_held_from_fetch_to_assembly(
+    resolver: Resolver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prune started between the last download and the assembly waits, and then keeps the blobs."""
+    cache = resolver.cache
+    assemble = cache.assemble
+    pruned: list[int] = []
+
+    def racing_assemble(*args: object, **kwargs: object) -> Path:
+        prune = threading.Thread(target=lambda: pruned.append(cache.prune_blobs()))
+        prune.start()
+        prune.join(timeout=0.5)
+        assert prune.is_alive(), "prune did not wait for the resolver's blob locks"
+        assert all(p.stat().st_size for p in cache.blobs.iterdir())
+        result = assemble(*args, **kwargs)  # type: ignore[arg-type]
+        racing_assemble.thread = prune  # type: ignore[attr-defined]
+        return result
+
+    monkeypatch.setattr(cache, "assemble", racing_assemble)
+    path = resolver.resolve("acme/tiny/1")
+    racing_assemble.thread.join(timeout=30)  # type: ignore[attr-defined]
+    assert pruned == [0]  # the assembled version references every blob
+    verify_files(path, read_manifest(path))

@@ -222,15 +222,22 @@ class ModuleCache:
     def prune_blobs(self) -> int:
         """Delete blobs (and leftover partial downloads) no version directory uses; returns bytes freed."""
         keep = self.referenced_blobs()
+        candidates = [p for p in _files(self.blobs) if p.name.removesuffix(".incomplete") not in keep]
         freed = 0
-        for path in _files(self.blobs):
-            sha = path.name.removesuffix(".incomplete")
-            if sha in keep:
-                continue
-            lock = self.blob_lock(sha) if _SHA_RE.match(sha) else contextlib.nullcontext()
-            with lock, contextlib.suppress(FileNotFoundError):
-                freed += path.stat().st_size
-                path.unlink()
+        with contextlib.ExitStack() as locks:
+            # Lock first, then look again: a resolver holds its blobs' locks from fetch to
+            # assembly, so once we hold them its version directory (if any) references them.
+            shas = sorted({p.name.removesuffix(".incomplete") for p in candidates})
+            for sha in shas:
+                if _SHA_RE.match(sha):
+                    locks.enter_context(self.blob_lock(sha))
+            keep = self.referenced_blobs() if candidates else keep
+            for path in candidates:
+                if path.name.removesuffix(".incomplete") in keep:
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    freed += path.stat().st_size
+                    path.unlink()
         return freed
 
     def matching(self, handle: Handle, endpoint: str | None) -> list[CachedVersion]:

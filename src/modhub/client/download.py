@@ -53,10 +53,15 @@ def fetch_blob(
     *,
     handle: str,
     progress: Progress | None = None,
+    locked: bool = False,
 ) -> Path:
-    """Make sure ``blobs/<entry.sha256>`` exists and is verified, downloading ``url`` if needed."""
+    """Make sure ``blobs/<entry.sha256>`` exists and is verified, downloading ``url`` if needed.
+
+    ``locked``: the caller already holds ``cache.blob_lock(entry.sha256)`` (and keeps it until
+    the version directory is assembled, so that no prune can delete the blob in between).
+    """
     blob = cache.blob_path(entry.sha256)
-    with cache.blob_lock(entry.sha256):
+    with contextlib.nullcontext() if locked else cache.blob_lock(entry.sha256):
         if blob.exists():
             st = blob.stat()
             if st.st_size == entry.size and (

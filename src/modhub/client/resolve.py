@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
@@ -162,21 +163,30 @@ class Resolver:
         manifest_bytes = hub.manifest_bytes(detail)
         manifest = detail.manifest if manifest_bytes is None else parse_manifest(manifest_bytes)
         missing = [e for e in manifest.files if not self.cache.blob_path(e.sha256).exists()]
-        try:
-            with self._progress(sum(e.size for e in missing), str(concrete)) as bar:
-                for entry in manifest.files:
-                    url = hub.file_url(concrete, entry.path)
-                    fetch_blob(self.cache, hub, url, entry, handle=str(concrete), progress=bar)
-        except IntegrityError:
-            # The hub's copy of this version is bad: keep nothing of it. (After a network
-            # failure, by contrast, what arrived is kept for the next attempt.)
-            self.cache.discard_blobs({e.sha256 for e in missing})
-            raise
-        final = self.cache.assemble(endpoint, concrete, manifest, manifest_bytes)
-        # Every file was hashed as it arrived (or just now, if its blob was cached
-        # already): record that, so loading it does not hash it again.
-        self.cache.mark_verified(final, manifest)
-        return final
+        with contextlib.ExitStack() as locks:
+            # Every blob lock of the version, in one order (no deadlock between two resolvers),
+            # held from fetch to assembly: `modhub cache prune` or another process cannot
+            # delete a verified blob before the version directory links it.
+            for sha256 in sorted({e.sha256 for e in manifest.files}):
+                locks.enter_context(self.cache.blob_lock(sha256))
+            try:
+                with self._progress(sum(e.size for e in missing), str(concrete)) as bar:
+                    for entry in manifest.files:
+                        url = hub.file_url(concrete, entry.path)
+                        fetch_blob(
+                            self.cache, hub, url, entry, handle=str(concrete), progress=bar, locked=True
+                        )
+            except IntegrityError:
+                # The hub's copy of this version is bad: keep nothing of it. (After a network
+                # failure, by contrast, what arrived is kept for the next attempt.)
+                locks.close()
+                self.cache.discard_blobs({e.sha256 for e in missing})
+                raise
+            final = self.cache.assemble(endpoint, concrete, manifest, manifest_bytes)
+            # Every file was hashed as it arrived (or just now, if its blob was cached
+            # already): record that, so loading it does not hash it again.
+            self.cache.mark_verified(final, manifest)
+            return final
 
     def _progress(self, total: int, desc: str) -> tqdm:  # type: ignore[type-arg]
         enabled = self.settings.progress

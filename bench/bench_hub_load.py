@@ -1,0 +1,248 @@
+"""The hub under load: 50 concurrent readers + 4 concurrent publishers while a big upload runs.
+
+Starts its own hub (``modhub serve`` on a loopback port, fresh data directory), publishes a
+few tiny modules, then for ``--seconds`` runs, with one bounded async httpx client:
+
+* 50 readers, each looping over: search API, home page, module page, version API,
+  a Range download of a file;
+* 4 publishers, each publishing new versions of its own module;
+* one upload of a ``--upload-mb`` module (default 1024 MB of random bytes) from start to end.
+
+Prints requests/s, p50/p99 latency per kind, and errors (any 5xx, transport error, or an
+unexpected status). The machine may be shared with other work: read the numbers as a
+bound, and compare metadata latency with and without the big upload (``--upload-mb 0``).
+
+    python bench/bench_hub_load.py [--seconds 30] [--readers 50] [--publishers 4] [--upload-mb 1024]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+API = "/api/v1"
+
+
+def _module(work: Path) -> Path:
+    import torch
+    from tests.tiny_models import TinyCNN
+
+    import modhub as hub
+
+    torch.manual_seed(0)
+    return hub.export(
+        TinyCNN(classes=6).eval(),
+        torch.rand(2, 3, 32, 32),
+        work / "tiny",
+        task="image-feature-vector",
+        license="Apache-2.0",
+        metadata={"title": "Tiny", "description": "load bench", "tags": ["bench"]},
+    )
+
+
+def _big(tiny: Path, work: Path, mb: int) -> Path:
+    from tests.server.conftest import relist
+
+    big = work / "big"
+    shutil.copytree(tiny, big)
+    (big / "assets").mkdir(exist_ok=True)
+    with open(big / "assets" / "weights.bin", "wb") as fh:
+        for _ in range(mb):
+            fh.write(os.urandom(1 << 20))
+    return relist(big)
+
+
+def _parts(module: Path) -> list[tuple[str, Any]]:
+    from modhub.format.manifest import MANIFEST_NAME, read_manifest
+
+    parts: list[tuple[str, Any]] = [("manifest", (MANIFEST_NAME, (module / MANIFEST_NAME).read_bytes()))]
+    for entry in read_manifest(module).files:
+        parts.append(("files", (entry.path, (module / entry.path).read_bytes())))
+    return parts
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.latency: dict[str, list[float]] = defaultdict(list)
+        self.errors: dict[str, int] = defaultdict(int)
+        self.examples: list[str] = []
+
+    async def timed(self, kind: str, call: Any, ok: tuple[int, ...] = (200,)) -> httpx.Response | None:
+        start = time.perf_counter()
+        try:
+            response: httpx.Response = await call
+        except httpx.HTTPError as exc:
+            self.errors[kind] += 1
+            self.examples.append(f"{kind}: {type(exc).__name__} {exc}")
+            return None
+        self.latency[kind].append(time.perf_counter() - start)
+        if response.status_code not in ok:
+            self.errors[kind] += 1
+            self.examples.append(f"{kind}: {response.status_code} {response.text[:200]}")
+        return response
+
+
+async def _reader(http: httpx.AsyncClient, stats: Stats, stop: float, rng: random.Random) -> None:
+    while time.monotonic() < stop:
+        kind = rng.choice(["search", "home", "page", "version", "range"])
+        if kind == "search":
+            await stats.timed(
+                kind, http.get(f"{API}/modules", params={"q": rng.choice(["tiny", "bench", ""])})
+            )
+        elif kind == "home":
+            await stats.timed(kind, http.get("/", headers={"Accept": "text/html"}))
+        elif kind == "page":
+            await stats.timed(kind, http.get("/acme/tiny", headers={"Accept": "text/html"}))
+        elif kind == "version":
+            await stats.timed(
+                kind, http.get(f"{API}/modules/acme/tiny/versions/1", headers={"X-Modhub-Client": "bench"})
+            )
+        else:
+            start = rng.randrange(0, 1000)
+            await stats.timed(
+                kind,
+                http.get(
+                    f"{API}/modules/acme/tiny/versions/1/files/graph.pt2",
+                    headers={"Range": f"bytes={start}-{start + 4095}"},
+                ),
+                ok=(206,),
+            )
+
+
+async def _publisher(
+    http: httpx.AsyncClient, stats: Stats, stop: float, token: str, parts: list[tuple[str, Any]], i: int
+) -> None:
+    while time.monotonic() < stop:
+        await stats.timed(
+            "publish",
+            http.post(
+                f"{API}/modules/acme/load-{i}/versions",
+                files=parts,
+                headers={"Authorization": f"Bearer {token}"},
+            ),
+            ok=(201,),
+        )
+
+
+async def _upload(url: str, stats: Stats, token: str, module: Path) -> float:
+    from contextlib import ExitStack
+
+    from modhub.format.manifest import MANIFEST_NAME, read_manifest
+
+    start = time.perf_counter()
+    with ExitStack() as stack:
+        files: list[tuple[str, Any]] = [("manifest", (MANIFEST_NAME, (module / MANIFEST_NAME).read_bytes()))]
+        for entry in read_manifest(module).files:
+            files.append(("files", (entry.path, stack.enter_context(open(module / entry.path, "rb")))))
+        async with httpx.AsyncClient(base_url=url, timeout=3600) as http:
+            await stats.timed(
+                "big upload",
+                http.post(
+                    f"{API}/modules/acme/big/versions",
+                    files=files,
+                    headers={"Authorization": f"Bearer {token}"},
+                ),
+                ok=(201,),
+            )
+    return time.perf_counter() - start
+
+
+async def _run(
+    url: str, token: str, args: argparse.Namespace, tiny: Path, big: Path | None
+) -> tuple[Stats, float, float]:
+    stats = Stats()
+    rng = random.Random(0)
+    parts = _parts(tiny)
+    limits = httpx.Limits(max_connections=args.readers + args.publishers + 8)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
+        upload = asyncio.create_task(_upload(url, stats, token, big)) if big is not None else None
+        await asyncio.sleep(0.5)
+        start = time.monotonic()
+        stop = start + args.seconds
+        tasks = [_reader(http, stats, stop, random.Random(rng.random())) for _ in range(args.readers)]
+        tasks += [_publisher(http, stats, stop, token, parts, i) for i in range(args.publishers)]
+        await asyncio.gather(*tasks)
+        elapsed = time.monotonic() - start
+        upload_s = await upload if upload is not None else 0.0
+    return stats, elapsed, upload_s
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--readers", type=int, default=50)
+    parser.add_argument("--publishers", type=int, default=4)
+    parser.add_argument("--upload-mb", type=int, default=1024)
+    args = parser.parse_args()
+
+    from tests.server.conftest import LiveHub, admin_cli
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        tiny = _module(work)
+        big = _big(tiny, work, args.upload_mb) if args.upload_mb else None
+        live = LiveHub(work / "data")
+        live.start()
+        try:
+            token = admin_cli(live.data_dir, "--publisher", "acme")
+            response = httpx.post(
+                f"{live.url}{API}/modules/acme/tiny/versions",
+                files=_parts(tiny),
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert response.status_code == 201, response.text
+            stats, elapsed, upload_s = asyncio.run(_run(live.url, token, args, tiny, big))
+        finally:
+            live.stop()
+    total = sum(len(v) for v in stats.latency.values())
+    print(
+        f"{args.readers} readers + {args.publishers} publishers for {elapsed:.0f} s; "
+        f"upload {args.upload_mb} MB"
+    )
+    print(f"requests: {total}, {total / elapsed:.0f} req/s; errors: {sum(stats.errors.values())}")
+    print("| kind | requests | p50 ms | p99 ms | errors |")
+    print("|---|---|---|---|---|")
+    meta: list[float] = []
+    for kind in sorted(stats.latency):
+        values = stats.latency[kind]
+        if kind in ("search", "home", "page", "version"):
+            meta += values
+        print(
+            f"| {kind} | {len(values)} | {_pct(values, 0.5):.0f} | {_pct(values, 0.99):.0f} "
+            f"| {stats.errors[kind]} |"
+        )
+    if meta:
+        print(
+            f"metadata (search, home, page, version): p50 {_pct(meta, 0.5):.0f} ms, "
+            f"p99 {_pct(meta, 0.99):.0f} ms"
+        )
+    if big is not None:
+        print(
+            f"the {args.upload_mb} MB upload took {upload_s:.0f} s "
+            f"({args.upload_mb / max(upload_s, 1e-9):.0f} MB/s)"
+        )
+    for example in stats.examples[:5]:
+        print("error:", example)
+
+
+if __name__ == "__main__":
+    main()
