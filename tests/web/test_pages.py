@@ -184,17 +184,23 @@ def test_the_modhub_client_resolves_the_page_url(web_hub: WebHub) -> None:
 @pytest.mark.parametrize(
     ("path", "status"),
     [
-        ("/acme/tiny-cnn/3?tf-hub-format=compressed", 501),
-        ("/acme/tiny-cnn?tf-hub-format=compressed", 501),
+        # tiny-cnn has no SavedModel (the tensorflow_hub protocol itself: tests/server/test_tfhub.py)
+        ("/acme/tiny-cnn/3?tf-hub-format=compressed", 404),
         ("/acme/tiny-cnn/3?tf-hub-format=evil", 400),
         ("/acme/tiny-cnn/3?tf-hub-format=", 400),
         ("/acme/nope/1?tf-hub-format=compressed", 404),
     ],
 )
-def test_tf_hub_format_is_kept_free(http: httpx.Client, path: str, status: int) -> None:
+def test_tf_hub_format_is_answered_by_the_protocol(http: httpx.Client, path: str, status: int) -> None:
     response = http.get(path)
     assert response.status_code == status
     assert response.json()["error"]["message"]
+
+
+def test_tf_hub_format_on_an_unversioned_handle_redirects(http: httpx.Client) -> None:
+    response = http.get("/acme/tiny-cnn?tf-hub-format=compressed", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"].endswith("/acme/tiny-cnn/3?tf-hub-format=compressed")
 
 
 # --- 404s and routing ---------------------------------------------------------------
@@ -317,8 +323,8 @@ def test_odd_query_strings_never_break_a_page(web_hub: WebHub, path: str, query:
     with web_hub.client() as client:
         response = client.get(f"{path}?{query}")
     if "tf-hub-format" in query and path.count("/") >= 2 and path != "/no/such/page":
-        assert response.status_code == 501
-        assert response.json()["error"]["code"] == "format_not_supported"
+        # tensorflow_hub's protocol: the unversioned handle redirects, tiny-cnn has no SavedModel.
+        assert response.status_code == (303 if path == "/acme/tiny-cnn" else 404)
     elif path == "/no/such/page":
         assert response.status_code == 404
     else:

@@ -148,8 +148,8 @@ def not_found(path: str, request: Request, session: SessionDep, reader: ReaderDe
 def _module(
     request: Request, session: Session, reader: Token | None, publisher: str, name: str, version: str | None
 ) -> Response:
-    tf_hub_problem = negotiate.tf_hub_format_error(request)
-    as_json = tf_hub_problem is not None or negotiate.wants_json(request)
+    # ?tf-hub-format= requests never get here: modhub.server.protocols.tfhub answers them.
+    as_json = negotiate.wants_json(request)
     try:
         _check_name(publisher, "publisher")
         _check_name(name, "module")
@@ -158,8 +158,6 @@ def _module(
         if as_json:
             # The same answer as GET /api/v1/modules/{publisher}/{name}/versions/{version}.
             detail = queries.get_version(session, publisher, name, version or "latest", reader=reader)
-            if tf_hub_problem is not None:
-                return error_response(tf_hub_problem)
             return _json(detail.model_dump(mode="json"))
         module = queries.get_module(session, publisher, name, reader=reader)
         if version is None:
