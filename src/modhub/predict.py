@@ -58,36 +58,45 @@ class PredictResult:
 
 
 def load_for_inference(handle: str | os.PathLike[str], settings: Settings | None) -> Any:
-    """The module, loaded to run frozen. Outputs may be torch tensors or numpy arrays.
+    """The module, loaded to run frozen: on onnxruntime when it has ``model.onnx`` (and
+    onnxruntime is installed), on torch otherwise. Calls return numpy arrays either way."""
+    from modhub.format.manifest import read_manifest
+    from modhub.loading import load, module_dir
+    from modhub.runtimes import RUNTIMES
 
-    (Once ``hub.load(..., runtime="onnx")`` exists, frozen inference should use it here.)
-    """
-    from modhub.loading import load
-
-    return load(handle, settings=settings)
+    directory = module_dir(handle, settings)
+    onnx = RUNTIMES["onnx"]
+    runtime = "onnx" if onnx.has_format(read_manifest(directory)) and onnx.available() else "torch"
+    return load(directory, runtime=runtime, settings=settings)
 
 
 def images_to_batch(paths: list[str], manifest: Any) -> tuple[np.ndarray, list[int], list[str]]:
     """Image files → the module's float32 batch [B, 3, H, W] in [0, 1].
 
     Returns (batch, indices of the paths that decoded, reasons for the others).
-    Uses the same decoding as retraining (RGB on white, cover + centre crop).
+    Photos go through ``modhub.images.prepare_images`` with the module's own resize
+    policy, as in retraining and ``hub.load(...)(photos)``.
     """
-    from modhub.retrain.data import decode_image
+    from modhub.images import prepare_images
 
-    image = manifest.preprocessing.image
-    if image is None:
+    spec = manifest.preprocessing.image
+    if spec is None:
         raise InputError("this module's modhub.json has no preprocessing.image (height, width)")
     arrays, good, bad = [], [], []
     for index, path in enumerate(paths):
         try:
-            arrays.append(decode_image(Path(path).read_bytes(), image.height, image.width))
+            arrays.append(prepare_images(Path(path), spec)[0])
             good.append(index)
-        except (OSError, ValueError, SyntaxError) as exc:
-            bad.append(f"{path}: not a readable image ({type(exc).__name__})")
+        except InputError as exc:
+            bad.append(f"{path}: not a readable image ({_reason(exc)})")
     if not arrays:
-        return np.zeros((0, 3, image.height, image.width), np.float32), good, bad
-    return np.stack(arrays).astype(np.float32, copy=False), good, bad
+        return np.zeros((0, 3, spec.height, spec.width), np.float32), good, bad
+    return np.stack(arrays), good, bad
+
+
+def _reason(exc: InputError) -> str:
+    cause = exc.__cause__
+    return type(cause).__name__ if cause is not None else str(exc).split(":")[-1].strip()
 
 
 class Predictor:

@@ -39,6 +39,8 @@ __all__ = [
     "forget_token",
     "load_token",
     "publish",
+    "repo_handle",
+    "require_token",
     "save_token",
     "set_visibility",
     "token_path",
@@ -140,7 +142,8 @@ def load_token(settings: Settings, directory: Path | None = None) -> str | None:
     return _read_tokens(token_path(directory)).get(endpoint_key(settings.endpoint))
 
 
-def _require_token(settings: Settings, directory: Path | None) -> str:
+def require_token(settings: Settings, directory: Path | None = None) -> str:
+    """The token for publishing (see ``load_token``), or ``AuthenticationError`` saying how to get one."""
     token = load_token(settings, directory)
     if token is None:
         raise AuthenticationError(
@@ -152,7 +155,8 @@ def _require_token(settings: Settings, directory: Path | None) -> str:
     return token
 
 
-def _repo(repo: str) -> Handle:
+def repo_handle(repo: str) -> Handle:
+    """``publisher/name`` (optionally with a version) as a Handle; a URL is refused (``InvalidHandle``)."""
     handle = parse_handle(repo)
     if handle.endpoint is not None:
         raise InvalidHandle(
@@ -160,6 +164,11 @@ def _repo(repo: str) -> Handle:
             handle=repo,
         )
     return handle
+
+
+# The old private names, used below.
+_require_token = require_token
+_repo = repo_handle
 
 
 def publish(

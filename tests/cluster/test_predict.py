@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -36,7 +37,7 @@ def test_local_text_file(text_module: Path, tmp_path: Path) -> None:
     table = pq.read_table(result.out)
     assert result.rows == table.num_rows == 6  # the empty line is no input
     assert table.column("key").to_pylist() == ["1", "2", "4", "5", "6", "7"]
-    expected = hub.load(text_module)([t for t in TEXTS if t]).numpy()
+    expected = np.asarray(hub.load(text_module)([t for t in TEXTS if t]))
     got = np.array(table.column("output").to_pylist(), dtype=np.float32)
     np.testing.assert_allclose(got, expected, atol=1e-6)
     assert "top_labels" not in table.column_names  # embeddings have no labels
@@ -56,6 +57,12 @@ def test_local_image_folder_classifier(image_module: Path, photos: Path, tmp_pat
     assert np.all(np.diff(scores, axis=1) <= 0) and np.all(scores.sum(1) <= 1 + 1e-6)
     logits = np.array(table.column("output").to_pylist())
     assert [labels[i] for i in logits.argmax(1)] == [row[0] for row in top]
+    # Frozen prediction runs on onnxruntime and takes the photos as hub.load does (resize policy).
+    from modhub.predict import load_for_inference
+
+    assert load_for_inference(image_module, None).runtime == "onnx"
+    direct = hub.load(image_module, runtime="onnx")([str(photos / key) for key in keys])
+    np.testing.assert_allclose(logits, direct, rtol=1e-5, atol=1e-6)
 
 
 def test_unreadable_images_are_skipped_and_named(image_module: Path, tmp_path: Path) -> None:
@@ -130,6 +137,20 @@ def test_cluster_equals_local(
     assert "wrote 18 rows" in logs
     assert job.result()["rows"] == 18
     assert pq.read_table(tmp_path / "cluster.parquet").equals(pq.read_table(local.out))
+    # Every process of the cluster (GCS, raylet, agents, workers, the job's driver) listens on and
+    # talks to loopback only.
+    import ipaddress
+
+    sockets = ray_cluster.sockets()
+    assert len(sockets) > 10
+    outside = [s for s in sockets if not all(_loopback(ipaddress, a) for a in s)]
+    assert not outside, outside
+
+
+def _loopback(ipaddress: Any, address: str) -> bool:
+    host, port = address.rsplit(":", 1)
+    ip = ipaddress.ip_address(host)
+    return bool(ip.is_loopback or (ip.is_unspecified and port == "0"))  # a listener's "remote" is 0.0.0.0:0
 
 
 def test_ctrl_c_stops_the_job(ray_cluster: LocalCluster, text_module: Path, tmp_path: Path) -> None:

@@ -143,9 +143,9 @@ def predict_on_ray(
     settings = settings or Settings.from_env()
     from modhub.format.manifest import read_manifest
     from modhub.format.tasks import get_contract
-    from modhub.loading import _module_dir
+    from modhub.loading import module_dir
 
-    modality = get_contract(read_manifest(_module_dir(handle, settings)).task).modality
+    modality = get_contract(read_manifest(module_dir(handle, settings)).task).modality
     source = open_inputs(inputs, modality, column=column, key_column=key_column)
     # One block per batch: batches are the same as a local run's, in the same order.
     blocks = [

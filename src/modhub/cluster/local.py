@@ -28,7 +28,7 @@ import httpx
 
 from modhub.errors import ClusterError
 
-__all__ = ["LocalCluster"]
+__all__ = ["LOOPBACK_ENV", "LocalCluster", "cluster_sockets"]
 
 # ``ray start`` flags that each open a port; all are given a free one.
 _PORT_FLAGS = (
@@ -42,6 +42,14 @@ _PORT_FLAGS = (
     "--runtime-env-agent-port",
     "--metrics-export-port",
 )
+# The environment of every process of the cluster (they inherit it from ``ray start``).
+# On Linux Ray turns a node address of 127.0.0.1 into the host's address (its
+# ``resolve_ip_for_localhost``), so GCS, raylet, dashboard agent and workers would
+# listen on all interfaces and talk over the host's address even with
+# ``--node-ip-address 127.0.0.1``. With ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` Ray
+# treats the node as single-machine, as it does on macOS and Windows: the node
+# address is 127.0.0.1 and every process binds and connects to loopback only.
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 # Worker processes each listen on one port of this many (a range chosen free as a block).
 _WORKER_PORTS = 64
 
@@ -121,7 +129,7 @@ class LocalCluster:
         ]
         for flag, port in self.ports.items():
             cmd += [flag, str(port)]
-        env = {**os.environ, **(self.env or {}), "RAY_USAGE_STATS_ENABLED": "0"}
+        env = {**os.environ, **(self.env or {}), **LOOPBACK_ENV}
         started = time.monotonic()
         with open(self.log, "wb") as log:
             # A session of its own: stop() signals exactly this cluster's processes.
@@ -164,6 +172,10 @@ class LocalCluster:
                 proc.wait(timeout=5)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
+    def sockets(self) -> list[tuple[str, str]]:
+        """(local, remote) address of every TCP socket the cluster's processes hold now."""
+        return cluster_sockets(self._proc.pid) if self._proc is not None else []
+
     def __enter__(self) -> LocalCluster:
         return self.start()
 
@@ -191,3 +203,37 @@ def _session_members(sid: int) -> list[int]:
         if len(fields) > 3 and fields[0] != "Z" and int(fields[3]) == sid:
             members.append(int(entry.name))
     return members
+
+
+def cluster_sockets(sid: int) -> list[tuple[str, str]]:
+    """(local, remote) ``host:port`` of every TCP socket held by session ``sid``'s processes
+    (read from /proc; Linux). A listening socket's remote is ``0.0.0.0:0``."""
+    inodes: set[str] = set()
+    for pid in _session_members(sid):
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+    found = []
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+                fields = line.split()
+                if len(fields) > 9 and fields[9] in inodes:
+                    found.append((_proc_address(fields[1]), _proc_address(fields[2])))
+    return found
+
+
+def _proc_address(text: str) -> str:
+    import ipaddress
+
+    raw, port = text.split(":")
+    data = bytes.fromhex(raw)
+    # /proc/net/tcp* stores the address as 32-bit words in host (little-endian) order.
+    data = b"".join(data[i : i + 4][::-1] for i in range(0, len(data), 4))
+    address = ipaddress.ip_address(data)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return f"{address}:{int(port, 16)}"

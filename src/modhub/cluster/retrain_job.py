@@ -53,7 +53,7 @@ def submit_retrain(
     Returns the job; call ``.wait()``.
     """
     from modhub.handles import is_local
-    from modhub.publishing import _repo, _require_token
+    from modhub.publishing import repo_handle, require_token
     from modhub.retrain import TrainConfig
 
     settings = settings or Settings.from_env()
@@ -68,8 +68,8 @@ def submit_retrain(
         raise InputError(f"--workers must be at least 1, got {workers}")
     token = None
     if publish is not None:
-        _repo(publish)  # a bad name fails here, not after training
-        token = _require_token(settings, None)
+        repo_handle(publish)  # a bad name fails here, not after training
+        token = require_token(settings)
     uploads: list[Upload] = []
     data_loc, item = upload_or_cluster_path(data, "data", upload=upload)
     uploads += [item] if item else []
