@@ -42,10 +42,6 @@ def module_dir(handle: Handle, settings: Settings | None) -> Path:
     return resolve(handle, settings=settings)
 
 
-# Old name, still imported by retraining.
-_module_dir = module_dir
-
-
 def records_for(directory: Path, settings: Settings | None) -> FileRecords:
     """The cache's records on disk for a directory inside the cache, this process's otherwise."""
     from modhub.client.cache import ModuleCache

@@ -19,8 +19,6 @@ def _head() -> str | None:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    from modhub.server.db import MIGRATIONS_DIR
-
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return ScriptDirectory.from_config(config).get_current_head()

@@ -46,6 +46,11 @@ def _routes(client: TestClient) -> dict[str, str]:
         "site publisher": "/secretco",
         "site module": f"/{SECRET}",
         "site version": f"/{SECRET}/1",
+        # The Hugging Face protocol (huggingface_hub sends a token as Authorization too).
+        "hf model info": f"/api/models/{SECRET}",
+        "hf revision": f"/api/models/{SECRET}/revision/1",
+        "hf tree": f"/api/models/{SECRET}/tree/1",
+        "hf resolve": f"/{SECRET}/resolve/1/modhub.json",
     }
 
 
@@ -79,7 +84,9 @@ def test_private_module_is_404_everywhere_without_a_read_token(hub_with_secret: 
         for route, url in routes.items():
             # HEAD where the route answers it (files, blobs, the site).
             for method in (
-                ("GET", "HEAD") if "file" in route or route in ("blob",) or "site" in route else ("GET",)
+                ("GET", "HEAD")
+                if "file" in route or route in ("blob", "hf resolve") or "site" in route
+                else ("GET",)
             ):
                 response = client.request(method, url, headers=headers, follow_redirects=False)
                 assert response.status_code == 404, (who, route, method, response.status_code)
@@ -105,6 +112,31 @@ def test_a_read_token_for_the_publisher_sees_it_on_every_route(
     listed = _listed(client, headers)
     assert all(listed.values()), listed
     assert client.get(f"{API}/modules/{SECRET}", headers=headers).json()["private"] is True
+
+
+def test_tensorflow_hub_protocol_never_shows_a_private_module(hub_with_secret: TestClient) -> None:
+    """tensorflow_hub sends no token: over its protocol a private module is as missing as an unknown one."""
+    client = hub_with_secret
+    query = {"tf-hub-format": "compressed"}
+    for url in (f"/{SECRET}/1", f"/{SECRET}"):
+        hidden = client.get(url, params=query, follow_redirects=False)
+        missing = client.get(f"/secretco/nothing{url[len(SECRET) + 1 :]}", params=query)
+        assert hidden.status_code == missing.status_code == 404, url
+        assert hidden.json()["error"]["code"] == missing.json()["error"]["code"] == "module_not_found"
+    # The public module beside it answers (it has no SavedModel: a 404 that says so).
+    public = client.get("/acme/tiny/1", params=query)
+    assert public.json()["error"]["code"] == "format_not_available"
+
+
+def test_hugging_face_protocol_treats_a_foreign_token_as_anonymous(hub_with_secret: TestClient) -> None:
+    """huggingface_hub sends the user's stored HF token to any endpoint: public modules still answer,
+    private ones stay hidden; a modhub token that is not valid is refused as everywhere."""
+    client = hub_with_secret
+    foreign = auth("hf_" + "x" * 34)
+    assert client.get("/api/models/acme/tiny", headers=foreign).status_code == 200
+    hidden = client.get(f"/api/models/{SECRET}", headers=foreign)
+    assert hidden.status_code == 404 and hidden.headers["x-error-code"] == "RepoNotFound"
+    assert client.get("/api/models/acme/tiny", headers=auth("mh_not-a-token")).status_code == 401
 
 
 def test_invalid_token_on_a_read_is_401_not_anonymous(hub_with_secret: TestClient) -> None:

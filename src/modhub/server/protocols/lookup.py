@@ -12,9 +12,11 @@ from starlette.requests import Request
 
 from modhub.errors import InvalidHandle
 from modhub.handles import Handle, parse_handle
+from modhub.server.deps import get_reader
 from modhub.server.errors import NotFound
-from modhub.server.models import Module, Version
+from modhub.server.models import Module, Token, Version
 from modhub.server.services import queries
+from modhub.server.services.tokens import TOKEN_PREFIX
 
 __all__ = ["find_module", "find_version", "parse_repo"]
 
@@ -32,14 +34,23 @@ def parse_repo(publisher: str, name: str, version: str | None = None) -> Handle:
         raise NotFound(f"no module {text[:200]!r} on this hub", code="module_not_found") from None
 
 
+def protocol_reader(request: Request) -> Token | None:
+    """The modhub token a protocol request carries, None for an anonymous one.
+
+    huggingface_hub sends the user's stored Hugging Face token to whatever endpoint it
+    talks to: a bearer token that is not a modhub token (``mh_...``) is not ours to judge
+    and counts as anonymous. A modhub token must be valid, as on every route.
+    """
+    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip().startswith(TOKEN_PREFIX):
+        return None
+    return get_reader(request)
+
+
 def find_module(session: Session, request: Request, publisher: str, name: str) -> Module:
-    """The module ``publisher/name`` as the asker may see it, else NotFound."""
+    """The module ``publisher/name`` as the asker may see it (private: a read token), else NotFound."""
     handle = parse_repo(publisher, name)
-    module = queries.find_module(session, handle.publisher, handle.name)
-    # Visibility (private modules) is decided here, for every protocol route: `request`
-    # carries the asker's Authorization header.
-    del request
-    return module
+    return queries.find_module(session, handle.publisher, handle.name, reader=protocol_reader(request))
 
 
 def find_version(
