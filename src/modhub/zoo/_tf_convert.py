@@ -256,7 +256,7 @@ def main(request_dir: Path) -> None:
         results["saved_model"] = loaded(tf.constant(texts)).numpy()
     else:
         raise SystemExit(f"unknown request kind {request['kind']!r}")
-    np.savez(request_dir / "outputs.npz", **results)
+    np.savez(request_dir / "outputs.npz", **results)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -91,8 +91,9 @@ def _run(
     work: Path,
 ) -> dict[str, np.ndarray]:
     (work / "request.json").write_text(json.dumps(request), encoding="utf-8")
-    np.savez(work / "weights.npz", **weights)
-    np.savez(work / "inputs.npz", **inputs)
+    # numpy's stubs match **arrays against savez's allow_pickle: bool, hence the ignores.
+    np.savez(work / "weights.npz", **weights)  # type: ignore[arg-type]
+    np.savez(work / "inputs.npz", **inputs)  # type: ignore[arg-type]
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import fields, replace
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -37,9 +38,10 @@ def search_modules(session: Session, query: SearchQuery, *, reader: Token | None
     and private ones unless ``reader`` may read them."""
     page = min(max(1, query.page), MAX_PAGE)
     per_page = min(max(1, query.per_page), MAX_PER_PAGE)
-    query = replace(
-        query, **{f.name: _clean(v) for f in fields(query) if isinstance(v := getattr(query, f.name), str)}
-    )
+    cleaned: dict[str, Any] = {
+        f.name: _clean(v) for f in fields(query) if isinstance(v := getattr(query, f.name), str)
+    }
+    query = replace(query, **cleaned)
     stmt = (
         select(Module).join(Module.publisher).where(Module.latest_version.is_not(None), readable(reader))
     )
