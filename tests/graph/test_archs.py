@@ -110,4 +110,4 @@ def test_every_allowed_operator_exists_and_no_out_variant() -> None:
 
 def test_the_list_in_docs_is_the_generated_one() -> None:
     text = DOCS.read_text(encoding="utf-8")
-    assert render_markdown() in text, "run: python -m modhub.graph.operators docs/security.md"
+    assert render_markdown() in text, "run: python -m modhub.graph.gen_docs docs/security.md"
