@@ -274,7 +274,9 @@ def test_configuration_lists_every_variable() -> None:
     names |= {f"MODHUB_SERVER_{field.upper()}" for field in ServerSettings.model_fields}
     for root in (REPO / "src", REPO / "tests"):
         for path in root.rglob("*.py"):
-            names |= set(re.findall(r"MODHUB_[A-Z0-9_]*[A-Z0-9](?![A-Za-z0-9_*])", path.read_text(encoding="utf-8")))
+            text = path.read_text(encoding="utf-8")
+            found = re.findall(r"MODHUB_[A-Z0-9_]*[A-Z0-9](?![A-Za-z0-9_*])", text)
+            names |= set(found)
     missing = sorted(name for name in names if f"`{name}`" not in _doc("configuration.md"))
     assert not missing, f"document these in docs/configuration.md: {missing}"
 
