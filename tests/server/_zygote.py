@@ -2,9 +2,9 @@
 
 Restarting ``modhub serve`` costs seconds of imports (and a publish's first safety check
 imports torch); a crash test that SIGKILLs the hub fifty times forks a warm process instead,
-so that every publish takes as long as the measured one. Each child is a real uvicorn server on loopback, started
-from scratch on the data directory (migrations, staging cleanup, lifespan), exactly as
-``modhub serve`` would. Commands on stdin, one per line:
+so that every publish takes as long as the measured one. Each child is a real uvicorn
+server on loopback, started from scratch on the data directory (migrations, staging
+cleanup, lifespan), exactly as ``modhub serve`` would. Commands on stdin, one per line:
 
     start       fork a hub; prints its pid
     wait PID    reap a child (after the test killed it); prints its exit status
