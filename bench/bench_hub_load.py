@@ -208,6 +208,7 @@ def main() -> None:
                 f"{live.url}{API}/modules/acme/tiny/versions",
                 files=_parts(tiny),
                 headers={"Authorization": f"Bearer {token}"},
+                timeout=300,
             )
             assert response.status_code == 201, response.text
             stats, elapsed, upload_s = asyncio.run(_run(live.url, token, args, tiny, big))

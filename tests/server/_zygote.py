@@ -1,9 +1,10 @@
 """A hub "zygote" for crash tests: imports the server once, then forks a fresh hub per command.
 
-Restarting ``modhub serve`` costs seconds of imports; a crash test that SIGKILLs the hub
-fifty times forks it instead. Each child is a real uvicorn server on loopback, started
-from scratch on the data directory (migrations, staging cleanup, lifespan), exactly as
-``modhub serve`` would. Commands on stdin, one per line:
+Restarting ``modhub serve`` costs seconds of imports (and a publish's first safety check
+imports torch); a crash test that SIGKILLs the hub fifty times forks a warm process instead,
+so that every publish takes as long as the measured one. Each child is a real uvicorn
+server on loopback, started from scratch on the data directory (migrations, staging
+cleanup, lifespan), exactly as ``modhub serve`` would. Commands on stdin, one per line:
 
     start       fork a hub; prints its pid
     wait PID    reap a child (after the test killed it); prints its exit status
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import uvicorn
 
+import modhub.format.verify  # noqa: F401  (warm: the publish checks import torch; children inherit it)
 from modhub.server.app import create_app
 from modhub.server.config import ServerSettings
 
