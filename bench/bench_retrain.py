@@ -232,7 +232,7 @@ def bench_text(
         module = hub.load(run.module_dir)
         sample = [texts[i] for i in test[:200]]
         positive = module.labels.index("positive")
-        full = (module(sample).argmax(1).numpy() == positive).astype(int)
+        full = (np.asarray(module(sample)).argmax(1) == positive).astype(int)
         row["exported_module_first_200_test"] = float((full == labels[test[:200]]).mean())
         row["retrain_report_cv_accuracy"] = run.accuracy
         for tune_seed in tune_seeds:
@@ -256,7 +256,7 @@ def bench_text(
             with torch.inference_mode():
                 predicted = np.concatenate(
                     [
-                        module(test_texts[s : s + 128]).argmax(1).numpy()
+                        np.asarray(module(test_texts[s : s + 128])).argmax(1)
                         for s in range(0, len(test_texts), 128)
                     ]
                 )
@@ -518,7 +518,10 @@ def bench_images(
         module = hub.load(run.module_dir)
         vy = np.array([module.labels.index(p.parent.name) for p in test])
         predicted = np.concatenate(
-            [module([str(p) for p in test[s : s + 32]]).argmax(1).numpy() for s in range(0, len(test), 32)]
+            [
+                np.asarray(module([str(p) for p in test[s : s + 32]])).argmax(1)
+                for s in range(0, len(test), 32)
+            ]
         )
         checks[name] = {
             "exported_module_on_photo_files": float((predicted == vy).mean()),
