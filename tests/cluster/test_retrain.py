@@ -12,7 +12,7 @@ import pytest
 from ray.job_submission import JobSubmissionClient
 
 import modhub
-from modhub.cluster import ClusterError, JobFailed, LocalCluster, submit_retrain
+from modhub.cluster import ClusterError, JobFailed, LocalCluster, submit_predict, submit_retrain
 from modhub.cluster.jobs import submit
 from modhub.errors import InputError, ModuleNotFound
 from modhub.format.verify import verify_module
@@ -34,10 +34,21 @@ def _settings(hub: Hub, tmp_path: Path, token: str | None = None) -> Settings:
     return Settings(endpoint=hub.endpoint, token=token, cache=tmp_path / "client-cache", progress=False)
 
 
-def test_retrain_on_cluster_publishes_with_a_secret_token(
-    ray_cluster: LocalCluster, hub: Hub, features_handle: str, photos: Path, tmp_path: Path
+def test_retrain_on_cluster_publish_out_and_workers(
+    ray_cluster: LocalCluster,
+    hub: Hub,
+    features_handle: str,
+    text_module: Path,
+    photos: Path,
+    topics_csv: Path,
+    tmp_path: Path,
 ) -> None:
-    """The handle resolves on the cluster, the photos are uploaded, the module is published from there."""
+    """Two retraining jobs side by side on the cluster.
+
+    Images (Python API): the handle resolves on the cluster, the photos are uploaded, the module is
+    published from there with a token that appears nowhere. Text (CLI): `--fine-tune --workers 2`
+    runs on Ray Train, its log streams to the terminal, the module lands in --out.
+    """
     job = submit_retrain(
         "images",
         photos,
@@ -47,12 +58,27 @@ def test_retrain_on_cluster_publishes_with_a_secret_token(
         config=TrainConfig(epochs=15, lr=0.05),
         settings=_settings(hub, tmp_path, token=hub.token),
     )
+    out = tmp_path / "topics-module"
+    cmd = [
+        sys.executable, "-m", "modhub", "retrain", "text", str(topics_csv), "-m", str(text_module),
+        "--out", str(out), "--text-column", "sentence", "--label-column", "topic", "--epochs", "10",
+        "--lr", "0.05", "--fine-tune", "--fine-tune-epochs", "1", "--workers", "2",
+        "--cluster", ray_cluster.address,
+    ]  # fmt: skip
+    # The CLI's output goes to files: a full pipe would hold it up while this test follows the job.
+    with open(tmp_path / "cli.out", "w") as fout, open(tmp_path / "cli.err", "w") as ferr:
+        cli = subprocess.Popen(cmd, stdout=fout, stderr=ferr, text=True, env=serve_env())
     streamed: list[str] = []
-    job.wait(echo=streamed.append, timeout=240)
+    try:
+        job.wait(echo=streamed.append, timeout=240)
+        cli.wait(timeout=300)
+    finally:
+        cli.kill()
+    stdout, stderr = (tmp_path / "cli.out").read_text(), (tmp_path / "cli.err").read_text()
     result = job.result()
     assert result["published"] == "acme/colours/1"
     assert result["report"]["validation"]["accuracy"] >= 2 / 3
-    assert "epochs" in "".join(streamed)  # the progress bars were streamed
+    assert "100%|" in "".join(streamed)  # the progress bars were streamed
     # The published module loads from the hub here and classifies.
     settings = _settings(hub, tmp_path)
     module = modhub.load("acme/colours/1", settings=settings)
@@ -64,36 +90,23 @@ def test_retrain_on_cluster_publishes_with_a_secret_token(
     found = [p for p in ray_cluster.temp_dir.rglob("*") if p.is_file() and hub.token.encode() in _read(p)]
     assert not found, found
 
+    assert cli.returncode == 0, stdout + stderr
+    assert "fine-tune epoch 1/1" in stderr  # Ray Train's workers, streamed
+    assert f"module written to {out}" in stdout
+    verify_module(out)
+    import json
+
+    report = json.loads((out / "assets" / "report" / "metrics.json").read_text())
+    assert report["distributed"]["workers"] == 2
+    assert [e["stage"] for e in report["history"]["epochs"]][-1:] == ["fine-tune"]
+    assert modhub.load(out)(["the cat sat on the mat"]).shape == (1, 2)
+
 
 def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError:
         return b""
-
-
-def test_retrain_text_cli_out_and_workers(
-    ray_cluster: LocalCluster, text_module: Path, topics_csv: Path, tmp_path: Path
-) -> None:
-    """`retrain text ... --cluster --fine-tune --workers 2 --out`: Ray Train; the module lands in --out."""
-    out = tmp_path / "topics-module"
-    cmd = [
-        sys.executable, "-m", "modhub", "retrain", "text", str(topics_csv), "-m", str(text_module),
-        "--out", str(out), "--text-column", "sentence", "--label-column", "topic", "--epochs", "10",
-        "--lr", "0.05", "--fine-tune", "--fine-tune-epochs", "2", "--workers", "2",
-        "--cluster", ray_cluster.address,
-    ]  # fmt: skip
-    result = subprocess.run(cmd, capture_output=True, text=True, env=serve_env(), timeout=300, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "fine-tune epoch 2/2" in result.stderr  # Ray Train's workers, streamed
-    assert f"module written to {out}" in result.stdout
-    verify_module(out)
-    import json
-
-    report = json.loads((out / "assets" / "report" / "metrics.json").read_text())
-    assert report["distributed"]["workers"] == 2
-    assert [e["stage"] for e in report["history"]["epochs"]][-2:] == ["fine-tune", "fine-tune"]
-    assert modhub.load(out)(["the cat sat on the mat"]).shape == (1, 2)
 
 
 def test_unreachable_cluster(tmp_path: Path, photos: Path) -> None:
@@ -112,17 +125,22 @@ def test_ray_version_mismatch(ray_cluster: LocalCluster, monkeypatch: pytest.Mon
         submit(ray_cluster.address, "predict", {})
 
 
-def test_modhub_version_mismatch(ray_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(modhub, "__version__", "0.0.1")
-    job = submit(ray_cluster.address, "predict", {})
-    with pytest.raises(ClusterError, match=r"modhub versions differ: the client has modhub 0\.0\.1"):
-        job.wait(timeout=120)
-
-
-def test_module_and_data_missing_on_the_cluster(
-    ray_cluster: LocalCluster, hub: Hub, features_handle: str, photos: Path, tmp_path: Path
+def test_cluster_side_errors(
+    ray_cluster: LocalCluster,
+    hub: Hub,
+    features_handle: str,
+    text_module: Path,
+    photos: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The errors the cluster side raises, from jobs submitted at once (they run side by side):
+    a modhub version mismatch, a module or data missing on the cluster, more workers than CPUs,
+    and a job that fails (its last log lines shown)."""
     settings = _settings(hub, tmp_path)
+    with monkeypatch.context() as patch:
+        patch.setattr(modhub, "__version__", "0.0.1")
+        other_version = submit(ray_cluster.address, "predict", {})
     missing_module = submit_retrain(
         "images", photos, "acme/no-such-module/1", cluster=ray_cluster.address, out=tmp_path / "a",
         settings=settings,
@@ -131,18 +149,25 @@ def test_module_and_data_missing_on_the_cluster(
         "images", "/nonexistent/photos", features_handle, cluster=ray_cluster.address, out=tmp_path / "b",
         settings=settings,
     )  # fmt: skip
+    texts = tmp_path / "t.txt"
+    texts.write_text("a cat\nred car\n", encoding="utf-8")
+    too_many = submit_predict(
+        text_module, texts, tmp_path / "o.parquet", cluster=ray_cluster.address, workers=3
+    )
+    failing = submit(ray_cluster.address, "predict", {}, python=os.path.join(os.sep, "no", "such", "python"))
+
+    with pytest.raises(ClusterError, match=r"modhub versions differ: the client has modhub 0\.0\.1"):
+        other_version.wait(timeout=120)
     with pytest.raises(ModuleNotFound, match="on the cluster"):
         missing_module.wait(timeout=120)
     with pytest.raises(InputError, match="/nonexistent/photos does not exist on the cluster"):
         missing_data.wait(timeout=120)
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
-
-
-def test_failed_job_shows_its_last_lines(ray_cluster: LocalCluster) -> None:
-    job = submit(ray_cluster.address, "predict", {}, python=os.path.join(os.sep, "no", "such", "python"))
+    with pytest.raises(InputError, match=r"--workers 3 needs 3 CPUs .* the cluster has 2"):
+        too_many.wait(timeout=120)
     with pytest.raises(JobFailed, match=r"failed.*the last lines of its log") as caught:
-        job.wait(timeout=60)
+        failing.wait(timeout=60)
     assert any("/no/such/python" in line for line in caught.value.last_lines)
+    assert not any((tmp_path / name).exists() for name in ("a", "b", "o.parquet"))
 
 
 def test_local_retrain_publishes_and_workers_need_a_cluster(
@@ -159,9 +184,15 @@ def test_local_retrain_publishes_and_workers_need_a_cluster(
     assert run.returncode == 0, run.stderr
     assert "published acme/local-colours/1" in run.stdout
     assert hub.token not in run.stdout + run.stderr
-    run = subprocess.run([*base, "--out", str(tmp_path / "x"), "--fine-tune", "--workers", "2"],
-                         capture_output=True, text=True, env=env, timeout=300, check=False)  # fmt: skip
-    assert run.returncode == 1 and "add --cluster http://HOST:8265" in run.stderr
+    from typer.testing import CliRunner
+
+    from modhub.cli import app
+
+    refused = CliRunner().invoke(
+        app, [*base[3:], "--out", str(tmp_path / "x"), "--fine-tune", "--workers", "2"]
+    )
+    assert refused.exit_code == 1 and "add --cluster http://HOST:8265" in refused.stderr
+    assert not (tmp_path / "x").exists()
 
 
 def test_addresses_and_not_a_dashboard(hub: Hub) -> None:
