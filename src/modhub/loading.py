@@ -96,7 +96,9 @@ def load(handle: Handle, *, runtime: str | None = None, settings: Settings | Non
     manifest = read_manifest(directory)
     chosen, output = choose_runtime(manifest, runtime)
     records = records_for(directory, settings)
-    verified = verify_module(directory, needed=chosen.needed_files(manifest), records=records)
+    verified = verify_module(
+        directory, needed=chosen.needed_files(manifest), records=records, trusted_keys=trusted_keys(settings)
+    )
     if verified.manifest != manifest:
         raise IntegrityError(
             f"{directory / 'modhub.json'} changed while the module was loading; load it again",

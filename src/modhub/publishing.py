@@ -28,10 +28,11 @@ import httpx
 
 from modhub.client.api import API_PREFIX, open_http_client, raise_for_status, request
 from modhub.errors import AuthenticationError, InvalidHandle
-from modhub.format.manifest import MANIFEST_NAME
-from modhub.format.verify import check_module
+from modhub.format.manifest import MANIFEST_NAME, SIGNATURE_NAME
+from modhub.format.verify import check_module, read_signature
 from modhub.handles import Handle, parse_handle
 from modhub.settings import Settings
+from modhub.signing import SigningError
 
 __all__ = [
     "config_dir",
@@ -177,6 +178,7 @@ def publish(
     *,
     version: int | None = None,
     private: bool | None = None,
+    signing_key: str | os.PathLike[str] | None = None,
     settings: Settings | None = None,
     config: Path | None = None,
     transport: httpx.BaseTransport | None = None,
@@ -186,7 +188,9 @@ def publish(
     ``version`` None takes the next number; a given version must not exist yet
     (versions never change). ``private`` True makes the module private (only
     tokens that may read for the publisher see it), False public; None keeps
-    its visibility (a new module is public). Raises the modhub error that says what to fix.
+    its visibility (a new module is public). A module signed with ``modhub sign``
+    (``DIR/modhub.sig``) is published signed: ``signing_key`` is the public key
+    (``KEY.pub``) the hub checks the signature with. Raises the modhub error that says what to fix.
     """
     handle = _repo(repo)
     if handle.version is not None:
@@ -200,6 +204,24 @@ def publish(
     settings = settings if settings is not None else Settings.from_env()
     root = Path(module_dir)
     manifest = check_module(root)
+    signature = read_signature(root)
+    if signature is not None and signing_key is None:
+        raise SigningError(
+            f"{root} is signed ({SIGNATURE_NAME}); pass its public key so the hub can check it: "
+            "modhub publish DIR REPO --signing-key KEY.pub",
+            path=root / SIGNATURE_NAME,
+        )
+    if signature is None and signing_key is not None:
+        raise SigningError(
+            f"{root} has no {SIGNATURE_NAME}; sign it first (modhub sign DIR --key KEY) "
+            "or drop --signing-key",
+            path=root,
+        )
+    key = None
+    if signing_key is not None:
+        if not Path(signing_key).is_file():
+            raise SigningError(f"no public key at {signing_key}; it is the KEY.pub modhub keygen wrote")
+        key = Path(signing_key).read_bytes()
     token = _require_token(settings, config)
     url = f"{settings.endpoint.rstrip('/')}{API_PREFIX}/modules/{handle.publisher}/{handle.name}/versions"
     data = {"version": str(version)} if version is not None else {}
@@ -215,6 +237,9 @@ def publish(
         for entry in manifest.files:
             fh = stack.enter_context(open(root / entry.path, "rb"))
             files.append(("files", (entry.path, fh, "application/octet-stream")))
+        if signature is not None and key is not None:
+            files.append(("signature", (SIGNATURE_NAME, bytes(signature), "application/octet-stream")))
+            files.append(("signing_key", ("signing_key.pub", key, "application/x-pem-file")))
         http = stack.enter_context(
             open_http_client(timeout=settings.timeout, token=token, transport=transport)
         )

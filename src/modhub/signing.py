@@ -27,6 +27,7 @@ from modhub.format.manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest
 
 __all__ = [
     "SignatureInfo",
+    "check_published_signature",
     "check_signature",
     "fingerprint",
     "generate_keys",
@@ -151,6 +152,47 @@ def _signed_digests(signature: bytes, key: Path) -> dict[str, str] | None:
     return digests
 
 
+def _changed_files(manifest: Manifest, manifest_bytes: bytes, digests: dict[str, str]) -> list[str]:
+    """The paths whose signed sha256 differs from the module's (``modhub.json`` and every listed file)."""
+    expected = {MANIFEST_NAME: hashlib.sha256(manifest_bytes).hexdigest()}
+    expected.update({entry.path: entry.sha256 for entry in manifest.files})
+    return sorted(p for p in expected.keys() | digests.keys() if expected.get(p) != digests.get(p))
+
+
+def check_published_signature(
+    signature: bytes, public_key_pem: bytes, manifest: Manifest, manifest_bytes: bytes
+) -> str:
+    """The hub's check at publish: ``public_key_pem`` signed exactly this module; returns its fingerprint.
+
+    Raises :class:`SigningError` (a key that is not a P-256/P-384 public key, a
+    signature it did not make, or one that covers other files than the manifest's).
+    """
+    if len(signature) > MAX_SIGNATURE_BYTES:
+        raise SigningError(f"{SIGNATURE_NAME} is over {MAX_SIGNATURE_BYTES} bytes")
+    try:
+        print_ = fingerprint(public_key_pem)
+    except (ValueError, TypeError):
+        raise SigningError(
+            "the signing key is not a PEM public key; send the .pub file modhub keygen wrote"
+        ) from None
+    with tempfile.TemporaryDirectory() as tmp:
+        key_path = Path(tmp) / "signer.pub"
+        key_path.write_bytes(public_key_pem)
+        digests = _signed_digests(signature, key_path)
+    if digests is None:
+        raise SigningError(
+            f"{SIGNATURE_NAME} is not a valid model-signing signature by the key {print_}. Sign the "
+            "module again (modhub sign DIR --key KEY) and publish with that key's public half."
+        )
+    changed = _changed_files(manifest, manifest_bytes, digests)
+    if changed:
+        raise SigningError(
+            f"{SIGNATURE_NAME} does not cover the published files as they are: {changed[:5]}. The module "
+            "changed after it was signed; sign it again (modhub sign DIR --key KEY), then publish."
+        )
+    return print_
+
+
 def verify_directory(root: Path, keys: list[Path]) -> SignatureInfo:
     """Check the signature of a module directory against ``keys`` (for ``hub.resolve``)."""
     from modhub.format.manifest import parse_manifest, read_manifest_bytes
@@ -174,14 +216,12 @@ def check_signature(
             "MODHUB_TRUSTED_KEYS to load unsigned modules.",
             path=root,
         )
-    expected = {MANIFEST_NAME: hashlib.sha256(manifest_bytes).hexdigest()}
-    expected.update({entry.path: entry.sha256 for entry in manifest.files})
     for key in keys:
         digests = _signed_digests(signature, key)
         if digests is None:
             continue
-        if digests != expected:
-            changed = sorted(p for p in expected.keys() | digests.keys() if expected.get(p) != digests.get(p))
+        changed = _changed_files(manifest, manifest_bytes, digests)
+        if changed:
             raise UnsafeModuleError(
                 f"{root}: the signature by {fingerprint(key.read_bytes())} does not cover these files as "
                 f"they are: {changed[:5]}. The module was changed after it was signed; do not use it.",

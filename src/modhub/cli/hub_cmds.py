@@ -278,6 +278,14 @@ def publish(
     license: Annotated[
         str | None, typer.Option("--license", help="for a SavedModel directory: SPDX licence (Apache-2.0)")
     ] = None,
+    signing_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--signing-key",
+            help="for a signed module (DIR/modhub.sig from modhub sign): the public key (KEY.pub) "
+            "the hub checks the signature with",
+        ),
+    ] = None,
 ) -> None:
     """Check a module locally, upload it, and print its handle (publisher/name/version).
 
@@ -305,7 +313,9 @@ def publish(
         elif task is not None or license is not None:
             typer.secho("error: --task and --license are for SavedModel directories only", err=True)
             raise typer.Exit(2)
-        handle = publish_module(module_dir, repo, version=version, private=private, settings=settings)
+        handle = publish_module(
+            module_dir, repo, version=version, private=private, signing_key=signing_key, settings=settings
+        )
     typer.echo(f"published {settings.endpoint.rstrip('/')}/{handle}", err=True)
     typer.echo(handle)
 

@@ -29,7 +29,7 @@ from modhub.errors import (
     ModuleNotFound,
     PermissionDenied,
 )
-from modhub.format.manifest import MANIFEST_NAME, Manifest, parse_manifest
+from modhub.format.manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest, parse_manifest
 from modhub.handles import Handle
 
 __all__ = [
@@ -49,6 +49,8 @@ __all__ = [
 API_PREFIX = "/api/v1"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
+# modhub.json and modhub.sig are read into memory: reading stops past this (the sha256 then fails).
+_SMALL_FILE_LIMIT = 16 << 20
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
@@ -210,6 +212,8 @@ class VersionDetail(_Answer):
     # sha256 of the exact modhub.json bytes the publisher uploaded (served as a file too).
     manifest_sha256: str | None = None
     card: str = ""
+    # {"fingerprint", "sha256", "size"} when the version was published signed (its modhub.sig).
+    signature: dict[str, Any] | None = None
 
     @property
     def manifest(self) -> Manifest:
@@ -275,22 +279,36 @@ class HubClient:
         """The exact published ``modhub.json``, checked against ``manifest_sha256``; None if not offered."""
         if detail.manifest_sha256 is None:
             return None
-        url = self.file_url(detail.handle, MANIFEST_NAME)
+        return self._small_file(detail, MANIFEST_NAME, detail.manifest_sha256)
+
+    def signature_bytes(self, detail: VersionDetail) -> bytes | None:
+        """The version's ``modhub.sig``, checked against the sha256 the hub announced; None if unsigned."""
+        sha256 = (detail.signature or {}).get("sha256")
+        if not isinstance(sha256, str):
+            return None
+        return self._small_file(detail, SIGNATURE_NAME, sha256)
+
+    def _small_file(self, detail: VersionDetail, path: str, sha256: str) -> bytes:
+        url = self.file_url(detail.handle, path)
         try:
             with self.open_following(url) as response:
                 raise_for_status(response, handle=str(detail.handle))
-                data = response.read()
+                data = bytearray()
+                for chunk in response.iter_bytes():
+                    data.extend(chunk)
+                    if len(data) > _SMALL_FILE_LIMIT:
+                        break
         except httpx.TransportError as exc:
             raise _unreachable(exc, url, str(detail.handle)) from exc
-        if hashlib.sha256(data).hexdigest() != detail.manifest_sha256:
+        if hashlib.sha256(data).hexdigest() != sha256:
             raise IntegrityError(
-                f"{MANIFEST_NAME} of {detail.handle} from {url} does not match the sha256 the hub "
+                f"{path} of {detail.handle} from {url} does not match the sha256 the hub "
                 "announced for it: the hub's copy is damaged or was altered. Nothing was cached; "
                 "tell the hub's operator.",
                 handle=str(detail.handle),
                 url=url,
             )
-        return data
+        return bytes(data)
 
     def file_url(self, handle: Handle, path: str) -> str:
         if handle.version is None:

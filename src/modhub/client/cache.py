@@ -33,6 +33,7 @@ from modhub.client.records import CacheRecords
 from modhub.errors import IntegrityError, ManifestError
 from modhub.format.manifest import (
     MANIFEST_NAME,
+    SIGNATURE_NAME,
     Manifest,
     read_manifest,
     sha256_file,
@@ -153,12 +154,18 @@ class ModuleCache:
         return sorted(versions, reverse=True)
 
     def assemble(
-        self, endpoint: str, handle: Handle, manifest: Manifest, manifest_bytes: bytes | None = None
+        self,
+        endpoint: str,
+        handle: Handle,
+        manifest: Manifest,
+        manifest_bytes: bytes | None = None,
+        signature: bytes | None = None,
     ) -> Path:
         """Build the version directory from verified blobs and rename it into place.
 
         Callers hold ``version_lock`` and have put every file's blob in ``blobs/``.
-        ``manifest_bytes``: the exact published modhub.json (else ``manifest`` is written).
+        ``manifest_bytes``: the exact published modhub.json (else ``manifest`` is written);
+        ``signature``: the version's verified modhub.sig, if it has one.
         """
         final = self.version_dir(endpoint, handle)
         work = Path(tempfile.mkdtemp(prefix=f"{handle.name}-{handle.version}-", dir=self.tmp))
@@ -171,6 +178,8 @@ class ModuleCache:
                 write_manifest(work, manifest)
             else:
                 (work / MANIFEST_NAME).write_bytes(manifest_bytes)
+            if signature is not None:
+                (work / SIGNATURE_NAME).write_bytes(signature)
             check_sizes(work, manifest)
             final.parent.mkdir(parents=True, exist_ok=True)
             if final.exists():

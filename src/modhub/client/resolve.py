@@ -5,7 +5,8 @@
   are immutable, so a cached copy is used without asking the hub.
 * Otherwise the version's manifest is fetched, every file is downloaded into
   the blob cache (resumable, verified), and the version directory is
-  assembled and renamed into place.
+  assembled and renamed into place (with ``modhub.sig`` when the version
+  was published signed, verified by sha256 like every file).
 * ``publisher/name`` means the latest version: asked once, with a
   :class:`LatestVersionWarning` naming the concrete handle.
 * With ``MODHUB_OFFLINE=1`` no request is made at all.
@@ -162,6 +163,8 @@ class Resolver:
         # directory is byte for byte the published module.
         manifest_bytes = hub.manifest_bytes(detail)
         manifest = detail.manifest if manifest_bytes is None else parse_manifest(manifest_bytes)
+        # modhub.sig beside the files when the version was published signed (MODHUB_TRUSTED_KEYS).
+        signature = hub.signature_bytes(detail)
         missing = [e for e in manifest.files if not self.cache.blob_path(e.sha256).exists()]
         with contextlib.ExitStack() as locks:
             # Every blob lock of the version, in one order (no deadlock between two resolvers),
@@ -182,7 +185,7 @@ class Resolver:
                 locks.close()
                 self.cache.discard_blobs({e.sha256 for e in missing})
                 raise
-            final = self.cache.assemble(endpoint, concrete, manifest, manifest_bytes)
+            final = self.cache.assemble(endpoint, concrete, manifest, manifest_bytes, signature)
             # Every file was hashed as it arrived (or just now, if its blob was cached
             # already): record that, so loading it does not hash it again.
             self.cache.mark_verified(final, manifest)

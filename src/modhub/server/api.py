@@ -79,6 +79,17 @@ _PUBLISH_BODY: dict[str, Any] = {
                             "description": "make the module private (or public); default: unchanged "
                             "(a new module is public)",
                         },
+                        "signature": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "modhub.sig (model-signing bundle of modhub sign); "
+                            "with signing_key",
+                        },
+                        "signing_key": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "the PEM public key that made signature; with signature",
+                        },
                     },
                 }
             }
@@ -202,7 +213,9 @@ _FILE_PATH = "/modules/{publisher}/{name}/versions/{version}/files/{path:path}"
 def download_file(
     publisher: str, name: str, version: str, path: str, request: Request, hub: HubDep, reader: ReaderDep
 ) -> Response:
-    """One file of a version (``modhub.json`` included). ETag is the sha256; Range is supported."""
+    """One file of a version (``modhub.json`` included; ``modhub.sig`` for a signed version).
+
+    ETag is the sha256; Range is supported."""
     with hub.db.session() as session:
         sha256, size = queries.find_file(session, publisher, name, version, path, reader=reader)
     return blob_response(request, hub.storage, sha256, size, path)

@@ -121,6 +121,12 @@ class Version(Base):
     yanked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Token that published it (audit), kept if the token is revoked.
     token_id: Mapped[int | None] = mapped_column(ForeignKey("tokens.id"), nullable=True)
+    # modhub.sig (model-signing bundle) as a blob, checked at publish against the manifest's files,
+    # and the sha256 fingerprint of the public key that made it; None: unsigned.
+    signature_sha256: Mapped[str | None] = mapped_column(
+        ForeignKey("blobs.sha256", name="fk_versions_signature_blob"), nullable=True
+    )
+    signature_fingerprint: Mapped[str | None] = mapped_column(String(80), nullable=True)
 
     module: Mapped[Module] = relationship(back_populates="versions")
     files: Mapped[list[File]] = relationship(back_populates="version", order_by="File.path")

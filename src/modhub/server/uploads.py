@@ -6,7 +6,9 @@ it crosses the limit, not after it was received. Parts:
 
 * ``manifest``: the modhub.json bytes (at most ``max_manifest_bytes``);
 * ``files``: one part per file, its path in the part's ``filename``;
-* ``version``: optional form field, the version number to publish.
+* ``version``: optional form field, the version number to publish;
+* ``signature`` and ``signing_key``: optional, the module's ``modhub.sig``
+  (model-signing bundle) and the PEM public key that made it.
 
 Each file lands in ``<staging>/module/<path>`` after its path passed
 ``check_relative_path``, and is fsynced when its part ends (the blob store
@@ -34,8 +36,11 @@ from modhub.format.manifest import MANIFEST_NAME, check_relative_path
 from modhub.server.config import ServerSettings
 from modhub.server.errors import BadRequest, TooLarge
 from modhub.server.storage import fsync_file
+from modhub.signing import MAX_SIGNATURE_BYTES
 
 _FIELD_LIMIT = 64
+# Limits of the optional signature parts (a model-signing bundle; a PEM public key).
+_PART_LIMITS = {"signature": MAX_SIGNATURE_BYTES, "signing_key": 16 << 10}
 # Bytes of the body handed to the worker thread at once.
 _BATCH = 1 << 20
 
@@ -55,6 +60,9 @@ class StagedUpload:
     version: str | None = None
     # The form field 'private' as sent ("true"/"false"); None: keep the module's visibility.
     private: str | None = None
+    # modhub.sig and the public key that signed it (both or neither; checked by the publisher service).
+    signature: bytes | None = None
+    signing_key: bytes | None = None
     files: dict[str, StagedFile] = field(default_factory=dict)
 
     @property
@@ -106,17 +114,20 @@ class _Receiver:
             if raw is None:
                 raise BadRequest("every 'files' part needs a filename: the file's path in the module")
             self._open_file(raw.decode("utf-8", "replace"))
-        elif self.part.name not in ("manifest", "version", "private"):
+        elif self.part.name not in ("manifest", "version", "private", *_PART_LIMITS):
             raise BadRequest(
                 f"unexpected form part {self.part.name!r}: send 'manifest', 'files' (one per file) "
-                "and optionally 'version' and 'private'"
+                "and optionally 'version', 'private', 'signature' and 'signing_key'"
             )
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         chunk = data[start:end]
         part = self.part
         if part.fh is None:
-            limit = self.settings.max_manifest_bytes if part.name == "manifest" else _FIELD_LIMIT
+            if part.name == "manifest":
+                limit = self.settings.max_manifest_bytes
+            else:
+                limit = _PART_LIMITS.get(part.name, _FIELD_LIMIT)
             if len(part.data) + len(chunk) > limit:
                 raise TooLarge(f"the {part.name} part is over the limit of {limit} bytes")
             part.data.extend(chunk)
@@ -153,6 +164,10 @@ class _Receiver:
             self.upload.version = part.data.decode("utf-8", "replace").strip() or None
         elif part.name == "private":
             self.upload.private = part.data.decode("utf-8", "replace").strip().lower() or None
+        elif part.name in _PART_LIMITS:
+            if getattr(self.upload, part.name) is not None:
+                raise BadRequest(f"send at most one {part.name!r} part")
+            setattr(self.upload, part.name, bytes(part.data))
 
     # -----------------------------------------------------------------------------
     def _open_file(self, path: str) -> None:

@@ -106,6 +106,28 @@ def validate_upload(upload: StagedUpload) -> Manifest:
     return manifest
 
 
+def check_upload_signature(upload: StagedUpload, manifest: Manifest) -> str | None:
+    """The fingerprint of the key that signed the upload (None: unsigned); 422 if it does not hold.
+
+    Same rule as the client's (``modhub.signing``): the signed per-file sha256 are exactly
+    ``modhub.json``'s and the listed files'.
+    """
+    from modhub.signing import SigningError, check_published_signature
+
+    if upload.signature is None and upload.signing_key is None:
+        return None
+    if upload.signature is None or upload.signing_key is None:
+        raise BadRequest(
+            "send both 'signature' (the module's modhub.sig) and 'signing_key' (the PEM public key "
+            "that made it), or neither (modhub publish DIR --signing-key KEY.pub sends both)",
+            code="invalid_signature",
+        )
+    try:
+        return check_published_signature(upload.signature, upload.signing_key, manifest, upload.manifest)
+    except SigningError as exc:
+        raise InvalidModule(str(exc), code="invalid_signature") from None
+
+
 def _verify_module(module_dir: Path) -> None:
     try:
         from modhub.format.verify import check_module
@@ -162,6 +184,7 @@ def publish_version(
     requested = parse_version_field(upload.version)
     private = parse_private_field(upload.private)
     manifest = validate_upload(upload)
+    signed_by = check_upload_signature(upload, manifest)
     card = ""
     card_file = upload.module_dir / CARD_NAME
     if CARD_NAME in upload.files:
@@ -171,6 +194,10 @@ def publish_version(
     manifest_sha = store_blobs(storage, upload)
     sizes = {f.sha256: f.size for f in upload.files.values()}
     sizes[manifest_sha] = len(upload.manifest)
+    signature_sha = None
+    if signed_by is not None and upload.signature is not None:
+        signature_sha = storage.put_stream([upload.signature])
+        sizes[signature_sha] = len(upload.signature)
     for attempt in range(_RETRIES):
         try:
             with db.write_session() as session:
@@ -186,6 +213,7 @@ def publish_version(
                     sizes=sizes,
                     token_id=token.id,
                     private=private,
+                    signature=(signature_sha, signed_by),
                 )
                 session.commit()
             return PublishResult(handle=f"{publisher}/{name}/{number}", version=number)
@@ -265,6 +293,7 @@ def _insert(
     sizes: dict[str, int],
     token_id: int,
     private: bool | None = None,
+    signature: tuple[str | None, str | None] = (None, None),
 ) -> int:
     pub = session.scalar(select(Publisher).where(Publisher.name == publisher))
     if pub is None:
@@ -309,6 +338,8 @@ def _insert(
         yanked=False,
         yank_reason="",
         token_id=token_id,
+        signature_sha256=signature[0],
+        signature_fingerprint=signature[1],
     )
     session.add(version)
     for staged in upload.files.values():

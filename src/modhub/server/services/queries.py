@@ -6,10 +6,10 @@ from dataclasses import fields, replace
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from modhub.errors import InvalidHandle
-from modhub.format.manifest import MANIFEST_NAME
+from modhub.format.manifest import MANIFEST_NAME, SIGNATURE_NAME
 from modhub.handles import MAX_VERSION, parse_version, validate_name
 from modhub.server.errors import NotFound
 from modhub.server.models import Blob, File, Module, Publisher, Token, Version
@@ -19,6 +19,7 @@ from modhub.server.services.schemas import (
     PublisherDetail,
     SearchPage,
     SearchQuery,
+    SignatureDetail,
     VersionDetail,
     VersionInfo,
 )
@@ -191,7 +192,16 @@ def version_detail(row: Version) -> VersionDetail:
         manifest=row.manifest,
         manifest_sha256=row.manifest_sha256,
         card=row.card,
+        signature=_signature(row),
     )
+
+
+def _signature(row: Version) -> SignatureDetail | None:
+    if row.signature_sha256 is None or row.signature_fingerprint is None:
+        return None
+    session = object_session(row)
+    size = session.scalar(select(Blob.size).where(Blob.sha256 == row.signature_sha256)) if session else None
+    return SignatureDetail(fingerprint=row.signature_fingerprint, sha256=row.signature_sha256, size=size or 0)
 
 
 def get_version(
@@ -215,6 +225,9 @@ def find_file(
     if path == MANIFEST_NAME:
         size = session.scalar(select(Blob.size).where(Blob.sha256 == row.manifest_sha256)) or 0
         return row.manifest_sha256, size
+    if path == SIGNATURE_NAME and row.signature_sha256 is not None:
+        size = session.scalar(select(Blob.size).where(Blob.sha256 == row.signature_sha256)) or 0
+        return row.signature_sha256, size
     entry = (
         session.scalar(select(File).where(File.version_id == row.id, File.path == path))
         if "\x00" not in path and len(path) <= 1024

@@ -81,6 +81,14 @@ class FileInfo(BaseModel):
     sha256: str
 
 
+class SignatureDetail(BaseModel):
+    # sha256 fingerprint of the signer's public key (SubjectPublicKeyInfo DER), "sha256:<hex>".
+    fingerprint: str
+    # The model-signing bundle, served as the file modhub.sig of the version.
+    sha256: str
+    size: int
+
+
 class VersionDetail(BaseModel):
     publisher: str
     name: str
@@ -97,6 +105,8 @@ class VersionDetail(BaseModel):
     manifest_sha256: str
     # README.md text (model card), "" if none.
     card: str
+    # Set when the version was published signed (checked at publish against its files).
+    signature: SignatureDetail | None = None
 
 
 class PublisherDetail(BaseModel):

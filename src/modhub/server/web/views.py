@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from modhub.format.manifest import MANIFEST_NAME
+from modhub.format.manifest import MANIFEST_NAME, SIGNATURE_NAME
 from modhub.server.services.schemas import ModuleDetail, VersionDetail
 from modhub.server.web.cards import RenderedCard, render_card
 
@@ -189,6 +189,9 @@ def file_rows(version: VersionDetail) -> list[FileRow]:
         f"/api/v1/modules/{quote(version.publisher)}/{quote(version.name)}/versions/{version.version}/files/"
     )
     rows = [FileRow(path=MANIFEST_NAME, size=None, sha256=version.manifest_sha256, url=base + MANIFEST_NAME)]
+    if version.signature is not None:
+        sig = version.signature
+        rows.append(FileRow(path=SIGNATURE_NAME, size=sig.size, sha256=sig.sha256, url=base + SIGNATURE_NAME))
     for entry in _list(version.manifest.get("files")):
         if isinstance(entry, dict) and "path" in entry:
             path = str(entry["path"])
