@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modhub.errors import HubError, UnsafeModuleError
-from modhub.format.manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest
+from modhub.format.manifest import MANIFEST_NAME, MAX_SIGNATURE_BYTES, SIGNATURE_NAME, Manifest
 
 __all__ = [
     "SignatureInfo",
@@ -35,8 +35,6 @@ __all__ = [
     "sign_module",
     "verify_directory",
 ]
-
-MAX_SIGNATURE_BYTES = 4 << 20
 
 
 class SigningError(HubError, ValueError):

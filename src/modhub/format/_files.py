@@ -91,6 +91,37 @@ def _hf_blob(root: Path, depth: int, target: str) -> tuple[Path, str] | None:
     return snapshots.parent / "blobs", name
 
 
+class TooLarge(Exception):
+    """Internal: the file has ``size`` bytes, more than the reader's cap."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+class Changed(Exception):
+    """Internal: the file changed size while it was read."""
+
+
+def read_regular(root: Path, rel: str, limit: int) -> bytes:
+    """The whole of ``root/rel``, opened as :func:`open_regular` does and read once, at most ``limit`` bytes.
+
+    Raises NotRegular, TooLarge, Changed (callers turn them into modhub errors
+    of their own wording) or OSError (missing file, permissions).
+    """
+    fd = open_regular(root, rel)
+    try:
+        size = os.fstat(fd).st_size
+        if size > limit:
+            raise TooLarge(size)
+        data = read_exactly(fd, size)
+    finally:
+        os.close(fd)
+    if data is None:
+        raise Changed(rel)
+    return data
+
+
 def read_exactly(fd: int, size: int) -> bytes | None:
     """Read exactly ``size`` bytes; None if the file is shorter or longer (it changed while read).
 

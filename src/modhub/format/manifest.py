@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from modhub.errors import ManifestError, UnsafeModuleError
-from modhub.format._files import NotRegular, open_regular, read_exactly
+from modhub.format._files import Changed, NotRegular, TooLarge, read_regular
 
 FORMAT_VERSION: Literal[1] = 1
 MANIFEST_NAME = "modhub.json"
@@ -35,6 +35,8 @@ ASSETS_DIR = "assets"
 SIGNATURE_NAME = "modhub.sig"
 # Largest modhub.json read.
 MAX_MANIFEST_BYTES = 16 << 20
+# Largest modhub.sig read or accepted.
+MAX_SIGNATURE_BYTES = 4 << 20
 # Files the manifest may not list: they describe or sign the listed files.
 RESERVED_NAMES = frozenset({MANIFEST_NAME, SIGNATURE_NAME})
 # TensorFlow formats a module may carry beside graph.pt2 (same weights, checked at conversion).
@@ -341,7 +343,7 @@ def read_manifest_bytes(module_dir: str | os.PathLike[str]) -> bytes:
     root = Path(module_dir)
     path = root / MANIFEST_NAME
     try:
-        fd = open_regular(root, MANIFEST_NAME)
+        return read_regular(root, MANIFEST_NAME, MAX_MANIFEST_BYTES)
     except FileNotFoundError:
         raise ManifestError(
             f"{module_dir} is not a modhub module: it has no {MANIFEST_NAME}. "
@@ -354,19 +356,13 @@ def read_manifest_bytes(module_dir: str | os.PathLike[str]) -> bytes:
         ) from None
     except NotADirectoryError:
         raise ManifestError(f"{module_dir} is not a directory; a module is a directory", path=root) from None
-    try:
-        size = os.fstat(fd).st_size
-        if size > MAX_MANIFEST_BYTES:
-            raise ManifestError(
-                f"{MANIFEST_NAME} has {size} bytes, more than the {MAX_MANIFEST_BYTES} modhub reads",
-                path=path,
-            )
-        data = read_exactly(fd, size)
-    finally:
-        os.close(fd)
-    if data is None:
-        raise ManifestError(f"{MANIFEST_NAME} changed while it was read; try again", path=path)
-    return data
+    except TooLarge as exc:
+        raise ManifestError(
+            f"{MANIFEST_NAME} has {exc.size} bytes, more than the {MAX_MANIFEST_BYTES} modhub reads",
+            path=path,
+        ) from None
+    except Changed:
+        raise ManifestError(f"{MANIFEST_NAME} changed while it was read; try again", path=path) from None
 
 
 def write_manifest(module_dir: str | os.PathLike[str], manifest: Manifest) -> Path:

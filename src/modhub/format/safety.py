@@ -7,11 +7,10 @@ parse); this is for checking a loose file, e.g. one just written by export.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from modhub.errors import UnsafeModuleError
-from modhub.format._files import NotRegular, open_regular, read_exactly
+from modhub.format._files import Changed, NotRegular, TooLarge, read_regular
 from modhub.graph import GraphProgram, check_graph
 from modhub.graph.archive import DEFAULT_MAX_BYTES
 
@@ -27,21 +26,16 @@ def validate_graph_archive(path: Path | str, *, max_bytes: int | None = None) ->
     path = Path(path)
     limit = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
     try:
-        fd = open_regular(path.parent, path.name)
+        data = read_regular(path.parent, path.name, limit)
     except NotRegular as exc:  # a FIFO or device would block or never end
         raise UnsafeModuleError(
             f"{path.name} is refused: it is {exc.kind}, not a regular file", path=path
         ) from None
-    try:
-        size = os.fstat(fd).st_size
-        if size > limit:
-            raise UnsafeModuleError(
-                f"{path.name} is refused: it has {size} bytes and unpacks to more than {limit} bytes",
-                path=path,
-            )
-        data = read_exactly(fd, size)
-    finally:
-        os.close(fd)
-    if data is None:
-        raise UnsafeModuleError(f"{path.name} changed while it was read", path=path)
+    except TooLarge as exc:
+        raise UnsafeModuleError(
+            f"{path.name} is refused: it has {exc.size} bytes and unpacks to more than {limit} bytes",
+            path=path,
+        ) from None
+    except Changed:
+        raise UnsafeModuleError(f"{path.name} changed while it was read", path=path) from None
     return check_graph(data, path=path, max_bytes=limit)

@@ -25,10 +25,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from modhub.errors import IntegrityError, ManifestError, UnsafeModuleError
-from modhub.format._files import NotRegular, kind_of, open_regular, read_exactly
+from modhub.format._files import (
+    Changed,
+    NotRegular,
+    TooLarge,
+    kind_of,
+    open_regular,
+    read_exactly,
+    read_regular,
+)
 from modhub.format.manifest import (
     GRAPH_NAME,
     MANIFEST_NAME,
+    MAX_SIGNATURE_BYTES,
     SAVED_MODEL_DIR,
     SAVED_MODEL_PB,
     SIGNATURE_NAME,
@@ -384,18 +393,14 @@ def read_signature(root: Path) -> bytes | None:
     """The bytes of ``modhub.sig`` (a regular file, at most 4 MiB), or None if the module has none."""
     path = root / SIGNATURE_NAME
     try:
-        fd = open_regular(root, SIGNATURE_NAME)
+        return read_regular(root, SIGNATURE_NAME, MAX_SIGNATURE_BYTES)
     except FileNotFoundError:
         return None
     except NotRegular as exc:
         raise UnsafeModuleError(f"{SIGNATURE_NAME} is refused: it is {exc.kind}", path=path) from None
-    try:
-        size = os.fstat(fd).st_size
-        if size > 4 << 20:
-            raise UnsafeModuleError(f"{SIGNATURE_NAME} has {size} bytes, more than 4 MiB", path=path)
-        data = read_exactly(fd, size)
-    finally:
-        os.close(fd)
-    if data is None:
-        raise IntegrityError(f"{SIGNATURE_NAME} changed while it was read; try again", path=path)
-    return data
+    except TooLarge as exc:
+        raise UnsafeModuleError(
+            f"{SIGNATURE_NAME} has {exc.size} bytes, more than {MAX_SIGNATURE_BYTES >> 20} MiB", path=path
+        ) from None
+    except Changed:
+        raise IntegrityError(f"{SIGNATURE_NAME} changed while it was read; try again", path=path) from None

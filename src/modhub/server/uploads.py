@@ -32,11 +32,10 @@ from fastapi.concurrency import run_in_threadpool
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from modhub.format.manifest import MANIFEST_NAME, check_relative_path
+from modhub.format.manifest import MANIFEST_NAME, MAX_SIGNATURE_BYTES, check_relative_path
 from modhub.server.config import ServerSettings
 from modhub.server.errors import BadRequest, TooLarge
 from modhub.server.storage import fsync_file
-from modhub.signing import MAX_SIGNATURE_BYTES
 
 _FIELD_LIMIT = 64
 # Limits of the optional signature parts (a model-signing bundle; a PEM public key).
