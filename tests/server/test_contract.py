@@ -23,7 +23,7 @@ def test_schemathesis_finds_no_failures(feature_module: Path, tmp_path: Path) ->
     assert generated is not None, summary
     # The run really exercised the API (every operation, hundreds of cases) and all passed.
     assert int(generated.group(1)) >= 300 and generated.group(1) == generated.group(2), summary
-    assert "Selected: 12/12" in summary and "Tested: 12" in summary, summary
+    assert "Selected: 13/13" in summary and "Tested: 13" in summary, summary
     assert "✅ Stateful" in summary, summary
 
 
