@@ -202,3 +202,16 @@ def sign_module_allowing_change(module: Path, key: Path) -> None:
 
     relist(module)
     sign_module(module, key)
+
+
+def test_signature_of_a_private_module_stays_hidden(
+    live: tuple[LiveHub, str], keys: tuple[Path, Path, Path], image_module: Path, tmp_path: Path
+) -> None:
+    module = _copy(image_module, tmp_path / "m")
+    sign_module(module, keys[0])
+    done = _publish(live, module, "acme/secret-signed", "--private", "--signing-key", str(keys[1]))
+    assert done.returncode == 0, done.stderr
+    url = f"{live[0].url}{API}/modules/acme/secret-signed/versions/1/files/{SIGNATURE_NAME}"
+    assert httpx.get(url).status_code == 404
+    seen = httpx.get(url, headers=auth(live[1]))
+    assert seen.status_code == 200 and seen.content == (module / SIGNATURE_NAME).read_bytes()
