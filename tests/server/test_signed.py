@@ -21,7 +21,7 @@ from modhub.errors import UnsafeModuleError
 from modhub.format.manifest import SIGNATURE_NAME
 from modhub.settings import Settings
 from modhub.signing import fingerprint, generate_keys, sign_module
-from tests.server.conftest import API, LiveHub, auth, error_code, multipart, serve_env
+from tests.server.conftest import API, LiveHub, auth, database_env, error_code, multipart, serve_env
 
 pytestmark = pytest.mark.slow
 
@@ -38,10 +38,13 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveHub, str]]:
+def live(
+    tmp_path_factory: pytest.TempPathFactory, module_database_url: str | None
+) -> Iterator[tuple[LiveHub, str]]:
+    """A hub on SQLite, and on PostgreSQL (migration 0017's columns on both)."""
     data = tmp_path_factory.mktemp("signed-hub") / "data"
     data.mkdir()
-    server = LiveHub(data)
+    server = LiveHub(data, database_env(module_database_url))
     token = server.admin("--publisher", "acme")
     server.start()
     try:
