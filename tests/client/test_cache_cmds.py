@@ -143,7 +143,7 @@ def test_search_columns_fit_the_terminal(
     from modhub.cli.client_cmds import _columns
 
     monkeypatch.setattr("sys.stdout.isatty", lambda: True)
-    monkeypatch.setattr("shutil.get_terminal_size", lambda: os.terminal_size((columns, 24)))
+    monkeypatch.setattr("shutil.get_terminal_size", lambda *args, **kwargs: os.terminal_size((columns, 24)))
     lines = _columns(ROWS)
     assert "all-MiniLM-L6-v2" in "\n".join(lines)  # readable, not one letter per line
     if title_line is not None:

@@ -21,7 +21,7 @@ from modhub.errors import UnsafeModuleError
 from modhub.format.manifest import SIGNATURE_NAME
 from modhub.settings import Settings
 from modhub.signing import fingerprint, generate_keys, sign_module
-from tests.server.conftest import API, LiveHub, auth, error_code, multipart, serve_env
+from tests.server.conftest import API, LiveHub, auth, database_env, error_code, multipart, serve_env
 
 pytestmark = pytest.mark.slow
 
@@ -38,10 +38,13 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveHub, str]]:
+def live(
+    tmp_path_factory: pytest.TempPathFactory, module_database_url: str | None
+) -> Iterator[tuple[LiveHub, str]]:
+    """A hub on SQLite, and on PostgreSQL (migration 0017's columns on both)."""
     data = tmp_path_factory.mktemp("signed-hub") / "data"
     data.mkdir()
-    server = LiveHub(data)
+    server = LiveHub(data, database_env(module_database_url))
     token = server.admin("--publisher", "acme")
     server.start()
     try:
@@ -202,3 +205,16 @@ def sign_module_allowing_change(module: Path, key: Path) -> None:
 
     relist(module)
     sign_module(module, key)
+
+
+def test_signature_of_a_private_module_stays_hidden(
+    live: tuple[LiveHub, str], keys: tuple[Path, Path, Path], image_module: Path, tmp_path: Path
+) -> None:
+    module = _copy(image_module, tmp_path / "m")
+    sign_module(module, keys[0])
+    done = _publish(live, module, "acme/secret-signed", "--private", "--signing-key", str(keys[1]))
+    assert done.returncode == 0, done.stderr
+    url = f"{live[0].url}{API}/modules/acme/secret-signed/versions/1/files/{SIGNATURE_NAME}"
+    assert httpx.get(url).status_code == 404
+    seen = httpx.get(url, headers=auth(live[1]))
+    assert seen.status_code == 200 and seen.content == (module / SIGNATURE_NAME).read_bytes()
