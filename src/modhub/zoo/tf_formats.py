@@ -232,7 +232,7 @@ def add_glove_formats(module_dir: Path, tf_python: str | os.PathLike[str]) -> di
     from modhub.zoo._text import FIRST_WORD_ID, GLOVE_TOKEN_PATTERN, glove_files, glove_table, glove_words
     from modhub.zoo.text import GLOVE_MAX_LENGTH
 
-    module = modhub.load(module_dir)
+    module = modhub.load(module_dir, runtime="torch")  # checked against the torch graph
     expected = module(list(GLOVE_CHECK_TEXTS)).detach().numpy()
     index_file, vectors_file = glove_files()
     words = glove_words(index_file)
