@@ -168,7 +168,8 @@ def test_sixteen_processes_resolving_at_once_end_with_one_verified_copy(
     ]
     deadline = time.monotonic() + 120
     while len(list(tmp_path.glob("ready-*"))) < 16:
-        assert all(p.poll() is None for p in procs), [p.communicate()[1] for p in procs if p.poll() is not None]
+        dead = [p.communicate()[1] for p in procs if p.poll() is not None]
+        assert dead == [], dead
         assert time.monotonic() < deadline, "the processes did not start"
         time.sleep(0.02)
     go.touch()
@@ -199,3 +200,37 @@ def _handle(text: str):  # type: ignore[no-untyped-def]
     from modhub.handles import parse_handle
 
     return parse_handle(text)
+
+
+def test_killed_while_assembling_leaves_nothing_behind_after_the_next_run(
+    live_hub: LiveHub,  # noqa: F811
+    published: tuple[str, Path],
+    tmp_path: Path,
+) -> None:
+    handle, module = published
+    cache = tmp_path / "cache"
+    # A real client that SIGKILLs itself after linking the first file into its work directory.
+    script = (
+        "import os, signal\n"
+        "import modhub.client.cache as cache\n"
+        "from modhub.client.resolve import Resolver\n"
+        "from modhub.settings import Settings\n"
+        "link = cache.link_or_copy\n"
+        "def link_then_die(source, target):\n"
+        "    link(source, target)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "cache.link_or_copy = link_then_die\n"
+        f"Resolver(Settings.from_env()).resolve({handle!r})\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], env=live_hub.client_env(cache), capture_output=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    c = ModuleCache(cache)
+    assert len(list(c.tmp.iterdir())) == 1  # the dead process's half-built version directory
+    assert list(c.iter_versions()) == []
+    assert _wrong_files(cache, module, _truth(module)) == []
+
+    path = Resolver(Settings(endpoint=live_hub.endpoint, cache=cache)).resolve(handle)
+    verify_files(path, read_manifest(path))
+    assert list(c.tmp.iterdir()) == []
+    c.prune_blobs()
+    assert {p.name for p in c.blobs.iterdir()} == c.referenced_blobs() == set(_truth(module))
