@@ -127,7 +127,7 @@ class ModuleCache:
         return self._version_lock(cached.host, cached.publisher, cached.name, cached.version)
 
     def _version_lock(self, host: str, publisher: str, name: str, version: int | None) -> FileLock:
-        return FileLock(str(self.locks / f"version-{host}__{publisher}__{name}__{version}.lock"))
+        return FileLock(str(self.locks / f"version-{_version_key(host, publisher, name, version)}.lock"))
 
     # --- version directories --------------------------------------------
 
@@ -168,7 +168,16 @@ class ModuleCache:
         ``signature``: the version's verified modhub.sig, if it has one.
         """
         final = self.version_dir(endpoint, handle)
-        work = Path(tempfile.mkdtemp(prefix=f"{handle.name}-{handle.version}-", dir=self.tmp))
+        # A process killed while assembling this version left its work directory behind (its
+        # hard links would keep pruned blobs' bytes on disk for ever). The version lock we hold
+        # is the one that process held, so nobody else is using a directory of this prefix.
+        key = _version_key(host_key(endpoint), handle.publisher, handle.name, handle.version)
+        prefix = f"assemble-{key}."
+        stale = re.compile(re.escape(prefix) + r"[a-z0-9_]+")
+        for leftover in _subdirs(self.tmp):
+            if stale.fullmatch(leftover.name):
+                shutil.rmtree(leftover, ignore_errors=True)
+        work = Path(tempfile.mkdtemp(prefix=prefix, dir=self.tmp))
         try:
             for entry in manifest.files:
                 target = work / entry.path
@@ -293,6 +302,11 @@ class ModuleCache:
 
     def blob_bytes(self) -> int:
         return sum(p.stat().st_size for p in _files(self.blobs))
+
+
+def _version_key(host: str, publisher: str, name: str, version: int | None) -> str:
+    """One version of one hub's module, as a file-name part (its lock; its assembly directory)."""
+    return f"{host}__{publisher}__{name}__{version}"
 
 
 def check_sizes(module_dir: Path, manifest: Manifest | None = None) -> Manifest:
