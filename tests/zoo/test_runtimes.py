@@ -12,7 +12,18 @@ from modhub.zoo import starter_names
 TEXTS = ["The cat sat on the mat.", "Stock markets fell sharply.", "xqzzyqq", " ".join(["long"] * 300)]
 
 
-@pytest.mark.parametrize("name", starter_names(include_optional=False))
+# mpnet-base ships no model.onnx (it would double a 420 MB module); it runs on the torch graph.
+WITH_ONNX = [name for name in starter_names(include_optional=False) if name != "mpnet-base"]
+
+
+def test_a_module_without_onnx_loads_on_torch_and_refuses_runtime_onnx(zoo_dir) -> None:
+    assert not (zoo_dir / "mpnet-base" / "model.onnx").exists()
+    assert hub.load(zoo_dir / "mpnet-base").runtime == "torch"
+    with pytest.raises(hub.ManifestError, match="no file for runtime='onnx'"):
+        hub.load(zoo_dir / "mpnet-base", runtime="onnx")
+
+
+@pytest.mark.parametrize("name", WITH_ONNX)
 def test_onnx_runtime_equals_torch_runtime(load_starter, zoo_dir, photos: torch.Tensor, name: str) -> None:
     on_torch = load_starter(name)
     on_onnx = hub.load(zoo_dir / name, runtime="onnx")
