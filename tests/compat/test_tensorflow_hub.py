@@ -126,9 +126,9 @@ def test_seed_patterns_and_published_savedmodel(
     result = run_tf(tf_python, "tf_patterns.py", work)
     outputs = np.load(work / "outputs.npz")
 
-    classifier = modhub.load(zoo_dir / CLASSIFIER)
-    features = modhub.load(zoo_dir / FEATURES)
-    text = modhub.load(zoo_dir / TEXT)
+    classifier = modhub.load(zoo_dir / CLASSIFIER, runtime="torch")  # the reference: the torch graph
+    features = modhub.load(zoo_dir / FEATURES, runtime="torch")  # the reference: the torch graph
+    text = modhub.load(zoo_dir / TEXT, runtime="torch")  # the reference: the torch graph
     with torch.no_grad():
         logits = classifier(nchw).numpy()
         vectors = features(nchw).numpy()
