@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from modhub.zoo.tf_formats import tf_subprocess_env
 from tests.zoo.conftest import zoo_dir  # noqa: F401  (the built starter modules, shared)
 
 HERE = Path(__file__).resolve().parent
@@ -28,7 +29,7 @@ def tf_python() -> Path:
 
 def run_tf(tf_python: Path, script: str, work: Path, timeout: float = 600, **env: str) -> dict[str, Any]:
     """Run ``tests/compat/<script>`` in the TF venv on ``work``; return its result.json."""
-    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    clean = tf_subprocess_env()
     clean.update(TF_CPP_MIN_LOG_LEVEL="2", TFHUB_CACHE_DIR=str(work / "tfhub-cache"), **env)
     done = subprocess.run(
         [str(tf_python), "-P", str(HERE / script), str(work)],

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import pytest
 
+from modhub.zoo.tf_formats import tf_subprocess_env
 from tests.docs.conftest import DocsHub
 from tests.docs.markdown_blocks import PYTHON, REPO, SHELL, SHOWN, Block, blocks, doc_files
 from tests.server.conftest import serve_env
@@ -96,7 +97,7 @@ class _Repl:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=work,
-                env=env,
+                env=env if python is None else tf_subprocess_env(env),
                 pass_fds=(write_fd,),
                 text=True,
             )

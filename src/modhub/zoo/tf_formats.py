@@ -83,6 +83,17 @@ def tf_version(tf_python: str | os.PathLike[str]) -> str:
     return done.stdout.strip()
 
 
+# What of this process's environment must not reach the TensorFlow venv's python: our own
+# sources and site-packages (PYTHONPATH, PYTHONHOME), and KERAS_BACKEND, which
+# modhub.KerasLayer sets to "torch" (Keras in the TF venv must run on TensorFlow).
+_NOT_FOR_TF = frozenset({"PYTHONPATH", "PYTHONHOME", "KERAS_BACKEND"})
+
+
+def tf_subprocess_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default: this process's environment) fit for a process of the TensorFlow venv."""
+    return {k: v for k, v in (os.environ if base is None else base).items() if k not in _NOT_FOR_TF}
+
+
 def _run(
     tf_python: str | os.PathLike[str],
     request: dict[str, Any],
@@ -94,7 +105,7 @@ def _run(
     # numpy's stubs match **arrays against savez's allow_pickle: bool, hence the ignores.
     np.savez(work / "weights.npz", **weights)  # type: ignore[arg-type]
     np.savez(work / "inputs.npz", **inputs)  # type: ignore[arg-type]
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env = tf_subprocess_env()
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     try:
         done = subprocess.run(
