@@ -54,19 +54,27 @@ def tiny_text_encoder() -> TinyTextEncoder:
     return TinyTextEncoder(vocab=len(WORDS) + 2).eval()
 
 
-@pytest.fixture(scope="session")
-def text_module(tiny_text_encoder: TinyTextEncoder, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def export_tiny_text(
+    encoder: TinyTextEncoder, tmp_path_factory: pytest.TempPathFactory, name: str, *, onnx: bool = False
+) -> Path:
+    """The tiny text encoder exported as a text-embedding module (with model.onnx if ``onnx``)."""
     import modhub as hub
 
     work = tmp_path_factory.mktemp("text-src")
     make_tokenizer(work / "tokenizer.json")
-    out = tmp_path_factory.mktemp("modules") / "tiny-text"
+    out = tmp_path_factory.mktemp("modules") / name
     return hub.export(
-        tiny_text_encoder,
+        encoder,
         ["the cat sat on the mat", "a dog ran fast", "red car"],
         out,
         task="text-embedding",
         license="MIT",
         tokenizer=work / "tokenizer.json",
         max_length=32,
+        onnx=onnx,
     )
+
+
+@pytest.fixture(scope="session")
+def text_module(tiny_text_encoder: TinyTextEncoder, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_tiny_text(tiny_text_encoder, tmp_path_factory, "tiny-text")

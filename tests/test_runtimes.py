@@ -18,26 +18,15 @@ import modhub as hub
 from modhub.client.records import MemoryRecords
 from modhub.format.verify import verify_module
 from modhub.loading import verified_module
-from tests.tiny_models import TinyTextEncoder, make_tokenizer
+from tests.conftest import export_tiny_text
+from tests.tiny_models import TinyTextEncoder
 
 SENTENCES = ["the cat sat on the mat", "a dog", "red blue house tree car the a cat dog", "zzz", "The CAT"]
 
 
 @pytest.fixture(scope="session")
 def onnx_text_module(tiny_text_encoder: TinyTextEncoder, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    work = tmp_path_factory.mktemp("text-src")
-    make_tokenizer(work / "tokenizer.json")
-    out = tmp_path_factory.mktemp("modules") / "tiny-text-onnx"
-    return hub.export(
-        tiny_text_encoder,
-        ["the cat sat on the mat", "a dog ran fast", "red car"],
-        out,
-        task="text-embedding",
-        license="MIT",
-        tokenizer=work / "tokenizer.json",
-        max_length=32,
-        onnx=True,
-    )
+    return export_tiny_text(tiny_text_encoder, tmp_path_factory, "tiny-text-onnx", onnx=True)
 
 
 ONNX_IN_FRESH_PROCESS = """
