@@ -4,15 +4,20 @@ Starts its own hub (``modhub serve`` on a loopback port, fresh data directory), 
 few tiny modules, then for ``--seconds`` runs, with one bounded async httpx client:
 
 * 50 readers, each looping over: search API, home page, module page, version API,
-  a Range download of a file;
+  a Range download of a file, with a think time between requests (``--think``: uniform
+  between 0.5x and 1.5x of it, like locust's ``between``), so that the load is bounded
+  as real users bound it; ``--think 0`` runs them back to back, which measures the
+  hub's saturation throughput rather than its latency;
 * 4 publishers, each publishing new versions of its own module;
-* one upload of a ``--upload-mb`` module (default 1024 MB of random bytes) from start to end.
+* uploads of a ``--upload-mb`` module (default 1024 MB of random bytes), one after another,
+  from start to end (new versions of the same bytes: the hub keeps one blob).
 
 Prints requests/s, p50/p99 latency per kind, and errors (any 5xx, transport error, or an
 unexpected status). The machine may be shared with other work: read the numbers as a
 bound, and compare metadata latency with and without the big upload (``--upload-mb 0``).
 
-    python bench/bench_hub_load.py [--seconds 30] [--readers 50] [--publishers 4] [--upload-mb 1024]
+    python bench/bench_hub_load.py [--seconds 30] [--readers 50] [--think 1.0] [--publishers 4]
+        [--upload-mb 1024]
 """
 
 from __future__ import annotations
@@ -96,8 +101,14 @@ class Stats:
         return response
 
 
-async def _reader(http: httpx.AsyncClient, stats: Stats, stop: float, rng: random.Random) -> None:
+async def _reader(
+    http: httpx.AsyncClient, stats: Stats, stop: float, rng: random.Random, think: float
+) -> None:
+    if think:
+        await asyncio.sleep(rng.uniform(0, think))  # users arrive spread out, not in lockstep
     while time.monotonic() < stop:
+        if think:
+            await asyncio.sleep(rng.uniform(0.5 * think, 1.5 * think))
         kind = rng.choice(["search", "home", "page", "version", "range"])
         if kind == "search":
             await stats.timed(
@@ -138,47 +149,60 @@ async def _publisher(
         )
 
 
-async def _upload(url: str, stats: Stats, token: str, module: Path) -> float:
+async def _uploads(url: str, stats: Stats, token: str, module: Path, stop: float) -> tuple[int, float]:
+    """Publish new versions of the big module back to back until ``stop``: (uploads, seconds).
+
+    The same bytes every time, so the hub stores the blob once (content-addressed) but
+    receives, stages, hashes and checks all of it on every upload.
+    """
     from contextlib import ExitStack
 
     from modhub.format.manifest import MANIFEST_NAME, read_manifest
 
     start = time.perf_counter()
-    with ExitStack() as stack:
-        files: list[tuple[str, Any]] = [("manifest", (MANIFEST_NAME, (module / MANIFEST_NAME).read_bytes()))]
-        for entry in read_manifest(module).files:
-            files.append(("files", (entry.path, stack.enter_context(open(module / entry.path, "rb")))))
-        async with httpx.AsyncClient(base_url=url, timeout=3600) as http:
-            await stats.timed(
-                "big upload",
-                http.post(
-                    f"{API}/modules/acme/big/versions",
-                    files=files,
-                    headers={"Authorization": f"Bearer {token}"},
-                ),
-                ok=(201,),
-            )
-    return time.perf_counter() - start
+    done = 0
+    async with httpx.AsyncClient(base_url=url, timeout=3600) as http:
+        while not done or time.monotonic() < stop:
+            with ExitStack() as stack:
+                files: list[tuple[str, Any]] = [
+                    ("manifest", (MANIFEST_NAME, (module / MANIFEST_NAME).read_bytes()))
+                ]
+                for entry in read_manifest(module).files:
+                    handle = stack.enter_context(open(module / entry.path, "rb"))
+                    files.append(("files", (entry.path, handle)))
+                await stats.timed(
+                    "big upload",
+                    http.post(
+                        f"{API}/modules/acme/big/versions",
+                        files=files,
+                        headers={"Authorization": f"Bearer {token}"},
+                    ),
+                    ok=(201,),
+                )
+            done += 1
+    return done, time.perf_counter() - start
 
 
 async def _run(
     url: str, token: str, args: argparse.Namespace, tiny: Path, big: Path | None
-) -> tuple[Stats, float, float]:
+) -> tuple[Stats, float, tuple[int, float]]:
     stats = Stats()
     rng = random.Random(0)
     parts = _parts(tiny)
     limits = httpx.Limits(max_connections=args.readers + args.publishers + 8)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
-        upload = asyncio.create_task(_upload(url, stats, token, big)) if big is not None else None
-        await asyncio.sleep(0.5)
         start = time.monotonic()
-        stop = start + args.seconds
-        tasks = [_reader(http, stats, stop, random.Random(rng.random())) for _ in range(args.readers)]
+        stop = start + 0.5 + args.seconds
+        upload = asyncio.create_task(_uploads(url, stats, token, big, stop)) if big is not None else None
+        await asyncio.sleep(0.5)  # the first upload is under way before the readers start
+        tasks = [
+            _reader(http, stats, stop, random.Random(rng.random()), args.think) for _ in range(args.readers)
+        ]
         tasks += [_publisher(http, stats, stop, token, parts, i) for i in range(args.publishers)]
         await asyncio.gather(*tasks)
-        elapsed = time.monotonic() - start
-        upload_s = await upload if upload is not None else 0.0
-    return stats, elapsed, upload_s
+        elapsed = time.monotonic() - start - 0.5
+        uploads = await upload if upload is not None else (0, 0.0)
+    return stats, elapsed, uploads
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -190,8 +214,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--readers", type=int, default=50)
+    parser.add_argument(
+        "--think", type=float, default=1.0, help="mean seconds a reader waits between requests (0: none)"
+    )
     parser.add_argument("--publishers", type=int, default=4)
     parser.add_argument("--upload-mb", type=int, default=1024)
+    parser.add_argument("--workers", type=int, default=1, help="modhub serve --workers")
     args = parser.parse_args()
 
     from tests.server.conftest import LiveHub, admin_cli
@@ -200,7 +228,7 @@ def main() -> None:
         work = Path(tmp)
         tiny = _module(work)
         big = _big(tiny, work, args.upload_mb) if args.upload_mb else None
-        live = LiveHub(work / "data")
+        live = LiveHub(work / "data", workers=args.workers)
         live.start()
         try:
             token = admin_cli(live.data_dir, "--publisher", "acme")
@@ -211,12 +239,13 @@ def main() -> None:
                 timeout=300,
             )
             assert response.status_code == 201, response.text
-            stats, elapsed, upload_s = asyncio.run(_run(live.url, token, args, tiny, big))
+            stats, elapsed, (uploads, upload_s) = asyncio.run(_run(live.url, token, args, tiny, big))
         finally:
             live.stop()
     total = sum(len(v) for v in stats.latency.values())
     print(
-        f"{args.readers} readers + {args.publishers} publishers for {elapsed:.0f} s; "
+        f"{args.readers} readers (think {args.think:g} s) + {args.publishers} publishers "
+        f"for {elapsed:.0f} s; {args.workers} hub worker(s); "
         f"upload {args.upload_mb} MB"
     )
     print(f"requests: {total}, {total / elapsed:.0f} req/s; errors: {sum(stats.errors.values())}")
@@ -238,8 +267,8 @@ def main() -> None:
         )
     if big is not None:
         print(
-            f"the {args.upload_mb} MB upload took {upload_s:.0f} s "
-            f"({args.upload_mb / max(upload_s, 1e-9):.0f} MB/s)"
+            f"{uploads} uploads of {args.upload_mb} MB ran throughout, in {upload_s:.0f} s "
+            f"({uploads * args.upload_mb / max(upload_s, 1e-9):.0f} MB/s)"
         )
     for example in stats.examples[:5]:
         print("error:", example)

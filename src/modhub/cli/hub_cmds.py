@@ -119,6 +119,7 @@ def serve(
         # headers, so the URLs in snippets and redirects are the ones users see.
         "proxy_headers": True,
         "forwarded_allow_ips": settings.forwarded_allow_ips,
+        "timeout_keep_alive": settings.keep_alive_seconds,
     }
     if settings.workers == 1:
         uvicorn.run(create_app(settings), **common)

@@ -306,8 +306,10 @@ def check_module(
 ) -> Manifest:
     """Every check of :func:`verify_module` on every listed file, keeping no file in memory.
 
-    For publishing and ``modhub cache verify``: files are read and hashed one
-    at a time and dropped, except the ones the checks themselves use.
+    For publishing and ``modhub cache verify``: files are hashed one at a time by
+    streaming, except the ones the checks themselves use (graph, labels,
+    tokenizer), which are read once. ``records`` may vouch for files hashed
+    already (the hub's upload hashes each file while it receives it).
     ``saved_model=True`` (the hub on publish) also checks every op of
     ``saved_model/`` (needs the tensorboard package, not TensorFlow); a
     "tensorflow" module, which has no graph.pt2, is always checked that way.
@@ -359,10 +361,14 @@ def _verify(
     wanted |= used
     files: dict[str, bytes] = {}
     for rel in sorted(wanted):
-        data = read_module_file(root, by_path[rel], max_bytes=file_cap(manifest, rel), records=records)
+        cap = file_cap(manifest, rel)
         if keep_all or rel in used:
-            files[rel] = data
-        del data
+            files[rel] = read_module_file(root, by_path[rel], max_bytes=cap, records=records)
+        else:
+            # Checked, not kept: hashed by streaming through one small buffer, never held whole
+            # (a 1 GB asset would otherwise be allocated and zero-filled with the GIL held).
+            with open_module_file(root, by_path[rel], max_bytes=cap, records=records):
+                pass
     if tensorflow:
         from modhub.format.savedmodel import check_tf_contract
 

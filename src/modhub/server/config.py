@@ -51,6 +51,10 @@ class ServerSettings(BaseSettings):
     # Reverse proxies whose X-Forwarded-Proto/-For headers `modhub serve` trusts (comma-separated
     # addresses, or * for any); the scheme of snippet URLs comes from them.
     forwarded_allow_ips: str = "127.0.0.1"
+    # Seconds `modhub serve` keeps an idle keep-alive connection open. Longer than clients and
+    # proxies keep theirs (httpx 5 s, AWS load balancers 60 s), so the hub never closes a
+    # connection at the moment a client sends its next request on it (a ReadError there).
+    keep_alive_seconds: int = Field(default=65, ge=1, le=3600)
     # Address `modhub serve` listens on.
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)

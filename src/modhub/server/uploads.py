@@ -23,6 +23,7 @@ everyone else.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,8 @@ class StagedFile:
     path: str
     size: int
     sha256: str
+    # The staged file's fstat when its last byte was written and hashed: what the hash vouches for.
+    stat: os.stat_result | None = None
 
 
 @dataclass
@@ -150,10 +153,13 @@ class _Receiver:
         part = self.part
         if part.fh is not None:
             fsync_file(part.fh)
+            st = os.fstat(part.fh.fileno())
             part.fh.close()
             part.fh = None
             assert part.filename is not None
-            self.upload.files[part.filename] = StagedFile(part.filename, part.size, part.hasher.hexdigest())
+            self.upload.files[part.filename] = StagedFile(
+                part.filename, part.size, part.hasher.hexdigest(), st
+            )
         elif part.name == "manifest":
             if self.saw_manifest:
                 raise BadRequest("send exactly one 'manifest' part")

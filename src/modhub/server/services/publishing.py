@@ -23,6 +23,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from modhub.client.records import MemoryRecords
 from modhub.errors import ContractError, IntegrityError, InvalidHandle, ManifestError, UnsafeModuleError
 from modhub.format.manifest import CARD_NAME, MANIFEST_NAME, Manifest, detect_formats, parse_manifest
 from modhub.handles import fold_name, parse_version, validate_name
@@ -92,6 +93,9 @@ def validate_upload(upload: StagedUpload) -> Manifest:
             "so that the manifest lists them.",
             code="unexpected_file",
         )
+    # The upload hashed every file as it arrived: those hashes vouch for the staged files
+    # (as long as their fstat is unchanged), so the checks below read only what they use.
+    records = MemoryRecords()
     for path, staged in upload.files.items():
         entry = listed[path]
         if (staged.size, staged.sha256) != (entry.size, entry.sha256):
@@ -101,8 +105,10 @@ def validate_upload(upload: StagedUpload) -> Manifest:
                 "was written: re-export the module, then publish again.",
                 code="integrity_error",
             )
+        if staged.stat is not None:
+            records.mark_verified(upload.module_dir / path, entry, staged.stat)
     (upload.module_dir / MANIFEST_NAME).write_bytes(upload.manifest)
-    _verify_module(upload.module_dir)
+    _verify_module(upload.module_dir, records)
     return manifest
 
 
@@ -128,7 +134,7 @@ def check_upload_signature(upload: StagedUpload, manifest: Manifest) -> str | No
         raise InvalidModule(str(exc), code="invalid_signature") from None
 
 
-def _verify_module(module_dir: Path) -> None:
+def _verify_module(module_dir: Path, records: MemoryRecords | None = None) -> None:
     try:
         from modhub.format.verify import check_module
     except ImportError as exc:  # pragma: no cover - depends on the installation
@@ -138,7 +144,7 @@ def _verify_module(module_dir: Path) -> None:
             code="safety_unavailable",
         ) from None
     try:
-        check_module(module_dir, saved_model=True)
+        check_module(module_dir, records=records, saved_model=True)
     except ImportError as exc:
         raise Unavailable(
             f"this hub cannot check graphs ({exc}); it refuses publishes until the modhub safety "
