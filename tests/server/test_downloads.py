@@ -173,3 +173,14 @@ def test_parse_range_unit() -> None:
             parse_range(bad, 10)
     with pytest.raises(RangeNotSatisfiable):
         parse_range("bytes=-5", 0)
+
+
+def test_a_hugging_face_download_counts_once_by_its_manifest(client: TestClient, published: str) -> None:
+    hub = client.app.state.hub  # type: ignore[attr-defined]
+    client.get("/acme/tiny/resolve/main/graph.pt2")  # every other file: not counted
+    client.head("/acme/tiny/resolve/main/modhub.json")  # a cached client's HEAD: not counted
+    assert hub.downloads.pending == 0
+    assert client.get("/acme/tiny/resolve/main/modhub.json").status_code == 200
+    assert client.get("/acme/tiny/resolve/1/modhub.json").status_code == 200
+    assert hub.downloads.flush(hub.db) == 2
+    assert client.get(f"{API}/modules/acme/tiny").json()["downloads"] == 2

@@ -240,3 +240,16 @@ def test_cli_publish_of_a_savedmodel_needs_task_and_license(tmp_path: Path) -> N
     result = CliRunner().invoke(app, ["publish", str(source), "acme/plain"])
     assert result.exit_code == 2
     assert "--task" in result.output and "--license" in result.output
+
+
+def test_a_tensorflow_hub_fetch_counts_as_one_download(client: TestClient, tf_published: str) -> None:
+    hub = client.app.state.hub  # type: ignore[attr-defined]
+    module = tf_published.rsplit("/", 1)[0]
+    client.head(f"/{tf_published}{TAR}")  # not counted
+    client.get(f"/{tf_published}{TAR}", headers={"Range": "bytes=10-"})  # a resumed fetch: not counted
+    assert hub.downloads.pending == 0
+    assert client.get(f"/{tf_published}{TAR}").status_code == 200
+    redirect = client.get(f"/{module}{TAR}", follow_redirects=False)
+    assert redirect.status_code == 303  # not a download itself: the fetch it leads to is
+    assert hub.downloads.flush(hub.db) == 1
+    assert client.get(f"{API}/modules/{module}").json()["downloads"] == 1

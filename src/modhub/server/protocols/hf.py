@@ -324,4 +324,8 @@ def resolve(publisher: str, name: str, revision: str, path: str, request: Reques
         )
     response = blob_response(request, hub.storage, found.sha256, found.size, found.path)
     response.headers["X-Repo-Commit"] = rev.sha
+    if path == MANIFEST_NAME and request.method == "GET" and "range" not in request.headers:
+        # Every huggingface_hub download of a module fetches its modhub.json (as the
+        # Hugging Face Hub counts config.json): one download. Other files and HEADs are not.
+        hub.downloads.add(rev.publisher, rev.name)
     return response

@@ -118,6 +118,7 @@ def version_archive(publisher: str, name: str, version: str, request: Request, h
     with hub.db.session() as session:
         row = find_version(session, request, handle.publisher, handle.name, handle.version)
         version_id, number = row.id, row.version
+        owner, module_name = row.module.publisher.name, row.module.name
         label = f"{handle.publisher}/{handle.name}/{number}"
         archive = session.get(TfHubArchive, version_id)
         stored = (archive.sha256, archive.size) if archive is not None else None
@@ -133,6 +134,10 @@ def version_archive(publisher: str, name: str, version: str, request: Request, h
     sha256, size = stored
     response = blob_response(request, hub.storage, sha256, size, f"{handle.name}-{number}.tar.gz")
     response.headers["Content-Type"] = "application/gzip"
+    if request.method == "GET" and "range" not in request.headers:
+        # tensorflow_hub fetches the archive once per cache: that fetch is one download
+        # (a HEAD, or the rest of an interrupted one, is not).
+        hub.downloads.add(owner, module_name)
     return response
 
 
