@@ -110,6 +110,10 @@ def test_signed_module_round_trip(
     }
     served = httpx.get(f"{url}{API}/modules/acme/signed/versions/1/files/{SIGNATURE_NAME}")
     assert served.status_code == 200 and served.content == sig
+    # The Hugging Face protocol lists and serves it too: a snapshot verifies as a hub load does.
+    tree = httpx.get(f"{url}/api/models/acme/signed/tree/main").json()
+    assert SIGNATURE_NAME in [item["path"] for item in tree]
+    assert httpx.get(f"{url}/acme/signed/resolve/main/{SIGNATURE_NAME}").content == sig
 
     # Resolved from the hub with Alice trusted: loads, and says who signed it.
     loaded = hub.load(handle, settings=_trusting(live, tmp_path / "cache-a", alice_pub))

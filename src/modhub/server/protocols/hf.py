@@ -33,7 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.responses import JSONResponse, Response
 
-from modhub.format.manifest import MANIFEST_NAME
+from modhub.format.manifest import MANIFEST_NAME, SIGNATURE_NAME
 from modhub.server.deps import Hub, get_hub
 from modhub.server.errors import ApiError, NotFound
 from modhub.server.models import Blob, File, Version
@@ -149,6 +149,10 @@ def _entries(session: Session, rev: _Revision) -> list[_Entry]:
     entries = [_Entry(f.path, f.sha256, f.size) for f in files]
     manifest_size = session.scalar(select(Blob.size).where(Blob.sha256 == rev.version.manifest_sha256)) or 0
     entries.append(_Entry(MANIFEST_NAME, rev.version.manifest_sha256, manifest_size))
+    signature = rev.version.signature_sha256
+    if signature is not None:  # so that a snapshot verifies with MODHUB_TRUSTED_KEYS like a hub load
+        signature_size = session.scalar(select(Blob.size).where(Blob.sha256 == signature)) or 0
+        entries.append(_Entry(SIGNATURE_NAME, signature, signature_size))
     return sorted(entries, key=lambda e: e.path)
 
 
