@@ -134,19 +134,18 @@ async def _reader(
             )
 
 
+async def _publish(
+    http: httpx.AsyncClient, stats: Stats, kind: str, repo: str, token: str, files: list[tuple[str, Any]]
+) -> None:
+    auth = {"Authorization": f"Bearer {token}"}
+    await stats.timed(kind, http.post(f"{API}/modules/{repo}/versions", files=files, headers=auth), ok=(201,))
+
+
 async def _publisher(
     http: httpx.AsyncClient, stats: Stats, stop: float, token: str, parts: list[tuple[str, Any]], i: int
 ) -> None:
     while time.monotonic() < stop:
-        await stats.timed(
-            "publish",
-            http.post(
-                f"{API}/modules/acme/load-{i}/versions",
-                files=parts,
-                headers={"Authorization": f"Bearer {token}"},
-            ),
-            ok=(201,),
-        )
+        await _publish(http, stats, "publish", f"acme/load-{i}", token, parts)
 
 
 async def _uploads(url: str, stats: Stats, token: str, module: Path, stop: float) -> tuple[int, float]:
@@ -170,15 +169,7 @@ async def _uploads(url: str, stats: Stats, token: str, module: Path, stop: float
                 for entry in read_manifest(module).files:
                     handle = stack.enter_context(open(module / entry.path, "rb"))
                     files.append(("files", (entry.path, handle)))
-                await stats.timed(
-                    "big upload",
-                    http.post(
-                        f"{API}/modules/acme/big/versions",
-                        files=files,
-                        headers={"Authorization": f"Bearer {token}"},
-                    ),
-                    ok=(201,),
-                )
+                await _publish(http, stats, "big upload", "acme/big", token, files)
             done += 1
     return done, time.perf_counter() - start
 
