@@ -15,7 +15,7 @@ from onnx import TensorProto, helper
 
 import modhub as hub
 from modhub.format.manifest import ONNX_DATA_NAME, ONNX_NAME, list_files, read_manifest, write_manifest
-from modhub.runtimes.onnx_graph import _SCHEMA, plan_weights
+from modhub.format.onnx_graph import _SCHEMA, plan_weights
 from tests.conftest import export_tiny_text
 from tests.tiny_models import TinyTextEncoder
 

@@ -16,10 +16,10 @@ import numpy as np
 
 from modhub.errors import ManifestError, UnsafeModuleError
 from modhub.format.manifest import ONNX_DATA_NAME, ONNX_NAME, Manifest
+from modhub.format.onnx_graph import WeightsPlan, plan_weights
 from modhub.format.verify import FileRecords, VerifiedModule, open_module_file, read_module_file
 from modhub.preprocessing import is_torch_tensor
 from modhub.runtimes._base import LoadedModule, Output
-from modhub.runtimes.onnx_graph import WeightsPlan, plan_weights
 
 __all__ = ["OnnxModule", "OnnxRuntime"]
 
