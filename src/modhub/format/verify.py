@@ -379,8 +379,8 @@ def _verify(
     if ONNX_NAME in files:
         from modhub.format.onnx_graph import plan_weights
 
-        data = by_path.get(ONNX_DATA_NAME)
-        plan_weights(files[ONNX_NAME], None if data is None else data.size, path=root / ONNX_NAME)
+        weights = by_path.get(ONNX_DATA_NAME)
+        plan_weights(files[ONNX_NAME], None if weights is None else weights.size, path=root / ONNX_NAME)
     graph = None
     if GRAPH_NAME in files:
         from modhub.graph import check_graph
