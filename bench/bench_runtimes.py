@@ -3,6 +3,9 @@
 Contenders, on EfficientNet-Lite0 and MobileNetV2 feature vectors (images) and MiniLM-L6 (text):
 
 * ``modhub-onnx``  ``hub.load(dir, runtime="onnx")`` (onnxruntime, no torch imported)
+* ``modhub-onnx (cached handle)``  ``hub.load("bench/NAME/1", runtime="onnx")`` from the cache
+  of a real hub (``modhub serve`` on loopback, the module published and resolved once before):
+  cold start only; the cache's records vouch for files hashed while they downloaded
 * ``modhub``       ``hub.load(dir)``, the default runtime (onnx when the module has model.onnx)
 * ``modhub-torch`` ``hub.load(dir, runtime="torch")`` (the exported torch graph)
 * ``eager``        the source model built from its package's weights, plain PyTorch
@@ -11,7 +14,8 @@ Contenders, on EfficientNet-Lite0 and MobileNetV2 feature vectors (images) and M
 Measured:
 
 * cold start: a fresh Python process, from its first line to the first output
-  (imports, load, verification of a local directory's files, one call);
+  (imports, load, verification of a local directory's files, one call; the
+  cached-handle row verifies by the cache's records instead);
   median of ``--repeats`` processes;
 * throughput at batch 1 and 32, each contender in a process of its own (one
   engine's idle threads never disturb another's), in interleaved rounds
@@ -29,7 +33,7 @@ Goals (issue 13): cold start with onnx <= 0.5x eager; frozen image features
 of a load <= 1.3x the weights.
 
     python bench/bench_runtimes.py [--zoo DIR] [--repeats 3] [--seconds 1.5] [--rounds 3] [--threads N]
-                                   [--json OUT]
+                                   [--json OUT] [--memory-only] [--cases minilm-l6 ...]
 """
 
 from __future__ import annotations
