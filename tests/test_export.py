@@ -17,7 +17,14 @@ from tests.tiny_models import TinyCNN
 
 def test_module_directory_layout(image_module: Path) -> None:
     names = sorted(p.relative_to(image_module).as_posix() for p in image_module.rglob("*") if p.is_file())
-    assert names == ["README.md", "assets/labels.txt", "graph.pt2", "model.onnx", "modhub.json"]
+    assert names == [
+        "README.md",
+        "assets/labels.txt",
+        "graph.pt2",
+        "model.onnx",
+        "model.onnx.data",
+        "modhub.json",
+    ]
     manifest = read_manifest(image_module)
     assert manifest.format_version == 1
     assert manifest.task == "image-classification"

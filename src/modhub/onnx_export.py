@@ -13,9 +13,16 @@ import numpy as np
 import torch
 
 from modhub.errors import ExportError
+from modhub.format.manifest import ONNX_DATA_NAME
 
 ONNX_ATOL = 1e-4
 OPSET = 18
+# Initializers of at least this many bytes go to model.onnx.data; smaller ones (shapes,
+# axes: onnxruntime reads them while it loads the graph) stay inside model.onnx.
+EXTERNAL_MIN_BYTES = 256
+# Offsets in model.onnx.data: every tensor on a 64-byte boundary, tensors of 64 KiB and
+# more on a page, so each is an aligned view of the buffer the file is read into.
+_ALIGN, _PAGE, _PAGE_MIN_BYTES = 64, 4096, 64 << 10
 
 
 def export_onnx(
@@ -48,6 +55,7 @@ def export_onnx(
             if onnx_program is None:
                 raise ExportError("torch.onnx.export returned no program")
             onnx_program.save(str(dest))
+        write_external_weights(dest)
     except Exception as exc:
         raise ExportError(
             f"ONNX export failed ({type(exc).__name__}: {exc}); export with onnx=False"
@@ -58,4 +66,36 @@ def export_onnx(
     diff = float(np.abs(got - expected.numpy()).max())
     if diff > ONNX_ATOL:
         dest.unlink()
+        dest.with_name(ONNX_DATA_NAME).unlink(missing_ok=True)
         raise ExportError(f"model.onnx differs from the torch graph (max abs diff {diff:.3g} > {ONNX_ATOL})")
+
+
+def write_external_weights(dest: Path) -> None:
+    """Move the weights of the ONNX model at ``dest`` into ``model.onnx.data`` beside it.
+
+    The main graph's initializers of at least EXTERNAL_MIN_BYTES bytes are
+    written to the data file at aligned offsets and referred to from the graph
+    as ONNX external data (location ``model.onnx.data``); the loader reads and
+    hashes that file once and hands onnxruntime views of it (no copy).
+    """
+    import onnx
+
+    model = onnx.load(str(dest))
+    data = bytearray()
+    for tensor in model.graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL or not tensor.HasField("raw_data"):
+            continue
+        raw = tensor.raw_data
+        if len(raw) < EXTERNAL_MIN_BYTES:
+            continue
+        align = _PAGE if len(raw) >= _PAGE_MIN_BYTES else _ALIGN
+        data += bytes(-len(data) % align)
+        offset = len(data)
+        data += raw
+        tensor.ClearField("raw_data")
+        tensor.data_location = onnx.TensorProto.EXTERNAL
+        del tensor.external_data[:]
+        for key, value in (("location", ONNX_DATA_NAME), ("offset", str(offset)), ("length", str(len(raw)))):
+            tensor.external_data.add(key=key, value=value)
+    dest.with_name(ONNX_DATA_NAME).write_bytes(bytes(data))
+    dest.write_bytes(model.SerializeToString())

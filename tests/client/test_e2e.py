@@ -180,6 +180,18 @@ def test_publish_search_resolve_load_round_trip(
     local = hub.load(image_module)(torch.ones(2, 3, 32, 32))
     torch.testing.assert_close(remote, local)
 
+    # Online too, a cached pinned version loads without the network stack: neither httpx
+    # nor tqdm (nor torch, on the onnx runtime) is imported by the fresh process.
+    script = (
+        "import sys, numpy as np, modhub as hub;"
+        f"m = hub.load({tiny_handle!r}, runtime='onnx'); m(np.ones((1, 3, 32, 32), np.float32));"
+        "print(sorted(n for n in ('httpx', 'tqdm', 'torch') if n in sys.modules))"
+    )
+    online = live_hub.client_env(tmp_path / "cache")
+    run = subprocess.run([sys.executable, "-c", script], env=online, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
+
     # Offline, an uncached module is a clear error, and no request is made.
     missing = _modhub(
         "download",

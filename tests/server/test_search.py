@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import onnx.helper
 from fastapi.testclient import TestClient
 
 from tests.server.conftest import API, copy_module, error_code, publish, relist, with_description
@@ -20,7 +21,9 @@ def test_search_filters_sort_and_pages(
 ) -> None:
     cats = with_description(feature_module, tmp_path / "cats", "Finds cats in photos")
     with_onnx = copy_module(feature_module, tmp_path / "onnx")
-    (with_onnx / "model.onnx").write_bytes(b"not really onnx")  # formats come from file names
+    # formats come from file names (the hub checks only where an ONNX graph's weights are)
+    empty = onnx.helper.make_model(onnx.helper.make_graph([], "g", [], []))
+    (with_onnx / "model.onnx").write_bytes(empty.SerializeToString())
     relist(with_onnx, license="MIT")
     assert publish(client, admin_token, feature_module, repo="acme/alpha").status_code == 201
     assert publish(client, admin_token, cats, repo="zeta/cat-finder").status_code == 201

@@ -19,17 +19,19 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
-from tqdm import tqdm
-
-from modhub.client.api import HubClient, VersionDetail, open_http_client
 from modhub.client.cache import ModuleCache, check_sizes
-from modhub.client.download import fetch_blob
 from modhub.errors import IntegrityError, ManifestError, ModuleNotFound, OfflineError
 from modhub.format.manifest import parse_manifest
 from modhub.handles import Handle, is_local, parse_handle
 from modhub.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
+    from tqdm import tqdm
+
+    from modhub.client.api import HubClient, VersionDetail
 
 __all__ = ["LatestVersionWarning", "Resolver", "resolve"]
 
@@ -126,6 +128,9 @@ class Resolver:
     # --- online -----------------------------------------------------------
 
     def _resolve_online(self, parsed: Handle, endpoint: str, text: str) -> Path:
+        # Imported here: a cached, pinned version needs no network, and httpx costs ~0.1 s to import.
+        from modhub.client.api import HubClient, open_http_client
+
         token = self.settings.token if endpoint == self.settings.endpoint.rstrip("/") else None
         http = open_http_client(timeout=self.settings.timeout, token=token, transport=self.transport)
         with http:
@@ -159,6 +164,8 @@ class Resolver:
 
     def _download(self, hub: HubClient, detail: VersionDetail, endpoint: str, concrete: Handle) -> Path:
         """Fetch every missing file into the blob cache, then assemble the version directory."""
+        from modhub.client.download import fetch_blob
+
         # The exact published modhub.json when the hub offers it, so that the cached
         # directory is byte for byte the published module.
         manifest_bytes = hub.manifest_bytes(detail)
@@ -192,6 +199,8 @@ class Resolver:
             return final
 
     def _progress(self, total: int, desc: str) -> tqdm:  # type: ignore[type-arg]
+        from tqdm import tqdm
+
         enabled = self.settings.progress
         if enabled is None:
             enabled = total >= _PROGRESS_MIN_BYTES and _stderr_is_tty()

@@ -30,6 +30,8 @@ MANIFEST_NAME = "modhub.json"
 CARD_NAME = "README.md"
 GRAPH_NAME = "graph.pt2"
 ONNX_NAME = "model.onnx"
+# model.onnx's weights, as ONNX external data (modules exported before it have them inside model.onnx).
+ONNX_DATA_NAME = "model.onnx.data"
 ASSETS_DIR = "assets"
 # The detached signature (OpenSSF model-signing bundle); not listed in files, it signs them.
 SIGNATURE_NAME = "modhub.sig"

@@ -9,7 +9,8 @@ again, so a file swapped on disk after the check has no effect on what runs.
 :func:`verify_module` does that for the files a load needs and adds the
 checks of the module as a whole: the manifest (with its path rules), no
 unlisted files, the task contract and, when the graph is among the files, the
-graph's safety check on the same bytes. The hub's publish check calls it too.
+graph's safety check on the same bytes (for ``model.onnx``: that its external data
+lies within ``model.onnx.data``). The hub's publish check calls it too.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from modhub.format.manifest import (
     GRAPH_NAME,
     MANIFEST_NAME,
     MAX_SIGNATURE_BYTES,
+    ONNX_DATA_NAME,
+    ONNX_NAME,
     SAVED_MODEL_DIR,
     SAVED_MODEL_PB,
     SIGNATURE_NAME,
@@ -351,6 +354,8 @@ def _verify(
     if unknown:
         raise ManifestError(f"modhub.json lists no file {unknown[0]!r}", path=root / MANIFEST_NAME)
     used = {GRAPH_NAME} if GRAPH_NAME in wanted else set()
+    if ONNX_NAME in wanted:
+        used.add(ONNX_NAME)  # where its external data points is checked below
     if check_saved:
         wanted.add(SAVED_MODEL_PB)
         used.add(SAVED_MODEL_PB)
@@ -377,6 +382,11 @@ def _verify(
         check_contract(manifest, files)
     if check_saved:
         _check_saved_model(root, by_path, files[SAVED_MODEL_PB])
+    if ONNX_NAME in files:
+        from modhub.format.onnx_graph import plan_weights
+
+        weights = by_path.get(ONNX_DATA_NAME)
+        plan_weights(files[ONNX_NAME], None if weights is None else weights.size, path=root / ONNX_NAME)
     graph = None
     if GRAPH_NAME in files:
         from modhub.graph import check_graph

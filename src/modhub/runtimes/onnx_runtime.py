@@ -15,7 +15,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from modhub.errors import ManifestError, UnsafeModuleError
-from modhub.format.manifest import ONNX_NAME, Manifest
+from modhub.format.manifest import ONNX_DATA_NAME, ONNX_NAME, Manifest
+from modhub.format.onnx_graph import WeightsPlan, plan_weights
 from modhub.format.verify import FileRecords, VerifiedModule, open_module_file, read_module_file
 from modhub.preprocessing import is_torch_tensor
 from modhub.runtimes._base import LoadedModule, Output
@@ -35,7 +36,8 @@ class OnnxModule(LoadedModule):
     ) -> None:
         self._init_info(verified)
         self.output = output
-        self._session = _session(verified, records)
+        # _weights: the verified buffer's views the session uses in place (kept alive with it).
+        self._session, self._weights = _session(verified, records)
         graph_names = [spec.name for spec in self.manifest.graph_inputs]
         session_names = [i.name for i in self._session.get_inputs()]
         missing = [name for name in session_names if name not in graph_names]
@@ -68,45 +70,116 @@ class OnnxModule(LoadedModule):
         return result
 
 
-def _session(verified: VerifiedModule, records: FileRecords | None) -> Any:
-    """An InferenceSession built from exactly the model.onnx that was verified.
+def _session(verified: VerifiedModule, records: FileRecords | None) -> tuple[Any, tuple[Any, ...]]:
+    """An InferenceSession built from exactly the model.onnx (and model.onnx.data) that was verified.
 
-    Memory: onnxruntime given bytes copies them (into its own buffer, then into
-    the parsed model), so a load would peak at about 3x the weights. Instead
-    the file is opened once, hashed by streaming, and onnxruntime reads that
-    same open file through ``/proc/self/fd/N`` (about 1.6x the weights at
-    peak, measured by bench/bench_runtimes.py); a swap of the path meanwhile
-    has no effect and a write to the file is caught (``open_module_file``).
+    Returns the session and what must outlive it (the weights it uses in place).
     """
     import onnxruntime
 
-    entry = verified.manifest.file(ONNX_NAME)
-    # A modhub model.onnx holds all its weights. ONNX "external data" would make
-    # onnxruntime read other files by name: relative to /proc/self/fd that means
-    # any open descriptor of this process. Point the lookup at an empty directory.
+    # A model's "external data" makes onnxruntime read files by name: relative to the
+    # lookup folder, which is an empty temporary directory, so only what is given in
+    # memory (the verified model.onnx.data) can be read.
     with tempfile.TemporaryDirectory(prefix="modhub-onnx-") as nowhere:
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3  # errors only: no warnings on stderr for every load
-        options.add_session_config_entry("session.model_external_initializers_file_folder_path", nowhere)
-        if ONNX_NAME in verified.files:  # read already (a caller asked for it)
-            return _create(onnxruntime, verified.files[ONNX_NAME], options, verified)
-        if not _PROC_FD.is_dir():  # no /proc (not Linux): read the verified bytes once
-            return _create(
-                onnxruntime, read_module_file(verified.root, entry, records=records), options, verified
-            )
-        with open_module_file(verified.root, entry, records=records) as fd:
-            return _create(onnxruntime, str(_PROC_FD / str(fd)), options, verified)
+        if ONNX_DATA_NAME in verified.files:
+            return _session_with_data(onnxruntime, verified, Path(nowhere))
+        return _session_embedded(onnxruntime, verified, records, _options(onnxruntime, Path(nowhere))), ()
+
+
+def _options(onnxruntime: Any, nowhere: Path) -> Any:
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # errors only: no warnings on stderr for every load
+    options.add_session_config_entry("session.model_external_initializers_file_folder_path", str(nowhere))
+    return options
+
+
+def _session_with_data(
+    onnxruntime: Any, verified: VerifiedModule, nowhere: Path
+) -> tuple[Any, tuple[Any, ...]]:
+    """model.onnx (the graph) with its weights in model.onnx.data, both read and hashed once.
+
+    Memory: onnxruntime given a model with its weights inside copies them
+    (parsed model, then its own tensors): a load peaks at about 1.6x the
+    weights. Here the graph is small and the weights are one verified buffer;
+    onnxruntime's tensors are numpy views of it (``add_initializer``: shared,
+    never copied), so they exist once (about 1.15x at peak, bench/bench_runtimes.py).
+    Prepacking is off for those shared weights: onnxruntime would keep a
+    packed copy beside them, and transformer throughput measured the same.
+    Graphs with convolutions are the exception: onnxruntime's layout
+    optimisation rewrites their weights (a 2-3x speedup on CPU), so it is
+    given the verified bytes to copy from (``add_external_initializers_from_files_in_memory``).
+    """
+    graph, data = verified.files[ONNX_NAME], verified.files[ONNX_DATA_NAME]
+    plan = plan_weights(graph, len(data), path=verified.root / ONNX_NAME)
+    if plan.shared:
+        try:
+            return _shared_session(onnxruntime, verified, _options(onnxruntime, nowhere), nowhere, plan)
+        except (ManifestError, UnsafeModuleError):
+            # An optimisation read a shared weight while it loaded (it got the empty
+            # placeholder): let onnxruntime copy the weights instead; that attempt decides.
+            (nowhere / ONNX_DATA_NAME).unlink(missing_ok=True)
+    options = _options(onnxruntime, nowhere)
+    options.add_external_initializers_from_files_in_memory([ONNX_DATA_NAME], [data], [len(data)])
+    return _create(onnxruntime, graph, options, verified), ()
+
+
+def _shared_session(
+    onnxruntime: Any, verified: VerifiedModule, options: Any, nowhere: Path, plan: WeightsPlan
+) -> tuple[Any, tuple[Any, ...]]:
+    # onnxruntime checks that each external location exists before it takes the shared
+    # tensors instead: an empty file, so anything that still reads it gets no bytes.
+    (nowhere / ONNX_DATA_NAME).touch()
+    options.add_session_config_entry("session.disable_prepacking", "1")
+    buffer = np.frombuffer(verified.files[ONNX_DATA_NAME], dtype=np.uint8)
+    values = tuple(
+        onnxruntime.OrtValue.ortvalue_from_numpy(
+            buffer[t.offset : t.offset + t.length]
+            .view(t.dtype or "uint8")
+            .reshape(t.dims)  # dtype: see WeightsPlan
+        )
+        for t in plan.tensors
+    )
+    for tensor, value in zip(plan.tensors, values, strict=True):
+        options.add_initializer(tensor.name, value)
+    return _create(onnxruntime, verified.files[ONNX_NAME], options, verified), values
+
+
+def _session_embedded(
+    onnxruntime: Any, verified: VerifiedModule, records: FileRecords | None, options: Any
+) -> Any:
+    """A model.onnx with its weights inside (modules exported before model.onnx.data).
+
+    onnxruntime given bytes copies them (into its own buffer, then into the
+    parsed model), so the file is opened once, hashed by streaming, and
+    onnxruntime reads that same open file through ``/proc/self/fd/N`` (about
+    1.6x the weights at peak); a swap of the path meanwhile has no effect and
+    a write to the file is caught (``open_module_file``). Such a model may not
+    name external data (it would be looked up in the empty folder).
+    """
+    entry = verified.manifest.file(ONNX_NAME)
+    if ONNX_NAME in verified.files:  # read already (a caller asked for it)
+        graph = verified.files[ONNX_NAME]
+        plan_weights(graph, None, path=verified.root / ONNX_NAME)
+        return _create(onnxruntime, graph, options, verified)
+    if not _PROC_FD.is_dir():  # no /proc (not Linux): read the verified bytes once
+        graph = read_module_file(verified.root, entry, records=records)
+        plan_weights(graph, None, path=verified.root / ONNX_NAME)
+        return _create(onnxruntime, graph, options, verified)
+    with open_module_file(verified.root, entry, records=records) as fd:
+        return _create(onnxruntime, str(_PROC_FD / str(fd)), options, verified)
 
 
 def _create(onnxruntime: Any, source: str | bytes, options: Any, verified: VerifiedModule) -> Any:
+    if isinstance(source, bytearray):  # onnxruntime takes bytes only; graphs are small beside their weights
+        source = bytes(source)
     try:
         return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types for every failure
         path = verified.root / ONNX_NAME
-        if "external data" in str(exc).lower():
+        if "external data" in str(exc).lower() or "external initializer" in str(exc).lower():
             raise UnsafeModuleError(
-                f"{ONNX_NAME} is refused: it refers to external data files, which modhub modules do "
-                f"not have (all weights are inside {ONNX_NAME}). Re-export the module with modhub.export.",
+                f"{ONNX_NAME} is refused: it refers to external data that is not in the module's "
+                f"{ONNX_DATA_NAME} ({exc}). Re-export the module with hub.export(..., onnx=True).",
                 path=path,
             ) from None
         raise ManifestError(
@@ -132,7 +205,9 @@ class OnnxRuntime:
         return any(entry.path == ONNX_NAME for entry in manifest.files)
 
     def needed_files(self, manifest: Manifest) -> set[str]:
-        return set()  # model.onnx is opened and verified by the session itself (see _session)
+        if any(entry.path == ONNX_DATA_NAME for entry in manifest.files):
+            return {ONNX_NAME, ONNX_DATA_NAME}  # read and hashed once; the session uses these bytes
+        return set()  # a model.onnx with its weights inside is opened and verified by the session itself
 
     def build(self, verified: VerifiedModule, output: Output, records: FileRecords | None) -> LoadedModule:
         return OnnxModule(verified, output, records)
