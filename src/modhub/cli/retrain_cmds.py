@@ -113,7 +113,7 @@ def _summary(result: Any) -> None:
     val = rep["validation"]
     cv = rep.get("cross_validation")
     how = (
-        f"{cv['folds']}-fold cross-validation, C={cv['C']:.3g}"
+        f"{cv['folds']}-fold cross-validation, {cv['transform']} features, C={cv['C']:.3g}"
         if cv
         else f"hold-out, epoch {rep['history']['best_epoch']} kept"
     )
@@ -246,7 +246,7 @@ def text(
     batch_size: BatchSize = 32,
     lr: Lr = 1e-3,
     fine_tune: TextFineTune = False,
-    pairs_per_example: Pairs = 4,
+    pairs_per_example: Pairs = 40,
     fine_tune_seconds: TuneSeconds = 300.0,
     folds: Folds = 5,
     validation: Validation = 0.2,
