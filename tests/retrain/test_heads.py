@@ -97,15 +97,32 @@ def test_centred_c_is_scikit_learns_c_on_the_raw_features() -> None:
         np.testing.assert_allclose(ours, reference.predict_proba(x), atol=2e-3)
 
 
-def test_ties_go_to_the_earlier_transform_then_the_smaller_c() -> None:
-    labels = np.array([0, 1, 0, 1])
-    probs = np.tile(np.array([[0.8, 0.2], [0.2, 0.8], [0.8, 0.2], [0.2, 0.8]]), (4, 1, 1))
+def test_one_standard_error_rule_prefers_earlier_transform_and_smaller_c() -> None:
+    rng = np.random.default_rng(0)
+    labels = np.arange(200) % 2
     candidates = [("centred", 1.0), ("centred", 10.0), ("standardised", 0.1), ("standardised", 1.0)]
-    _, best = select(candidates, probs, labels)
-    assert best == 0
-    probs[2] = [[0.9, 0.1], [0.1, 0.9], [0.9, 0.1], [0.1, 0.9]]  # clearly lower log loss
+
+    def probs_with(right: np.ndarray) -> np.ndarray:
+        out = np.empty((len(labels), 2))
+        out[np.arange(len(labels)), labels] = right
+        out[np.arange(len(labels)), 1 - labels] = 1 - right
+        return out
+
+    base = rng.uniform(0.55, 0.95, len(labels))
+    # Candidate 2 is the lowest; 0 and 1 are a little worse, within one standard error; 3 is not.
+    probs = np.stack(
+        [probs_with(base + 0.006), probs_with(base + 0.007), probs_with(base + 0.01), probs_with(base)]
+    )
     grid, best = select(candidates, probs, labels)
-    assert best == 2 and grid[2]["log_loss"] < grid[0]["log_loss"] - 0.05
+    assert int(np.argmin([g["log_loss"] for g in grid])) == 2
+    assert best == 0
+    # Candidate 0 now far worse (many standard errors): the next within one SE wins.
+    probs[0] = probs_with(np.full(len(labels), 0.5))
+    _, best = select(candidates, probs, labels)
+    assert best == 1
+    probs[1] = probs_with(np.full(len(labels), 0.5))
+    _, best = select(candidates, probs, labels)
+    assert best == 2
 
 
 def test_unknown_transforms_are_refused() -> None:

@@ -16,7 +16,7 @@ Transforms (``TRANSFORMS``):
 - ``standardised``: each feature scaled to unit variance (better when features have
   very different spreads, e.g. pooled CNN activations).
 
-Each transform gets the same 13 half-decade steps of C, placed relative to the
+Each transform gets the same 25 quarter-decade steps of C, placed relative to the
 features' overall scale (a global rescaling of the features is the same as a
 rescaling of C), so both cover the same range of effective strengths; the centred
 grid is on the lattice of powers of 10^0.5 and contains C = 1 for features of any
@@ -43,7 +43,6 @@ from modhub.retrain.train import Head
 
 __all__ = [
     "C_GRID",
-    "TIE_TOLERANCE",
     "TRANSFORMS",
     "CrossValidation",
     "c_grid",
@@ -53,13 +52,11 @@ __all__ = [
     "stratified_folds",
 ]
 
-# Inverse L2 strengths tried on standardised features, weakest regularisation last (scikit-learn's C).
-C_GRID: tuple[float, ...] = tuple(float(c) for c in np.logspace(-4, 2, 13))
+# Inverse L2 strengths tried on standardised features, in quarter-decade steps, weakest
+# regularisation last (scikit-learn's C).
+C_GRID: tuple[float, ...] = tuple(float(c) for c in np.logspace(-4, 2, 25))
+# In the order the one-standard-error rule prefers them (see ``select``).
 TRANSFORMS: tuple[str, ...] = ("centred", "standardised")
-# Out-of-fold mean log losses closer than this (nats) count as a tie; a tie goes to the
-# earlier transform in TRANSFORMS (fewer statistics estimated from few examples), then
-# to the stronger regularisation (smaller C).
-TIE_TOLERANCE = 1e-3
 MAX_ITER = 200
 
 
@@ -225,8 +222,7 @@ def fit_head_cv(
     """Choose the transform and C by stratified k-fold CV (lowest log loss), refit on everything.
 
     ``cs`` is the grid for standardised features; centred features get it shifted to
-    their scale (``c_grid``). Ties (``TIE_TOLERANCE``) go to the earlier transform,
-    then to the smaller C.
+    their scale (``c_grid``). The choice follows the one-standard-error rule (``select``).
 
     ``augmented``: optional extra features of the same examples (e.g. flipped photos), row
     for row; they join the training side only, in the same fold as their original, so the
@@ -300,23 +296,30 @@ def select(
 ) -> tuple[list[dict[str, Any]], int]:
     """The grid's JSON rows and the index of the chosen candidate.
 
-    ``probs``: out-of-fold probabilities per candidate, [candidates, N, classes].
-    The lowest mean log loss wins (not accuracy: on a few hundred examples accuracy moves
-    in steps of 1/n and picks an unstable C; measured in bench/); ties within
-    TIE_TOLERANCE go to the earlier candidate (earlier transform, then smaller C).
+    ``probs``: out-of-fold probabilities per candidate, [candidates, N, classes], the
+    candidates ordered by preference: transforms in TRANSFORMS order, each from the
+    strongest regularisation (smallest C) up. The criterion is the mean out-of-fold log
+    loss (not accuracy: on a few hundred examples accuracy moves in steps of 1/n and picks
+    an unstable C; measured in bench/). The one-standard-error rule (Hastie, Tibshirani &
+    Friedman, ESL 7.10; glmnet's ``lambda.1se``) then takes the first candidate whose loss
+    is within one standard error (over the examples) of the lowest: among settings the
+    cross-validation cannot tell apart, the features as they are before standardised
+    ones (fewer statistics estimated from few examples), and the stronger regularisation.
     """
     rows = np.arange(len(labels))
+    losses = -np.log(np.clip(probs[:, rows, labels], 1e-12, 1.0))  # [candidates, N]
     grid = []
     for j, (transform, c) in enumerate(candidates):
-        picked = np.clip(probs[j][rows, labels], 1e-12, 1.0)
         grid.append(
             {
                 "transform": transform,
                 "C": float(c),
                 "accuracy": float((probs[j].argmax(1) == labels).mean()),
-                "log_loss": float(-np.log(picked).mean()),
+                "log_loss": float(losses[j].mean()),
             }
         )
-    lowest = min(g["log_loss"] for g in grid)
-    best = next(j for j, g in enumerate(grid) if g["log_loss"] <= lowest + TIE_TOLERANCE)
+    lowest = int(np.argmin(losses.mean(1)))
+    standard_error = float(losses[lowest].std() / np.sqrt(len(labels)))
+    bound = grid[lowest]["log_loss"] + standard_error
+    best = next(j for j, g in enumerate(grid) if g["log_loss"] <= bound)
     return grid, best

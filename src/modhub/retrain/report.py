@@ -317,8 +317,9 @@ def _training_text(report: dict[str, Any]) -> str:
             f"features of the {'fine-tuned' if tuned else 'frozen'} module. The feature transform and "
             f"the strength C = {cv['C']:.3g} were chosen together among {len(cv['grid'])} settings "
             f"(centred or standardised features, each with a range of C) by {cv['folds']}-fold "
-            "stratified cross-validation (lowest out-of-fold log loss), then the head was refitted "
-            "on all examples."
+            "stratified cross-validation (out-of-fold log loss, one-standard-error rule: the simplest, "
+            "most regularised setting within one standard error of the lowest), then the head was "
+            "refitted on all examples."
         )
     history = report["history"]
     how = (
