@@ -9,9 +9,10 @@ that did not see it.
 
 Transforms (``TRANSFORMS``):
 
-- ``centred``: the features as they are, minus their mean. With an unpenalised bias
-  this is the same model as logistic regression on the raw features (scikit-learn's
-  default setup); centring only helps L-BFGS converge. It keeps the geometry of the
+- ``centred``: the features minus their mean, divided by one scale for all of them.
+  With an unpenalised bias, and C counted in units of the raw features, this is the same
+  model as logistic regression on the raw features (scikit-learn's default setup);
+  centring and the global scale only help L-BFGS converge. It keeps the geometry of the
   embedding (e.g. unit-length sentence embeddings), which per-feature scaling distorts.
 - ``standardised``: each feature scaled to unit variance (better when features have
   very different spreads, e.g. pooled CNN activations).
@@ -21,7 +22,8 @@ features' overall scale (a global rescaling of the features is the same as a
 rescaling of C), so both cover the same range of effective strengths; the centred
 grid is on the lattice of powers of 10^0.5 and contains C = 1 for features of any
 ordinary scale, i.e. scikit-learn's ``LogisticRegression()`` on the raw features is
-one of the candidates.
+one of the candidates. The candidate is chosen by the one-standard-error rule on the
+out-of-fold log loss (``select``).
 
 The objective is scikit-learn's ``LogisticRegression`` (lbfgs; binary for two classes,
 multinomial otherwise) divided by ``C * n``: mean cross-entropy + ``||W||² / (2 C n)``;
