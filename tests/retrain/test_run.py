@@ -72,7 +72,7 @@ def test_retrain_images_writes_a_module_with_its_report(
 def test_report_shows_misclassified_photos(feature_module: Path, tmp_path: Path) -> None:
     from tests.retrain.conftest import write_photos
 
-    data = write_photos(tmp_path / "data", per_class=4)
+    data = write_photos(tmp_path / "data", per_class=8)
     # A blue photo filed as red: cross-validation must get it wrong and show it.
     (data / "blue" / "00.jpg").rename(data / "red" / "mislabelled.jpg")
     result = retrain_images(data, feature_module, tmp_path / "m", config=FAST, progress=False)

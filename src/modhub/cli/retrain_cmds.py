@@ -6,7 +6,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -113,7 +113,7 @@ def _summary(result: Any) -> None:
     val = rep["validation"]
     cv = rep.get("cross_validation")
     how = (
-        f"{cv['folds']}-fold cross-validation, C={cv['C']:.3g}"
+        f"{cv['folds']}-fold cross-validation, {cv['transform']} features, C={cv['C']:.3g}"
         if cv
         else f"hold-out, epoch {rep['history']['best_epoch']} kept"
     )
@@ -198,9 +198,6 @@ def images(
     cluster_python: ClusterPython = None,
 ) -> None:
     """Train an image classifier on DATA_DIR/<class>/<photo> on top of an image-feature-vector module."""
-    from modhub.cluster.cli_support import local_out, publish_result, retrain_on_cluster
-    from modhub.retrain import retrain_images
-
     with fail_on_hub_error(), _warnings_to_stderr():
         config = _config(
             epochs=epochs,
@@ -215,23 +212,8 @@ def images(
             flip=flip,
             folds=folds,
         )
-        if cluster is not None or workers is not None:
-            remote: dict[str, Any] = dict(cluster=cluster, publish=publish, workers=workers, upload=upload)
-            remote["python"] = cluster_python
-            retrain_on_cluster("images", data_dir, module, out, config, license, overwrite, quiet, **remote)
-            return
-        with local_out(out, publish) as target:
-            result = retrain_images(
-                data_dir,
-                module,
-                target,
-                config=config,
-                overwrite=overwrite,
-                license=license,
-                progress=False if quiet else None,
-            )
-            _summary(result)
-            publish_result(target, publish)
+        remote = dict(cluster=cluster, publish=publish, workers=workers, upload=upload, python=cluster_python)
+        _run("images", data_dir, module, out, config, license, overwrite, quiet, remote, {})
 
 
 @retrain_app.command("text")
@@ -246,7 +228,7 @@ def text(
     batch_size: BatchSize = 32,
     lr: Lr = 1e-3,
     fine_tune: TextFineTune = False,
-    pairs_per_example: Pairs = 4,
+    pairs_per_example: Pairs = 40,
     fine_tune_seconds: TuneSeconds = 300.0,
     folds: Folds = 5,
     validation: Validation = 0.2,
@@ -261,9 +243,6 @@ def text(
     cluster_python: ClusterPython = None,
 ) -> None:
     """Train a text classifier on a CSV of labelled texts on top of a text-embedding module."""
-    from modhub.cluster.cli_support import local_out, publish_result, retrain_on_cluster
-    from modhub.retrain import retrain_text
-
     with fail_on_hub_error(), _warnings_to_stderr():
         config = _config(
             epochs=epochs,
@@ -277,23 +256,41 @@ def text(
             pairs_per_example=pairs_per_example,
             fine_tune_seconds=fine_tune_seconds,
         )
-        if cluster is not None or workers is not None:
-            remote: dict[str, Any] = dict(cluster=cluster, publish=publish, workers=workers, upload=upload)
-            remote["python"] = cluster_python
-            remote |= dict(text_column=text_column, label_column=label_column)
-            retrain_on_cluster("text", data_csv, module, out, config, license, overwrite, quiet, **remote)
-            return
-        with local_out(out, publish) as target:
-            result = retrain_text(
-                data_csv,
-                module,
-                target,
-                text_column=text_column,
-                label_column=label_column,
-                config=config,
-                overwrite=overwrite,
-                license=license,
-                progress=False if quiet else None,
-            )
-            _summary(result)
-            publish_result(target, publish)
+        remote = dict(cluster=cluster, publish=publish, workers=workers, upload=upload, python=cluster_python)
+        columns = dict(text_column=text_column, label_column=label_column)
+        _run("text", data_csv, module, out, config, license, overwrite, quiet, remote, columns)
+
+
+def _run(
+    kind: Literal["images", "text"],
+    source: Path,
+    module: str,
+    out: Path | None,
+    config: Any,
+    license: str | None,
+    overwrite: bool,
+    quiet: bool,
+    remote: dict[str, Any],
+    columns: dict[str, str],
+) -> None:
+    """The part both commands share: on a Ray cluster, or here, then the summary and publish."""
+    from modhub.cluster.cli_support import local_out, publish_result, retrain_on_cluster
+    from modhub.retrain import retrain_images, retrain_text
+
+    if remote["cluster"] is not None or remote["workers"] is not None:
+        retrain_on_cluster(kind, source, module, out, config, license, overwrite, quiet, **remote, **columns)
+        return
+    retrain = retrain_images if kind == "images" else retrain_text
+    with local_out(out, remote["publish"]) as target:
+        result = retrain(
+            source,
+            module,
+            target,
+            **columns,
+            config=config,
+            overwrite=overwrite,
+            license=license,
+            progress=False if quiet else None,
+        )
+        _summary(result)
+        publish_result(target, remote["publish"])

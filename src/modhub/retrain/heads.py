@@ -1,14 +1,33 @@
 """The classification head chosen by cross-validation: L2-regularised logistic regression.
 
-Fitted in torch (full-batch L-BFGS on standardised features) so that the head is
-a plain ``nn.Module`` exported in one graph with the base module. The L2 strength
-is chosen by stratified k-fold cross-validation on all labelled examples, then
-the head is refitted on all of them. The out-of-fold predictions at the chosen
-strength are the run's validation metrics: every example is predicted by a head
+Fitted in torch (full-batch L-BFGS) so that the head is a plain ``nn.Module``
+exported in one graph with the base module. Stratified k-fold cross-validation on
+all labelled examples chooses the feature transform and the L2 strength together,
+then the head is refitted on all of them. The out-of-fold predictions at the chosen
+setting are the run's validation metrics: every example is predicted by a head
 that did not see it.
 
-The objective is scikit-learn's ``LogisticRegression`` (multinomial, lbfgs)
-divided by ``C * n``: mean cross-entropy + ``||W||² / (2 C n)``; the bias is not penalised.
+Transforms (``TRANSFORMS``):
+
+- ``centred``: the features minus their mean, divided by one scale for all of them.
+  With an unpenalised bias, and C counted in units of the raw features, this is the same
+  model as logistic regression on the raw features (scikit-learn's default setup);
+  centring and the global scale only help L-BFGS converge. It keeps the geometry of the
+  embedding (e.g. unit-length sentence embeddings), which per-feature scaling distorts.
+- ``standardised``: each feature scaled to unit variance (better when features have
+  very different spreads, e.g. pooled CNN activations).
+
+Each transform gets the same 25 quarter-decade steps of C, placed relative to the
+features' overall scale (a global rescaling of the features is the same as a
+rescaling of C), so both cover the same range of effective strengths; the centred
+grid is on the lattice of powers of 10^0.5 and contains C = 1 for features of any
+ordinary scale, i.e. scikit-learn's ``LogisticRegression()`` on the raw features is
+one of the candidates. The candidate is chosen by the one-standard-error rule on the
+out-of-fold log loss (``select``).
+
+The objective is scikit-learn's ``LogisticRegression`` (lbfgs; binary for two classes,
+multinomial otherwise) divided by ``C * n``: mean cross-entropy + ``||W||² / (2 C n)``;
+the bias is not penalised.
 """
 
 from __future__ import annotations
@@ -24,10 +43,22 @@ from torch import nn
 
 from modhub.retrain.train import Head
 
-__all__ = ["C_GRID", "CrossValidation", "fit_head_cv", "fit_logistic", "stratified_folds"]
+__all__ = [
+    "C_GRID",
+    "TRANSFORMS",
+    "CrossValidation",
+    "c_grid",
+    "fit_head_cv",
+    "fit_logistic",
+    "select",
+    "stratified_folds",
+]
 
-# Inverse L2 strengths tried, weakest regularisation last (scikit-learn's C).
-C_GRID: tuple[float, ...] = tuple(float(c) for c in np.logspace(-4, 2, 13))
+# Inverse L2 strengths tried on standardised features, in quarter-decade steps, weakest
+# regularisation last (scikit-learn's C).
+C_GRID: tuple[float, ...] = tuple(float(c) for c in np.logspace(-4, 2, 25))
+# In the order the one-standard-error rule prefers them (see ``select``).
+TRANSFORMS: tuple[str, ...] = ("centred", "standardised")
 MAX_ITER = 200
 
 
@@ -38,13 +69,15 @@ class CrossValidation:
     folds: int
     # Chosen inverse regularisation strength (scikit-learn's C).
     c: float
-    # Per C: mean out-of-fold accuracy and log loss.
-    grid: list[dict[str, float]] = field(default_factory=list)
-    # Out-of-fold class probabilities at the chosen C, [N, classes], in example order.
+    # Chosen feature transform (one of TRANSFORMS).
+    transform: str = "standardised"
+    # Per (transform, C): mean out-of-fold accuracy and log loss.
+    grid: list[dict[str, Any]] = field(default_factory=list)
+    # Out-of-fold class probabilities at the chosen setting, [N, classes], in example order.
     oof_probs: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
     def to_json(self) -> dict[str, Any]:
-        return {"folds": self.folds, "C": self.c, "grid": self.grid}
+        return {"folds": self.folds, "C": self.c, "transform": self.transform, "grid": self.grid}
 
 
 @contextlib.contextmanager
@@ -74,11 +107,36 @@ def stratified_folds(labels: np.ndarray, folds: int, seed: int) -> list[np.ndarr
     return [np.array(sorted(b), dtype=np.int64) for b in buckets]
 
 
-def _standardise(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _scale_exponent(x: torch.Tensor | np.ndarray) -> int:
+    """m with 10^(-m/2) the nearest half-decade to the features' mean per-feature variance."""
+    variance = float(np.asarray(x, dtype=np.float64).var(0).mean()) if len(x) > 1 else 1.0
+    if not np.isfinite(variance) or variance <= 0:
+        return 0
+    return round(2 * np.log10(1.0 / variance))
+
+
+def _statistics(x: torch.Tensor, transform: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, std) the head applies as ``(x - mean) / std`` for ``transform``."""
     mean = x.mean(0)
+    if transform == "centred":
+        # One global scale for every feature (the geometry is kept): about unit variance on
+        # average, so L-BFGS sees a well-conditioned problem at every C.
+        return mean, torch.full_like(mean, 10 ** (-_scale_exponent(x) / 4))
     # The floor keeps constant features (std 0) from blowing up (as Head.for_features).
     std = x.std(0).clamp(min=1e-3 * float(x.std()) + 1e-8) if len(x) > 1 else torch.ones_like(mean)
     return mean, std
+
+
+def c_grid(features: np.ndarray, transform: str, cs: Sequence[float] = C_GRID) -> tuple[float, ...]:
+    """The C values tried for ``transform``, in units of the untransformed features
+    (scikit-learn's C on the raw features, for ``centred``): ``cs`` is meant for
+    unit-variance features; for centred features it is shifted by the half-decade
+    nearest to 1 / their mean per-feature variance, so that the grid stays on the
+    lattice 10^(k/2) (C = 1 included)."""
+    if transform == "standardised":
+        return tuple(cs)
+    shift = 10 ** (_scale_exponent(features) / 2)
+    return tuple(float(c * shift) for c in cs)
 
 
 def fit_logistic(
@@ -88,10 +146,21 @@ def fit_logistic(
     c: float,
     init: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weights [classes, D] and bias [classes] of L2 logistic regression on (already standardised) ``x``."""
+    """Weights [classes, D] and bias [classes] of L2 logistic regression on (already transformed) ``x``.
+
+    Two classes are fitted as scikit-learn does, as binary logistic regression with one
+    weight vector (returned as the rows [0, w]); a softmax over two penalised rows would
+    be the same model at twice the C.
+    """
     n, dim = x.shape
-    weight = (init[0].clone() if init else torch.zeros(classes, dim, dtype=x.dtype)).requires_grad_(True)
-    bias = (init[1].clone() if init else torch.zeros(classes, dtype=x.dtype)).requires_grad_(True)
+    rows = 1 if classes == 2 else classes
+    if init is None:
+        weight = torch.zeros(rows, dim, dtype=x.dtype)
+        bias = torch.zeros(rows, dtype=x.dtype)
+    else:
+        weight, bias = init[0][-rows:].clone(), init[1][-rows:].clone()
+    weight.requires_grad_(True)
+    bias.requires_grad_(True)
     optimizer = torch.optim.LBFGS(
         [weight, bias],
         lr=1.0,
@@ -102,27 +171,39 @@ def fit_logistic(
         line_search_fn="strong_wolfe",
     )
     penalty = 1.0 / (2.0 * c * n)
+    target = y.to(x.dtype)
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = nn.functional.cross_entropy(x @ weight.T + bias, y) + penalty * weight.pow(2).sum()
+        logits = x @ weight.T + bias
+        if rows == 1:
+            data = nn.functional.binary_cross_entropy_with_logits(logits[:, 0], target)
+        else:
+            data = nn.functional.cross_entropy(logits, y)
+        loss = data + penalty * weight.pow(2).sum()
         loss.backward()
         return loss
 
     optimizer.step(closure)
-    return weight.detach(), bias.detach()
+    weight, bias = weight.detach(), bias.detach()
+    if rows == 1:
+        weight = torch.cat([torch.zeros_like(weight), weight])
+        bias = torch.cat([torch.zeros_like(bias), bias])
+    return weight, bias
 
 
-def _fit_standardised(
-    x: torch.Tensor, y: torch.Tensor, classes: int, cs: Sequence[float]
+def _fit_path(
+    x: torch.Tensor, y: torch.Tensor, classes: int, transform: str, cs: Sequence[float]
 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Per C: (mean, std, weight, bias), warm-starting along the C path."""
-    mean, std = _standardise(x)
+    mean, std = _statistics(x, transform)
     xs = (x - mean) / std
+    # C of the raw features → C of the scaled ones: x / s with C' = C * s² is the same model.
+    scale = float(std[0]) ** 2 if transform == "centred" else 1.0
     out = []
     init = None
     for c in cs:
-        weight, bias = fit_logistic(xs, y, classes, c, init)
+        weight, bias = fit_logistic(xs, y, classes, c * scale, init)
         init = (weight, bias)
         out.append((mean, std, weight, bias))
     return out
@@ -136,10 +217,14 @@ def fit_head_cv(
     folds: int = 5,
     seed: int = 0,
     cs: Sequence[float] = C_GRID,
+    transforms: Sequence[str] = TRANSFORMS,
     augmented: np.ndarray | None = None,
     progress: Any = None,
 ) -> tuple[Head, CrossValidation]:
-    """Choose C by stratified k-fold CV (lowest log loss), refit on everything.
+    """Choose the transform and C by stratified k-fold CV (lowest log loss), refit on everything.
+
+    ``cs`` is the grid for standardised features; centred features get it shifted to
+    their scale (``c_grid``). The choice follows the one-standard-error rule (``select``).
 
     ``augmented``: optional extra features of the same examples (e.g. flipped photos), row
     for row; they join the training side only, in the same fold as their original, so the
@@ -148,7 +233,7 @@ def fit_head_cv(
     ``progress`` (tqdm-like) advances once per fold and once for the final fit.
     """
     with _one_thread():
-        return _fit_head_cv(features, labels, classes, folds, seed, cs, augmented, progress)
+        return _fit_head_cv(features, labels, classes, folds, seed, cs, transforms, augmented, progress)
 
 
 def _fit_head_cv(
@@ -158,9 +243,13 @@ def _fit_head_cv(
     folds: int,
     seed: int,
     cs: Sequence[float],
+    transforms: Sequence[str],
     augmented: np.ndarray | None,
     progress: Any,
 ) -> tuple[Head, CrossValidation]:
+    unknown = [t for t in transforms if t not in TRANSFORMS]
+    if unknown or not transforms:
+        raise ValueError(f"transforms must be among {TRANSFORMS}, got {list(transforms)}")
     x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).double()
     y = torch.from_numpy(labels).long()
     extra = (
@@ -174,38 +263,65 @@ def _fit_head_cv(
             return x[rows], y[rows]
         return torch.cat([x[rows], extra[rows]]), torch.cat([y[rows], y[rows]])
 
+    # (transform, C) candidates, in tie-break order within a transform (smaller C first).
+    candidates = [(t, c) for t in transforms for c in c_grid(features, t, cs)]
     smallest = int(np.bincount(labels, minlength=classes).min())
     k = max(2, min(folds, smallest))
-    splits = stratified_folds(labels, k, seed)
-    probs = np.zeros((len(cs), len(labels), classes))
-    for val in splits:
+    probs = np.zeros((len(candidates), len(labels), classes))
+    for val in stratified_folds(labels, k, seed):
         train = np.setdiff1d(np.arange(len(labels)), val)
-        fits = _fit_standardised(*training(train), classes, cs)
-        with torch.no_grad():
-            for j, (mean, std, weight, bias) in enumerate(fits):
-                logits = ((x[val] - mean) / std) @ weight.T + bias
+        train_x, train_y = training(train)
+        j = 0
+        for transform in transforms:
+            grid = [c for t, c in candidates if t == transform]
+            for mean, std, weight, bias in _fit_path(train_x, train_y, classes, transform, grid):
+                with torch.no_grad():
+                    logits = ((x[val] - mean) / std) @ weight.T + bias
                 probs[j, val] = logits.softmax(1).numpy()
+                j += 1
         if progress is not None:
             progress.update(1)
-    grid = []
-    for j, c in enumerate(cs):
-        predicted = probs[j].argmax(1)
-        picked = np.clip(probs[j][np.arange(len(labels)), labels], 1e-12, 1.0)
-        grid.append(
-            {
-                "C": float(c),
-                "accuracy": float((predicted == labels).mean()),
-                "log_loss": float(-np.log(picked).mean()),
-            }
-        )
-    # Log loss, not accuracy: on a few hundred examples accuracy moves in steps of 1/n and
-    # picks an unstable C (measured: 0.699 vs 0.725 test accuracy on one split, bench/).
-    best = min(range(len(cs)), key=lambda j: (grid[j]["log_loss"], -grid[j]["accuracy"]))
-    mean, std, weight, bias = _fit_standardised(*training(np.arange(len(labels))), classes, [cs[best]])[0]
+    grid_json, best = select(candidates, probs, labels)
+    transform, c = candidates[best]
+    mean, std, weight, bias = _fit_path(*training(np.arange(len(labels))), classes, transform, [c])[0]
     if progress is not None:
         progress.update(1)
     head = Head(mean.float(), std.float(), classes)
     with torch.no_grad():
         head.linear.weight.copy_(weight.float())
         head.linear.bias.copy_(bias.float())
-    return head.eval(), CrossValidation(k, float(cs[best]), grid, probs[best])
+    return head.eval(), CrossValidation(k, float(c), transform, grid_json, probs[best])
+
+
+def select(
+    candidates: Sequence[tuple[str, float]], probs: np.ndarray, labels: np.ndarray
+) -> tuple[list[dict[str, Any]], int]:
+    """The grid's JSON rows and the index of the chosen candidate.
+
+    ``probs``: out-of-fold probabilities per candidate, [candidates, N, classes], the
+    candidates ordered by preference: transforms in TRANSFORMS order, each from the
+    strongest regularisation (smallest C) up. The criterion is the mean out-of-fold log
+    loss (not accuracy: on a few hundred examples accuracy moves in steps of 1/n and picks
+    an unstable C; measured in bench/). The one-standard-error rule (Hastie, Tibshirani &
+    Friedman, ESL 7.10; glmnet's ``lambda.1se``) then takes the first candidate whose loss
+    is within one standard error (over the examples) of the lowest: among settings the
+    cross-validation cannot tell apart, the features as they are before standardised
+    ones (fewer statistics estimated from few examples), and the stronger regularisation.
+    """
+    rows = np.arange(len(labels))
+    losses = -np.log(np.clip(probs[:, rows, labels], 1e-12, 1.0))  # [candidates, N]
+    grid = []
+    for j, (transform, c) in enumerate(candidates):
+        grid.append(
+            {
+                "transform": transform,
+                "C": float(c),
+                "accuracy": float((probs[j].argmax(1) == labels).mean()),
+                "log_loss": float(losses[j].mean()),
+            }
+        )
+    lowest = int(np.argmin(losses.mean(1)))
+    standard_error = float(losses[lowest].std() / np.sqrt(len(labels)))
+    bound = grid[lowest]["log_loss"] + standard_error
+    best = next(j for j, g in enumerate(grid) if g["log_loss"] <= bound)
+    return grid, best

@@ -123,18 +123,22 @@ def plot_misclassified(entries: list[dict[str, Any]], photos: dict[int, Path], p
 
 
 def plot_cv(cv: dict[str, Any], path: Path) -> None:
-    """Cross-validated accuracy and log loss against the L2 strength C, the chosen C marked."""
+    """Cross-validated accuracy and log loss against the L2 strength C, one line per feature
+    transform, the chosen setting marked."""
     fig = _figure(10, 4)
     acc_ax, loss_ax = fig.subplots(1, 2)
-    cs = [g["C"] for g in cv["grid"]]
+    chosen = cv.get("transform", "standardised")
+    transforms = list(dict.fromkeys(g.get("transform", "standardised") for g in cv["grid"]))
     for ax, key, title in ((acc_ax, "accuracy", "CV accuracy"), (loss_ax, "log_loss", "CV log loss")):
-        ax.plot(cs, [g[key] for g in cv["grid"]], marker="o")
-        ax.axvline(cv["C"], color="grey", linestyle=":", label=f"chosen C = {cv['C']:.3g}")
+        for transform in transforms:
+            rows = [g for g in cv["grid"] if g.get("transform", "standardised") == transform]
+            ax.plot([g["C"] for g in rows], [g[key] for g in rows], marker="o", label=f"{transform} features")
+        ax.axvline(cv["C"], color="grey", linestyle=":", label=f"chosen: {chosen}, C = {cv['C']:.3g}")
         ax.set_xscale("log")
-        ax.set_xlabel("C (inverse L2 strength)")
+        ax.set_xlabel("C (inverse L2 strength, in units of the untransformed features)")
         ax.set_title(f"{title}, {cv['folds']} folds")
         ax.grid(alpha=0.3)
-    acc_ax.legend(loc="lower right")
+    acc_ax.legend(loc="lower right", fontsize="small")
     fig.tight_layout()
     fig.savefig(path, format="png")
 
@@ -306,12 +310,16 @@ def _training_text(report: dict[str, Any]) -> str:
             if tuned
             else ""
         )
+        transform = cv.get("transform", "standardised")
+        shown = "centred (the raw embedding geometry)" if transform == "centred" else transform
         return (
-            f"{inputs}{first}The head is L2-regularised logistic regression (L-BFGS) on standardised "
-            f"features of the {'fine-tuned' if tuned else 'frozen'} module; its strength C = {cv['C']:.3g} "
-            f"was chosen among {len(cv['grid'])} values by {cv['folds']}-fold stratified "
-            "cross-validation (lowest out-of-fold log loss), then the head was refitted on all "
-            "examples."
+            f"{inputs}{first}The head is L2-regularised logistic regression (L-BFGS) on {shown} "
+            f"features of the {'fine-tuned' if tuned else 'frozen'} module. The feature transform and "
+            f"the strength C = {cv['C']:.3g} were chosen together among {len(cv['grid'])} settings "
+            f"(centred or standardised features, each with a range of C) by {cv['folds']}-fold "
+            "stratified cross-validation (out-of-fold log loss, one-standard-error rule: the simplest, "
+            "most regularised setting within one standard error of the lowest), then the head was "
+            "refitted on all examples."
         )
     history = report["history"]
     how = (

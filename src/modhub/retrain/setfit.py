@@ -7,7 +7,13 @@ trained so that the cosine similarity of a pair's embeddings matches its target
 warm-up/decay schedule. The head is then fitted on the fine-tuned embeddings.
 
 Seeded (pairs, order, dropout) and bounded: at most ``pairs_per_example`` pairs per
-text and ``fine_tune_seconds`` of training, whichever ends first.
+text and ``fine_tune_seconds`` of training, whichever ends first. The learning-rate
+schedule is fitted to the time bound: after the first steps the time per step is
+measured and the number of steps planned is cut to what fits, so warm-up and decay
+complete inside the bound instead of being stopped at a high learning rate.
+
+Each step runs the encoder once on the distinct texts of its pairs (both sides in one
+batch, padded to the batch's longest text by the module's tokenizer).
 """
 
 from __future__ import annotations
@@ -24,12 +30,23 @@ from modhub.retrain.data import Example
 from modhub.retrain.inputs import Inputs
 from modhub.retrain.train import TrainConfig
 
-__all__ = ["PAIR_BATCH", "SETFIT_LR", "contrastive_fine_tune", "make_pairs"]
+__all__ = ["PAIR_BATCH", "SETFIT_LR", "contrastive_fine_tune", "make_pairs", "planned_steps"]
 
 # SetFit's defaults for the encoder ("body"): learning rate 2e-5, batch 16 pairs, 10% warm-up.
 SETFIT_LR = 2e-5
 PAIR_BATCH = 16
 WARMUP = 0.1
+# Steps timed before the plan is fitted to the time bound (the first one also pays for
+# one-off allocations, so the estimate uses the later ones).
+PROBE_STEPS = 3
+
+
+def planned_steps(planned: int, done: int, step_seconds: float, remaining: float) -> int:
+    """Steps of the whole schedule: all ``planned`` if they fit in the ``remaining`` seconds
+    at ``step_seconds`` each, else the ``done`` ones plus as many as fit (at least one more)."""
+    if step_seconds <= 0:
+        return planned
+    return max(done + 1, min(planned, done + int(remaining / step_seconds)))
 
 
 def make_pairs(labels: np.ndarray, pairs_per_example: int, seed: int) -> np.ndarray:
@@ -68,30 +85,34 @@ def contrastive_fine_tune(
     whether the time bound stopped it, the learning rate.
     """
     pairs = make_pairs(labels, config.pairs_per_example, config.seed)
-    steps = (len(pairs) + PAIR_BATCH - 1) // PAIR_BATCH
+    available = (len(pairs) + PAIR_BATCH - 1) // PAIR_BATCH
+    steps = available  # shortened once the time per step is known
     torch.manual_seed(config.seed)
     params = [p for p in backbone.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=SETFIT_LR, weight_decay=0.01)
-    warmup = max(1, round(WARMUP * steps))
 
     def schedule(step: int) -> float:
+        warmup = max(1, round(WARMUP * steps))
         return (step + 1) / warmup if step < warmup else max(0.0, (steps - step) / max(1, steps - warmup))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     if progress is not None:
         progress.reset(total=len(pairs))
     started = time.perf_counter()
-    used, losses, stopped = 0, [], False
+    used, losses, stopped, probe_started = 0, [], False, started
     backbone.train(True)  # dropout on, as in SetFit's training
     try:
-        for step in range(steps):
+        step = 0
+        while step < steps:
             if time.perf_counter() - started > config.fine_tune_seconds:
                 stopped = True
                 break
             batch = pairs[step * PAIR_BATCH : (step + 1) * PAIR_BATCH]
-            left = backbone.graph(*inputs([examples[int(i)] for i in batch[:, 0]]))
-            right = backbone.graph(*inputs([examples[int(i)] for i in batch[:, 1]]))
-            similarity = nn.functional.cosine_similarity(left, right)
+            # One encoder pass over the distinct texts of both sides.
+            distinct, where = np.unique(batch[:, :2].astype(np.int64), return_inverse=True)
+            where = torch.from_numpy(where.reshape(-1, 2))
+            embedded = backbone.graph(*inputs([examples[int(i)] for i in distinct]))
+            similarity = nn.functional.cosine_similarity(embedded[where[:, 0]], embedded[where[:, 1]])
             loss = nn.functional.mse_loss(similarity, torch.from_numpy(batch[:, 2]).float())
             optimizer.zero_grad()
             loss.backward()
@@ -99,6 +120,16 @@ def contrastive_fine_tune(
             scheduler.step()
             used += len(batch)
             losses.append(loss.item())
+            step += 1
+            if step == 1:
+                probe_started = time.perf_counter()
+            elif step == PROBE_STEPS:
+                now = time.perf_counter()
+                per_step = (now - probe_started) / (PROBE_STEPS - 1)
+                steps = planned_steps(available, step, per_step, config.fine_tune_seconds - (now - started))
+                if progress is not None:
+                    progress.reset(total=min(len(pairs), steps * PAIR_BATCH))
+                    progress.update(used)
             if progress is not None:
                 progress.update(len(batch))
                 progress.set_postfix(loss=f"{np.mean(losses[-10:]):.4f}", refresh=False)
@@ -108,6 +139,7 @@ def contrastive_fine_tune(
         "pairs": used,
         "pairs_planned": len(pairs),
         "steps": len(losses),
+        "steps_fitted_to_time": steps < available,
         "seconds": time.perf_counter() - started,
         "stopped_by_time": stopped,
         "lr": SETFIT_LR,

@@ -54,9 +54,10 @@ class TrainConfig:
     resize: str = "squash"
     # Images: also train the head on features of horizontally flipped photos.
     flip: bool = False
-    # Text --fine-tune (SetFit): contrastive pairs per example, and a bound on the time
-    # spent on them (seconds); the pair stage stops at whichever comes first.
-    pairs_per_example: int = 4
+    # Text --fine-tune (SetFit): contrastive pairs per example (SetFit's default of 20
+    # iterations: 20 same-class and 20 other-class partners), and a bound on the time spent
+    # on them (seconds); the learning-rate schedule is fitted to whichever is shorter.
+    pairs_per_example: int = 40
     fine_tune_seconds: float = 300.0
 
 

@@ -1,0 +1,131 @@
+"""The cross-validated head: transform and C chosen together, refitted on all examples."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from modhub.retrain.heads import TRANSFORMS, c_grid, fit_head_cv, fit_logistic, select
+
+
+def _scaled_data(signal_scale: float, noise_scale: float, n: int = 120, seed: int = 0) -> tuple:
+    """Two classes; 3 informative features of spread ``signal_scale``, 60 noise features of
+    spread ``noise_scale``. Standardising puts every feature on the same footing."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 2
+    signal = (labels[:, None] * 2.0 - 1.0) * 0.8 + rng.normal(0, 1, (n, 3))
+    noise = rng.normal(0, 1, (n, 60))
+    features = np.hstack([signal * signal_scale, noise * noise_scale]).astype(np.float32)
+    return features, labels
+
+
+def _accuracy(head: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> float:
+    with torch.no_grad():
+        return float((head(torch.from_numpy(x)).argmax(1).numpy() == y).mean())
+
+
+def test_cv_keeps_the_raw_geometry_when_standardising_would_amplify_noise() -> None:
+    # Signal on large features, noise on tiny ones: standardising blows the noise up.
+    x, y = _scaled_data(signal_scale=1.0, noise_scale=0.01)
+    head, cv = fit_head_cv(x, y, 2, seed=0)
+    assert cv.transform == "centred"
+    assert {g["transform"] for g in cv.grid} == set(TRANSFORMS)
+    best = {t: min(g["log_loss"] for g in cv.grid if g["transform"] == t) for t in TRANSFORMS}
+    assert best["centred"] < best["standardised"]
+    # The exported head applies one scale to every feature (the geometry is kept).
+    assert torch.unique(head.std).numel() == 1
+    test_x, test_y = _scaled_data(1.0, 0.01, n=400, seed=1)
+    assert _accuracy(head, test_x, test_y) > 0.75
+
+
+def test_cv_standardises_when_the_signal_is_on_tiny_features() -> None:
+    x, y = _scaled_data(signal_scale=0.01, noise_scale=1.0)
+    head, cv = fit_head_cv(x, y, 2, seed=0)
+    assert cv.transform == "standardised"
+    assert torch.unique(head.std).numel() > 1
+    test_x, test_y = _scaled_data(0.01, 1.0, n=400, seed=1)
+    assert _accuracy(head, test_x, test_y) > 0.75
+
+
+def test_the_final_head_is_refitted_on_every_example() -> None:
+    x, y = _scaled_data(1.0, 0.01, n=60)
+    head, cv = fit_head_cv(x, y, 2, seed=0)
+    # Refitting the chosen setting on all 60 by hand gives the same weights ...
+    xt = torch.from_numpy(x).double()
+    mean = xt.mean(0)
+    scaled = (xt - mean) / head.std[0].double()
+    weight, bias = fit_logistic(scaled, torch.from_numpy(y), 2, cv.c * float(head.std[0, 0]) ** 2)
+    assert torch.allclose(head.linear.weight.double(), weight, atol=1e-4)
+    assert torch.allclose(head.linear.bias.double(), bias, atol=1e-4)
+    assert torch.allclose(head.mean[0].double(), mean, atol=1e-6)
+    # ... and any fold's model (fitted without a fifth of them) differs.
+    fold = np.arange(12, 60)
+    fold_mean = xt[fold].mean(0)
+    fold_w, _ = fit_logistic(
+        (xt[fold] - fold_mean) / head.std[0].double(),
+        torch.from_numpy(y[fold]),
+        2,
+        cv.c * float(head.std[0, 0]) ** 2,
+    )
+    assert not torch.allclose(head.linear.weight.double(), fold_w, atol=1e-3)
+    # The out-of-fold probabilities are the chosen grid row's metrics.
+    chosen = next(g for g in cv.grid if g["transform"] == cv.transform and g["C"] == cv.c)
+    assert chosen["accuracy"] == pytest.approx(float((cv.oof_probs.argmax(1) == y).mean()))
+
+
+def test_centred_c_is_scikit_learns_c_on_the_raw_features() -> None:
+    """The baseline (LogisticRegression(C=1) on the raw features) is one of the candidates."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(3)
+    for classes in (2, 3):
+        y = np.arange(90) % classes
+        # Small, offset features (like sentence embeddings), weakly informative.
+        x = rng.normal(0, 0.05, (90, 16)) + 0.3 + y[:, None] * 0.02
+        assert 1.0 in c_grid(x, "centred")
+        shift = c_grid(x, "centred", cs=[1.0])[0]  # centred grid = standardised grid * shift
+        head, cv = fit_head_cv(x, y, classes, seed=0, cs=[1.0 / shift], transforms=["centred"])
+        assert cv.c == pytest.approx(1.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reference = LogisticRegression(C=1.0, max_iter=10000, tol=1e-10).fit(x, y)
+        with torch.no_grad():
+            ours = head(torch.from_numpy(x.astype(np.float32))).softmax(1).numpy()
+        np.testing.assert_allclose(ours, reference.predict_proba(x), atol=2e-3)
+
+
+def test_one_standard_error_rule_prefers_earlier_transform_and_smaller_c() -> None:
+    rng = np.random.default_rng(0)
+    labels = np.arange(200) % 2
+    candidates = [("centred", 1.0), ("centred", 10.0), ("standardised", 0.1), ("standardised", 1.0)]
+
+    def probs_with(right: np.ndarray) -> np.ndarray:
+        out = np.empty((len(labels), 2))
+        out[np.arange(len(labels)), labels] = right
+        out[np.arange(len(labels)), 1 - labels] = 1 - right
+        return out
+
+    base = rng.uniform(0.55, 0.95, len(labels))
+    # Candidate 2 is the lowest; 0 and 1 are a little worse, within one standard error; 3 is not.
+    probs = np.stack(
+        [probs_with(base + 0.006), probs_with(base + 0.007), probs_with(base + 0.01), probs_with(base)]
+    )
+    grid, best = select(candidates, probs, labels)
+    assert int(np.argmin([g["log_loss"] for g in grid])) == 2
+    assert best == 0
+    # Candidate 0 now far worse (many standard errors): the next within one SE wins.
+    probs[0] = probs_with(np.full(len(labels), 0.5))
+    _, best = select(candidates, probs, labels)
+    assert best == 1
+    probs[1] = probs_with(np.full(len(labels), 0.5))
+    _, best = select(candidates, probs, labels)
+    assert best == 2
+
+
+def test_unknown_transforms_are_refused() -> None:
+    x, y = _scaled_data(1.0, 1.0, n=20)
+    with pytest.raises(ValueError, match="transforms must be among"):
+        fit_head_cv(x, y, 2, transforms=["whitened"])
