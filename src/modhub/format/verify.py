@@ -310,8 +310,8 @@ def check_module(
     """Every check of :func:`verify_module` on every listed file, keeping no file in memory.
 
     For publishing and ``modhub cache verify``: files are hashed one at a time by
-    streaming, except the ones the checks themselves use (graph, labels,
-    tokenizer), which are read once. ``records`` may vouch for files hashed
+    streaming, except the ones the checks themselves use (graph.pt2, model.onnx,
+    labels, tokenizer), which are read once. ``records`` may vouch for files hashed
     already (the hub's upload hashes each file while it receives it).
     ``saved_model=True`` (the hub on publish) also checks every op of
     ``saved_model/`` (needs the tensorboard package, not TensorFlow); a
