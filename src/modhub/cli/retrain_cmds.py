@@ -271,7 +271,7 @@ def _run(
     overwrite: bool,
     quiet: bool,
     remote: dict[str, Any],
-    columns: dict[str, str],
+    columns: dict[str, Any],
 ) -> None:
     """The part both commands share: on a Ray cluster, or here, then the summary and publish."""
     from modhub.cluster.cli_support import local_out, publish_result, retrain_on_cluster

@@ -320,8 +320,9 @@ def select(
                 "log_loss": float(losses[j].mean()),
             }
         )
-    lowest = int(np.argmin(losses.mean(1)))
+    mean_losses = losses.mean(1)
+    lowest = int(np.argmin(mean_losses))
     standard_error = float(losses[lowest].std() / np.sqrt(len(labels)))
-    bound = grid[lowest]["log_loss"] + standard_error
-    best = next(j for j, g in enumerate(grid) if g["log_loss"] <= bound)
+    bound = float(mean_losses[lowest]) + standard_error
+    best = next(j for j in range(len(grid)) if mean_losses[j] <= bound)
     return grid, best

@@ -109,8 +109,8 @@ def contrastive_fine_tune(
                 break
             batch = pairs[step * PAIR_BATCH : (step + 1) * PAIR_BATCH]
             # One encoder pass over the distinct texts of both sides.
-            distinct, where = np.unique(batch[:, :2].astype(np.int64), return_inverse=True)
-            where = torch.from_numpy(where.reshape(-1, 2))
+            distinct, inverse = np.unique(batch[:, :2].astype(np.int64), return_inverse=True)
+            where = torch.from_numpy(inverse.reshape(-1, 2))
             embedded = backbone.graph(*inputs([examples[int(i)] for i in distinct]))
             similarity = nn.functional.cosine_similarity(embedded[where[:, 0]], embedded[where[:, 1]])
             loss = nn.functional.mse_loss(similarity, torch.from_numpy(batch[:, 2]).float())
