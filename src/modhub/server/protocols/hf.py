@@ -39,6 +39,7 @@ from modhub.server.errors import ApiError, NotFound
 from modhub.server.models import Blob, File, Version
 from modhub.server.protocols.lookup import find_module, parse_repo
 from modhub.server.ranges import blob_response
+from modhub.server.services.downloads import is_whole_fetch
 
 __all__ = ["commit_sha", "router"]
 
@@ -328,8 +329,8 @@ def resolve(publisher: str, name: str, revision: str, path: str, request: Reques
         )
     response = blob_response(request, hub.storage, found.sha256, found.size, found.path)
     response.headers["X-Repo-Commit"] = rev.sha
-    if path == MANIFEST_NAME and request.method == "GET" and "range" not in request.headers:
+    if path == MANIFEST_NAME and is_whole_fetch(request):
         # Every huggingface_hub download of a module fetches its modhub.json (as the
-        # Hugging Face Hub counts config.json): one download. Other files and HEADs are not.
+        # Hugging Face Hub counts config.json): one download. Other files are not.
         hub.downloads.add(rev.publisher, rev.name)
     return response

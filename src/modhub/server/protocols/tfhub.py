@@ -42,6 +42,7 @@ from modhub.server.errors import ApiError, BadRequest, NotFound, error_response
 from modhub.server.models import Blob, File, TfHubArchive, Version
 from modhub.server.protocols.lookup import find_version, parse_repo
 from modhub.server.ranges import blob_response
+from modhub.server.services.downloads import is_whole_fetch
 from modhub.server.storage import BlobStorage
 
 __all__ = ["TF_HUB_FORMAT", "build_archive", "router"]
@@ -134,9 +135,7 @@ def version_archive(publisher: str, name: str, version: str, request: Request, h
     sha256, size = stored
     response = blob_response(request, hub.storage, sha256, size, f"{handle.name}-{number}.tar.gz")
     response.headers["Content-Type"] = "application/gzip"
-    if request.method == "GET" and "range" not in request.headers:
-        # tensorflow_hub fetches the archive once per cache: that fetch is one download
-        # (a HEAD, or the rest of an interrupted one, is not).
+    if is_whole_fetch(request):  # tensorflow_hub fetches the archive once per cache
         hub.downloads.add(owner, module_name)
     return response
 

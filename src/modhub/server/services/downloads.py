@@ -1,5 +1,8 @@
 """Download counting: a modhub client fetching a version's manifest counts as one download.
 
+So does a whole fetch (:func:`is_whole_fetch`) of what another client's download
+starts with: tensorflow_hub's archive, huggingface_hub's ``modhub.json``.
+
 Counting must not cost a write transaction per GET (on SQLite that is the
 database's one write lock, taken by every reader that carries the client
 header). ``DownloadCounter`` adds counts up in memory and ``flush`` writes
@@ -16,12 +19,18 @@ from collections import Counter
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from starlette.requests import Request
 
 from modhub.server.db import Database
 from modhub.server.errors import NotFound
 from modhub.server.models import Module, Publisher
 
 log = logging.getLogger(__name__)
+
+
+def is_whole_fetch(request: Request) -> bool:
+    """A GET of the whole file: a download. A HEAD, or the rest of an interrupted one (Range), is not."""
+    return request.method == "GET" and "range" not in request.headers
 
 
 def record_download(session: Session, publisher: str, name: str, count: int = 1) -> None:
