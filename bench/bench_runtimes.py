@@ -24,9 +24,14 @@ Measured:
   OpenMP threads degrade far more than onnxruntime's: compare with 1);
 * peak memory of a load: in a fresh process, the growth of peak RSS (VmHWM,
   reset after the imports) during ``hub.load``, over the bytes of the weights
-  files the runtime reads (graph.pt2; model.onnx + model.onnx.data); also
-  without the fixed cost of a load, measured on a module with ~1 KiB of
-  weights (``--memory-only`` measures just this).
+  files the module has for the runtime (graph.pt2; model.onnx + model.onnx.data).
+  Three numbers: the load after the process's first (a module with ~1 KiB of
+  weights loaded before, so what a process pays once, lazy imports and the
+  engine's set-up, is not counted: the goal's number); the process's first
+  load (also without that fixed cost, measured on the ~1 KiB module); and the
+  machine's first load ever, with an empty cache, which for the onnx runtime
+  on CNNs includes making the optimised copy in a child process
+  (``--memory-only`` measures just these).
 
 Goals (issue 13): cold start with onnx <= 0.5x eager; frozen image features
 >= 5x eager torch at batch 32; MiniLM >= 1.5x sentence-transformers; peak RSS
@@ -142,6 +147,8 @@ def status(key):
     for line in open("/proc/self/status"):
         if line.startswith(key):
             return int(line.split()[1]) * 1024
+if sys.argv[3]:  # another module first: what a process pays once (lazy imports, engine set-up) is paid
+    hub.load(sys.argv[3], runtime=runtime)
 # Reset the peak-RSS counter (VmHWM) to the current RSS: what the imports peaked at does not count.
 with open("/proc/self/clear_refs", "w") as fh:
     fh.write("5")
@@ -173,9 +180,18 @@ def tiny_module(out: Path) -> Path:
     )  # fmt: skip
 
 
-def peak_rss(module_dir: Path, runtime: str) -> tuple[int, int]:
-    """(growth of peak RSS during hub.load in a fresh process, bytes of the weights the runtime reads)."""
-    grown, weights = map(int, _run(MEMORY, str(module_dir), runtime).split())
+def peak_rss(module_dir: Path, runtime: str, cache: Path, first: Path | None = None) -> tuple[int, int]:
+    """(growth of peak RSS during hub.load in a fresh process, bytes of the weights the runtime reads).
+
+    ``cache``: the MODHUB_CACHE (where the onnx runtime keeps this machine's optimised copies of
+    CNN graphs); ``first``: a module loaded before, in the same process, outside the measurement.
+    """
+    HUB_ENV["MODHUB_CACHE"] = str(cache)
+    try:
+        out = _run(MEMORY, str(module_dir), runtime, str(first or ""))
+    finally:
+        del HUB_ENV["MODHUB_CACHE"]
+    grown, weights = map(int, out.split())
     return grown, weights
 
 
@@ -388,7 +404,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tiny = tiny_module(Path(tmp) / "tiny")
         # What a load costs besides its weights (engine state, graph, kernels), from the median of 3.
-        fixed = {r: statistics.median(peak_rss(tiny, r)[0] for _ in range(3)) for r in ("onnx", "torch")}
+        cache = Path(tmp) / "cache"
+        fixed = {
+            r: statistics.median(peak_rss(tiny, r, cache)[0] for _ in range(3)) for r in ("onnx", "torch")
+        }
         print("fixed cost of a load (a module with ~1 KiB of weights): " + ", ".join(
             f"{r} {v / 2**20:.1f} MiB" for r, v in fixed.items()
         ))  # fmt: skip
@@ -398,7 +417,7 @@ def main() -> None:
         )
         try:
             for label, name, modality, family in cases:
-                results[label] = _case(args, name, modality, family, fixed, handles)
+                results[label] = _case(args, name, modality, family, fixed, handles, tiny, Path(tmp))
                 _print(label, results[label])
         finally:
             if live is not None:
@@ -417,6 +436,8 @@ def _case(
     family: str | None,
     fixed: dict[str, float],
     handles: dict[str, str],
+    tiny: Path,
+    tmp: Path,
 ) -> dict[str, Any]:
     from modhub.zoo._text import minilm_dir
 
@@ -431,11 +452,19 @@ def _case(
         row.update(measure_throughput(names, module_dir, modality, extra, args))
     row["peak_rss_over_weights"] = {}
     for runtime in ("onnx", "torch"):
-        grown, weights = peak_rss(module_dir, runtime)
+        # A cache of its own: the first load makes this machine's optimised copy (onnx, CNNs).
+        cache = tmp / f"cache-{name}-{runtime}"
+        first_ever, _ = peak_rss(module_dir, runtime, cache)
+        grown, weights = peak_rss(module_dir, runtime, cache)
+        after_first, _ = peak_rss(module_dir, runtime, cache, first=tiny)
         row["peak_rss_over_weights"][runtime] = {
             "ratio": grown / weights,
             "net_ratio": (grown - fixed[runtime]) / weights,
+            "load_ratio": after_first / weights,
+            "first_ever_ratio": first_ever / weights,
             "grown": grown,
+            "after_first": after_first,
+            "first_ever": first_ever,
             "fixed": fixed[runtime],
             "weights": weights,
         }
@@ -459,9 +488,11 @@ def _print(label: str, row: dict[str, Any]) -> None:
         )
     for runtime, mem in row["peak_rss_over_weights"].items():
         print(
-            f"  peak RSS of a load, {runtime:<6} +{mem['grown'] / 2**20:6.1f} MiB over "
-            f"{mem['weights'] / 2**20:6.1f} MiB of weights = {mem['ratio']:.2f}x; without the fixed "
-            f"{mem['fixed'] / 2**20:.1f} MiB: {mem['net_ratio']:.2f}x"
+            f"  peak RSS of a load, {runtime:<6} +{mem['after_first'] / 2**20:6.1f} MiB over "
+            f"{mem['weights'] / 2**20:6.1f} MiB of weights = {mem['load_ratio']:.2f}x (after the process's "
+            f"first load); as the process's first load +{mem['grown'] / 2**20:.1f} MiB = {mem['ratio']:.2f}x "
+            f"({mem['net_ratio']:.2f}x without its fixed {mem['fixed'] / 2**20:.1f} MiB); the machine's "
+            f"first load ever +{mem['first_ever'] / 2**20:.1f} MiB = {mem['first_ever_ratio']:.2f}x"
         )
 
 
@@ -472,8 +503,9 @@ def _goals(results: dict[str, Any]) -> None:
             continue
         for runtime, mem in row["peak_rss_over_weights"].items():
             print(
-                f"  {label}: peak RSS of a load, {runtime} = {mem['ratio']:.2f}x weights, "
-                f"{mem['net_ratio']:.2f}x without the fixed cost (goal <= 1.3)"
+                f"  {label}: peak RSS of a load, {runtime} = {mem['load_ratio']:.2f}x weights "
+                f"(goal <= 1.3); as a process's first load {mem['ratio']:.2f}x, "
+                f"{mem['net_ratio']:.2f}x without the fixed cost"
             )
         if "cold_s" not in row:
             continue

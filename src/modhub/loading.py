@@ -104,7 +104,7 @@ def load(handle: Handle, *, runtime: str | None = None, settings: Settings | Non
             f"{directory / 'modhub.json'} changed while the module was loading; load it again",
             path=directory,
         )
-    return chosen.build(verified, output, records)
+    return chosen.build(verified, output, records, (settings or Settings.from_env()).cache)
 
 
 def __getattr__(name: str) -> Any:

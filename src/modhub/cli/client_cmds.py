@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Annotated, Any
 
@@ -196,10 +197,20 @@ def cache_rm(
             targets += found
     if targets:
         cache.ensure()
+    from modhub.errors import HubError
+    from modhub.format.manifest import ONNX_NAME, read_manifest
+    from modhub.runtimes.onnx_optimised import prune_optimised
+
+    graphs: set[str] = set()
+    for cached in targets:
+        with contextlib.suppress(HubError):
+            graphs.update(e.sha256 for e in read_manifest(cached.path).files if e.path == ONNX_NAME)
     for cached in targets:
         # Wait for a process that may be assembling this version right now.
         with cache.cached_version_lock(cached):
             cache.remove_version(cached.path)
         typer.echo(f"removed {cached.handle} ({cached.host})")
     freed = cache.prune_blobs() if cache.blobs.is_dir() else 0
+    # This machine's optimised ONNX copies of what was removed (of everything, with --all).
+    freed += prune_optimised(cache, None if all_ else graphs - cache.referenced_blobs())
     typer.echo(f"freed {_size(freed)}", err=True)

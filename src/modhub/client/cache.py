@@ -9,6 +9,8 @@ Layout::
                                       one resolved version: hard links to blobs + modhub.json
       locks/...                       lock files (kept apart from the data, see _lock)
       records/<dev>-<inode>.json      "this file was hashed and held sha256 X" (client/records.py)
+      onnx/<key>/                     this machine's optimised copy of a convolutional model.onnx
+                                      (runtimes/onnx_optimised.py), made once, verified like a module
       tmp/                            version directories being assembled
 
 A version directory appears only complete: it is assembled under ``tmp/`` and
@@ -79,13 +81,14 @@ class ModuleCache:
         self.modules = self.root / "modules"
         self.locks = self.root / "locks"
         self.tmp = self.root / "tmp"
+        self.onnx = self.root / "onnx"
         # Which files were hashed already, so a load re-hashes only what changed.
         self.records = CacheRecords(self.root / "records")
 
     def ensure(self) -> None:
         """Create the cache directories; the root is private to the user (0700)."""
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for path in (self.blobs, self.modules, self.locks, self.tmp):
+        for path in (self.blobs, self.modules, self.locks, self.tmp, self.onnx):
             path.mkdir(exist_ok=True, mode=0o700)
 
     # --- paths ----------------------------------------------------------
@@ -119,6 +122,12 @@ class ModuleCache:
     def blob_lock(self, sha256: str) -> FileLock:
         self.blob_path(sha256)  # validates the digest
         return FileLock(str(self.locks / f"blob-{sha256}.lock"))
+
+    def onnx_lock(self, key: str) -> FileLock:
+        """Held while one process makes the optimised ONNX copy ``onnx/<key>``."""
+        if not _SHA_RE.match(key):
+            raise ManifestError(f"{key!r} is not a sha256 hex digest")
+        return FileLock(str(self.locks / f"onnx-{key}.lock"))
 
     def version_lock(self, endpoint: str, handle: Handle) -> FileLock:
         return self._version_lock(host_key(endpoint), handle.publisher, handle.name, handle.version)
@@ -193,21 +202,22 @@ class ModuleCache:
             final.parent.mkdir(parents=True, exist_ok=True)
             if final.exists():
                 # A damaged copy (it failed the size check): move it aside, then replace.
-                self._discard(final)
+                self.discard(final)
             os.rename(work, final)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
         return final
 
-    def _discard(self, path: Path) -> None:
+    def discard(self, path: Path) -> None:
+        """Remove a directory of the cache atomically (renamed out of the way, then deleted)."""
         trash = Path(tempfile.mkdtemp(prefix="discard-", dir=self.tmp))
         os.rename(path, trash / "old")
         shutil.rmtree(trash, ignore_errors=True)
 
     def remove_version(self, path: Path) -> None:
         """Remove a version directory atomically (it disappears in one rename)."""
-        self._discard(path)
+        self.discard(path)
         parent = path.parent
         # Prune now-empty publisher/name/host directories.
         while parent != self.modules and parent.is_dir() and not any(parent.iterdir()):
@@ -291,6 +301,9 @@ class ModuleCache:
             digest = sha256_file(path)
             if digest != path.name:
                 problems.append((path, f"blob {path.name} holds bytes with sha256 {digest}"))
+        from modhub.runtimes.onnx_optimised import verify_optimised
+
+        problems.extend(verify_optimised(self))
         return problems
 
     def mark_verified(self, version_dir: Path, manifest: Manifest) -> None:

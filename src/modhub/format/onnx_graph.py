@@ -146,6 +146,9 @@ class WeightsPlan:
     # dtype and an aligned offset. False: the graph has ops whose weights onnxruntime rewrites while
     # it optimises, or a tensor numpy cannot view; onnxruntime copies them from the buffer.
     shared: bool
+    # Every tensor has a numpy dtype and an offset aligned to it: views of the buffer are possible
+    # (what an already-optimised graph, loaded with optimisation off, needs).
+    aligned: bool
 
 
 def plan_weights(graph: bytes, data_size: int | None, *, path: Path) -> WeightsPlan:
@@ -178,7 +181,7 @@ def plan_weights(graph: bytes, data_size: int | None, *, path: Path) -> WeightsP
         tensors.append(_external(tensor, data_size, path))
     conv = any(op in _REWRITTEN_WEIGHTS and domain in ("", "ai.onnx") for domain, op in ops)
     aligned = all(t.dtype is not None and t.offset % _ITEM_SIZES[t.dtype] == 0 for t in tensors)
-    return WeightsPlan(tensors=tuple(tensors), shared=aligned and not conv)
+    return WeightsPlan(tensors=tuple(tensors), shared=aligned and not conv, aligned=aligned)
 
 
 def _external(tensor: Any, data_size: int | None, path: Path) -> ExternalTensor:

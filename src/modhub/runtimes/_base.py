@@ -90,6 +90,12 @@ class Runtime(Protocol):
         """
         ...
 
-    def build(self, verified: VerifiedModule, output: Output, records: FileRecords | None) -> LoadedModule:
-        """The loaded module; ``records`` for any file the runtime verifies itself."""
+    def build(
+        self, verified: VerifiedModule, output: Output, records: FileRecords | None, cache: Path | None = None
+    ) -> LoadedModule:
+        """The loaded module; ``records`` for any file the runtime verifies itself.
+
+        ``cache``: the client cache directory, where a runtime may keep what it
+        derives from a module for this machine (None: it derives nothing).
+        """
         ...

@@ -19,6 +19,7 @@ from modhub.format.manifest import ONNX_DATA_NAME, ONNX_NAME, Manifest
 from modhub.format.onnx_graph import WeightsPlan, plan_weights
 from modhub.format.verify import FileRecords, VerifiedModule, open_module_file, read_module_file
 from modhub.preprocessing import is_torch_tensor
+from modhub.runtimes import onnx_optimised
 from modhub.runtimes._base import LoadedModule, Output
 
 __all__ = ["OnnxModule", "OnnxRuntime"]
@@ -32,12 +33,16 @@ class OnnxModule(LoadedModule):
     runtime: ClassVar[str] = "onnx"
 
     def __init__(
-        self, verified: VerifiedModule, output: Output = "numpy", records: FileRecords | None = None
+        self,
+        verified: VerifiedModule,
+        output: Output = "numpy",
+        records: FileRecords | None = None,
+        cache: Path | None = None,
     ) -> None:
         self._init_info(verified)
         self.output = output
         # _weights: the verified buffer's views the session uses in place (kept alive with it).
-        self._session, self._weights = _session(verified, records)
+        self._session, self._weights = _session(verified, records, cache)
         graph_names = [spec.name for spec in self.manifest.graph_inputs]
         session_names = [i.name for i in self._session.get_inputs()]
         missing = [name for name in session_names if name not in graph_names]
@@ -70,7 +75,9 @@ class OnnxModule(LoadedModule):
         return result
 
 
-def _session(verified: VerifiedModule, records: FileRecords | None) -> tuple[Any, tuple[Any, ...]]:
+def _session(
+    verified: VerifiedModule, records: FileRecords | None, cache: Path | None
+) -> tuple[Any, tuple[Any, ...]]:
     """An InferenceSession built from exactly the model.onnx (and model.onnx.data) that was verified.
 
     Returns the session and what must outlive it (the weights it uses in place).
@@ -81,8 +88,8 @@ def _session(verified: VerifiedModule, records: FileRecords | None) -> tuple[Any
     # lookup folder, which is an empty temporary directory, so only what is given in
     # memory (the verified model.onnx.data) can be read.
     with tempfile.TemporaryDirectory(prefix="modhub-onnx-") as nowhere:
-        if ONNX_DATA_NAME in verified.files:
-            return _session_with_data(onnxruntime, verified, Path(nowhere))
+        if any(entry.path == ONNX_DATA_NAME for entry in verified.manifest.files):
+            return _session_with_data(onnxruntime, verified, records, cache, Path(nowhere))
         return _session_embedded(onnxruntime, verified, records, _options(onnxruntime, Path(nowhere))), ()
 
 
@@ -94,9 +101,9 @@ def _options(onnxruntime: Any, nowhere: Path) -> Any:
 
 
 def _session_with_data(
-    onnxruntime: Any, verified: VerifiedModule, nowhere: Path
+    onnxruntime: Any, verified: VerifiedModule, records: FileRecords | None, cache: Path | None, nowhere: Path
 ) -> tuple[Any, tuple[Any, ...]]:
-    """model.onnx (the graph) with its weights in model.onnx.data, both read and hashed once.
+    """model.onnx (the graph) with its weights in model.onnx.data, each read and hashed once.
 
     Memory: onnxruntime given a model with its weights inside copies them
     (parsed model, then its own tensors): a load peaks at about 1.6x the
@@ -106,14 +113,33 @@ def _session_with_data(
     Prepacking is off for those shared weights: onnxruntime would keep a
     packed copy beside them, and transformer throughput measured the same.
     Graphs with convolutions are the exception: onnxruntime's layout
-    optimisation rewrites their weights (a 2-3x speedup on CPU), so it is
-    given the verified bytes to copy from (``add_external_initializers_from_files_in_memory``).
+    optimisation rewrites their weights (a 2-3x speedup on CPU) and would hold
+    them two or three times while it does. They are loaded from this machine's
+    optimised copy in the cache (``onnx_optimised``: made once, in a child
+    process), whose weights are shared the same way; the module's own
+    model.onnx.data is then not read at all. Without a copy (no cache, small
+    weights, the copy could not be made), onnxruntime optimises in this
+    process from the verified bytes (``add_external_initializers_from_files_in_memory``).
     """
-    graph, data = verified.files[ONNX_NAME], verified.files[ONNX_DATA_NAME]
-    plan = plan_weights(graph, len(data), path=verified.root / ONNX_NAME)
+    graph = verified.files[ONNX_NAME]
+    entry = verified.manifest.file(ONNX_DATA_NAME)
+    plan = plan_weights(graph, entry.size, path=verified.root / ONNX_NAME)
+    if not plan.shared and cache is not None and entry.size >= onnx_optimised.MIN_WEIGHT_BYTES:
+        entries = {name: verified.manifest.file(name) for name in (ONNX_NAME, ONNX_DATA_NAME)}
+        copy = onnx_optimised.optimised_graph(onnxruntime, cache, verified.root, entries, graph, records)
+        if copy is not None:
+            options = _options(onnxruntime, nowhere)
+            # Optimised already, for this machine: optimising again would only copy the weights.
+            options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+            return _shared_session(onnxruntime, copy.graph, copy.data, copy.plan, options, nowhere, verified)
+    data = verified.files.get(ONNX_DATA_NAME)
+    if data is None:
+        data = read_module_file(verified.root, entry, records=records)
     if plan.shared:
         try:
-            return _shared_session(onnxruntime, verified, _options(onnxruntime, nowhere), nowhere, plan)
+            return _shared_session(
+                onnxruntime, graph, data, plan, _options(onnxruntime, nowhere), nowhere, verified
+            )
         except (ManifestError, UnsafeModuleError):
             # An optimisation read a shared weight while it loaded (it got the empty
             # placeholder): let onnxruntime copy the weights instead; that attempt decides.
@@ -124,13 +150,19 @@ def _session_with_data(
 
 
 def _shared_session(
-    onnxruntime: Any, verified: VerifiedModule, options: Any, nowhere: Path, plan: WeightsPlan
+    onnxruntime: Any,
+    graph: bytes,
+    data: bytes,
+    plan: WeightsPlan,
+    options: Any,
+    nowhere: Path,
+    verified: VerifiedModule,
 ) -> tuple[Any, tuple[Any, ...]]:
     # onnxruntime checks that each external location exists before it takes the shared
     # tensors instead: an empty file, so anything that still reads it gets no bytes.
     (nowhere / ONNX_DATA_NAME).touch()
     options.add_session_config_entry("session.disable_prepacking", "1")
-    buffer = np.frombuffer(verified.files[ONNX_DATA_NAME], dtype=np.uint8)
+    buffer = np.frombuffer(data, dtype=np.uint8)
     values = tuple(
         onnxruntime.OrtValue.ortvalue_from_numpy(
             buffer[t.offset : t.offset + t.length]
@@ -141,7 +173,7 @@ def _shared_session(
     )
     for tensor, value in zip(plan.tensors, values, strict=True):
         options.add_initializer(tensor.name, value)
-    return _create(onnxruntime, verified.files[ONNX_NAME], options, verified), values
+    return _create(onnxruntime, graph, options, verified), values
 
 
 def _session_embedded(
@@ -206,8 +238,12 @@ class OnnxRuntime:
 
     def needed_files(self, manifest: Manifest) -> set[str]:
         if any(entry.path == ONNX_DATA_NAME for entry in manifest.files):
-            return {ONNX_NAME, ONNX_DATA_NAME}  # read and hashed once; the session uses these bytes
+            # The graph is read and hashed here; its weights when the session is built, once, and
+            # not at all when this machine's optimised copy stands in for them (onnx_optimised).
+            return {ONNX_NAME}
         return set()  # a model.onnx with its weights inside is opened and verified by the session itself
 
-    def build(self, verified: VerifiedModule, output: Output, records: FileRecords | None) -> LoadedModule:
-        return OnnxModule(verified, output, records)
+    def build(
+        self, verified: VerifiedModule, output: Output, records: FileRecords | None, cache: Path | None = None
+    ) -> LoadedModule:
+        return OnnxModule(verified, output, records, cache)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 from typing import Any, ClassVar
 
 from modhub.errors import ManifestError
@@ -61,5 +62,7 @@ class TorchRuntime:
     def needed_files(self, manifest: Manifest) -> set[str]:
         return {GRAPH_NAME}
 
-    def build(self, verified: VerifiedModule, output: Output, records: FileRecords | None) -> LoadedModule:
+    def build(
+        self, verified: VerifiedModule, output: Output, records: FileRecords | None, cache: Path | None = None
+    ) -> LoadedModule:
         return TorchModule(verified, output)

@@ -1,0 +1,265 @@
+"""Per-machine copies of convolutional ONNX graphs, optimised once, loaded without copies.
+
+Why: onnxruntime's layout optimisation (NCHWc, graph level ALL) rewrites every
+convolution weight while a session is built, so the session holds the weights
+two or three times and a load of a small CNN peaks at several times its
+weights; with the optimisation off the CNN runs 1.6-2.5x slower. An optimised
+graph depends on this CPU (its vector width) and on the onnxruntime version,
+so it cannot ship in the module; it is made here, once per machine:
+
+* a child process (``python -I -c``, onnxruntime only) builds a session from a
+  private copy of the verified ``model.onnx`` + ``model.onnx.data`` and saves
+  the optimised graph with its weights in its own ``model.onnx.data``; the
+  child's peak memory is its own, never the loading process's;
+* the copy is checked like a module's graph (``plan_weights``: weights only in
+  its own data file, in bounds), hashed, and renamed into
+  ``<cache>/onnx/<key>/`` in one step, with ``files.json`` listing the sha256
+  of each file. The key hashes the source files' sha256s (from the verified
+  manifest), the onnxruntime version and the CPU, so a copy is only ever used
+  for the very bytes it was made from, on the machine that made it;
+* a load reads the copy's files through ``read_module_file`` (one read, the
+  sha256 checked unless the cache's records vouch for that very file) and
+  gives onnxruntime views of that buffer with optimisation off (it is done):
+  the weights exist once.
+
+Anything that goes wrong (no writable cache, the child fails, a damaged copy)
+returns None and the caller loads the module the ordinary way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from modhub.errors import HubError
+from modhub.format.manifest import ONNX_DATA_NAME, ONNX_NAME, FileEntry
+from modhub.format.onnx_graph import WeightsPlan, plan_weights
+from modhub.format.verify import FileRecords, read_module_file
+
+__all__ = ["FILES_NAME", "MIN_WEIGHT_BYTES", "OptimisedGraph", "optimised_graph", "verify_optimised"]
+
+_log = logging.getLogger(__name__)
+
+# Below this many weight bytes the in-process load costs little memory: a child process is not worth it.
+MIN_WEIGHT_BYTES = 1 << 20
+# What a copy's directory holds besides the graph and its data.
+FILES_NAME = "files.json"
+# Bump when the way copies are made changes: old copies are then simply not found.
+_RECIPE = 1
+# A child that takes longer than this is given up on (the module then loads in process).
+_CHILD_SECONDS = 600
+
+# What the child keeps of the environment (it needs no module paths, tokens or settings).
+_CHILD_ENV = frozenset({"PATH", "LD_LIBRARY_PATH", "TMPDIR", "HOME"})
+# The child: onnxruntime only, isolated from the environment's Python paths (-I).
+_CHILD = """
+import sys
+import onnxruntime as ort
+source, out = sys.argv[1], sys.argv[2]
+options = ort.SessionOptions()
+options.log_severity_level = 3
+options.intra_op_num_threads = 1
+options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+options.optimized_model_filepath = out + "/model.onnx"
+options.add_session_config_entry("session.optimized_model_external_initializers_file_name", "model.onnx.data")
+options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "256")
+ort.InferenceSession(source + "/model.onnx", options, providers=["CPUExecutionProvider"])
+"""
+
+
+class _Files(BaseModel):
+    """``files.json`` of one optimised copy."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format_version: int = Field(ge=1)
+    # sha256 of the module's model.onnx and model.onnx.data the copy was made from.
+    source: dict[str, str]
+    # onnxruntime that made the copy (also part of the key).
+    onnxruntime: str
+    # The copy's model.onnx and model.onnx.data.
+    files: tuple[FileEntry, ...]
+
+
+@dataclass(frozen=True)
+class OptimisedGraph:
+    """A verified optimised copy: its graph, its weights and how to view them."""
+
+    graph: bytes
+    data: bytes
+    plan: WeightsPlan
+    path: Path
+
+
+def _cpu() -> str:
+    """What of this CPU decides onnxruntime's kernels: its architecture and instruction-set flags."""
+    flags = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith(("flags", "Features")):
+                    flags = " ".join(sorted(line.split(":", 1)[1].split()))
+                    break
+    except OSError:
+        flags = platform.processor()
+    return f"{platform.machine()} {flags}"
+
+
+def _key(source: Mapping[str, str], ort_version: str) -> str:
+    facts = {"recipe": _RECIPE, "source": dict(source), "onnxruntime": ort_version, "cpu": _cpu()}
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
+
+
+def optimised_graph(
+    onnxruntime: Any,
+    cache_root: Path,
+    module_root: Path,
+    entries: Mapping[str, FileEntry],
+    graph: bytes,
+    records: FileRecords | None,
+) -> OptimisedGraph | None:
+    """The optimised copy of this module's graph, made now if this machine has none; None if it cannot be.
+
+    ``entries``: the verified manifest's entries for model.onnx and
+    model.onnx.data; ``graph``: the verified bytes of model.onnx. The module's
+    model.onnx.data is read (and hashed) only when a copy has to be made.
+    """
+    from modhub.client.cache import ModuleCache
+
+    cache = ModuleCache(cache_root)
+    source = {name: entries[name].sha256 for name in (ONNX_NAME, ONNX_DATA_NAME)}
+    final = cache.onnx / _key(source, onnxruntime.__version__)
+    try:
+        with contextlib.suppress(OSError, HubError, ValidationError, ValueError):
+            found = _read_copy(final, source, cache.records)
+            if found is not None:
+                return found
+        cache.ensure()
+        with cache.onnx_lock(final.name):
+            try:
+                found = _read_copy(final, source, cache.records)  # made by another process meanwhile?
+            except (OSError, HubError, ValidationError, ValueError):
+                found = None  # damaged: made again below
+            if found is not None:
+                return found
+            data = read_module_file(module_root, entries[ONNX_DATA_NAME], records=records)
+            _make_copy(cache, final, source, onnxruntime.__version__, graph, data)
+            del data  # the module's own weights are not needed for the load: drop them first
+            return _read_copy(final, source, cache.records)
+    except (OSError, HubError, ValidationError, ValueError, subprocess.SubprocessError) as exc:
+        _log.info("no optimised copy of %s (%s); onnxruntime optimises it in this process", module_root, exc)
+        return None
+
+
+def _make_copy(
+    cache: Any, final: Path, source: Mapping[str, str], ort_version: str, graph: bytes, data: bytes
+) -> None:
+    work = Path(tempfile.mkdtemp(prefix="onnx-", dir=cache.tmp))
+    try:
+        # The child reads these copies of the verified bytes, never the module's own files.
+        (work / "in").mkdir()
+        (work / "in" / ONNX_NAME).write_bytes(graph)
+        (work / "in" / ONNX_DATA_NAME).write_bytes(data)
+        out = work / "out"
+        out.mkdir()
+        done = subprocess.run(
+            [sys.executable, "-I", "-c", _CHILD, str(work / "in"), str(out)],
+            capture_output=True,
+            timeout=_CHILD_SECONDS,
+            env={k: v for k, v in os.environ.items() if k in _CHILD_ENV or k.startswith(("OMP_", "ORT_"))},
+            check=False,
+        )
+        if done.returncode != 0:
+            raise OSError(f"the optimising process failed: {done.stderr.decode(errors='replace')[-500:]}")
+        made = sorted(p.name for p in out.iterdir())
+        if made != sorted((ONNX_NAME, ONNX_DATA_NAME)):
+            raise OSError(f"the optimising process wrote {made}")
+        new_graph, new_data = (out / ONNX_NAME).read_bytes(), (out / ONNX_DATA_NAME).read_bytes()
+        if not plan_weights(new_graph, len(new_data), path=out / ONNX_NAME).aligned:
+            raise OSError("onnxruntime saved weights that cannot be viewed in place")
+        files = tuple(
+            FileEntry(path=name, size=len(raw), sha256=hashlib.sha256(raw).hexdigest())
+            for name, raw in ((ONNX_NAME, new_graph), (ONNX_DATA_NAME, new_data))
+        )
+        record = _Files(format_version=1, source=dict(source), onnxruntime=ort_version, files=files)
+        (out / FILES_NAME).write_text(record.model_dump_json(indent=2))
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if final.exists():  # a damaged copy (it failed its check): set it aside first
+            cache.discard(final)
+        os.rename(out, final)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _read_copy(final: Path, source: Mapping[str, str], records: FileRecords | None) -> OptimisedGraph | None:
+    """The copy in ``final``, verified; None if there is none. A damaged copy raises IntegrityError."""
+    from modhub.format._files import read_regular
+
+    try:
+        raw = read_regular(final, FILES_NAME, 1 << 20)
+    except FileNotFoundError:
+        return None
+    record = _Files.model_validate_json(raw)
+    if record.source != dict(source) or [e.path for e in record.files] != [ONNX_NAME, ONNX_DATA_NAME]:
+        raise OSError(f"{final / FILES_NAME} does not describe a copy of this module")
+    graph, data = (read_module_file(final, entry, records=records) for entry in record.files)
+    plan = plan_weights(graph, len(data), path=final / ONNX_NAME)
+    if not plan.aligned:
+        raise OSError(f"{final} holds weights that cannot be viewed in place")
+    return OptimisedGraph(graph=graph, data=data, plan=plan, path=final)
+
+
+def verify_optimised(cache: Any) -> list[tuple[Path, str]]:
+    """Hash every optimised copy (``modhub cache verify``); damaged ones are removed.
+
+    A removed copy is made again by the next load that needs it.
+    """
+    problems: list[tuple[Path, str]] = []
+    if not cache.onnx.is_dir():
+        return problems
+    for copy in sorted(p for p in cache.onnx.iterdir() if p.is_dir()):
+        try:
+            record = _Files.model_validate_json((copy / FILES_NAME).read_bytes())
+            for entry in record.files:
+                read_module_file(copy, entry)
+        except (OSError, HubError, ValidationError, ValueError) as exc:
+            cache.discard(copy)
+            problems.append((copy, f"optimised ONNX copy removed (the next load makes it again): {exc}"))
+        else:
+            for entry in record.files:
+                path = copy / entry.path
+                cache.records.mark_verified(path, entry, path.stat())
+    return problems
+
+
+def prune_optimised(cache: Any, graphs: set[str] | None) -> int:
+    """Remove the optimised copies made from these model.onnx sha256s (None: every copy); bytes freed."""
+    freed = 0
+    if not cache.onnx.is_dir():
+        return freed
+    for copy in [p for p in cache.onnx.iterdir() if p.is_dir()]:
+        if graphs is not None:
+            try:
+                source = _Files.model_validate_json((copy / FILES_NAME).read_bytes()).source
+            except (OSError, ValidationError):
+                continue  # damaged or being made: `modhub cache verify` deals with it
+            if source.get(ONNX_NAME) not in graphs:
+                continue
+        with cache.onnx_lock(copy.name):
+            freed += sum(p.stat().st_size for p in copy.iterdir() if p.is_file())
+            cache.discard(copy)
+    return freed
