@@ -108,6 +108,33 @@ def test_a_cnn_is_optimised_once_and_then_loaded_from_its_copy(
     _weights_inside_copy(again, copy)
 
 
+class WideMLP(torch.nn.Module):
+    """No convolutions, ~1.6 MB of weights: its fusions need the weights' values too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = torch.nn.Linear(3 * 16 * 16, 512)
+        self.norm = torch.nn.LayerNorm(512)
+        self.b = torch.nn.Linear(512, 64)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x.flatten(1))
+        return self.b(torch.nn.functional.gelu(self.norm(h) + h))
+
+
+def test_graphs_without_convolutions_get_a_copy_too(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    mlp = hub.export(
+        WideMLP().eval(), torch.rand(2, 3, 16, 16), tmp_path / "mlp", task="image-feature-vector",
+        license="MIT", onnx=True,
+    )  # fmt: skip
+    module = hub.load(mlp, runtime="onnx")
+    [copy] = _copies()
+    _weights_inside_copy(module, copy)
+    expected = hub.load(mlp, runtime="torch")(_images()).numpy()
+    assert np.abs(module(_images()) - expected).max() <= 1e-4
+
+
 def test_the_copy_is_the_same_graph_onnxruntime_optimises_in_process(wide_cnn: Path) -> None:
     from_copy = hub.load(wide_cnn, runtime="onnx")(_images())
     in_process = hub.load(wide_cnn, runtime="onnx", settings=Settings(cache=Path(os.devnull) / "x"))

@@ -13,7 +13,7 @@ import torch
 import modhub as hub
 from modhub.errors import IntegrityError, ManifestError, UnsafeModuleError
 from modhub.format.manifest import FileEntry
-from modhub.format.verify import read_module_file, verify_module
+from modhub.format.verify import copy_module_file, read_module_file, verify_module
 from modhub.graph import build_graph_module
 from modhub.server.errors import InvalidModule
 from modhub.server.services.publishing import _verify_module
@@ -81,6 +81,20 @@ def test_read_module_file_checks_the_bytes_it_returns(image_module: Path) -> Non
         read_module_file(image_module, FileEntry(path=entry.path, size=entry.size, sha256="0" * 64))
     with pytest.raises(UnsafeModuleError, match="more than"):
         read_module_file(image_module, entry, max_bytes=entry.size - 1)
+
+
+def test_copy_module_file_hashes_what_it_writes(image_module: Path, tmp_path: Path) -> None:
+    entry = next(e for e in verify_module(image_module).manifest.files if e.path == "model.onnx.data")
+    copy_module_file(image_module, entry, tmp_path / "copy")
+    assert (tmp_path / "copy").read_bytes() == (image_module / entry.path).read_bytes()
+    with pytest.raises(IntegrityError, match="sha256"):
+        wrong = FileEntry(path=entry.path, size=entry.size, sha256="0" * 64)
+        copy_module_file(image_module, wrong, tmp_path / "x")
+    assert not (tmp_path / "x").exists(), "a copy that failed its check is removed"
+    (tmp_path / "link").mkdir()
+    (tmp_path / "link" / "model.onnx.data").symlink_to(image_module / entry.path)
+    with pytest.raises(UnsafeModuleError, match=r"symbolic link|regular"):
+        copy_module_file(tmp_path / "link", entry, tmp_path / "y")
 
 
 class _SwapAfterRead:

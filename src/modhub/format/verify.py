@@ -23,7 +23,7 @@ import stat
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 from modhub.errors import IntegrityError, ManifestError, UnsafeModuleError
 from modhub.format._files import (
@@ -59,6 +59,7 @@ __all__ = [
     "VerifiedModule",
     "check_module",
     "check_unlisted",
+    "copy_module_file",
     "file_cap",
     "open_module_file",
     "read_module_file",
@@ -152,16 +153,7 @@ def open_module_file(
     fd, st, path = _open_entry(Path(root), entry, max_bytes)
     try:
         if records is None or not records.is_verified(path, entry, st):
-            digest = hashlib.sha256()
-            buffer = bytearray(_STREAM_CHUNK)
-            view = memoryview(buffer)
-            offset = 0
-            while count := os.preadv(fd, [buffer], offset):
-                digest.update(view[:count])
-                offset += count
-            if offset != entry.size:
-                raise IntegrityError(f"{entry.path} changed size while it was read. {_REDOWNLOAD}", path=path)
-            _check_digest(entry, digest.hexdigest(), path)
+            _stream(fd, entry, path, None)
             if records is not None:
                 records.mark_verified(path, entry, st)
         yield fd
@@ -176,6 +168,39 @@ def open_module_file(
             )
     finally:
         os.close(fd)
+
+
+def copy_module_file(root: Path, entry: FileEntry, dest: Path) -> None:
+    """Copy one listed file to ``dest``, hashing the very bytes written (one read, never held whole).
+
+    The same checks as :func:`read_module_file`; on a wrong size or sha256,
+    ``dest`` is removed and IntegrityError raised.
+    """
+    fd, _, path = _open_entry(Path(root), entry, None)
+    try:
+        with open(dest, "wb") as out:
+            _stream(fd, entry, path, out)
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(fd)
+
+
+def _stream(fd: int, entry: FileEntry, path: Path, sink: IO[bytes] | None) -> None:
+    """Hash ``fd`` from its start through one small buffer (writing each chunk to ``sink``, if any)."""
+    digest = hashlib.sha256()
+    buffer = bytearray(_STREAM_CHUNK)
+    view = memoryview(buffer)
+    offset = 0
+    while count := os.preadv(fd, [buffer], offset):
+        digest.update(view[:count])
+        if sink is not None:
+            sink.write(view[:count])
+        offset += count
+    if offset != entry.size:
+        raise IntegrityError(f"{entry.path} changed size while it was read. {_REDOWNLOAD}", path=path)
+    _check_digest(entry, digest.hexdigest(), path)
 
 
 def _open_entry(root: Path, entry: FileEntry, max_bytes: int | None) -> tuple[int, os.stat_result, Path]:

@@ -1,11 +1,14 @@
-"""Per-machine copies of convolutional ONNX graphs, optimised once, loaded without copies.
+"""Per-machine optimised copies of ONNX graphs, made once, loaded without copying their weights.
 
-Why: onnxruntime's layout optimisation (NCHWc, graph level ALL) rewrites every
-convolution weight while a session is built, so the session holds the weights
-two or three times and a load of a small CNN peaks at several times its
-weights; with the optimisation off the CNN runs 1.6-2.5x slower. An optimised
-graph depends on this CPU (its vector width) and on the onnxruntime version,
-so it cannot ship in the module; it is made here, once per machine:
+Why: onnxruntime's graph optimisations read and rewrite weights while a
+session is built. Its layout optimisation (NCHWc, graph level ALL) rewrites
+every convolution weight, so the session holds them two or three times and a
+load of a small CNN peaks at several times its weights; with it off the CNN
+runs 1.6-2.5x slower. Fusions (SkipLayerNormalization, FusedMatMul in a
+transformer) need the weights' values too, which shared weights cannot give
+while the session is built: MiniLM ran 15-25% slower without them. An
+optimised graph depends on this CPU (its vector width) and on the onnxruntime
+version, so it cannot ship in the module; it is made here, once per machine:
 
 * a child process (``python -I -c``, onnxruntime only) builds a session from a
   private copy of the verified ``model.onnx`` + ``model.onnx.data`` and saves
@@ -46,9 +49,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modhub.errors import HubError
-from modhub.format.manifest import ONNX_DATA_NAME, ONNX_NAME, FileEntry
+from modhub.format.manifest import ONNX_DATA_NAME, ONNX_NAME, FileEntry, sha256_file
 from modhub.format.onnx_graph import WeightsPlan, plan_weights
-from modhub.format.verify import FileRecords, read_module_file
+from modhub.format.verify import FileRecords, copy_module_file, read_module_file
 
 __all__ = ["FILES_NAME", "MIN_WEIGHT_BYTES", "OptimisedGraph", "optimised_graph", "verify_optimised"]
 
@@ -130,13 +133,13 @@ def optimised_graph(
     module_root: Path,
     entries: Mapping[str, FileEntry],
     graph: bytes,
-    records: FileRecords | None,
 ) -> OptimisedGraph | None:
     """The optimised copy of this module's graph, made now if this machine has none; None if it cannot be.
 
     ``entries``: the verified manifest's entries for model.onnx and
     model.onnx.data; ``graph``: the verified bytes of model.onnx. The module's
-    model.onnx.data is read (and hashed) only when a copy has to be made.
+    model.onnx.data is read (and hashed as it is copied for the child) only
+    when a copy has to be made.
     """
     from modhub.client.cache import ModuleCache
 
@@ -156,9 +159,8 @@ def optimised_graph(
                 found = None  # damaged: made again below
             if found is not None:
                 return found
-            data = read_module_file(module_root, entries[ONNX_DATA_NAME], records=records)
-            _make_copy(cache, final, source, onnxruntime.__version__, graph, data)
-            del data  # the module's own weights are not needed for the load: drop them first
+            weights = (module_root, entries[ONNX_DATA_NAME])
+            _make_copy(cache, final, source, onnxruntime.__version__, graph, weights)
             return _read_copy(final, source, cache.records)
     except (OSError, HubError, ValidationError, ValueError, subprocess.SubprocessError) as exc:
         _log.info("no optimised copy of %s (%s); onnxruntime optimises it in this process", module_root, exc)
@@ -166,14 +168,21 @@ def optimised_graph(
 
 
 def _make_copy(
-    cache: Any, final: Path, source: Mapping[str, str], ort_version: str, graph: bytes, data: bytes
+    cache: Any,
+    final: Path,
+    source: Mapping[str, str],
+    ort_version: str,
+    graph: bytes,
+    data: tuple[Path, FileEntry],
 ) -> None:
+    """Make the copy in ``final`` from model.onnx's verified bytes and where its weights are."""
     work = Path(tempfile.mkdtemp(prefix="onnx-", dir=cache.tmp))
     try:
-        # The child reads these copies of the verified bytes, never the module's own files.
+        # The child reads these copies of the verified bytes, never the module's own files; the
+        # weights are hashed as they are copied, through a small buffer (never held here whole).
         (work / "in").mkdir()
         (work / "in" / ONNX_NAME).write_bytes(graph)
-        (work / "in" / ONNX_DATA_NAME).write_bytes(data)
+        copy_module_file(data[0], data[1], work / "in" / ONNX_DATA_NAME)
         out = work / "out"
         out.mkdir()
         done = subprocess.run(
@@ -188,12 +197,13 @@ def _make_copy(
         made = sorted(p.name for p in out.iterdir())
         if made != sorted((ONNX_NAME, ONNX_DATA_NAME)):
             raise OSError(f"the optimising process wrote {made}")
-        new_graph, new_data = (out / ONNX_NAME).read_bytes(), (out / ONNX_DATA_NAME).read_bytes()
-        if not plan_weights(new_graph, len(new_data), path=out / ONNX_NAME).aligned:
+        new_graph, new_data = (out / ONNX_NAME).read_bytes(), out / ONNX_DATA_NAME
+        data_size = new_data.stat().st_size
+        if not plan_weights(new_graph, data_size, path=out / ONNX_NAME).aligned:
             raise OSError("onnxruntime saved weights that cannot be viewed in place")
-        files = tuple(
-            FileEntry(path=name, size=len(raw), sha256=hashlib.sha256(raw).hexdigest())
-            for name, raw in ((ONNX_NAME, new_graph), (ONNX_DATA_NAME, new_data))
+        files = (
+            FileEntry(path=ONNX_NAME, size=len(new_graph), sha256=hashlib.sha256(new_graph).hexdigest()),
+            FileEntry(path=ONNX_DATA_NAME, size=data_size, sha256=sha256_file(new_data)),
         )
         record = _Files(format_version=1, source=dict(source), onnxruntime=ort_version, files=files)
         (out / FILES_NAME).write_text(record.model_dump_json(indent=2))

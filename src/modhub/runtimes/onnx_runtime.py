@@ -111,22 +111,27 @@ def _session_with_data(
     onnxruntime's tensors are numpy views of it (``add_initializer``: shared,
     never copied), so they exist once (about 1.15x at peak, bench/bench_runtimes.py).
     Prepacking is off for those shared weights: onnxruntime would keep a
-    packed copy beside them, and transformer throughput measured the same.
-    Graphs with convolutions are the exception: onnxruntime's layout
-    optimisation rewrites their weights (a 2-3x speedup on CPU) and would hold
-    them two or three times while it does. They are loaded from this machine's
-    optimised copy in the cache (``onnx_optimised``: made once, in a child
-    process), whose weights are shared the same way; the module's own
-    model.onnx.data is then not read at all. Without a copy (no cache, small
-    weights, the copy could not be made), onnxruntime optimises in this
-    process from the verified bytes (``add_external_initializers_from_files_in_memory``).
+    packed copy beside them.
+
+    onnxruntime's graph optimisations need the weights' values (convolutions'
+    NCHWc layout, a 1.6-2.5x speedup on CPU, rewrites them and holds them two
+    or three times meanwhile; fusions such as SkipLayerNormalization read
+    them), so a module with 1 MiB of weights or more is loaded from this
+    machine's optimised copy in the cache (``onnx_optimised``: made once, in
+    a child process), whose weights are shared the same way, with
+    optimisation off; the module's own model.onnx.data is then not read at
+    all. Without a copy (no cache, small weights, the copy could not be made)
+    the graph is optimised here: with shared weights if it has no
+    convolutions (optimisations that would need their values are skipped),
+    else from copies onnxruntime makes of the verified bytes
+    (``add_external_initializers_from_files_in_memory``).
     """
     graph = verified.files[ONNX_NAME]
     entry = verified.manifest.file(ONNX_DATA_NAME)
     plan = plan_weights(graph, entry.size, path=verified.root / ONNX_NAME)
-    if not plan.shared and cache is not None and entry.size >= onnx_optimised.MIN_WEIGHT_BYTES:
+    if cache is not None and entry.size >= onnx_optimised.MIN_WEIGHT_BYTES:
         entries = {name: verified.manifest.file(name) for name in (ONNX_NAME, ONNX_DATA_NAME)}
-        copy = onnx_optimised.optimised_graph(onnxruntime, cache, verified.root, entries, graph, records)
+        copy = onnx_optimised.optimised_graph(onnxruntime, cache, verified.root, entries, graph)
         if copy is not None:
             options = _options(onnxruntime, nowhere)
             # Optimised already, for this machine: optimising again would only copy the weights.
