@@ -10,7 +10,10 @@ Seeded (pairs, order, dropout) and bounded: at most ``pairs_per_example`` pairs 
 text and ``fine_tune_seconds`` of training, whichever ends first. The learning-rate
 schedule is fitted to the time bound: after the first steps the time per step is
 measured and the number of steps planned is cut to what fits, so warm-up and decay
-complete inside the bound instead of being stopped at a high learning rate.
+complete inside the bound instead of being stopped at a high learning rate. The plan
+is fitted again every few steps (``StepPlanner``), so a machine that gets faster or
+slower meanwhile neither leaves the bound unused nor runs past it; the last fifth of
+the schedule keeps its plan, so the learning rate only ever decays there.
 
 Each step runs the encoder once on the distinct texts of its pairs (both sides in one
 batch, padded to the batch's longest text by the module's tokenizer).
@@ -19,6 +22,7 @@ batch, padded to the batch's longest text by the module's tokenizer).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -30,7 +34,7 @@ from modhub.retrain.data import Example
 from modhub.retrain.inputs import Inputs
 from modhub.retrain.train import TrainConfig
 
-__all__ = ["PAIR_BATCH", "SETFIT_LR", "contrastive_fine_tune", "make_pairs", "planned_steps"]
+__all__ = ["PAIR_BATCH", "SETFIT_LR", "StepPlanner", "contrastive_fine_tune", "make_pairs", "planned_steps"]
 
 # SetFit's defaults for the encoder ("body"): learning rate 2e-5, batch 16 pairs, 10% warm-up.
 SETFIT_LR = 2e-5
@@ -39,6 +43,9 @@ WARMUP = 0.1
 # Steps timed before the plan is fitted to the time bound (the first one also pays for
 # one-off allocations, so the estimate uses the later ones).
 PROBE_STEPS = 3
+# Steps between two fittings of the plan, and the share of the plan after which it stays fixed.
+REPLAN_EVERY = 10
+FIXED_TAIL = 0.2
 
 
 def planned_steps(planned: int, done: int, step_seconds: float, remaining: float) -> int:
@@ -47,6 +54,44 @@ def planned_steps(planned: int, done: int, step_seconds: float, remaining: float
     if step_seconds <= 0:
         return planned
     return max(done + 1, min(planned, done + int(remaining / step_seconds)))
+
+
+class StepPlanner:
+    """How many steps the schedule has, fitted to the time bound from the steps timed so far.
+
+    ``clock`` is injected (``time.perf_counter``) so the rule is tested without waiting.
+    """
+
+    def __init__(
+        self, available: int, seconds: float, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self.available = available
+        self.seconds = seconds
+        self.steps = available  # shortened once the time per step is known
+        # Warm-up length, fixed at the first fitting: a later one never sends the run back into it.
+        self.warmup = max(1, round(WARMUP * available))
+        self._clock = clock
+        self.started = clock()
+        self._probe_started = self.started
+
+    def over(self) -> bool:
+        """Whether the time bound has passed (the run stops before its next step)."""
+        return self._clock() - self.started > self.seconds
+
+    def after_step(self, done: int) -> bool:
+        """Call after each step (``done`` steps so far); True when the plan was fitted again."""
+        now = self._clock()
+        if done == 1:  # the first step also pays for one-off allocations: time the later ones
+            self._probe_started = now
+            return False
+        due = done == PROBE_STEPS or (done > PROBE_STEPS and (done - PROBE_STEPS) % REPLAN_EVERY == 0)
+        if not due or done >= (1 - FIXED_TAIL) * self.steps:
+            return False
+        per_step = (now - self._probe_started) / (done - 1)
+        self.steps = planned_steps(self.available, done, per_step, self.seconds - (now - self.started))
+        if done == PROBE_STEPS:
+            self.warmup = max(1, round(WARMUP * self.steps))
+        return True
 
 
 def make_pairs(labels: np.ndarray, pairs_per_example: int, seed: int) -> np.ndarray:
@@ -86,25 +131,24 @@ def contrastive_fine_tune(
     """
     pairs = make_pairs(labels, config.pairs_per_example, config.seed)
     available = (len(pairs) + PAIR_BATCH - 1) // PAIR_BATCH
-    steps = available  # shortened once the time per step is known
     torch.manual_seed(config.seed)
     params = [p for p in backbone.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=SETFIT_LR, weight_decay=0.01)
+    plan = StepPlanner(available, config.fine_tune_seconds)
 
     def schedule(step: int) -> float:
-        warmup = max(1, round(WARMUP * steps))
+        steps, warmup = plan.steps, plan.warmup
         return (step + 1) / warmup if step < warmup else max(0.0, (steps - step) / max(1, steps - warmup))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     if progress is not None:
         progress.reset(total=len(pairs))
-    started = time.perf_counter()
-    used, losses, stopped, probe_started = 0, [], False, started
+    used, losses, stopped = 0, [], False
     backbone.train(True)  # dropout on, as in SetFit's training
     try:
         step = 0
-        while step < steps:
-            if time.perf_counter() - started > config.fine_tune_seconds:
+        while step < plan.steps:
+            if plan.over():
                 stopped = True
                 break
             batch = pairs[step * PAIR_BATCH : (step + 1) * PAIR_BATCH]
@@ -121,17 +165,12 @@ def contrastive_fine_tune(
             used += len(batch)
             losses.append(loss.item())
             step += 1
-            if step == 1:
-                probe_started = time.perf_counter()
-            elif step == PROBE_STEPS:
-                now = time.perf_counter()
-                per_step = (now - probe_started) / (PROBE_STEPS - 1)
-                steps = planned_steps(available, step, per_step, config.fine_tune_seconds - (now - started))
-                if progress is not None:
-                    progress.reset(total=min(len(pairs), steps * PAIR_BATCH))
-                    progress.update(used)
-            if progress is not None:
+            if plan.after_step(step) and progress is not None:
+                progress.reset(total=min(len(pairs), plan.steps * PAIR_BATCH))
+                progress.update(used)
+            elif progress is not None:
                 progress.update(len(batch))
+            if progress is not None:
                 progress.set_postfix(loss=f"{np.mean(losses[-10:]):.4f}", refresh=False)
     finally:
         backbone.train(False)
@@ -139,8 +178,8 @@ def contrastive_fine_tune(
         "pairs": used,
         "pairs_planned": len(pairs),
         "steps": len(losses),
-        "steps_fitted_to_time": steps < available,
-        "seconds": time.perf_counter() - started,
+        "steps_fitted_to_time": plan.steps < available,
+        "seconds": time.perf_counter() - plan.started,
         "stopped_by_time": stopped,
         "lr": SETFIT_LR,
         "batch_pairs": PAIR_BATCH,
