@@ -36,13 +36,15 @@ class WideCNN(torch.nn.Module):
         return x.mean(dim=(2, 3))
 
 
+def _export(model: torch.nn.Module, out: Path) -> Path:
+    example = torch.rand(2, 3, 16, 16)
+    return hub.export(model.eval(), example, out, task="image-feature-vector", license="MIT", onnx=True)
+
+
 @pytest.fixture(scope="module")
 def wide_cnn(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("modules") / "wide-cnn"
-    return hub.export(
-        WideCNN().eval(), torch.rand(2, 3, 16, 16), out, task="image-feature-vector", license="MIT", onnx=True
-    )
+    return _export(WideCNN(), tmp_path_factory.mktemp("modules") / "wide-cnn")
 
 
 def _cache() -> ModuleCache:
@@ -56,6 +58,19 @@ def _copies() -> list[Path]:
 
 def _images() -> np.ndarray:
     return np.random.default_rng(0).random((3, 3, 16, 16), dtype=np.float32)
+
+
+def _matches_torch(module: hub.LoadedModule, root: Path) -> None:
+    expected = hub.load(root, runtime="torch")(_images()).numpy()
+    assert np.abs(module(_images()) - expected).max() <= 1e-4
+
+
+def _flip(path: Path, index: int) -> bytes:
+    """Flip one byte of a file in place (same size); returns the new contents."""
+    data = bytearray(path.read_bytes())
+    data[index] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return bytes(data)
 
 
 def _no_child(monkeypatch: pytest.MonkeyPatch) -> list[object]:
@@ -92,12 +107,11 @@ def _weights_inside_copy(module: hub.LoadedModule, copy: Path) -> None:
 def test_a_cnn_is_optimised_once_and_then_loaded_from_its_copy(
     wide_cnn: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    expected = hub.load(wide_cnn, runtime="torch")(_images()).numpy()
     first = hub.load(wide_cnn, runtime="onnx")
     [copy] = _copies()
     made = sorted(p.name for p in copy.iterdir())
     assert made == sorted([ONNX_NAME, ONNX_DATA_NAME, onnx_optimised.FILES_NAME])
-    assert np.abs(first(_images()) - expected).max() <= 1e-4
+    _matches_torch(first, wide_cnn)
     _weights_inside_copy(first, copy)
     assert not any(_cache().tmp.iterdir()), "nothing is left in the cache's tmp/"
 
@@ -124,15 +138,11 @@ class WideMLP(torch.nn.Module):
 
 def test_graphs_without_convolutions_get_a_copy_too(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    mlp = hub.export(
-        WideMLP().eval(), torch.rand(2, 3, 16, 16), tmp_path / "mlp", task="image-feature-vector",
-        license="MIT", onnx=True,
-    )  # fmt: skip
+    mlp = _export(WideMLP(), tmp_path / "mlp")
     module = hub.load(mlp, runtime="onnx")
     [copy] = _copies()
     _weights_inside_copy(module, copy)
-    expected = hub.load(mlp, runtime="torch")(_images()).numpy()
-    assert np.abs(module(_images()) - expected).max() <= 1e-4
+    _matches_torch(module, mlp)
 
 
 def test_the_copy_is_the_same_graph_onnxruntime_optimises_in_process(wide_cnn: Path) -> None:
@@ -145,27 +155,20 @@ def test_the_copy_is_the_same_graph_onnxruntime_optimises_in_process(wide_cnn: P
 def test_a_damaged_copy_is_made_again(wide_cnn: Path) -> None:
     hub.load(wide_cnn, runtime="onnx")
     [copy] = _copies()
-    data = bytearray((copy / ONNX_DATA_NAME).read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    (copy / ONNX_DATA_NAME).write_bytes(bytes(data))
+    damaged = _flip(copy / ONNX_DATA_NAME, (copy / ONNX_DATA_NAME).stat().st_size // 2)
     module = hub.load(wide_cnn, runtime="onnx")
     [remade] = _copies()
-    assert (remade / ONNX_DATA_NAME).read_bytes() != bytes(data)
-    expected = hub.load(wide_cnn, runtime="torch")(_images()).numpy()
-    assert np.abs(module(_images()) - expected).max() <= 1e-4
+    assert (remade / ONNX_DATA_NAME).read_bytes() != damaged
+    _matches_torch(module, wide_cnn)
 
 
 def test_a_copy_serves_only_the_bytes_it_was_made_from(wide_cnn: Path, tmp_path: Path) -> None:
     hub.load(wide_cnn, runtime="onnx")
     torch.manual_seed(1)
-    other = hub.export(
-        WideCNN().eval(), torch.rand(2, 3, 16, 16), tmp_path / "other", task="image-feature-vector",
-        license="MIT", onnx=True,
-    )  # fmt: skip
+    other = _export(WideCNN(), tmp_path / "other")
     module = hub.load(other, runtime="onnx")
     assert len(_copies()) == 2
-    expected = hub.load(other, runtime="torch")(_images()).numpy()
-    assert np.abs(module(_images()) - expected).max() <= 1e-4
+    _matches_torch(module, other)
 
 
 def test_without_a_copy_the_module_still_loads(wide_cnn: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -173,8 +176,7 @@ def test_without_a_copy_the_module_still_loads(wide_cnn: Path, monkeypatch: pyte
     module = hub.load(wide_cnn, runtime="onnx")
     assert len(calls) == 1 and _copies() == []
     assert not any(_cache().tmp.iterdir())
-    expected = hub.load(wide_cnn, runtime="torch")(_images()).numpy()
-    assert np.abs(module(_images()) - expected).max() <= 1e-4
+    _matches_torch(module, wide_cnn)
 
 
 def test_a_failing_child_leaves_nothing_behind(wide_cnn: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -188,9 +190,7 @@ def test_a_damaged_module_is_refused_before_any_copy_is_made(wide_cnn: Path, tmp
     import shutil
 
     damaged = shutil.copytree(wide_cnn, tmp_path / "m")
-    data = bytearray((damaged / ONNX_DATA_NAME).read_bytes())
-    data[100] ^= 0xFF
-    (damaged / ONNX_DATA_NAME).write_bytes(bytes(data))
+    _flip(damaged / ONNX_DATA_NAME, 100)
     with pytest.raises(hub.IntegrityError, match=r"model\.onnx\.data"):
         hub.load(damaged, runtime="onnx")
     assert _copies() == []
@@ -201,9 +201,7 @@ def test_cache_verify_and_rm_cover_the_copies(wide_cnn: Path) -> None:
     [copy] = _copies()
     runner = CliRunner()
     assert runner.invoke(app, ["cache", "verify"]).exit_code == 0
-    data = bytearray((copy / ONNX_NAME).read_bytes())
-    data[-1] ^= 0xFF
-    (copy / ONNX_NAME).write_bytes(bytes(data))
+    _flip(copy / ONNX_NAME, -1)
     result = runner.invoke(app, ["cache", "verify"])
     assert result.exit_code == 1 and "optimised ONNX copy removed" in result.output
     assert _copies() == []
