@@ -32,6 +32,7 @@ returns None and the caller loads the module the ordinary way.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -72,15 +73,15 @@ _CHILD_ENV = frozenset({"PATH", "LD_LIBRARY_PATH", "TMPDIR", "HOME"})
 _CHILD = """
 import sys
 import onnxruntime as ort
-source, out = sys.argv[1], sys.argv[2]
+source, out, data_name = sys.argv[1], sys.argv[2], sys.argv[3]
 options = ort.SessionOptions()
 options.log_severity_level = 3
 options.intra_op_num_threads = 1
 options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-options.optimized_model_filepath = out + "/model.onnx"
-options.add_session_config_entry("session.optimized_model_external_initializers_file_name", "model.onnx.data")
+options.optimized_model_filepath = out
+options.add_session_config_entry("session.optimized_model_external_initializers_file_name", data_name)
 options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "256")
-ort.InferenceSession(source + "/model.onnx", options, providers=["CPUExecutionProvider"])
+ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 """
 
 
@@ -108,6 +109,7 @@ class OptimisedGraph:
     path: Path
 
 
+@functools.cache
 def _cpu() -> str:
     """What of this CPU decides onnxruntime's kernels: its architecture and instruction-set flags."""
     flags = ""
@@ -185,8 +187,9 @@ def _make_copy(
         copy_module_file(data[0], data[1], work / "in" / ONNX_DATA_NAME)
         out = work / "out"
         out.mkdir()
+        paths = (str(work / "in" / ONNX_NAME), str(out / ONNX_NAME), ONNX_DATA_NAME)
         done = subprocess.run(
-            [sys.executable, "-I", "-c", _CHILD, str(work / "in"), str(out)],
+            [sys.executable, "-I", "-c", _CHILD, *paths],
             capture_output=True,
             timeout=_CHILD_SECONDS,
             env={k: v for k, v in os.environ.items() if k in _CHILD_ENV or k.startswith(("OMP_", "ORT_"))},
