@@ -57,6 +57,8 @@ from modhub.format.verify import FileRecords, copy_module_file, read_module_file
 __all__ = ["FILES_NAME", "MIN_WEIGHT_BYTES", "OptimisedGraph", "optimised_graph", "verify_optimised"]
 
 _log = logging.getLogger(__name__)
+# What a missing, damaged or unmakeable copy raises: the load then goes on without one.
+_PROBLEMS = (OSError, HubError, ValidationError, ValueError, subprocess.SubprocessError)
 
 # Below this many weight bytes the in-process load costs little memory: a child process is not worth it.
 MIN_WEIGHT_BYTES = 1 << 20
@@ -149,7 +151,7 @@ def optimised_graph(
     source = {name: entries[name].sha256 for name in (ONNX_NAME, ONNX_DATA_NAME)}
     final = cache.onnx / _key(source, onnxruntime.__version__)
     try:
-        with contextlib.suppress(OSError, HubError, ValidationError, ValueError):
+        with contextlib.suppress(*_PROBLEMS):
             found = _read_copy(final, source, cache.records)
             if found is not None:
                 return found
@@ -157,14 +159,14 @@ def optimised_graph(
         with cache.onnx_lock(final.name):
             try:
                 found = _read_copy(final, source, cache.records)  # made by another process meanwhile?
-            except (OSError, HubError, ValidationError, ValueError):
+            except _PROBLEMS:
                 found = None  # damaged: made again below
             if found is not None:
                 return found
             weights = (module_root, entries[ONNX_DATA_NAME])
             _make_copy(cache, final, source, onnxruntime.__version__, graph, weights)
             return _read_copy(final, source, cache.records)
-    except (OSError, HubError, ValidationError, ValueError, subprocess.SubprocessError) as exc:
+    except _PROBLEMS as exc:
         _log.info("no optimised copy of %s (%s); onnxruntime optimises it in this process", module_root, exc)
         return None
 
@@ -249,7 +251,7 @@ def verify_optimised(cache: Any) -> list[tuple[Path, str]]:
             record = _Files.model_validate_json((copy / FILES_NAME).read_bytes())
             for entry in record.files:
                 read_module_file(copy, entry)
-        except (OSError, HubError, ValidationError, ValueError) as exc:
+        except _PROBLEMS as exc:
             cache.discard(copy)
             problems.append((copy, f"optimised ONNX copy removed (the next load makes it again): {exc}"))
         else:
