@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -161,7 +162,15 @@ def _inputs(kind: str, layer: Any, config: Any) -> Any:
 
 
 def _train_loop(loop: dict[str, Any]) -> None:
-    """One Ray Train worker (rank r of world size w)."""
+    """One Ray Train worker (rank r of world size w); its temporary module directory goes with it."""
+    head_dir = Path(tempfile.mkdtemp(prefix="modhub-head-"))
+    try:
+        _train_worker(loop, head_dir)
+    finally:
+        shutil.rmtree(head_dir, ignore_errors=True)
+
+
+def _train_worker(loop: dict[str, Any], head_dir: Path) -> None:
     import ray.train
     import ray.train.torch
     import torch
@@ -178,7 +187,6 @@ def _train_loop(loop: dict[str, Any]) -> None:
         loop["kind"], loop["data"], config, loop["text_column"], loop["label_column"]
     )
     examples = labelled.examples
-    head_dir = Path(tempfile.mkdtemp(prefix="modhub-head-"))
     for rel, blob in loop["head_files"].items():
         (head_dir / rel).parent.mkdir(parents=True, exist_ok=True)
         (head_dir / rel).write_bytes(blob)
@@ -272,7 +280,12 @@ def _train_loop(loop: dict[str, Any]) -> None:
             json.dumps({"epochs": history, "best_epoch": best_epoch, "best_val_loss": best_loss})
         )
         checkpoint = ray.train.Checkpoint.from_directory(str(ckpt_dir))
-    ray.train.report({"done": 1, "best_val_accuracy": best_acc}, checkpoint=checkpoint)
+    try:
+        ray.train.report({"done": 1, "best_val_accuracy": best_acc}, checkpoint=checkpoint)
+    finally:
+        # report() has copied the checkpoint to the run's storage: the local one is not needed.
+        if checkpoint is not None:
+            shutil.rmtree(checkpoint.path, ignore_errors=True)
 
 
 def _export(
