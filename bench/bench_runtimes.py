@@ -184,13 +184,9 @@ def peak_rss(module_dir: Path, runtime: str, cache: Path, first: Path | None = N
     """(growth of peak RSS during hub.load in a fresh process, bytes of the weights the runtime reads).
 
     ``cache``: the MODHUB_CACHE (where the onnx runtime keeps this machine's optimised copies of
-    CNN graphs); ``first``: a module loaded before, in the same process, outside the measurement.
+    graphs); ``first``: a module loaded before, in the same process, outside the measurement.
     """
-    HUB_ENV["MODHUB_CACHE"] = str(cache)
-    try:
-        out = _run(MEMORY, str(module_dir), runtime, str(first or ""))
-    finally:
-        del HUB_ENV["MODHUB_CACHE"]
+    out = _run(MEMORY, str(module_dir), runtime, str(first or ""), env={"MODHUB_CACHE": str(cache)})
     grown, weights = map(int, out.split())
     return grown, weights
 
@@ -215,13 +211,14 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _run(script: str, *args: str) -> str:
+def _run(script: str, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run ``script`` in a fresh Python (``env``: variables set over ``_env()``); its last line."""
     proc = subprocess.run(
         [sys.executable, "-c", script, *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env=_env(),
+        env={**_env(), **(env or {})},
         check=False,
     )
     if proc.returncode != 0:
