@@ -9,8 +9,8 @@ Layout::
                                       one resolved version: hard links to blobs + modhub.json
       locks/...                       lock files (kept apart from the data, see _lock)
       records/<dev>-<inode>.json      "this file was hashed and held sha256 X" (client/records.py)
-      onnx/<key>/                     this machine's optimised copy of a convolutional model.onnx
-                                      (runtimes/onnx_optimised.py), made once, verified like a module
+      onnx/<key>/                     this machine's optimised copy of a model.onnx with 1 MiB or more
+                                      of weights (runtimes/onnx_optimised.py): made once, verified
       tmp/                            version directories being assembled
 
 A version directory appears only complete: it is assembled under ``tmp/`` and
@@ -280,7 +280,7 @@ class ModuleCache:
         ]
 
     def verify(self) -> list[tuple[Path, str]]:
-        """Hash everything: ``(path, problem)`` for each damaged version directory or blob.
+        """Hash everything: ``(path, problem)`` for each damaged version directory, blob or optimised copy.
 
         The verified-file records are ignored and rewritten: afterwards they vouch
         exactly for the files that were just hashed and found intact.

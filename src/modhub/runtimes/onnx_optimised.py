@@ -52,7 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from modhub.errors import HubError
 from modhub.format.manifest import ONNX_DATA_NAME, ONNX_NAME, FileEntry, sha256_file
 from modhub.format.onnx_graph import WeightsPlan, plan_weights
-from modhub.format.verify import FileRecords, copy_module_file, read_module_file
+from modhub.format.verify import FileRecords, copy_module_file, open_module_file, read_module_file
 
 __all__ = ["FILES_NAME", "MIN_WEIGHT_BYTES", "OptimisedGraph", "optimised_graph", "verify_optimised"]
 
@@ -108,7 +108,6 @@ class OptimisedGraph:
     graph: bytes
     data: bytes
     plan: WeightsPlan
-    path: Path
 
 
 @functools.cache
@@ -220,44 +219,46 @@ def _make_copy(
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _read_copy(final: Path, source: Mapping[str, str], records: FileRecords | None) -> OptimisedGraph | None:
-    """The copy in ``final``, verified; None if there is none. A damaged copy raises IntegrityError."""
+def _record(copy: Path) -> _Files:
+    """A copy's ``files.json`` (read without following links; FileNotFoundError if it has none)."""
     from modhub.format._files import read_regular
 
+    return _Files.model_validate_json(read_regular(copy, FILES_NAME, 1 << 20))
+
+
+def _read_copy(final: Path, source: Mapping[str, str], records: FileRecords | None) -> OptimisedGraph | None:
+    """The copy in ``final``, verified; None if there is none. A damaged copy raises IntegrityError."""
     try:
-        raw = read_regular(final, FILES_NAME, 1 << 20)
+        record = _record(final)
     except FileNotFoundError:
         return None
-    record = _Files.model_validate_json(raw)
     if record.source != dict(source) or [e.path for e in record.files] != [ONNX_NAME, ONNX_DATA_NAME]:
         raise OSError(f"{final / FILES_NAME} does not describe a copy of this module")
     graph, data = (read_module_file(final, entry, records=records) for entry in record.files)
     plan = plan_weights(graph, len(data), path=final / ONNX_NAME)
     if not plan.aligned:
         raise OSError(f"{final} holds weights that cannot be viewed in place")
-    return OptimisedGraph(graph=graph, data=data, plan=plan, path=final)
+    return OptimisedGraph(graph=graph, data=data, plan=plan)
 
 
 def verify_optimised(cache: Any) -> list[tuple[Path, str]]:
     """Hash every optimised copy (``modhub cache verify``); damaged ones are removed.
 
-    A removed copy is made again by the next load that needs it.
+    Each file is hashed by streaming and recorded in ``cache.records`` (which
+    ``ModuleCache.verify`` has just cleared). A removed copy is made again by
+    the next load that needs it.
     """
     problems: list[tuple[Path, str]] = []
     if not cache.onnx.is_dir():
         return problems
     for copy in sorted(p for p in cache.onnx.iterdir() if p.is_dir()):
         try:
-            record = _Files.model_validate_json((copy / FILES_NAME).read_bytes())
-            for entry in record.files:
-                read_module_file(copy, entry)
+            for entry in _record(copy).files:
+                with open_module_file(copy, entry, records=cache.records):
+                    pass
         except _PROBLEMS as exc:
             cache.discard(copy)
             problems.append((copy, f"optimised ONNX copy removed (the next load makes it again): {exc}"))
-        else:
-            for entry in record.files:
-                path = copy / entry.path
-                cache.records.mark_verified(path, entry, path.stat())
     return problems
 
 
@@ -269,8 +270,8 @@ def prune_optimised(cache: Any, graphs: set[str] | None) -> int:
     for copy in [p for p in cache.onnx.iterdir() if p.is_dir()]:
         if graphs is not None:
             try:
-                source = _Files.model_validate_json((copy / FILES_NAME).read_bytes()).source
-            except (OSError, ValidationError):
+                source = _record(copy).source
+            except _PROBLEMS:
                 continue  # damaged or being made: `modhub cache verify` deals with it
             if source.get(ONNX_NAME) not in graphs:
                 continue
