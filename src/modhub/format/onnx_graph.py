@@ -142,13 +142,17 @@ class WeightsPlan:
     """How the session gets the verified weights."""
 
     tensors: tuple[ExternalTensor, ...]
-    # True: onnxruntime uses views of the verified buffer (no copy); every tensor then has a numpy
-    # dtype and an aligned offset. False: the graph has ops whose weights onnxruntime rewrites while
-    # it optimises, or a tensor numpy cannot view; onnxruntime copies them from the buffer.
-    shared: bool
     # Every tensor has a numpy dtype and an offset aligned to it: views of the buffer are possible
     # (what an already-optimised graph, loaded with optimisation off, needs).
     aligned: bool
+    # The graph has ops whose weights onnxruntime's optimisation rewrites while it loads (Conv).
+    rewritten: bool
+
+    @property
+    def shared(self) -> bool:
+        """Whether onnxruntime, optimising as it loads, can use views of the verified buffer (no copy);
+        else it copies the weights from the buffer."""
+        return self.aligned and not self.rewritten
 
 
 def plan_weights(graph: bytes, data_size: int | None, *, path: Path) -> WeightsPlan:
@@ -181,7 +185,7 @@ def plan_weights(graph: bytes, data_size: int | None, *, path: Path) -> WeightsP
         tensors.append(_external(tensor, data_size, path))
     conv = any(op in _REWRITTEN_WEIGHTS and domain in ("", "ai.onnx") for domain, op in ops)
     aligned = all(t.dtype is not None and t.offset % _ITEM_SIZES[t.dtype] == 0 for t in tensors)
-    return WeightsPlan(tensors=tuple(tensors), shared=aligned and not conv, aligned=aligned)
+    return WeightsPlan(tensors=tuple(tensors), aligned=aligned, rewritten=conv)
 
 
 def _external(tensor: Any, data_size: int | None, path: Path) -> ExternalTensor:

@@ -128,7 +128,6 @@ def _session_with_data(
     """
     graph = verified.files[ONNX_NAME]
     entry = verified.manifest.file(ONNX_DATA_NAME)
-    plan = plan_weights(graph, entry.size, path=verified.root / ONNX_NAME)
     if cache is not None and entry.size >= onnx_optimised.MIN_WEIGHT_BYTES:
         entries = {name: verified.manifest.file(name) for name in (ONNX_NAME, ONNX_DATA_NAME)}
         copy = onnx_optimised.optimised_graph(onnxruntime, cache, verified.root, entries, graph)
@@ -140,6 +139,7 @@ def _session_with_data(
     data = verified.files.get(ONNX_DATA_NAME)
     if data is None:
         data = read_module_file(verified.root, entry, records=records)
+    plan = plan_weights(graph, len(data), path=verified.root / ONNX_NAME)
     if plan.shared:
         try:
             return _shared_session(
