@@ -92,6 +92,7 @@ def load(handle: Handle, *, runtime: str | None = None, settings: Settings | Non
     """
     from modhub.format.manifest import read_manifest
 
+    settings = settings if settings is not None else Settings.from_env()  # read once for this load
     directory = module_dir(handle, settings)
     manifest = read_manifest(directory)
     chosen, output = choose_runtime(manifest, runtime)
@@ -104,7 +105,7 @@ def load(handle: Handle, *, runtime: str | None = None, settings: Settings | Non
             f"{directory / 'modhub.json'} changed while the module was loading; load it again",
             path=directory,
         )
-    return chosen.build(verified, output, records, (settings or Settings.from_env()).cache)
+    return chosen.build(verified, output, records, settings.cache)
 
 
 def __getattr__(name: str) -> Any:
