@@ -4,11 +4,11 @@ Why: onnxruntime's graph optimisations read and rewrite weights while a
 session is built. Its layout optimisation (NCHWc, graph level ALL) rewrites
 every convolution weight, so the session holds them two or three times and a
 load of a small CNN peaks at several times its weights; with it off the CNN
-runs 1.6-2.5x slower. Fusions (SkipLayerNormalization, FusedMatMul in a
-transformer) need the weights' values too, which shared weights cannot give
-while the session is built: MiniLM ran 15-25% slower without them. An
-optimised graph depends on this CPU (its vector width) and on the onnxruntime
-version, so it cannot ship in the module; it is made here, once per machine:
+runs 1.6-2.5x slower. Fusions that fold weights (FusedMatMul, the attention
+scale in a transformer) need their values too, which shared weights cannot
+give while the session is built. An optimised graph depends on this CPU
+(its vector width) and on the onnxruntime version, so it cannot ship in the
+module; it is made here, once per machine:
 
 * a child process (``python -I -c``, onnxruntime only) builds a session from a
   private copy of the verified ``model.onnx`` + ``model.onnx.data`` and saves
@@ -54,7 +54,14 @@ from modhub.format.manifest import ONNX_DATA_NAME, ONNX_NAME, FileEntry, sha256_
 from modhub.format.onnx_graph import WeightsPlan, plan_weights
 from modhub.format.verify import FileRecords, copy_module_file, open_module_file, read_module_file
 
-__all__ = ["FILES_NAME", "MIN_WEIGHT_BYTES", "OptimisedGraph", "optimised_graph", "verify_optimised"]
+__all__ = [
+    "FILES_NAME",
+    "MIN_WEIGHT_BYTES",
+    "SLOW_FUSIONS",
+    "OptimisedGraph",
+    "optimised_graph",
+    "verify_optimised",
+]
 
 _log = logging.getLogger(__name__)
 # What a missing, damaged or unmakeable copy raises: the load then goes on without one.
@@ -65,17 +72,22 @@ MIN_WEIGHT_BYTES = 1 << 20
 # What a copy's directory holds besides the graph and its data.
 FILES_NAME = "files.json"
 # Bump when the way copies are made changes: old copies are then simply not found.
-_RECIPE = 1
+_RECIPE = 2
 # A child that takes longer than this is given up on (the module then loads in process).
 _CHILD_SECONDS = 600
 
+# Fusions whose onnxruntime CPU kernels are slower than the standard operators they replace
+# (onnxruntime 1.32, MiniLM's shapes, bench/bench_runtimes.py's machine): SkipLayerNormalization
+# takes 0.71 ms where Add + Add + LayerNormalization take 0.17 ms, BiasGelu 0.67 ms where Add +
+# Gelu take 0.48 ms. Every session modhub builds, and the copies made here, go without them.
+SLOW_FUSIONS = ("SkipLayerNormFusion", "BiasGeluFusion")
 # What the child keeps of the environment (it needs no module paths, tokens or settings).
 _CHILD_ENV = frozenset({"PATH", "LD_LIBRARY_PATH", "TMPDIR", "HOME"})
 # The child: onnxruntime only, isolated from the environment's Python paths (-I).
 _CHILD = """
 import sys
 import onnxruntime as ort
-source, out, data_name = sys.argv[1], sys.argv[2], sys.argv[3]
+source, out, data_name, slow = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 options = ort.SessionOptions()
 options.log_severity_level = 3
 options.intra_op_num_threads = 1
@@ -83,7 +95,9 @@ options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
 options.optimized_model_filepath = out
 options.add_session_config_entry("session.optimized_model_external_initializers_file_name", data_name)
 options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "256")
-ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+ort.InferenceSession(
+    source, options, providers=["CPUExecutionProvider"], disabled_optimizers=slow.split(",")
+)
 """
 
 
@@ -190,7 +204,7 @@ def _make_copy(
         out.mkdir()
         paths = (str(work / "in" / ONNX_NAME), str(out / ONNX_NAME), ONNX_DATA_NAME)
         done = subprocess.run(
-            [sys.executable, "-I", "-c", _CHILD, *paths],
+            [sys.executable, "-I", "-c", _CHILD, *paths, ",".join(SLOW_FUSIONS)],
             capture_output=True,
             timeout=_CHILD_SECONDS,
             env={k: v for k, v in os.environ.items() if k in _CHILD_ENV or k.startswith(("OMP_", "ORT_"))},

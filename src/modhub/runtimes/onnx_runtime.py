@@ -115,7 +115,7 @@ def _session_with_data(
 
     onnxruntime's graph optimisations need the weights' values (convolutions'
     NCHWc layout, a 1.6-2.5x speedup on CPU, rewrites them and holds them two
-    or three times meanwhile; fusions such as SkipLayerNormalization read
+    or three times meanwhile; fusions such as FusedMatMul read
     them), so a module with 1 MiB of weights or more is loaded from this
     machine's optimised copy in the cache (``onnx_optimised``: made once, in
     a child process), whose weights are shared the same way, with
@@ -210,7 +210,12 @@ def _create(onnxruntime: Any, source: str | bytes, options: Any, verified: Verif
     if isinstance(source, bytearray):  # onnxruntime takes bytes only; graphs are small beside their weights
         source = bytes(source)
     try:
-        return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        return onnxruntime.InferenceSession(
+            source,
+            options,
+            providers=["CPUExecutionProvider"],
+            disabled_optimizers=list(onnx_optimised.SLOW_FUSIONS),
+        )
     except Exception as exc:  # onnxruntime raises its own exception types for every failure
         path = verified.root / ONNX_NAME
         if "external data" in str(exc).lower() or "external initializer" in str(exc).lower():

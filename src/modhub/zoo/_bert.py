@@ -8,7 +8,6 @@ normalisation. HF ``transformers`` is not needed (and not imported).
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,17 +64,35 @@ class _Layer(nn.Module):
         self.output = nn.Linear(cfg.intermediate_size, h)
         self.output_norm = nn.LayerNorm(h, eps=cfg.layer_norm_eps)
 
-    def _split(self, x: torch.Tensor) -> torch.Tensor:
-        b, s, h = x.shape
-        return x.view(b, s, self.heads, h // self.heads).transpose(1, 2)
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """``x``: [batch * sequence, hidden], one row per token; ``bias``: [batch, 1 or heads,
+        sequence, sequence], added to the attention scores (the padding mask, position bias).
 
-    def forward(self, x: torch.Tensor, mask_bias: torch.Tensor) -> torch.Tensor:
-        b, s, h = x.shape
-        q, k, v = self._split(self.query(x)), self._split(self.key(x)), self._split(self.value(x))
-        scores = q @ k.transpose(-1, -2) / math.sqrt(h // self.heads) + mask_bias
-        context = (scores.softmax(-1) @ v).transpose(1, 2).reshape(b, s, h)
-        x = self.attention_norm(x + self.attention_output(context))
+        Tokens are rows of one matrix, so every linear layer is one matrix product with its
+        bias (ONNX's Gemm in model.onnx); attention is one operator (ONNX's Attention at opset
+        23: one onnxruntime kernel, no head-wise matmuls, scaling or softmax in between).
+        """
+        b, s, h = bias.shape[0], bias.shape[-1], x.shape[-1]
+
+        def split(t: torch.Tensor) -> torch.Tensor:
+            return t.view(b, s, self.heads, h // self.heads).transpose(1, 2)
+
+        context = F.scaled_dot_product_attention(
+            split(self.query(x)), split(self.key(x)), split(self.value(x)), attn_mask=bias
+        )
+        x = self.attention_norm(x + self.attention_output(context.transpose(1, 2).reshape(b * s, h)))
         return self.output_norm(x + self.output(F.gelu(self.intermediate(x))))
+
+
+def encode_layers(layers: nn.ModuleList, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Run ``layers`` over embeddings ``x`` [batch, sequence, hidden]; ``bias`` broadcasts to
+    [batch, heads, sequence, sequence] (given whole: the form onnxruntime's Attention accepts)."""
+    b, s, h = x.shape
+    bias = bias.expand(b, bias.shape[1], s, s)
+    out = x.reshape(b * s, h)
+    for layer in layers:
+        out = layer(out, bias)
+    return out.view(b, s, h)
 
 
 class SentenceEncoder(nn.Module):
@@ -90,9 +107,7 @@ class SentenceEncoder(nn.Module):
         mask = attention_mask.to(torch.float32)
         # Padding positions get the most negative float, as in HF's extended attention mask.
         mask_bias = (1.0 - mask)[:, None, None, :] * torch.finfo(torch.float32).min
-        x = self.embeddings(input_ids)
-        for layer in self.layers:
-            x = layer(x, mask_bias)
+        x = encode_layers(self.layers, self.embeddings(input_ids), mask_bias)
         weights = mask.unsqueeze(-1)
         pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
         return F.normalize(pooled, p=2.0, dim=1)

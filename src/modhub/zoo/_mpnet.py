@@ -27,7 +27,7 @@ from torch.nn import functional as F
 
 from modhub.errors import ZooError
 from modhub.zoo import packages
-from modhub.zoo._bert import BertConfig, _Layer
+from modhub.zoo._bert import BertConfig, _Layer, encode_layers
 from modhub.zoo.cards import handle_of
 
 if TYPE_CHECKING:
@@ -111,8 +111,7 @@ class MPNetSentenceEncoder(nn.Module):
         # Padding positions get the most negative float, as in HF's extended attention mask;
         # adding it to the position bias equals HF's two separate additions (it is 0 elsewhere).
         bias = position_bias + (1.0 - mask)[:, None, None, :] * torch.finfo(torch.float32).min
-        for layer in self.layers:
-            x = layer(x, bias)
+        x = encode_layers(self.layers, x, bias)
         weights = mask.unsqueeze(-1)
         pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
         return F.normalize(pooled, p=2.0, dim=1)
