@@ -1,0 +1,75 @@
+"""model.onnx is exported at the newest opset onnxruntime runs the model at, else an older one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from modhub import onnx_export
+from modhub.errors import ExportError
+from modhub.format.manifest import ONNX_DATA_NAME, ONNX_NAME
+from tests.conftest import export_tiny_text
+from tests.tiny_models import TinyTextEncoder
+
+
+class _Attention(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.proj = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, s, _ = x.shape
+        q = self.proj(x).view(b, s, 2, 4).transpose(1, 2)
+        mask = torch.zeros(b, 1, s, s)
+        return F.scaled_dot_product_attention(q, q, q, attn_mask=mask).mean(dim=(1, 2))
+
+
+def _export(tmp_path: Path) -> Path:
+    model = _Attention().eval()
+    x = torch.rand(2, 5, 8)
+    program = torch.export.export(model, (x,))
+    dest = tmp_path / ONNX_NAME
+    onnx_export.export_onnx(program, (x,), model(x).detach(), dest, ["x"], "y")
+    return dest
+
+
+def _graph(path: Path) -> onnx.ModelProto:
+    return onnx.load(str(path), load_external_data=False)
+
+
+def _opset(model: onnx.ModelProto) -> int:
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
+def test_attention_is_one_operator_at_the_newest_opset(tmp_path: Path) -> None:
+    model = _graph(_export(tmp_path))
+    assert _opset(model) == onnx_export.OPSETS[0]
+    assert [n.op_type for n in model.graph.node].count("Attention") == 1
+    assert "Softmax" not in {n.op_type for n in model.graph.node}
+
+
+def test_a_model_onnxruntime_refuses_at_the_newest_opset_is_exported_at_an_older_one(
+    tiny_text_encoder: TinyTextEncoder, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # nn.MultiheadAttention with a key padding mask: onnxruntime's Attention (opset 23)
+    # refuses a mask that broadcasts over the query positions.
+    root = export_tiny_text(tiny_text_encoder, tmp_path_factory, "tiny-text-opset", onnx=True)
+    assert _opset(_graph(root / ONNX_NAME)) == onnx_export.OPSETS[-1] < onnx_export.OPSETS[0]
+
+
+def test_no_opset_that_reproduces_the_model_is_an_error_that_leaves_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(onnx_export, "_max_diff", lambda *args: 0.5)
+    with pytest.raises(ExportError) as info:
+        _export(tmp_path)
+    message = str(info.value)
+    assert all(f"opset {opset}: " in message for opset in onnx_export.OPSETS)
+    assert "max abs diff 0.5" in message and "onnx=False" in message
+    assert not (tmp_path / ONNX_NAME).exists() and not (tmp_path / ONNX_DATA_NAME).exists()
