@@ -23,10 +23,13 @@ coffee, rocket, motorcycle, grace-hopper, china, flower): 12 training crops per 
 the left 55% of each photo and 12 test crops from the right 45% (no pixel shared), random
 sides of 35-75% of the photo, aspect ratios 1:2 to 2:1, seeded. For the photo sets: resize
 policy squash / crop / pad, with and without flipped training features and test-time flip
-(mean of the features of the photo and its mirror). modhub's head vs sklearn on the same
-features, every set and split.
+(mean of the features of the photo and its mirror). Part ``stamps``: a few-shot set with a
+different object in every photo, from Debian's ``tuxpaint-stamps-default`` (real photos cut
+out on a transparent background, any size and aspect; 10 classes, ``STAMP_CLASSES``), 8
+photos per class to train and the rest (157) to test, seeds 0-2, the same columns.
+modhub's head vs sklearn on the same features, every set and split.
 
-    python bench/bench_retrain.py --work /tmp/retrain-bench --parts text,setfit,images,photos
+    python bench/bench_retrain.py --work /tmp/retrain-bench --parts text,setfit,images,photos,stamps
 
 Results measured here are in bench/RESULTS-retrain.md.
 """
@@ -455,6 +458,60 @@ def photo_sets(work: Path, seeds: list[int], per_class: int = 12) -> dict[str, A
     return sets
 
 
+# Debian's tuxpaint-stamps-default: photos of real things cut out on a transparent background
+# (RGBA, any size and aspect), in folders by subject. A class: its folders, recursively,
+# without drawings ("cartoon" folders) and without the mirrored copies (``*_mirror*``).
+STAMPS = Path("/usr/share/tuxpaint/stamps")
+STAMP_CLASSES = {
+    "bird": ("animals/birds",),
+    "mammal": ("animals/mammals",),
+    "fish": ("animals/fish",),
+    "fruit": ("food/fruit",),
+    "vegetable": ("food/vegetables",),
+    "flower": ("plants/flowers",),
+    "tool": ("household/tools",),
+    "vehicle": ("vehicles",),
+    "clothing": ("clothes",),
+    "planet": ("space/planets",),
+}
+
+
+def _stamp_photos() -> dict[str, list[Path]]:
+    out = {}
+    for label, folders in STAMP_CLASSES.items():
+        seen, files = set(), []
+        for folder in folders:
+            for path in sorted((STAMPS / folder).rglob("*.png")):
+                if "cartoon" in path.relative_to(STAMPS).parts or "_mirror" in path.stem:
+                    continue
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                if digest not in seen:  # the same photo under two names
+                    seen.add(digest)
+                    files.append(path)
+        out[label] = files
+    return out
+
+
+def stamp_sets(work: Path, seeds: list[int], per_class: int = 8) -> dict[str, Any]:
+    """ "stamps": for each seed, ``per_class`` photos of each class to train, the rest to test
+    (every photo a different object: no crops of one photo on both sides)."""
+    photos = _stamp_photos()
+    sets = {}
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        train_items, test_items = [], []
+        for label, files in photos.items():
+            order = rng.permutation(len(files))
+            train_items += [(label, files[i].read_bytes()) for i in order[:per_class]]
+            test_items += [(label, files[i].read_bytes()) for i in order[per_class:]]
+        root = work / f"stamps-s{seed}"
+        sets[f"stamps/seed{seed}"] = (
+            write_set(root / "train", train_items),
+            write_set(root / "test", test_items),
+        )
+    return sets
+
+
 class ImageFeatures:
     """Features of photo files by resize policy (and mirrored), through the retrain feature cache."""
 
@@ -515,10 +572,7 @@ def bench_image_set(
                 "modhub_tta": float((_predict(head, (vx + vx_flip) / 2) == vy).mean()),
                 "modhub_flip": flip_acc,
                 "modhub_flip_tta": float((_predict(flip_head, (vx + vx_flip) / 2) == vy).mean()),
-                **{
-                    f"{k}_flip": v
-                    for k, v in sklearn_scores(both, np.concatenate([ty, ty]), vx, vy).items()
-                },
+                **{f"{k}_flip": v for k, v in sklearn_scores(both, np.concatenate([ty, ty]), vx, vy).items()},
             }
         )
     log(f"{name}: {json.dumps(row)}")
@@ -544,6 +598,10 @@ def bench_images(
     if "photos" in parts:
         sets.update(photo_sets(work, seeds))
         sets.update(lfw_sets(work, seeds))
+    if "stamps" in parts:
+        if not STAMPS.is_dir():
+            sys.exit("install the photos: apt-get install tuxpaint-stamps-default")
+        sets.update(stamp_sets(work, seeds))
     results: dict[str, Any] = {}
     for module in modules:
         features = ImageFeatures(zoo / module, settings)
@@ -551,7 +609,7 @@ def bench_images(
         for name, (train, test) in sets.items():
             seed = int(name.rsplit("seed", 1)[1])
             # Fashion-MNIST and lfw are square: every policy gives the same pixels.
-            policies = POLICIES if name.startswith("real-photos") else ("squash",)
+            policies = POLICIES if name.startswith(("real-photos", "stamps")) else ("squash",)
             started = time.perf_counter()
             # Flips were measured on the photo sets; Fashion-MNIST is run without them (time).
             flips = not name.startswith("fashion")
@@ -627,7 +685,8 @@ def main() -> None:
     encoders = [e for e in args.encoders.split(",") if e]
     from modhub.zoo import build_zoo
 
-    image_modules = [m for m in args.image_modules.split(",") if m] if parts & {"images", "photos"} else []
+    image_parts = parts & {"images", "photos", "stamps"}
+    image_modules = [m for m in args.image_modules.split(",") if m] if image_parts else []
     text_modules = encoders if parts & {"text", "setfit"} else []
     missing = [n for n in (*image_modules, *text_modules) if not (zoo / n / "modhub.json").is_file()]
     if missing:
@@ -656,7 +715,7 @@ def main() -> None:
             args.text_test,
             args.out,
         )
-    if parts & {"images", "photos"}:
+    if image_parts:
         results["images"] = bench_images(
             zoo,
             args.work,
