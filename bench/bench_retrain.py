@@ -441,21 +441,30 @@ def _crops(
     return out
 
 
-def photo_sets(work: Path, seeds: list[int], per_class: int = 12) -> dict[str, Any]:
-    photos = _source_photos()
+def _seeded_sets(work: Path, name: str, seeds: list[int], split: Any) -> dict[str, Any]:
+    """For each seed, ``split(rng)`` → (train items, test items), written under WORK/NAME-sSEED."""
     sets = {}
     for seed in seeds:
-        rng = np.random.default_rng(seed)
-        train_items, test_items = [], []
-        for name, photo in photos.items():
-            train_items += [(name, _png(c)) for c in _crops(photo, 0.0, 0.55, per_class, rng)]
-            test_items += [(name, _png(c)) for c in _crops(photo, 0.55, 1.0, per_class, rng)]
-        root = work / f"photos-s{seed}"
-        sets[f"real-photos/seed{seed}"] = (
+        train_items, test_items = split(np.random.default_rng(seed))
+        root = work / f"{name}-s{seed}"
+        sets[f"{name}/seed{seed}"] = (
             write_set(root / "train", train_items),
             write_set(root / "test", test_items),
         )
     return sets
+
+
+def photo_sets(work: Path, seeds: list[int], per_class: int = 12) -> dict[str, Any]:
+    photos = _source_photos()
+
+    def split(rng: np.random.Generator) -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]:
+        train_items, test_items = [], []
+        for name, photo in photos.items():
+            train_items += [(name, _png(c)) for c in _crops(photo, 0.0, 0.55, per_class, rng)]
+            test_items += [(name, _png(c)) for c in _crops(photo, 0.55, 1.0, per_class, rng)]
+        return train_items, test_items
+
+    return _seeded_sets(work, "real-photos", seeds, split)
 
 
 # Debian's tuxpaint-stamps-default: photos of real things cut out on a transparent background
@@ -496,20 +505,16 @@ def stamp_sets(work: Path, seeds: list[int], per_class: int = 8) -> dict[str, An
     """ "stamps": for each seed, ``per_class`` photos of each class to train, the rest to test
     (every photo a different object: no crops of one photo on both sides)."""
     photos = _stamp_photos()
-    sets = {}
-    for seed in seeds:
-        rng = np.random.default_rng(seed)
+
+    def split(rng: np.random.Generator) -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]:
         train_items, test_items = [], []
         for label, files in photos.items():
             order = rng.permutation(len(files))
             train_items += [(label, files[i].read_bytes()) for i in order[:per_class]]
             test_items += [(label, files[i].read_bytes()) for i in order[per_class:]]
-        root = work / f"stamps-s{seed}"
-        sets[f"stamps/seed{seed}"] = (
-            write_set(root / "train", train_items),
-            write_set(root / "test", test_items),
-        )
-    return sets
+        return train_items, test_items
+
+    return _seeded_sets(work, "stamps", seeds, split)
 
 
 class ImageFeatures:
