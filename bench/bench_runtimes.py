@@ -333,11 +333,16 @@ def _limit_onnx_threads(module: Any, module_dir: Path, threads: int) -> None:
     """Benchmark-only: the same model with ``threads`` intra-op threads."""
     import onnxruntime
 
+    from modhub.runtimes.onnx_optimised import SLOW_FUSIONS
+
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
     session = onnxruntime.InferenceSession(
-        str(module_dir / "model.onnx"), options, providers=["CPUExecutionProvider"]
+        str(module_dir / "model.onnx"),
+        options,
+        providers=["CPUExecutionProvider"],
+        disabled_optimizers=list(SLOW_FUSIONS),  # as every session modhub builds
     )
     module._session = session
 
