@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from modhub.retrain.heads import TRANSFORMS, c_grid, fit_head_cv, fit_logistic, select
+from modhub.retrain.train import Head, power_normalise
+
+# The transforms of the features as they are, without the power transform.
+SCALINGS = ("centred", "standardised")
 
 
 def _scaled_data(signal_scale: float, noise_scale: float, n: int = 120, seed: int = 0) -> tuple:
@@ -29,11 +34,13 @@ def _accuracy(head: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> float:
 
 def test_cv_keeps_the_raw_geometry_when_standardising_would_amplify_noise() -> None:
     # Signal on large features, noise on tiny ones: standardising blows the noise up.
+    # Between the two scalings of the features as they are (the power transforms are
+    # tested below).
     x, y = _scaled_data(signal_scale=1.0, noise_scale=0.01)
-    head, cv = fit_head_cv(x, y, 2, seed=0)
+    head, cv = fit_head_cv(x, y, 2, seed=0, transforms=SCALINGS)
     assert cv.transform == "centred"
-    assert {g["transform"] for g in cv.grid} == set(TRANSFORMS)
-    best = {t: min(g["log_loss"] for g in cv.grid if g["transform"] == t) for t in TRANSFORMS}
+    assert {g["transform"] for g in cv.grid} == set(SCALINGS)
+    best = {t: min(g["log_loss"] for g in cv.grid if g["transform"] == t) for t in SCALINGS}
     assert best["centred"] < best["standardised"]
     # The exported head applies one scale to every feature (the geometry is kept).
     assert torch.unique(head.std).numel() == 1
@@ -43,7 +50,7 @@ def test_cv_keeps_the_raw_geometry_when_standardising_would_amplify_noise() -> N
 
 def test_cv_standardises_when_the_signal_is_on_tiny_features() -> None:
     x, y = _scaled_data(signal_scale=0.01, noise_scale=1.0)
-    head, cv = fit_head_cv(x, y, 2, seed=0)
+    head, cv = fit_head_cv(x, y, 2, seed=0, transforms=SCALINGS)
     assert cv.transform == "standardised"
     assert torch.unique(head.std).numel() > 1
     test_x, test_y = _scaled_data(0.01, 1.0, n=400, seed=1)
@@ -52,7 +59,7 @@ def test_cv_standardises_when_the_signal_is_on_tiny_features() -> None:
 
 def test_the_final_head_is_refitted_on_every_example() -> None:
     x, y = _scaled_data(1.0, 0.01, n=60)
-    head, cv = fit_head_cv(x, y, 2, seed=0)
+    head, cv = fit_head_cv(x, y, 2, seed=0, transforms=SCALINGS)
     # Refitting the chosen setting on all 60 by hand gives the same weights ...
     xt = torch.from_numpy(x).double()
     mean = xt.mean(0)
@@ -123,6 +130,81 @@ def test_one_standard_error_rule_prefers_earlier_transform_and_smaller_c() -> No
     probs[1] = probs_with(np.full(len(labels), 0.5))
     _, best = select(candidates, probs, labels)
     assert best == 2
+
+
+def _activations(n: int, seed: int, informative_scale: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Three classes of non-negative, heavy-tailed features, like pooled ReLU activations:
+    a class pattern in log space, times a per-example overall scale (a photo's contrast).
+    The scale carries no class information, unless ``informative_scale``: then the class
+    is only in the scale (the pattern is the same for every class)."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 3
+    patterns = np.random.default_rng(99).normal(0, 1, (3, 64))  # the same classes in every split
+    logs = (0 if informative_scale else patterns[labels] * 0.5) + rng.normal(0, 1, (n, 64))
+    scale = 3.0 ** labels[:, None] if informative_scale else np.exp(rng.normal(0, 1.0, (n, 1)))
+    return (scale * np.exp(logs)).astype(np.float32), labels
+
+
+def test_power_normalise_roots_each_feature_and_scales_each_row_to_unit_length() -> None:
+    x = torch.tensor([[4.0, -9.0, 0.0], [0.0, 0.0, 0.0], [1e-8, 0.0, 0.0]])
+    out = power_normalise(x)
+    np.testing.assert_allclose(out[0].numpy(), np.array([2.0, -3.0, 0.0]) / np.sqrt(13.0), rtol=1e-6)
+    assert torch.equal(out[1], torch.zeros(3))  # an all-zero row stays zero (no NaN)
+    assert torch.isfinite(out).all()
+    np.testing.assert_allclose(torch.linalg.vector_norm(out[[0, 2]], dim=1).numpy(), 1.0, rtol=1e-6)
+    # A photo's overall contrast does not move it.
+    torch.testing.assert_close(power_normalise(x[:1] * 7.5), out[:1])
+
+
+def test_cv_takes_the_power_transform_for_skewed_activations_and_it_generalises() -> None:
+    x, y = _activations(150, seed=0)
+    head, cv = fit_head_cv(x, y, 3, seed=0)
+    assert cv.transform == "power-centred" and head.power
+    assert {g["transform"] for g in cv.grid} == set(TRANSFORMS)
+    test_x, test_y = _activations(600, seed=1)
+    plain, _ = fit_head_cv(x, y, 3, seed=0, transforms=SCALINGS)
+    assert not plain.power
+    # Better on unseen data than the best head on the features as they are, by a margin.
+    assert _accuracy(head, test_x, test_y) > _accuracy(plain, test_x, test_y) + 0.05
+    # The head applies the transform itself: its logits are the linear layer on the
+    # power-normalised, scaled features.
+    with torch.no_grad():
+        by_hand = head.linear((power_normalise(torch.from_numpy(test_x)) - head.mean) / head.std)
+        torch.testing.assert_close(head(torch.from_numpy(test_x)), by_hand)
+
+
+def test_cv_keeps_the_features_as_they_are_when_the_power_transform_removes_the_signal() -> None:
+    # The class is in the overall scale, which unit length throws away.
+    x, y = _activations(150, seed=0, informative_scale=True)
+    head, cv = fit_head_cv(x, y, 3, seed=0)
+    assert not cv.transform.startswith("power-") and not head.power
+    power_loss = min(g["log_loss"] for g in cv.grid if g["transform"].startswith("power-"))
+    assert power_loss > min(g["log_loss"] for g in cv.grid) + 0.1
+    test_x, test_y = _activations(600, seed=1, informative_scale=True)
+    assert _accuracy(head, test_x, test_y) > 0.8
+
+
+def test_a_power_head_exports_in_one_graph_and_loads_in_both_runtimes(tmp_path: Path) -> None:
+    import modhub as hub
+
+    torch.manual_seed(0)
+    features = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()
+    )
+    photos = torch.rand(6, 3, 32, 32)
+    with torch.no_grad():
+        pooled = features(photos)
+    head = Head(pooled.mean(0), pooled.std(0) + 1e-3, 3, power=True)
+    model = torch.nn.Sequential(features, head).eval()
+    out = hub.export(
+        model, photos[:2], tmp_path / "power", task="image-classification", license="MIT",
+        labels=["a", "b", "c"], onnx=True,
+    )  # fmt: skip
+    with torch.no_grad():
+        expected = model(photos).numpy()
+    for runtime in ("torch", "onnx"):
+        got = np.asarray(hub.load(out, runtime=runtime)(photos.numpy()))
+        np.testing.assert_allclose(got, expected, atol=1e-5, err_msg=runtime)
 
 
 def test_unknown_transforms_are_refused() -> None:

@@ -54,9 +54,7 @@ def test_fashion_mnist_on_mobilenet(mobilenet: Path, tmp_path: Path) -> None:
             Image.fromarray(images[i], "L").save(tmp_path / "data" / name / f"{i}.png")
         held_out += [(images[i], name) for i in chosen[20:]]
 
-    result = retrain_images(
-        tmp_path / "data", mobilenet, tmp_path / "out", progress=False
-    )
+    result = retrain_images(tmp_path / "data", mobilenet, tmp_path / "out", progress=False)
     assert result.accuracy >= 0.8, result.report["validation"]
     module = hub.load(result.module_dir)
     assert module.labels == sorted(CLASSES.values())

@@ -122,6 +122,16 @@ def plot_misclassified(entries: list[dict[str, Any]], photos: dict[int, Path], p
     return True
 
 
+_POWERED = "power-normalised (each feature's signed square root, then each example scaled to unit length)"
+# How the model card names each of heads.TRANSFORMS.
+_TRANSFORM_TEXT = {
+    "power-centred": f"{_POWERED} and centred",
+    "power-standardised": f"{_POWERED} and standardised",
+    "centred": "centred (the raw embedding geometry)",
+    "standardised": "standardised",
+}
+
+
 def plot_cv(cv: dict[str, Any], path: Path) -> None:
     """Cross-validated accuracy and log loss against the L2 strength C, one line per feature
     transform, the chosen setting marked."""
@@ -135,7 +145,7 @@ def plot_cv(cv: dict[str, Any], path: Path) -> None:
             ax.plot([g["C"] for g in rows], [g[key] for g in rows], marker="o", label=f"{transform} features")
         ax.axvline(cv["C"], color="grey", linestyle=":", label=f"chosen: {chosen}, C = {cv['C']:.3g}")
         ax.set_xscale("log")
-        ax.set_xlabel("C (inverse L2 strength, in units of the untransformed features)")
+        ax.set_xlabel("C (inverse L2 strength, in units of the features before scaling)")
         ax.set_title(f"{title}, {cv['folds']} folds")
         ax.grid(alpha=0.3)
     acc_ax.legend(loc="lower right", fontsize="small")
@@ -310,16 +320,17 @@ def _training_text(report: dict[str, Any]) -> str:
             if tuned
             else ""
         )
-        transform = cv.get("transform", "standardised")
-        shown = "centred (the raw embedding geometry)" if transform == "centred" else transform
+        shown = _TRANSFORM_TEXT.get(cv.get("transform", "standardised"), cv.get("transform"))
         return (
             f"{inputs}{first}The head is L2-regularised logistic regression (L-BFGS) on {shown} "
             f"features of the {'fine-tuned' if tuned else 'frozen'} module. The feature transform and "
             f"the strength C = {cv['C']:.3g} were chosen together among {len(cv['grid'])} settings "
-            f"(centred or standardised features, each with a range of C) by {cv['folds']}-fold "
-            "stratified cross-validation (out-of-fold log loss, one-standard-error rule: the simplest, "
-            "most regularised setting within one standard error of the lowest), then the head was "
-            "refitted on all examples."
+            f"(the features as they are or power-normalised, centred or standardised, each with a "
+            f"range of C) by {cv['folds']}-fold "
+            "stratified cross-validation (out-of-fold log loss, one-standard-error rule: the first "
+            "setting within one standard error of the lowest, power-normalised before the features as "
+            "they are, centred before standardised, stronger regularisation first), then the head "
+            "was refitted on all examples."
         )
     history = report["history"]
     how = (
