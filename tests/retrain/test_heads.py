@@ -207,6 +207,17 @@ def test_a_power_head_exports_in_one_graph_and_loads_in_both_runtimes(tmp_path: 
         np.testing.assert_allclose(got, expected, atol=1e-5, err_msg=runtime)
 
 
+def test_signed_features_are_not_offered_the_power_transform() -> None:
+    x, y = _scaled_data(1.0, 1.0, n=40)  # signed, like sentence embeddings
+    _, cv = fit_head_cv(x, y, 2, seed=0)
+    assert {g["transform"] for g in cv.grid} == set(SCALINGS)
+    with pytest.raises(ValueError, match="non-negative features"):
+        fit_head_cv(x, y, 2, transforms=["power-centred"])
+    # Non-negative features with signed augmented copies: the same.
+    _, cv = fit_head_cv(np.abs(x), y, 2, seed=0, augmented=x)
+    assert {g["transform"] for g in cv.grid} == set(SCALINGS)
+
+
 def test_unknown_transforms_are_refused() -> None:
     x, y = _scaled_data(1.0, 1.0, n=20)
     with pytest.raises(ValueError, match="transforms must be among"):

@@ -11,9 +11,10 @@ Transforms (``TRANSFORMS``), in the order the one-standard-error rule prefers th
 
 - ``power-centred`` and ``power-standardised``: first ``train.power_normalise`` (each
   feature's signed square root, then each example scaled to unit length: the power
-  transform of few-shot transfer learning), then centred or standardised as below. On
-  pooled CNN features this is the better head on every image set measured in
-  bench/RESULTS-retrain.md (0.5-6 points over logistic regression on the raw features).
+  transform of few-shot transfer learning), then centred or standardised as below.
+  Offered only when the features are non-negative (pooled ReLU activations). On the
+  starter image modules' features it is the better head on every image set measured in
+  bench/RESULTS-retrain.md.
 - ``centred``: the features minus their mean, divided by one scale for all of them.
   With an unpenalised bias, and C counted in units of the raw features, this is the same
   model as logistic regression on the raw features (scikit-learn's default setup);
@@ -270,6 +271,13 @@ def _fit_head_cv(
     unknown = [t for t in transforms if t not in TRANSFORMS]
     if unknown or not transforms:
         raise ValueError(f"transforms must be among {TRANSFORMS}, got {list(transforms)}")
+    if any(a is not None and float(np.min(a, initial=0.0)) < 0 for a in (features, augmented)):
+        # The power transform is for non-negative features: pooled ReLU activations, such as
+        # the starter image modules' feature vectors. On signed sentence embeddings CV took it
+        # and it scored below the features as they are (bench/RESULTS-retrain.md).
+        transforms = [t for t in transforms if not _power(t)]
+        if not transforms:
+            raise ValueError("the power transforms are for non-negative features; these have negative values")
     x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).double()
     y = torch.from_numpy(labels).long()
     extra = (
