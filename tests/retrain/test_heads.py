@@ -154,6 +154,11 @@ def test_power_normalise_roots_each_feature_and_scales_each_row_to_unit_length()
     np.testing.assert_allclose(torch.linalg.vector_norm(out[[0, 2]], dim=1).numpy(), 1.0, rtol=1e-6)
     # A photo's overall contrast does not move it.
     torch.testing.assert_close(power_normalise(x[:1] * 7.5), out[:1])
+    # Gradients stay finite at features that are exactly 0 (fine-tuning an exported classifier).
+    features = torch.tensor([[0.0, 0.5, 2.0], [0.0, 0.0, 0.0]], requires_grad=True)
+    head = Head(torch.zeros(3), torch.ones(3), 2, power=True)
+    head(features).sum().backward()
+    assert features.grad is not None and torch.isfinite(features.grad).all()
 
 
 def test_cv_takes_the_power_transform_for_skewed_activations_and_it_generalises() -> None:

@@ -95,8 +95,11 @@ def power_normalise(features: torch.Tensor) -> torch.Tensor:
     skewed towards zero with a few large values; the root makes them closer to Gaussian, so a
     linear head fitted on few examples leans less on the few large ones. Measured in
     bench/RESULTS-retrain.md. For non-negative features the sign is a no-op.
+
+    The floor under the root keeps the gradient finite where a feature is exactly 0 (a
+    channel no pixel activates), so an exported classifier can still be fine-tuned.
     """
-    rooted = features.sign() * features.abs().sqrt()
+    rooted = features.sign() * features.abs().clamp_min(1e-12).sqrt()
     return rooted / torch.linalg.vector_norm(rooted, dim=-1, keepdim=True).clamp_min(1e-12)
 
 
