@@ -13,8 +13,8 @@ Transforms (``TRANSFORMS``), in the order the one-standard-error rule prefers th
   feature's signed square root, then each example scaled to unit length: the power
   transform of few-shot transfer learning), then centred or standardised as below.
   Offered only when the features are non-negative (pooled ReLU activations). On the
-  starter image modules' features it is the better head on every image set measured in
-  bench/RESULTS-retrain.md.
+  starter image modules' features, with the default resize policy, it is the better head
+  on every image set measured in bench/RESULTS-retrain.md.
 - ``centred``: the features minus their mean, divided by one scale for all of them.
   With an unpenalised bias, and C counted in units of the raw features, this is the same
   model as logistic regression on the raw features (scikit-learn's default setup);
@@ -334,7 +334,7 @@ def select(
     Friedman, ESL 7.10; glmnet's ``lambda.1se``) then takes the first candidate whose loss
     is within one standard error (over the examples) of the lowest: among settings the
     cross-validation cannot tell apart, the power-normalised features (the better head on
-    every image set measured), then centred before standardised ones (fewer statistics
+    every image set measured in bench/), then centred before standardised ones (fewer statistics
     estimated from few examples), and the stronger regularisation.
     """
     rows = np.arange(len(labels))
