@@ -128,15 +128,16 @@ def _power(transform: str) -> bool:
     return transform.startswith(_POWER)
 
 
-def _mapped(x: torch.Tensor, transform: str) -> torch.Tensor:
-    """The features the scaling step of ``transform`` sees."""
-    return power_normalise(x) if _power(transform) else x
+def _scaling(transform: str) -> str:
+    """The scaling step of ``transform``: ``centred`` or ``standardised``."""
+    return transform.removeprefix(_POWER)
 
 
 def _statistics(x: torch.Tensor, transform: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean, std) the head applies as ``(x - mean) / std`` to ``_mapped`` features ``x``."""
+    """(mean, std) the head applies as ``(x - mean) / std`` to ``x``, already power-normalised
+    if ``transform`` says so."""
     mean = x.mean(0)
-    if transform.removeprefix(_POWER) == "centred":
+    if _scaling(transform) == "centred":
         # One global scale for every feature (the geometry is kept): about unit variance on
         # average, so L-BFGS sees a well-conditioned problem at every C.
         return mean, torch.full_like(mean, 10 ** (-_scale_exponent(x) / 4))
@@ -151,7 +152,7 @@ def c_grid(features: np.ndarray, transform: str, cs: Sequence[float] = C_GRID) -
     unit-variance features; for centred features it is shifted by the half-decade
     nearest to 1 / their mean per-feature variance, so that the grid stays on the
     lattice 10^(k/2) (C = 1 included)."""
-    if transform.removeprefix(_POWER) == "standardised":
+    if _scaling(transform) == "standardised":
         return tuple(cs)
     if _power(transform):
         features = power_normalise(torch.from_numpy(np.asarray(features, dtype=np.float64))).numpy()
@@ -215,12 +216,12 @@ def fit_logistic(
 def _fit_path(
     x: torch.Tensor, y: torch.Tensor, classes: int, transform: str, cs: Sequence[float]
 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Per C: (mean, std, weight, bias), warm-starting along the C path."""
-    x = _mapped(x, transform)
+    """Per C: (mean, std, weight, bias), warm-starting along the C path. ``x`` is already
+    power-normalised if ``transform`` says so."""
     mean, std = _statistics(x, transform)
     xs = (x - mean) / std
-    # C of the mapped features → C of the scaled ones: x / s with C' = C * s² is the same model.
-    scale = float(std[0]) ** 2 if transform.removeprefix(_POWER) == "centred" else 1.0
+    # C of x → C of the scaled features: x / s with C' = C * s² is the same model.
+    scale = float(std[0]) ** 2 if _scaling(transform) == "centred" else 1.0
     out = []
     init = None
     for c in cs:
@@ -286,10 +287,21 @@ def _fit_head_cv(
         else None
     )
 
-    def training(rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        if extra is None:
-            return x[rows], y[rows]
-        return torch.cat([x[rows], extra[rows]]), torch.cat([y[rows], y[rows]])
+    # The examples (and augmented copies) as each transform's scaling step sees them, by
+    # whether it power-normalises. power_normalise works row by row, so it is applied once
+    # here rather than per fold, transform and C.
+    def view(power: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if not power:
+            return x, extra
+        return power_normalise(x), None if extra is None else power_normalise(extra)
+
+    views = {power: view(power) for power in {_power(t) for t in transforms}}
+
+    def training(rows: np.ndarray, power: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        xs, more = views[power]
+        if more is None:
+            return xs[rows], y[rows]
+        return torch.cat([xs[rows], more[rows]]), torch.cat([y[rows], y[rows]])
 
     # (transform, C) candidates, in tie-break order within a transform (smaller C first).
     candidates = [(t, c) for t in transforms for c in c_grid(features, t, cs)]
@@ -298,20 +310,23 @@ def _fit_head_cv(
     probs = np.zeros((len(candidates), len(labels), classes))
     for val in stratified_folds(labels, k, seed):
         train = np.setdiff1d(np.arange(len(labels)), val)
-        train_x, train_y = training(train)
+        train_sets = {power: training(train, power) for power in views}
         j = 0
         for transform in transforms:
+            power = _power(transform)
             grid = [c for t, c in candidates if t == transform]
-            for mean, std, weight, bias in _fit_path(train_x, train_y, classes, transform, grid):
+            val_x = views[power][0][val]
+            for mean, std, weight, bias in _fit_path(*train_sets[power], classes, transform, grid):
                 with torch.no_grad():
-                    logits = ((_mapped(x[val], transform) - mean) / std) @ weight.T + bias
+                    logits = ((val_x - mean) / std) @ weight.T + bias
                 probs[j, val] = logits.softmax(1).numpy()
                 j += 1
         if progress is not None:
             progress.update(1)
     grid_json, best = select(candidates, probs, labels)
     transform, c = candidates[best]
-    mean, std, weight, bias = _fit_path(*training(np.arange(len(labels))), classes, transform, [c])[0]
+    everything = training(np.arange(len(labels)), _power(transform))
+    mean, std, weight, bias = _fit_path(*everything, classes, transform, [c])[0]
     if progress is not None:
         progress.update(1)
     head = Head(mean.float(), std.float(), classes, power=_power(transform))
