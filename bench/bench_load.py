@@ -44,7 +44,7 @@ RELOAD = """
 import sys, time
 import onnxruntime, tokenizers, torch  # imported first: the two loads differ only in hashing
 import modhub as hub
-import modhub.layer, modhub.loading, modhub.graph.build
+import modhub.loading.layer, modhub.loading.loader, modhub.graph.build
 for runtime in ("onnx", "torch"):
     t0 = time.perf_counter(); hub.load(sys.argv[1], runtime=runtime); first = time.perf_counter() - t0
     t0 = time.perf_counter(); hub.load(sys.argv[1], runtime=runtime); again = time.perf_counter() - t0

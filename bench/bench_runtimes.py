@@ -142,7 +142,7 @@ if runtime == "torch":
     import torch
 else:
     import onnxruntime
-import modhub.loading, modhub.runtimes, tokenizers
+import modhub.loading.loader, modhub.runtimes, tokenizers
 def status(key):
     for line in open("/proc/self/status"):
         if line.startswith(key):
@@ -310,7 +310,7 @@ def contender(name: str, module_dir: Path, modality: str, extra: str, batch: int
         return lambda: eager(images)
     sentences = _sentences(batch)
     if name == "eager":
-        from modhub.preprocessing import TextEncoder
+        from modhub.runtimes.preprocessing import TextEncoder
         from modhub.zoo._bert import load_sentence_encoder
 
         encoder = load_sentence_encoder(Path(extra)).eval()

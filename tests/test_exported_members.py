@@ -40,8 +40,8 @@ def test_export_stays_a_function_after_submodule_imports() -> None:
 
     code = (
         "import modhub as hub\n"
-        "from modhub.exporting import export\n"
-        "import modhub.loading, modhub.client.resolve\n"
+        "from modhub.exporting.pytorch import export\n"
+        "import modhub.loading.loader, modhub.client.resolve\n"
         "assert callable(hub.export) and hub.export is export, type(hub.export)\n"
         "assert callable(hub.load) and callable(hub.resolve)\n"
     )

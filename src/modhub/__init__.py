@@ -55,19 +55,19 @@ __all__ = [
 
 if TYPE_CHECKING:
     from modhub.client.resolve import resolve
-    from modhub.exporting import export
-    from modhub.keras_layer import KerasLayer
-    from modhub.layer import Layer
-    from modhub.loading import load
+    from modhub.exporting.pytorch import export
+    from modhub.loading.keras_layer import KerasLayer
+    from modhub.loading.layer import Layer
+    from modhub.loading.loader import load
 
 # The public functions import torch (and keras); import them on first use so
 # that `import modhub` and the CLI start fast.
 _LAZY = {
-    "export": "modhub.exporting",
-    "load": "modhub.loading",
-    "Layer": "modhub.layer",
+    "export": "modhub.exporting.pytorch",
+    "load": "modhub.loading.loader",
+    "Layer": "modhub.loading.layer",
     "resolve": "modhub.client.resolve",
-    "KerasLayer": "modhub.keras_layer",
+    "KerasLayer": "modhub.loading.keras_layer",
 }
 
 

@@ -11,6 +11,7 @@ exception, so ``except LookupError`` or ``except OSError`` keep working::
      ├── ExportError             (ValueError)    a model that cannot be exported as asked
      ├── InputError              (ValueError)    a call with inputs that break the module's signature
      ├── UnsafeModuleError       (ValueError)    a graph that could run code when loaded
+ ├── SigningError            (ValueError)    a key or signature that cannot be used
      ├── IntegrityError          (OSError)       a file whose size/sha256 differs from the manifest
      ├── OfflineError            (OSError)       MODHUB_OFFLINE=1 and the handle is not cached
      ├── HubHTTPError            (OSError)       the hub answered with an error (``code``, ``status``)
@@ -45,6 +46,7 @@ __all__ = [
     "ModuleNotFound",
     "OfflineError",
     "PermissionDenied",
+    "SigningError",
     "UnsafeModuleError",
     "ZooError",
 ]
@@ -93,6 +95,10 @@ class InputError(HubError, ValueError):
 
 class UnsafeModuleError(HubError, ValueError):
     """A graph archive that could run code or read outside the module when loaded."""
+
+
+class SigningError(HubError, ValueError):
+    """A key or signature that cannot be used (missing, wrong type, unreadable)."""
 
 
 class IntegrityError(HubError, OSError):

@@ -11,7 +11,8 @@ from modhub.client.cache import ModuleCache
 from modhub.client.download import fetch_blob
 from modhub.client.resolve import Resolver
 from modhub.errors import HubHTTPError
-from modhub.format.manifest import FileEntry, read_manifest, verify_files
+from modhub.format.manifest import FileEntry, read_manifest
+from modhub.format.verify import verify_files
 from modhub.handles import Handle
 from modhub.settings import Settings
 from tests.client.conftest import ENDPOINT

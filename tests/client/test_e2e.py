@@ -25,7 +25,8 @@ from torch import nn
 from modhub.client.cache import ModuleCache
 from modhub.client.resolve import LatestVersionWarning, Resolver
 from modhub.errors import IntegrityError, ModuleNotFound
-from modhub.format.manifest import read_manifest, sha256_file, verify_files
+from modhub.format.manifest import read_manifest, sha256_file
+from modhub.format.verify import verify_files
 from modhub.settings import Settings
 from tests.client._slow_client import CountingTransport
 

@@ -12,7 +12,8 @@ import pytest
 from modhub.client.cache import ModuleCache, host_key
 from modhub.client.resolve import LatestVersionWarning, Resolver, resolve
 from modhub.errors import IntegrityError, InvalidHandle, ModuleNotFound, OfflineError
-from modhub.format.manifest import read_manifest, verify_files
+from modhub.format.manifest import read_manifest
+from modhub.format.verify import verify_files
 from modhub.settings import Settings
 from tests.client.conftest import ENDPOINT
 from tests.client.fakehub import FakeHub, make_module

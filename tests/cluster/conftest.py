@@ -89,7 +89,7 @@ def topics_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def hub_image_handle(hub: Hub, image_module: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The tiny image classifier, published on the hub as acme/tiny-cnn/1."""
-    from modhub.publishing import publish
+    from modhub.client.publish import publish
     from modhub.settings import Settings
 
     settings = Settings(endpoint=hub.endpoint, token=hub.token, cache=tmp_path_factory.mktemp("pub-cache"))

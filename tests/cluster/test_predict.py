@@ -58,7 +58,7 @@ def test_local_image_folder_classifier(image_module: Path, photos: Path, tmp_pat
     logits = np.array(table.column("output").to_pylist())
     assert [labels[i] for i in logits.argmax(1)] == [row[0] for row in top]
     # Frozen prediction runs on onnxruntime and takes the photos as hub.load does (resize policy).
-    from modhub.predict import load_for_inference
+    from modhub.predict.runner import load_for_inference
 
     assert load_for_inference(image_module, None).runtime == "onnx"
     direct = hub.load(image_module, runtime="onnx")([str(photos / key) for key in keys])

@@ -24,7 +24,7 @@ from tests.server.conftest import free_port, serve_env
 
 @pytest.fixture(scope="module")
 def features_handle(hub: Hub, features_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
-    from modhub.publishing import publish
+    from modhub.client.publish import publish
 
     settings = Settings(endpoint=hub.endpoint, token=hub.token, cache=tmp_path_factory.mktemp("pub"))
     return publish(features_dir, "acme/tiny-features", settings=settings)

@@ -18,8 +18,8 @@ import torch
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
 import modhub
+from modhub.client.publish import publish
 from modhub.format.manifest import read_manifest
-from modhub.publishing import publish
 from modhub.settings import Settings
 from tests.server.conftest import LiveHub, admin_cli, serve_env, with_description
 

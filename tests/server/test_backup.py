@@ -60,7 +60,7 @@ def test_backup_while_publishing_then_restore(
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> None:
-    from modhub.publishing import publish
+    from modhub.client.publish import publish
     from modhub.settings import Settings
 
     token = live_hub.admin("--publisher", "keep")

@@ -15,9 +15,10 @@ import httpx
 import pytest
 
 from modhub.client.api import client_headers
+from modhub.client.publish import publish, yank
+from modhub.client.tokens import load_token, token_path
 from modhub.errors import AuthenticationError, Conflict, PermissionDenied
 from modhub.format.manifest import read_manifest, sha256_file
-from modhub.publishing import load_token, publish, token_path, yank
 from modhub.settings import Settings
 from tests.server.conftest import API, LiveHub, serve_env, with_description
 
@@ -246,7 +247,7 @@ def test_admin_create_token_needs_a_scope(tmp_path: Path) -> None:
 
 
 def test_stored_tokens_are_bound_to_their_hub(tmp_path: Path) -> None:
-    from modhub.publishing import endpoint_key, forget_token, save_token
+    from modhub.client.tokens import endpoint_key, forget_token, save_token
 
     config = tmp_path / "config"
     assert endpoint_key("HTTP://Hub.Example:80/prefix/") == "http://hub.example/prefix"

@@ -109,8 +109,8 @@ def _wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
 def _use_the_hub(url: str, work: Path, module: Path) -> None:
     """Publish with the operator's token, download through the presigned redirect, and look at a
     page the way the TLS proxy forwards it."""
+    from modhub.client.publish import publish
     from modhub.client.resolve import resolve
-    from modhub.publishing import publish
     from modhub.settings import Settings
 
     token = (work / "admin.token").read_text().strip()

@@ -15,11 +15,11 @@ from fastapi.testclient import TestClient
 
 from modhub.errors import IntegrityError
 from modhub.format.manifest import read_manifest, sha256_file
-from modhub.server import storage_s3
+from modhub.server.storage import s3 as storage_s3
 from modhub.server.app import create_app
 from modhub.server.config import ServerSettings
 from modhub.server.storage import BlobStorage, open_storage
-from modhub.server.storage_s3 import S3BlobStorage
+from modhub.server.storage.s3 import S3BlobStorage
 from tests.server.conftest import API, LiveHub, new_token, publish
 from tests.server.seaweed import BUCKET
 
@@ -216,8 +216,8 @@ def s3_live_hub(
 def test_client_follows_redirects_verifies_and_keeps_its_token(
     s3_live_hub: LiveHub, feature_module: Path, tmp_path: Path
 ) -> None:
+    from modhub.client.publish import publish as publish_module
     from modhub.client.resolve import Resolver
-    from modhub.publishing import publish as publish_module
     from modhub.settings import Settings
 
     token = s3_live_hub.admin("--publisher", "acme")
@@ -250,7 +250,7 @@ def test_client_refuses_a_store_that_serves_other_bytes(
     s3_live_hub: LiveHub, feature_module: Path, tmp_path: Path, seaweedfs: Any
 ) -> None:
     """The sha256 is checked on the bytes the object store sent, not trusted from the hub."""
-    from modhub.publishing import publish as publish_module
+    from modhub.client.publish import publish as publish_module
     from modhub.settings import Settings
 
     token = s3_live_hub.admin("--publisher", "acme")
@@ -284,7 +284,7 @@ def test_admin_commands_and_gc_on_s3_with_the_database_url(
 ) -> None:
     """create-token, seed and gc work from MODHUB_SERVER_DATABASE_URL + _BLOB_URL alone on
     PostgreSQL (create-token writes nothing locally), and with --data-dir on SQLite."""
-    from modhub.publishing import publish as publish_module
+    from modhub.client.publish import publish as publish_module
     from modhub.settings import Settings
     from tests.server.conftest import admin_cli
 
@@ -339,7 +339,7 @@ def test_admin_commands_and_gc_on_s3_with_the_database_url(
 def test_backup_of_an_s3_hub_lists_its_blobs_and_restores_next_to_the_store(
     s3_live_hub: LiveHub, feature_module: Path, tmp_path: Path
 ) -> None:
-    from modhub.publishing import publish as publish_module
+    from modhub.client.publish import publish as publish_module
     from modhub.settings import Settings
     from tests.server.conftest import admin_run
     from tests.server.test_backup import _verify_everything

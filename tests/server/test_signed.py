@@ -18,9 +18,10 @@ import pytest
 
 import modhub as hub
 from modhub.errors import UnsafeModuleError
+from modhub.exporting.signing import generate_keys, sign_module
 from modhub.format.manifest import SIGNATURE_NAME
+from modhub.format.signature import fingerprint
 from modhub.settings import Settings
-from modhub.signing import fingerprint, generate_keys, sign_module
 from tests.server.conftest import API, LiveHub, auth, database_env, error_code, multipart, serve_env
 
 pytestmark = pytest.mark.slow

@@ -188,7 +188,7 @@ def test_a_plain_savedmodel_is_wrapped_published_and_served(
 ) -> None:
     import modhub
     from modhub.errors import ManifestError
-    from modhub.saved_model_module import wrap_saved_model
+    from modhub.exporting.savedmodel import wrap_saved_model
 
     source = write_saved_model(tmp_path / "plain", features=8, size=32)
     module = wrap_saved_model(source, tmp_path / "module", task="image-feature-vector", license="MIT")
@@ -218,7 +218,7 @@ def test_a_plain_savedmodel_is_wrapped_published_and_served(
 
 def test_wrapping_refuses_what_the_hub_refuses(tmp_path: Path) -> None:
     from modhub.errors import UnsafeModuleError
-    from modhub.saved_model_module import wrap_saved_model
+    from modhub.exporting.savedmodel import wrap_saved_model
 
     source = write_saved_model(tmp_path / "evil", ("PyFunc", "serving"))
     with pytest.raises(UnsafeModuleError, match="PyFunc runs Python code"):

@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from modhub.errors import ZooError
-from modhub.format.manifest import read_manifest, verify_files
+from modhub.format.manifest import read_manifest
+from modhub.format.verify import verify_files
 from modhub.zoo import build_key, build_zoo, get_starter, registry, starter_names
 from modhub.zoo.build import STAMP_NAME
 

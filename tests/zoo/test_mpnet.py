@@ -62,7 +62,7 @@ def test_mpnet_matches_sentence_transformers(load_starter, mpnet_folder: Path) -
     assert cosine.min().item() >= 0.9999, cosine
     spec = module.manifest.preprocessing.tokenizer
     assert spec.max_length == 384 and spec.pad_id == 1 and spec.padding == "longest"
-    from modhub.preprocessing import TextEncoder
+    from modhub.runtimes.preprocessing import TextEncoder
 
     ids, _ = TextEncoder(spec, module.path / spec.file)([LONG])
     assert ids.shape[1] == 384  # truncated at 384, past 256

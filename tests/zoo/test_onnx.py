@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from modhub.preprocessing import TextEncoder
+from modhub.runtimes.preprocessing import TextEncoder
 from modhub.zoo import get_starter, starter_names
 
 # Needs the real starter modules: built once (minutes), then reused from the zoo cache.

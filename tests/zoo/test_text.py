@@ -72,7 +72,7 @@ def test_minilm_matches_sentence_transformers(load_starter, sentence_transformer
     cosine = torch.nn.functional.cosine_similarity(ours, reference.cpu(), dim=1)
     assert cosine.min().item() >= 0.9999, cosine
     # The long sentence really is past 128 tokens, and cutting it there would change its vector.
-    from modhub.preprocessing import TextEncoder
+    from modhub.runtimes.preprocessing import TextEncoder
     from modhub.zoo._bert import load_sentence_encoder
     from modhub.zoo._text import minilm_dir
 

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import typer
+from modhub.cli._app import app
 
-app = typer.Typer(
-    name="modhub",
-    help="Publish, find and reuse pretrained machine-learning modules.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
+__all__ = ["app"]
 
 # Importing registers the commands on `app`.
-from modhub.cli import (  # noqa: E402, F401
+from modhub.cli import (  # noqa: F401
     client_cmds,
     hub_cmds,
     predict_cmd,

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from modhub.cli import app
+from modhub.cli._app import app
 from modhub.cli._common import fail_on_hub_error, notes
 
 cache_app = typer.Typer(help="Inspect and clean the local module cache (MODHUB_CACHE).", no_args_is_help=True)
@@ -156,10 +156,11 @@ def cache_ls(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 def cache_verify() -> None:
     """Check every cached file against its sha256 (exit status 1 if anything is damaged)."""
     from modhub.client.cache import ModuleCache
+    from modhub.runtimes.onnx_optimised import verify_optimised
     from modhub.settings import Settings
 
     cache = ModuleCache(Settings.from_env().cache)
-    problems = cache.verify()
+    problems = cache.verify() + verify_optimised(cache)
     for path, problem in problems:
         typer.secho(f"damaged: {path}: {problem}", err=True, fg=typer.colors.RED)
     if problems:

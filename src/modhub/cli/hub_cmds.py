@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from modhub.cli import app
+from modhub.cli._app import app
 from modhub.cli._common import fail_on_hub_error
 
 if TYPE_CHECKING:
@@ -228,7 +228,8 @@ def login(
     verify: Annotated[bool, typer.Option(help="check the token with the hub first")] = True,
 ) -> None:
     """Store an API token for this hub only (mode 0600, user config dir; MODHUB_TOKEN overrides it)."""
-    from modhub.publishing import save_token, whoami
+    from modhub.client.publish import whoami
+    from modhub.client.tokens import save_token
 
     if token is None:
         token = sys.stdin.readline() if not sys.stdin.isatty() else typer.prompt("API token", hide_input=True)
@@ -246,7 +247,7 @@ def login(
 @app.command()
 def logout(endpoint: EndpointOpt = None) -> None:
     """Delete the token `modhub login` stored for the hub (MODHUB_TOKEN, if set, is not affected)."""
-    from modhub.publishing import forget_token, token_path
+    from modhub.client.tokens import forget_token, token_path
 
     settings = _client_settings(endpoint)
     found = forget_token(settings.endpoint)
@@ -295,8 +296,8 @@ def publish(
     """
     import tempfile
 
-    from modhub.publishing import publish as publish_module
-    from modhub.saved_model_module import is_saved_model_dir, wrap_saved_model
+    from modhub.client.publish import publish as publish_module
+    from modhub.exporting.savedmodel import is_saved_model_dir, wrap_saved_model
 
     settings = _client_settings(endpoint)
     with fail_on_hub_error(), tempfile.TemporaryDirectory(prefix="modhub-wrap-") as tmp:
@@ -328,7 +329,7 @@ def yank(
     endpoint: EndpointOpt = None,
 ) -> None:
     """Hide a version from "latest" and search; it stays downloadable by its full handle."""
-    from modhub.publishing import yank as yank_version
+    from modhub.client.publish import yank as yank_version
 
     settings = _client_settings(endpoint)
     with fail_on_hub_error():

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from modhub.cli import app
+from modhub.cli._app import app
 from modhub.cli._common import fail_on_hub_error, notes
 
 
@@ -59,7 +59,7 @@ def predict_command(
     """Run HANDLE over every input in INPUT and write OUT (key, output vector, top-k labels)."""
     with fail_on_hub_error(), notes():
         if cluster is None:
-            from modhub.predict import predict
+            from modhub.predict.runner import predict
 
             result = predict(
                 handle,

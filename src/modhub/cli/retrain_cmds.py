@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from modhub.cli import app
+from modhub.cli._app import app
 from modhub.cli._common import fail_on_hub_error
 
 retrain_app = typer.Typer(

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from modhub.cli import app
+from modhub.cli._app import app
 from modhub.cli._common import fail_on_hub_error, notes
 from modhub.errors import HubError
 from modhub.format.manifest import Manifest, TensorSpec

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from modhub.cli import app
+from modhub.cli._app import app
 from modhub.cli._common import fail_on_hub_error
 
 
@@ -19,7 +19,7 @@ def keygen(
     ] = None,
 ) -> None:
     """Make an elliptic-curve (P-256) key pair for signing modules."""
-    from modhub.signing import generate_keys
+    from modhub.exporting.signing import generate_keys
 
     with fail_on_hub_error():
         private, public, print_ = generate_keys(private_key, public_key)
@@ -32,7 +32,7 @@ def sign(
     key: Annotated[Path, typer.Option("--key", help="the private key from modhub keygen")],
 ) -> None:
     """Sign a module offline with model-signing; writes DIR/modhub.sig."""
-    from modhub.signing import sign_module
+    from modhub.exporting.signing import sign_module
 
     with fail_on_hub_error():
         target = sign_module(module_dir, key)

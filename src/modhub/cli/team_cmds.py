@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from modhub.cli import app
+from modhub.cli._app import app
 from modhub.cli._common import fail_on_hub_error
 from modhub.cli.hub_cmds import EndpointOpt, _client_settings, _operator_hub, _server_settings, admin_app
 
@@ -19,8 +19,8 @@ def visibility(
     endpoint: EndpointOpt = None,
 ) -> None:
     """Make a module private (only tokens that may read for its publisher see it) or public."""
+    from modhub.client.publish import set_visibility
     from modhub.errors import InvalidHandle
-    from modhub.publishing import set_visibility
 
     settings = _client_settings(endpoint)
     with fail_on_hub_error():

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from modhub.cli import app
+from modhub.cli._app import app
 from modhub.cli._common import fail_on_hub_error
 
 zoo_app = typer.Typer(

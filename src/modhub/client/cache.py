@@ -39,9 +39,9 @@ from modhub.format.manifest import (
     Manifest,
     read_manifest,
     sha256_file,
-    verify_files,
     write_manifest,
 )
+from modhub.format.verify import verify_files
 from modhub.handles import Handle, is_version
 
 __all__ = ["CachedVersion", "ModuleCache", "check_sizes", "host_key", "link_or_copy"]
@@ -280,10 +280,11 @@ class ModuleCache:
         ]
 
     def verify(self) -> list[tuple[Path, str]]:
-        """Hash everything: ``(path, problem)`` for each damaged version directory, blob or optimised copy.
+        """Hash everything: ``(path, problem)`` for each damaged version directory or blob.
 
         The verified-file records are ignored and rewritten: afterwards they vouch
-        exactly for the files that were just hashed and found intact.
+        exactly for the files that were just hashed and found intact. The optimised
+        ONNX copies are the runtime's (``modhub.runtimes.onnx_optimised.verify_optimised``).
         """
         problems: list[tuple[Path, str]] = []
         self.records.clear()
@@ -301,9 +302,6 @@ class ModuleCache:
             digest = sha256_file(path)
             if digest != path.name:
                 problems.append((path, f"blob {path.name} holds bytes with sha256 {digest}"))
-        from modhub.runtimes.onnx_optimised import verify_optimised
-
-        problems.extend(verify_optimised(self))
         return problems
 
     def mark_verified(self, version_dir: Path, manifest: Manifest) -> None:

@@ -54,7 +54,8 @@ def resolve(handle: str | os.PathLike[str], *, settings: Settings | None = None)
     path = Resolver(settings).resolve(handle)
     if settings.trusted_keys is not None:
         # MODHUB_TRUSTED_KEYS: only modules signed by one of those keys (modhub sign) resolve.
-        from modhub.signing import load_trusted_keys, verify_directory
+        from modhub.format.signature import load_trusted_keys
+        from modhub.format.verify import verify_directory
 
         verify_directory(path, load_trusted_keys(settings.trusted_keys))
     return path

@@ -9,46 +9,13 @@ job exits 1; the result is printed as one ``modhub-job-result: {json}`` line.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import traceback
 from pathlib import Path
 from typing import Any
 
 from modhub.cluster.jobs import ERROR_MARKER, RESULT_MARKER, SPEC_FORMAT, TOKEN_FILE
-from modhub.errors import ClusterError, HubError, InputError
-
-
-def cluster_path(location: dict[str, Any], what: str) -> Path:
-    """Where the job reads an input: inside the uploaded package, or a path of the cluster's own."""
-    path = str(location["path"])
-    if "://" in path:
-        raise InputError(
-            f"the {what} {path} is a URL; modhub jobs read {what}s from the cluster's filesystem for now: "
-            "copy it to a shared filesystem the cluster mounts, or pass a local folder to upload"
-        )
-    resolved = Path.cwd() / path if location["where"] == "upload" else Path(path)
-    if not resolved.exists():
-        raise InputError(
-            f"the {what} {path} does not exist on the cluster (node {os.uname().nodename}); pass a path "
-            "the cluster can read (a shared filesystem), or a local one that is uploaded with the job",
-            path=path,
-        )
-    return resolved
-
-
-def check_cpus(workers: int, what: str) -> None:
-    """Refuse ``workers`` the cluster cannot place (Ray would wait for them forever)."""
-    import ray
-
-    if not ray.is_initialized():
-        ray.init()
-    cpus = int(ray.cluster_resources().get("CPU", 0))
-    if workers > cpus:
-        raise InputError(
-            f"--workers {workers} needs {workers} CPUs for its {what}, but the cluster has {cpus}: "
-            f"pass --workers {max(cpus, 1)} or fewer, or add nodes"
-        )
+from modhub.errors import ClusterError, HubError
 
 
 def _read_token(spec: dict[str, Any]) -> str | None:

@@ -1,8 +1,8 @@
 """Batch prediction on Ray Data: the client side (``submit_predict``) and the job side.
 
 The job reads the inputs with the same reader as a local run
-(``modhub.predict.open_inputs``), makes one Ray Data block per batch, and maps
-``modhub.predict.Predictor`` over them with an actor pool (the module is loaded
+(``modhub.predict.runner.open_inputs``), makes one Ray Data block per batch, and maps
+``modhub.predict.runner.Predictor`` over them with an actor pool (the module is loaded
 once per actor). Blocks come back in input order and are written by the same
 Parquet writer, so the file equals a local run's.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 from modhub.cluster.jobs import ClusterJob, Upload, submit, upload_or_cluster_path
 from modhub.errors import InputError
-from modhub.predict import Predictor, PredictResult, open_inputs, parquet_output
+from modhub.predict.runner import Predictor, PredictResult, open_inputs, parquet_output
 from modhub.settings import Settings
 
 __all__ = ["predict_on_ray", "run_predict_job", "submit_predict"]
@@ -83,7 +83,7 @@ def run_predict_job(args: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """On the cluster: the job's driver."""
     import ray
 
-    from modhub.cluster._entry import check_cpus, cluster_path
+    from modhub.cluster._job_side import check_cpus, cluster_path
 
     ray.init(log_to_driver=True)
     check_cpus(int(args["workers"]), "actors (one CPU each)")
@@ -143,7 +143,7 @@ def predict_on_ray(
     settings = settings or Settings.from_env()
     from modhub.format.manifest import read_manifest
     from modhub.format.tasks import get_contract
-    from modhub.loading import module_dir
+    from modhub.loading.loader import module_dir
 
     modality = get_contract(read_manifest(module_dir(handle, settings)).task).modality
     source = open_inputs(inputs, modality, column=column, key_column=key_column)

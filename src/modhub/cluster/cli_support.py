@@ -50,7 +50,7 @@ def local_out(out: Path | None, publish: str | None) -> Iterator[Path]:
 def publish_result(module_dir: Path, publish: str | None) -> None:
     if publish is None:
         return
-    from modhub.publishing import publish as publish_module
+    from modhub.client.publish import publish as publish_module
 
     handle = publish_module(module_dir, publish)
     typer.echo(f"published {handle}")

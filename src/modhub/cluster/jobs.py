@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from modhub import errors
+import modhub.errors as errors
 from modhub.errors import ClusterError, HubError, JobFailed
 
 __all__ = [

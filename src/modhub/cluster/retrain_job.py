@@ -52,8 +52,9 @@ def submit_retrain(
     ``TorchTrainer`` on that many workers (needs ``config.fine_tune``).
     Returns the job; call ``.wait()``.
     """
+    from modhub.client.publish import repo_handle
+    from modhub.client.tokens import require_token
     from modhub.handles import is_local
-    from modhub.publishing import repo_handle, require_token
     from modhub.retrain import TrainConfig
 
     settings = settings or Settings.from_env()
@@ -105,8 +106,8 @@ def submit_retrain(
 
 def run_retrain(args: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """On the cluster: retrain, write ``out`` and/or publish; returns the report and where it went."""
-    from modhub.cluster._entry import cluster_path
-    from modhub.publishing import publish
+    from modhub.client.publish import publish
+    from modhub.cluster._job_side import cluster_path
     from modhub.retrain import TrainConfig, retrain_images, retrain_text
 
     data = cluster_path(args["data"], "data")
@@ -116,7 +117,7 @@ def run_retrain(args: dict[str, Any], settings: Settings) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="modhub-retrain-") as tmp:
         out = Path(args["out"]) if args["out"] else Path(tmp) / "module"
         if args["workers"]:
-            from modhub.cluster._entry import check_cpus
+            from modhub.cluster._job_side import check_cpus
             from modhub.cluster.train import retrain_distributed
 
             check_cpus(int(args["workers"]), "Ray Train workers (one CPU each)")

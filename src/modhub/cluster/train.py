@@ -176,7 +176,7 @@ def _train_worker(loop: dict[str, Any], head_dir: Path) -> None:
     import torch
     from torch import nn
 
-    from modhub.loading import Layer
+    from modhub.loading.layer import Layer
     from modhub.retrain import TrainConfig
     from modhub.retrain.train import BACKBONE_LR_FACTOR
 
@@ -308,7 +308,7 @@ def _export(
     import torch
     from safetensors.torch import load_file
 
-    from modhub.loading import Layer
+    from modhub.loading.layer import Layer
     from modhub.retrain import report as rep
     from modhub.retrain.output import write_module
 

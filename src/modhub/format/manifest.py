@@ -120,7 +120,7 @@ class ImagePreprocessing(_Frozen):
     # Normalisation applied inside the graph (informational, for the model card).
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
-    # How the module brings photos of any size to height x width (modhub.images):
+    # How the module brings photos of any size to height x width (modhub.runtimes.images):
     # "squash" (whole photo, aspect not kept), "crop" (cover, centre crop) or "pad"
     # (fit, borders filled with the mean). Applied by the module to photo inputs.
     resize: Literal["squash", "crop", "pad"] = "crop"
@@ -394,17 +394,3 @@ def list_files(module_dir: Path) -> tuple[FileEntry, ...]:
             continue
         entries.append(FileEntry(path=rel, size=path.stat().st_size, sha256=sha256_file(path)))
     return tuple(entries)
-
-
-def verify_files(module_dir: str | os.PathLike[str], manifest: Manifest) -> None:
-    """Check that every listed file exists with its size and sha256, and nothing else is there.
-
-    Raises IntegrityError naming the first file that differs (UnsafeModuleError
-    for a symlink, FIFO or device).
-    """
-    from modhub.format.verify import check_unlisted, file_cap, read_module_file
-
-    root = Path(module_dir)
-    check_unlisted(root, manifest)
-    for entry in manifest.files:
-        read_module_file(root, entry, max_bytes=file_cap(manifest, entry.path))

@@ -10,7 +10,6 @@ up and runs its checks; both ``export`` and the hub's publish call it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import ClassVar, Protocol
 
 from modhub.errors import ContractError
@@ -61,17 +60,8 @@ def get_contract(task: str) -> TaskContract:
         raise ContractError(f"unknown task {task!r}; modhub knows: {', '.join(task_names())}") from None
 
 
-def check_contract(manifest: Manifest, files: Files | Path | None = None) -> None:
-    """Run the task's checks; ``files`` are verified bytes, or a directory to read them from."""
-    if isinstance(files, Path):
-        from modhub.format.verify import file_cap, read_module_file
-
-        root = files
-        wanted = [p for p in (manifest.labels,) if p is not None]
-        files = {
-            rel: read_module_file(root, manifest.file(rel), max_bytes=file_cap(manifest, rel))
-            for rel in wanted
-        }
+def check_contract(manifest: Manifest, files: Files | None = None) -> None:
+    """Run the task's checks on the manifest and ``files``, the verified bytes read by the caller."""
     get_contract(manifest.task).check(manifest, files)
 
 

@@ -49,6 +49,8 @@ from modhub.format.manifest import (
     parse_manifest,
     read_manifest_bytes,
 )
+from modhub.format.signature import SignatureInfo, check_signature
+from modhub.format.tasks import check_contract
 
 if TYPE_CHECKING:
     from modhub.graph import GraphProgram
@@ -63,6 +65,8 @@ __all__ = [
     "file_cap",
     "open_module_file",
     "read_module_file",
+    "verify_directory",
+    "verify_files",
     "verify_module",
 ]
 
@@ -354,14 +358,11 @@ def _verify(
     saved_model: bool = False,
     trusted_keys: Sequence[Path] | None = None,
 ) -> VerifiedModule:
-    from modhub.format.tasks import check_contract
 
     manifest_bytes = read_manifest_bytes(root)
     manifest = parse_manifest(manifest_bytes, path=root / MANIFEST_NAME)
     signed_by = None
     if trusted_keys is not None:
-        from modhub.signing import check_signature
-
         signature = read_signature(root)
         signed_by = check_signature(root, manifest, manifest_bytes, signature, list(trusted_keys)).fingerprint
     by_path = {entry.path: entry for entry in manifest.files}
@@ -445,3 +446,24 @@ def read_signature(root: Path) -> bytes | None:
         ) from None
     except Changed:
         raise IntegrityError(f"{SIGNATURE_NAME} changed while it was read; try again", path=path) from None
+
+
+def verify_files(module_dir: str | os.PathLike[str], manifest: Manifest) -> None:
+    """Check that every listed file exists with its size and sha256, and nothing else is there.
+
+    Raises IntegrityError naming the first file that differs (UnsafeModuleError
+    for a symlink, FIFO or device).
+    """
+    root = Path(module_dir)
+    check_unlisted(root, manifest)
+    for entry in manifest.files:
+        read_module_file(root, entry, max_bytes=file_cap(manifest, entry.path))
+
+
+def verify_directory(root: Path, keys: list[Path]) -> SignatureInfo:
+    """Check the signature of a module directory against ``keys`` (for ``hub.resolve``)."""
+    root = Path(root)
+    data = read_manifest_bytes(root)
+    return check_signature(
+        root, parse_manifest(data, path=root / MANIFEST_NAME), data, read_signature(root), keys
+    )

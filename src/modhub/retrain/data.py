@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from modhub.errors import InputError
+from modhub.runtimes.images import IMAGE_SUFFIXES
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -34,7 +35,6 @@ __all__ = [
 log = logging.getLogger("modhub.retrain")
 
 # File name endings taken as photos; anything else in a class folder is ignored.
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 # A class needs one example to train on and one to validate with.
 MIN_PER_CLASS = 2
 
@@ -71,11 +71,11 @@ class LabelledData:
 def decode_image(data: bytes, height: int, width: int, resize: str = "crop") -> np.ndarray:
     """Photo bytes → float32 [3, height, width] RGB in [0, 1], by the resize policy ``resize``.
 
-    The same conversion as a module's photo inputs (``modhub.images``): RGBA on
+    The same conversion as a module's photo inputs (``modhub.runtimes.images``): RGBA on
     white, greyscale/palette to RGB, EXIF orientation applied.
     Raises ``OSError``/``ValueError`` (from Pillow) on bytes that are not an image.
     """
-    from modhub.images import open_photo, photo_array
+    from modhub.runtimes.images import open_photo, photo_array
 
     pixels = photo_array(open_photo(data), height, width, resize)
     return pixels.transpose(2, 0, 1).astype(np.float32) / 255.0

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 
 from modhub.errors import InputError
-from modhub.images import PAD_FALLBACK, open_photo, photo_array
-from modhub.layer import Layer
+from modhub.loading.layer import Layer
 from modhub.retrain.data import Example
+from modhub.runtimes.images import PAD_FALLBACK, open_photo, photo_array
 
 __all__ = ["ImageInputs", "Inputs", "TextInputs", "augment_images"]
 
@@ -29,7 +29,7 @@ class Inputs(Protocol):
 
 
 class ImageInputs:
-    """Photos decoded by ``modhub.images`` with resize policy ``resize``: the code the
+    """Photos decoded by ``modhub.runtimes.images`` with resize policy ``resize``: the code the
     exported module runs on photo inputs, so training and inference see the same pixels."""
 
     def __init__(self, layer: Layer, seed: int, resize: str = "crop") -> None:
@@ -40,7 +40,7 @@ class ImageInputs:
         self.resize = resize
         self._fill = image.mean if image.mean is not None else PAD_FALLBACK
         self.cache_params = {
-            "decoder": f"modhub.images-{resize}",
+            "decoder": f"modhub.runtimes.images-{resize}",
             "height": self.height,
             "width": self.width,
         }

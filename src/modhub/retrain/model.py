@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from modhub.layer import Layer
+from modhub.loading.layer import Layer
 
 __all__ = ["ImageClassifier", "TextClassifier"]
 

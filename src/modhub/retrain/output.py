@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 
+import modhub.retrain.report as rep
 from modhub.errors import InputError
-from modhub.layer import Layer
-from modhub.retrain import report as rep
+from modhub.loading.layer import Layer
 
 __all__ = ["write_module"]
 
@@ -35,7 +35,7 @@ def write_module(
     ``example``: a few images [B, 3, H, W] or texts, to trace the graph with.
     ``photos``: example index → photo file, for the grid of misclassified photos.
     """
-    from modhub.exporting import export
+    from modhub.exporting.pytorch import export
 
     task = report["task"]
     kind = "image" if task == "image-classification" else "text"

@@ -91,7 +91,7 @@ def plot_misclassified(entries: list[dict[str, Any]], photos: dict[int, Path], p
     """A grid of thumbnails of misclassified photos with true and predicted label; False if none."""
     from PIL import Image
 
-    from modhub.images import fit_photo, open_photo
+    from modhub.runtimes.images import fit_photo, open_photo
 
     shown = [e for e in entries if e["example"] in photos]
     if not shown:

@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 import torch
 
+import modhub.retrain.report as rep
 from modhub.errors import ExportError, InputError
 from modhub.format.manifest import read_manifest
 from modhub.format.tasks import get_contract
-from modhub.layer import Layer
-from modhub.loading import module_dir
-from modhub.retrain import report as rep
+from modhub.loading.layer import Layer
+from modhub.loading.loader import module_dir
 from modhub.retrain.data import LabelledData, read_image_folder, read_text_csv, stratified_split
 from modhub.retrain.features import FeatureCache, extract_features, module_key
 from modhub.retrain.heads import fit_head_cv
@@ -148,7 +148,7 @@ def _onnx_runtime(backbone: Layer, settings: Settings) -> Any:
     has_onnx = any(entry.path == ONNX_NAME for entry in backbone.manifest.files)
     if not has_onnx or importlib.util.find_spec("onnxruntime") is None:
         return None
-    from modhub.loading import load
+    from modhub.loading.loader import load
 
     return load(backbone.path, runtime="onnx", settings=settings)
 
@@ -175,7 +175,7 @@ def _run(
     overwrite: bool,
     license: str | None,
 ) -> RetrainResult:
-    from modhub.images import RESIZE_POLICIES
+    from modhub.runtimes.images import RESIZE_POLICIES
 
     if config.resize not in RESIZE_POLICIES:
         raise InputError(f"unknown resize policy {config.resize!r}; use one of {', '.join(RESIZE_POLICIES)}")

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from modhub.layer import Layer
+from modhub.loading.layer import Layer
 from modhub.retrain.data import Example
 from modhub.retrain.inputs import Inputs
 from modhub.retrain.train import TrainConfig

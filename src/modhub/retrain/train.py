@@ -49,7 +49,7 @@ class TrainConfig:
     # Folds of the stratified cross-validation that chooses the head's L2 strength
     # (lowered to the size of the smallest class).
     folds: int = 5
-    # How photos are brought to the module's input size (modhub.images): "squash" keeps
+    # How photos are brought to the module's input size (modhub.runtimes.images): "squash" keeps
     # the whole photo, "crop" cuts the centre, "pad" fits it in. Recorded in the new module.
     resize: str = "squash"
     # Images: also train the head on features of horizontally flipped photos.

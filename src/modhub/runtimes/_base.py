@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal, Protocol
 from modhub.format.manifest import Manifest
 from modhub.format.tasks import get_contract, parse_labels
 from modhub.format.verify import FileRecords, VerifiedModule
-from modhub.preprocessing import TextEncoder, check_images, is_torch_tensor
+from modhub.runtimes.preprocessing import TextEncoder, check_images, is_torch_tensor
 
 # What a call returns: always numpy arrays, always torch tensors, or torch
 # tensors when the input was a torch tensor and numpy arrays otherwise.

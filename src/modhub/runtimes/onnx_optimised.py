@@ -49,6 +49,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from modhub.client.cache import ModuleCache
 from modhub.errors import HubError
 from modhub.format.manifest import ONNX_DATA_NAME, ONNX_NAME, FileEntry, sha256_file
 from modhub.format.onnx_graph import WeightsPlan, plan_weights
@@ -158,8 +159,6 @@ def optimised_graph(
     model.onnx.data is read (and hashed as it is copied for the child) only
     when a copy has to be made.
     """
-    from modhub.client.cache import ModuleCache
-
     cache = ModuleCache(cache_root)
     source = {name: entries[name].sha256 for name in (ONNX_NAME, ONNX_DATA_NAME)}
     final = cache.onnx / _key(source, onnxruntime.__version__)
@@ -185,7 +184,7 @@ def optimised_graph(
 
 
 def _make_copy(
-    cache: Any,
+    cache: ModuleCache,
     final: Path,
     source: Mapping[str, str],
     ort_version: str,
@@ -255,7 +254,7 @@ def _read_copy(final: Path, source: Mapping[str, str], records: FileRecords | No
     return OptimisedGraph(graph=graph, data=data, plan=plan)
 
 
-def verify_optimised(cache: Any) -> list[tuple[Path, str]]:
+def verify_optimised(cache: ModuleCache) -> list[tuple[Path, str]]:
     """Hash every optimised copy (``modhub cache verify``); damaged ones are removed.
 
     Each file is hashed by streaming and recorded in ``cache.records`` (which
@@ -276,7 +275,7 @@ def verify_optimised(cache: Any) -> list[tuple[Path, str]]:
     return problems
 
 
-def prune_optimised(cache: Any, graphs: set[str] | None) -> int:
+def prune_optimised(cache: ModuleCache, graphs: set[str] | None) -> int:
     """Remove the optimised copies made from these model.onnx sha256s (None: every copy); bytes freed."""
     freed = 0
     if not cache.onnx.is_dir():

@@ -14,13 +14,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+import modhub.runtimes.onnx_optimised as onnx_optimised
 from modhub.errors import ManifestError, UnsafeModuleError
 from modhub.format.manifest import ONNX_DATA_NAME, ONNX_NAME, Manifest
 from modhub.format.onnx_graph import WeightsPlan, plan_weights
 from modhub.format.verify import FileRecords, VerifiedModule, open_module_file, read_module_file
-from modhub.preprocessing import is_torch_tensor
-from modhub.runtimes import onnx_optimised
 from modhub.runtimes._base import LoadedModule, Output
+from modhub.runtimes.preprocessing import is_torch_tensor
 
 __all__ = ["OnnxModule", "OnnxRuntime"]
 

@@ -36,7 +36,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from modhub.format.manifest import MANIFEST_NAME, MAX_SIGNATURE_BYTES, check_relative_path
 from modhub.server.config import ServerSettings
 from modhub.server.errors import BadRequest, TooLarge
-from modhub.server.storage import fsync_file
+from modhub.server.storage.base import fsync_file
 
 _FIELD_LIMIT = 64
 # Limits of the optional signature parts (a model-signing bundle; a PEM public key).

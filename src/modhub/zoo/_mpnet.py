@@ -192,7 +192,7 @@ def max_length(model_dir: Path) -> int:
 
 
 def build_mpnet(starter: MPNetStarter, out_dir: Path, work: Path) -> Path:
-    from modhub.exporting import export
+    from modhub.exporting.pytorch import export
 
     model_dir = extract_mpnet(work)
     pooling = json.loads((model_dir / "1_Pooling/config.json").read_text(encoding="utf-8"))

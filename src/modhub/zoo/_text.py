@@ -42,7 +42,7 @@ def minilm_dir() -> Path:
 
 
 def build_minilm(starter: MiniLMStarter, out_dir: Path) -> Path:
-    from modhub.exporting import export
+    from modhub.exporting.pytorch import export
     from modhub.zoo._bert import load_sentence_encoder
 
     model_dir = minilm_dir()
@@ -140,7 +140,7 @@ def build_glove_model() -> tuple[WordVectorMean, Any]:
 
 
 def build_glove(starter: GloveStarter, out_dir: Path) -> Path:
-    from modhub.exporting import export
+    from modhub.exporting.pytorch import export
 
     model, tokenizer = build_glove_model()
     dim = model.embeddings.embedding_dim

@@ -88,7 +88,7 @@ def example_images(size: int) -> torch.Tensor:
 
 
 def build_cnn(starter: CnnStarter, out_dir: Path) -> Path:
-    from modhub.exporting import export
+    from modhub.exporting.pytorch import export
 
     family = starter.family
     classify = starter.task == "image-classification"

@@ -115,10 +115,11 @@ def validate_upload(upload: StagedUpload) -> Manifest:
 def check_upload_signature(upload: StagedUpload, manifest: Manifest) -> str | None:
     """The fingerprint of the key that signed the upload (None: unsigned); 422 if it does not hold.
 
-    Same rule as the client's (``modhub.signing``): the signed per-file sha256 are exactly
+    Same rule as the client's (``modhub.format.signature``): the signed per-file sha256 are exactly
     ``modhub.json``'s and the listed files'.
     """
-    from modhub.signing import SigningError, check_published_signature
+    from modhub.errors import SigningError
+    from modhub.format.signature import check_published_signature
 
     if upload.signature is None and upload.signing_key is None:
         return None

@@ -24,13 +24,13 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy.orm import Session
 from starlette.convertors import Convertor, register_url_convertor
 
+import modhub.server.web.negotiate as negotiate
 from modhub.errors import InvalidHandle
 from modhub.handles import RESERVED_PUBLISHERS, is_version, validate_name
 from modhub.server.deps import ReaderDep, get_hub, get_session
 from modhub.server.errors import ApiError, NotFound, error_response
 from modhub.server.models import Token
 from modhub.server.services import queries, web_queries
-from modhub.server.web import negotiate
 from modhub.server.web.params import SORTS, Listing, clean_text, page_numbers
 from modhub.server.web.render import environment, page
 from modhub.server.web.views import module_page

@@ -102,9 +102,9 @@ def check_images(images: Any, manifest: Manifest) -> Any:
     A float tensor or array is checked and returned unchanged (a tensor that carries
     gradients keeps them; each runtime converts to what its graph takes). Photos (PIL
     images, paths, bytes, uint8 arrays, lists of them) are converted by
-    :func:`modhub.images.prepare_images` with the module's resize policy, into numpy.
+    :func:`modhub.runtimes.images.prepare_images` with the module's resize policy, into numpy.
     """
-    from modhub.images import check_batch_shape, prepare_images
+    from modhub.runtimes.images import check_batch_shape, prepare_images
 
     spec = manifest.preprocessing.image
     if spec is None:

@@ -1,17 +1,4 @@
-"""Content-addressed blob storage behind a small protocol.
-
-Blobs are keyed by their sha256 only, never by a user-supplied name, so no
-upload can choose where its bytes land. ``LocalBlobStorage`` keeps them under
-``<root>/<aa>/<bb>/<sha256>``; ``S3BlobStorage`` (``storage_s3``) keeps them in an
-S3-compatible object store. Both implement the same protocol, including the
-listing and deletion that ``modhub admin gc`` needs. ``open_storage(settings)``
-picks the backend from ``MODHUB_SERVER_BLOB_URL`` through a registry of URL schemes.
-
-A blob is only ever served or adopted if its bytes match its name: the local
-store hashes a file before it first serves it (and again whenever the file's
-inode, size or mtime changed), and a publish always installs its own freshly
-hashed copy instead of trusting a file that already sits under the name.
-"""
+"""``LocalBlobStorage``: blobs as files under ``<root>/<aa>/<bb>/<sha256>``."""
 
 from __future__ import annotations
 
@@ -21,126 +8,20 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
-from urllib.parse import urlsplit
-from urllib.request import url2pathname
+from typing import BinaryIO
 
 from modhub.errors import IntegrityError
-
-if TYPE_CHECKING:
-    from modhub.server.config import ServerSettings
-
-_CHUNK = 1 << 20
-_SHA_CHARS = frozenset("0123456789abcdef")
-
-
-def check_sha256(sha256: str) -> str:
-    if len(sha256) != 64 or not set(sha256) <= _SHA_CHARS:
-        raise ValueError(f"not a sha256 hex digest: {sha256!r}")
-    return sha256
-
-
-@dataclass(frozen=True)
-class StoredBlob:
-    """One blob as the backend lists it."""
-
-    sha256: str
-    size: int
-    # Last modification (seconds since the epoch): when it was stored, or last re-adopted.
-    modified: float
-
-
-@dataclass(frozen=True)
-class IncompleteWrite:
-    """Bytes a write left behind that never became a blob (a crash mid-write)."""
-
-    # Backend-specific key (a temp file name; an S3 multipart upload id).
-    key: str
-    size: int
-    modified: float
-
-
-@runtime_checkable
-class BlobStorage(Protocol):
-    def exists(self, sha256: str) -> bool: ...
-
-    def size(self, sha256: str) -> int:
-        """Size in bytes; FileNotFoundError if the blob is absent."""
-        ...
-
-    def open(self, sha256: str) -> BinaryIO:
-        """A seekable reader of bytes whose sha256 is ``sha256``.
-
-        FileNotFoundError if the blob is absent; IntegrityError if the stored
-        bytes do not match their name (they are then moved aside, never served).
-        """
-        ...
-
-    def put_stream(self, chunks: Iterable[bytes], expected_sha256: str | None = None) -> str:
-        """Store bytes, hashing while writing; return their sha256 (IntegrityError if not expected)."""
-        ...
-
-    def put_file(self, path: Path, sha256: str) -> None:
-        """Move a local file whose sha256 the caller has computed into the store (it is consumed).
-
-        The file replaces whatever is stored under the name, so a damaged
-        existing copy is never adopted.
-        """
-        ...
-
-    def iter_blobs(self) -> Iterator[StoredBlob]:
-        """Every stored blob (for ``modhub admin gc``, backups and tests)."""
-        ...
-
-    def delete(self, sha256: str) -> None:
-        """Remove a blob; absent is not an error."""
-        ...
-
-    def iter_incomplete(self) -> Iterator[IncompleteWrite]:
-        """Leftovers of writes that never completed."""
-        ...
-
-    def delete_incomplete(self, key: str) -> None:
-        """Remove one leftover named by ``iter_incomplete``; absent is not an error."""
-        ...
-
-    def download_url(self, sha256: str) -> str | None:
-        """A URL clients may fetch the blob from directly (the hub redirects there); None: the hub
-        streams the bytes itself."""
-        ...
-
-
-def fsync_file(fh: BinaryIO) -> None:
-    """Flush Python's and the OS's buffers, so a rename that follows never exposes a short file."""
-    fh.flush()
-    os.fsync(fh.fileno())
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or creation inside ``path`` durable (best effort where unsupported)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def sha256_of(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
+from modhub.format.digests import is_sha256
+from modhub.server.storage.base import (
+    _CHUNK,
+    IncompleteWrite,
+    StoredBlob,
+    check_sha256,
+    fsync_dir,
+    fsync_file,
+)
 
 
 class LocalBlobStorage:
@@ -266,7 +147,7 @@ class LocalBlobStorage:
     def iter_blobs(self) -> Iterator[StoredBlob]:
         for path in self.root.glob("??/??/*"):
             name = path.name
-            if len(name) != 64 or not set(name) <= _SHA_CHARS or not path.is_file():
+            if not is_sha256(name) or not path.is_file():
                 continue
             stat = path.stat()
             yield StoredBlob(sha256=name, size=stat.st_size, modified=stat.st_mtime)
@@ -293,35 +174,3 @@ class LocalBlobStorage:
         if folder not in (self._tmp.name, self._quarantine.name) or not name or "/" in name:
             raise ValueError(f"not a leftover of this store: {key!r}")
         (self.root / folder / name).unlink(missing_ok=True)
-
-
-def _local_storage(settings: ServerSettings) -> BlobStorage:
-    if settings.blob_url:
-        return LocalBlobStorage(Path(url2pathname(urlsplit(settings.blob_url).path)))
-    return LocalBlobStorage(settings.resolved_blob_dir)
-
-
-def _s3_storage(settings: ServerSettings) -> BlobStorage:
-    try:
-        import boto3  # noqa: F401
-
-        from modhub.server.storage_s3 import S3BlobStorage
-    except ImportError as exc:
-        raise ImportError(
-            f"MODHUB_SERVER_BLOB_URL={settings.blob_url} needs boto3 ({exc}): pip install 'modhub[s3]'"
-        ) from exc
-    return S3BlobStorage.from_settings(settings)
-
-
-# URL scheme of MODHUB_SERVER_BLOB_URL -> backend factory ("": not set, <data_dir>/blobs).
-BACKENDS: dict[str, Callable[[ServerSettings], BlobStorage]] = {
-    "": _local_storage,
-    "file": _local_storage,
-    "s3": _s3_storage,
-}
-
-
-def open_storage(settings: ServerSettings) -> BlobStorage:
-    """The blob store ``settings`` name (the URL was checked when the settings were read)."""
-    scheme = urlsplit(settings.blob_url).scheme if settings.blob_url else ""
-    return BACKENDS[scheme](settings)

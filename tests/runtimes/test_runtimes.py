@@ -17,7 +17,7 @@ import modhub
 import modhub as hub
 from modhub.client.records import MemoryRecords
 from modhub.format.verify import verify_module
-from modhub.loading import verified_module
+from modhub.loading.loader import verified_module
 from tests.conftest import export_tiny_text
 from tests.tiny_models import TinyTextEncoder
 

@@ -8,7 +8,6 @@ runtime reads are read and hashed; a file hashed before and unchanged since
 records on disk (``<cache>/records``), local directories for the life of the process.
 
 This module imports no torch: ``hub.load(h, runtime="onnx")`` runs without it.
-``Layer`` lives in ``modhub.layer`` and is re-exported here for old imports.
 """
 
 from __future__ import annotations
@@ -16,17 +15,13 @@ from __future__ import annotations
 import os
 from collections.abc import Collection
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from modhub.errors import IntegrityError
 from modhub.format.verify import FileRecords, VerifiedModule, verify_module
 from modhub.runtimes import LoadedModule, choose_runtime
 from modhub.settings import Settings
 
-if TYPE_CHECKING:
-    from modhub.layer import Layer
-
-__all__ = ["Layer", "LoadedModule", "load"]
+__all__ = ["LoadedModule", "load"]
 
 Handle = str | os.PathLike[str]
 
@@ -60,7 +55,7 @@ def trusted_keys(settings: Settings | None) -> list[Path] | None:
     settings = settings if settings is not None else Settings.from_env()
     if settings.trusted_keys is None:
         return None
-    from modhub.signing import load_trusted_keys
+    from modhub.format.signature import load_trusted_keys
 
     return load_trusted_keys(settings.trusted_keys)
 
@@ -106,11 +101,3 @@ def load(handle: Handle, *, runtime: str | None = None, settings: Settings | Non
             path=directory,
         )
     return chosen.build(verified, output, records, settings.cache)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "Layer":
-        from modhub.layer import Layer
-
-        return Layer
-    raise AttributeError(f"module 'modhub.loading' has no attribute {name!r}")

@@ -11,9 +11,10 @@ import pytest
 
 import modhub as hub
 from modhub.errors import UnsafeModuleError
+from modhub.exporting.signing import generate_keys, sign_module
 from modhub.format.manifest import SIGNATURE_NAME, list_files, read_manifest, write_manifest
+from modhub.format.signature import fingerprint
 from modhub.settings import Settings
-from modhub.signing import fingerprint, generate_keys, sign_module
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,7 @@ import modhub as hub
 from modhub.errors import InputError
 
 # Keras as modhub imports it: with the torch backend selected before its first import.
-from modhub.keras_layer import KerasLayer, keras
+from modhub.loading.keras_layer import KerasLayer, keras
 
 # Keras' predict() converts torch tensors with np.array(tensor); torch 2.13's
 # Tensor.__array__ has no `copy` keyword, which NumPy 2 reports as a DeprecationWarning.

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from modhub.format.manifest import ImagePreprocessing
 
 __all__ = [
+    "IMAGE_SUFFIXES",
     "RESIZE_POLICIES",
     "ResizePolicy",
     "check_batch_shape",
@@ -50,6 +51,8 @@ __all__ = [
 ResizePolicy = Literal["squash", "crop", "pad"]
 RESIZE_POLICIES: tuple[str, ...] = get_args(ResizePolicy)
 # Fill of the ``pad`` borders when the module records no normalisation mean.
+# File suffixes read as photos in folders (retraining, batch prediction).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 PAD_FALLBACK = (0.5, 0.5, 0.5)
 
 _ACCEPTED = (

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from modhub import onnx_export
 from modhub.errors import ExportError
+from modhub.exporting import onnx as onnx_export
 from modhub.format.manifest import ONNX_DATA_NAME, ONNX_NAME
 from tests.conftest import export_tiny_text
 from tests.tiny_models import TinyTextEncoder

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from modhub.format.manifest import GRAPH_NAME
-from modhub.loading import Handle, module_dir, verified_module
+from modhub.loading.loader import Handle, module_dir, verified_module
 from modhub.runtimes import ModuleInfo
 from modhub.runtimes.torch_runtime import build_graph
 from modhub.settings import Settings
@@ -54,7 +54,7 @@ class Layer(ModuleInfo, torch.nn.Module):
         self.train(self.training)
 
     def _graph_args(self, inputs: Any) -> tuple[torch.Tensor, ...]:
-        from modhub.preprocessing import check_images
+        from modhub.runtimes.preprocessing import check_images
 
         if self._encoder is not None:
             return self._encoder(inputs)

@@ -61,7 +61,7 @@ def load_for_inference(handle: str | os.PathLike[str], settings: Settings | None
     """The module, loaded to run frozen: on onnxruntime when it has ``model.onnx`` (and
     onnxruntime is installed), on torch otherwise. Calls return numpy arrays either way."""
     from modhub.format.manifest import read_manifest
-    from modhub.loading import load, module_dir
+    from modhub.loading.loader import load, module_dir
     from modhub.runtimes import RUNTIMES
 
     directory = module_dir(handle, settings)
@@ -74,10 +74,10 @@ def images_to_batch(paths: list[str], manifest: Any) -> tuple[np.ndarray, list[i
     """Image files → the module's float32 batch [B, 3, H, W] in [0, 1].
 
     Returns (batch, indices of the paths that decoded, reasons for the others).
-    Photos go through ``modhub.images.prepare_images`` with the module's own resize
+    Photos go through ``modhub.runtimes.images.prepare_images`` with the module's own resize
     policy, as in retraining and ``hub.load(...)(photos)``.
     """
-    from modhub.images import prepare_images
+    from modhub.runtimes.images import prepare_images
 
     spec = manifest.preprocessing.image
     if spec is None:
@@ -209,7 +209,7 @@ def open_inputs(
     key_column: str | None = None,
 ) -> InputSource:
     """Choose the reader for ``path``: a folder of images, a text file, or a CSV/Parquet column."""
-    from modhub.retrain.data import IMAGE_SUFFIXES
+    from modhub.runtimes.images import IMAGE_SUFFIXES
 
     root = Path(path).expanduser()
     if not root.exists():

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlsplit
 
 from modhub.errors import IntegrityError
-from modhub.server.storage import _SHA_CHARS, IncompleteWrite, StoredBlob, check_sha256
+from modhub.server.storage.base import _SHA_CHARS, IncompleteWrite, StoredBlob, check_sha256
 
 if TYPE_CHECKING:
     from modhub.server.config import ServerSettings

@@ -1,4 +1,4 @@
-"""Photo inputs: modhub.images.prepare_images and image modules that take photos."""
+"""Photo inputs: modhub.runtimes.images.prepare_images and image modules that take photos."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from PIL import Image
 
 import modhub as hub
 from modhub.format.manifest import ImagePreprocessing, parse_manifest
-from modhub.images import fit_photo, prepare_images
+from modhub.runtimes.images import fit_photo, prepare_images
 
 SPEC = ImagePreprocessing(height=32, width=32, resize="squash")
 
@@ -145,7 +145,7 @@ def test_legacy_resize_sentence_reads_as_crop(image_module: Path) -> None:
 def test_images_module_imports_no_torch() -> None:
     code = (
         "import sys, numpy as np\n"
-        "from modhub.images import prepare_images\n"
+        "from modhub.runtimes.images import prepare_images\n"
         "from modhub.format.manifest import ImagePreprocessing\n"
         "out = prepare_images(np.zeros((5, 7, 3), np.uint8), ImagePreprocessing(height=4, width=4))\n"
         "assert out.shape == (1, 3, 4, 4)\n"

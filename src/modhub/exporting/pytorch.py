@@ -37,7 +37,8 @@ from modhub.format.manifest import (
 )
 from modhub.format.modelcard import render_card
 from modhub.format.tasks import check_contract, get_contract
-from modhub.preprocessing import TextEncoder, check_texts
+from modhub.format.verify import read_module_file
+from modhub.runtimes.preprocessing import TextEncoder, check_texts
 
 __all__ = ["export"]
 
@@ -80,7 +81,7 @@ def export(
     Image tasks: ``example_inputs`` is a float32 tensor [B, 3, H, W] with RGB in
     [0, 1]; normalisation (``mean``/``std``, recorded for the card) must happen
     inside ``model``; ``resize`` is how the module fits photo inputs to H x W
-    (``"squash"``, ``"crop"`` or ``"pad"``, see ``modhub.images``).
+    (``"squash"``, ``"crop"`` or ``"pad"``, see ``modhub.runtimes.images``).
     Text tasks: ``example_inputs`` is a list of strings,
     ``tokenizer`` a ``tokenizers`` JSON file or ``tokenizers.Tokenizer``, and
     ``model`` takes the int64 tensors named by ``graph_inputs``.
@@ -150,7 +151,7 @@ def export(
         labels_path = _write_labels(labels, staging)
         _write_assets(assets, staging)
         if onnx:
-            from modhub.onnx_export import export_onnx
+            from modhub.exporting.onnx import export_onnx
 
             export_onnx(
                 program, args, expected, staging / ONNX_NAME, [s.name for s in graph_in], contract.output_name
@@ -178,7 +179,8 @@ def export(
         files = list_files(staging)
         formats = detect_formats(entry.path for entry in files)
         manifest = Manifest.model_validate({**manifest.model_dump(), "files": files, "formats": formats})
-        check_contract(manifest, staging)
+        labels = manifest.labels
+        check_contract(manifest, {labels: read_module_file(staging, manifest.file(labels))} if labels else {})
         write_manifest(staging, manifest)
         if target.exists():
             shutil.rmtree(target)
@@ -241,7 +243,7 @@ def _dtype_name(dtype: torch.dtype) -> Any:
 def _image_inputs(
     example: Any, mean: Sequence[float] | None, std: Sequence[float] | None, resize: str = "crop"
 ) -> tuple[tuple[torch.Tensor, ...], Any, tuple[TensorSpec, ...], Preprocessing]:
-    from modhub.images import RESIZE_POLICIES
+    from modhub.runtimes.images import RESIZE_POLICIES
 
     if resize not in RESIZE_POLICIES:
         raise ExportError(f"unknown resize policy {resize!r}; use one of {', '.join(RESIZE_POLICIES)}")

@@ -47,7 +47,7 @@ import torch
 
 from modhub.errors import InputError
 from modhub.handles import is_local
-from modhub.loading import Layer
+from modhub.loading.layer import Layer
 from modhub.settings import Settings
 
 __all__ = ["KerasLayer"]

@@ -1,0 +1,135 @@
+"""Content-addressed blob storage behind a small protocol.
+
+Blobs are keyed by their sha256 only, never by a user-supplied name, so no
+upload can choose where its bytes land. ``LocalBlobStorage`` keeps them under
+``<root>/<aa>/<bb>/<sha256>``; ``S3BlobStorage`` (``storage_s3``) keeps them in an
+S3-compatible object store. Both implement the same protocol, including the
+listing and deletion that ``modhub admin gc`` needs. ``open_storage(settings)``
+picks the backend from ``MODHUB_SERVER_BLOB_URL`` through a registry of URL schemes.
+
+A blob is only ever served or adopted if its bytes match its name: the local
+store hashes a file before it first serves it (and again whenever the file's
+inode, size or mtime changed), and a publish always installs its own freshly
+hashed copy instead of trusting a file that already sits under the name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    pass
+
+_CHUNK = 1 << 20
+_SHA_CHARS = frozenset("0123456789abcdef")
+
+
+def check_sha256(sha256: str) -> str:
+    if len(sha256) != 64 or not set(sha256) <= _SHA_CHARS:
+        raise ValueError(f"not a sha256 hex digest: {sha256!r}")
+    return sha256
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """One blob as the backend lists it."""
+
+    sha256: str
+    size: int
+    # Last modification (seconds since the epoch): when it was stored, or last re-adopted.
+    modified: float
+
+
+@dataclass(frozen=True)
+class IncompleteWrite:
+    """Bytes a write left behind that never became a blob (a crash mid-write)."""
+
+    # Backend-specific key (a temp file name; an S3 multipart upload id).
+    key: str
+    size: int
+    modified: float
+
+
+@runtime_checkable
+class BlobStorage(Protocol):
+    def exists(self, sha256: str) -> bool: ...
+
+    def size(self, sha256: str) -> int:
+        """Size in bytes; FileNotFoundError if the blob is absent."""
+        ...
+
+    def open(self, sha256: str) -> BinaryIO:
+        """A seekable reader of bytes whose sha256 is ``sha256``.
+
+        FileNotFoundError if the blob is absent; IntegrityError if the stored
+        bytes do not match their name (they are then moved aside, never served).
+        """
+        ...
+
+    def put_stream(self, chunks: Iterable[bytes], expected_sha256: str | None = None) -> str:
+        """Store bytes, hashing while writing; return their sha256 (IntegrityError if not expected)."""
+        ...
+
+    def put_file(self, path: Path, sha256: str) -> None:
+        """Move a local file whose sha256 the caller has computed into the store (it is consumed).
+
+        The file replaces whatever is stored under the name, so a damaged
+        existing copy is never adopted.
+        """
+        ...
+
+    def iter_blobs(self) -> Iterator[StoredBlob]:
+        """Every stored blob (for ``modhub admin gc``, backups and tests)."""
+        ...
+
+    def delete(self, sha256: str) -> None:
+        """Remove a blob; absent is not an error."""
+        ...
+
+    def iter_incomplete(self) -> Iterator[IncompleteWrite]:
+        """Leftovers of writes that never completed."""
+        ...
+
+    def delete_incomplete(self, key: str) -> None:
+        """Remove one leftover named by ``iter_incomplete``; absent is not an error."""
+        ...
+
+    def download_url(self, sha256: str) -> str | None:
+        """A URL clients may fetch the blob from directly (the hub redirects there); None: the hub
+        streams the bytes itself."""
+        ...
+
+
+def fsync_file(fh: BinaryIO) -> None:
+    """Flush Python's and the OS's buffers, so a rename that follows never exposes a short file."""
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or creation inside ``path`` durable (best effort where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def sha256_of(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
