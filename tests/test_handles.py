@@ -104,3 +104,40 @@ def test_one_list_of_reserved_names() -> None:
     from modhub.server.web.routes import RESERVED
 
     assert RESERVED is RESERVED_PUBLISHERS
+
+
+@pytest.mark.parametrize(
+    ("url", "endpoint", "same"),
+    [
+        ("http://127.0.0.1:8000", "http://127.0.0.1:8000/", True),
+        ("HTTP://Hub.Example:80/prefix/", "http://hub.example/prefix", True),
+        ("https://hub.example:443/api/v1/blobs/ab?x=1", "https://hub.example", True),
+        ("http://hub.example/prefix/api/v1/modules", "http://hub.example/prefix", True),
+        ("http://[::1]:8000/api", "http://[::1]:8000", True),
+        # Another scheme, port, host or path prefix is another hub: its token stays home.
+        ("https://hub.example", "http://hub.example", False),
+        ("http://hub.example:8001", "http://hub.example:8000", False),
+        ("http://hub.example.evil", "http://hub.example", False),
+        ("http://hub.example@evil.test/", "http://hub.example", False),
+        ("http://hub.example/prefixed", "http://hub.example/prefix", False),
+        ("http://hub.example/other", "http://hub.example/prefix", False),
+        ("https://bucket.s3.example/blob?X-Amz-Signature=1", "http://hub.example", False),
+        ("http://hub.example:notaport/", "http://hub.example", False),
+    ],
+)
+def test_same_hub(url: str, endpoint: str, same: bool) -> None:
+    from modhub.handles import same_hub
+
+    assert same_hub(url, endpoint) is same
+
+
+def test_hub_key_is_canonical() -> None:
+    from modhub.handles import hub_key
+
+    assert hub_key("HTTP://Hub.Example:80/prefix/") == "http://hub.example/prefix"
+    assert hub_key("https://hub.example:443") == "https://hub.example"
+    assert hub_key("http://[::1]:8000") == "http://[::1]:8000"
+    # The endpoint a handle URL names is the hub it was parsed from.
+    assert hub_key(parse_handle("http://Hub.Example:80/models/acme/net/2").endpoint or "") == (
+        "http://hub.example/models"
+    )

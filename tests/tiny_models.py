@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -73,3 +74,43 @@ def make_tokenizer(path: Path):  # type: ignore[no-untyped-def]
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.save(str(path))
     return tok
+
+
+LABELS = ["ant", "bee", "cat", "dog", "eel"]
+TEXTS = ["the cat sat on the mat", "a dog ran fast", "red car"]
+IMAGE_TASKS = ("image-classification", "image-feature-vector")
+
+
+def make_module(
+    task: str,
+    out: Path,
+    *,
+    model: nn.Module | None = None,
+    seed: int = 0,
+    classes: int = 5,
+    license: str = "Apache-2.0",
+    **options: Any,
+) -> Path:
+    """A tiny module for ``task`` made by ``modhub.export`` into ``out``: a TinyCNN (``classes``
+    outputs, seeded with ``seed``, 32x32 inputs; an image classifier gets LABELS) or a
+    TinyTextEncoder with its word-level tokenizer. ``options`` go to ``export`` as they are."""
+    import modhub as hub
+
+    example: Any
+    torch.manual_seed(seed)
+    if task in IMAGE_TASKS:
+        model = model if model is not None else TinyCNN(classes=classes).eval()
+        if task == "image-classification":
+            options.setdefault("labels", LABELS[:classes])
+        example = torch.rand(2, 3, 32, 32)
+    elif task == "text-embedding":
+        model = model if model is not None else TinyTextEncoder(vocab=len(WORDS) + 2).eval()
+        # The tokenizer lives beside the module, not in it: export copies it in.
+        src = out.parent / f"{out.name}-src"
+        src.mkdir(parents=True, exist_ok=True)
+        make_tokenizer(src / "tokenizer.json")
+        options = {"tokenizer": src / "tokenizer.json", "max_length": 32, **options}
+        example = TEXTS
+    else:
+        raise ValueError(f"no tiny model for task {task!r}: use one of {[*IMAGE_TASKS, 'text-embedding']}")
+    return hub.export(model, example, out, task=task, license=license, **options)

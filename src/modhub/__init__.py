@@ -7,6 +7,12 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.abc
+import importlib.machinery
+import sys
+import types
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from modhub.errors import (
@@ -19,10 +25,14 @@ from modhub.errors import (
     InputError,
     IntegrityError,
     InvalidHandle,
+    InvalidModule,
+    InvalidRequest,
     ManifestError,
     ModuleNotFound,
     OfflineError,
     PermissionDenied,
+    RateLimited,
+    TooLarge,
     UnsafeModuleError,
     ZooError,
 )
@@ -39,12 +49,16 @@ __all__ = [
     "InputError",
     "IntegrityError",
     "InvalidHandle",
+    "InvalidModule",
+    "InvalidRequest",
     "KerasLayer",
     "Layer",
     "ManifestError",
     "ModuleNotFound",
     "OfflineError",
     "PermissionDenied",
+    "RateLimited",
+    "TooLarge",
     "UnsafeModuleError",
     "ZooError",
     "__version__",
@@ -73,8 +87,6 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
@@ -83,3 +95,50 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+# Modules that moved when the package took its layers (ARCHITECTURE.md), old name -> the modules
+# that now hold its public names. `import modhub.publishing` keeps working, with a DeprecationWarning.
+_MOVED: dict[str, tuple[str, ...]] = {
+    "modhub.images": ("modhub.runtimes.images",),
+    "modhub.keras_layer": ("modhub.loading.keras_layer",),
+    "modhub.layer": ("modhub.loading.layer",),
+    "modhub.onnx_export": ("modhub.exporting.onnx",),
+    "modhub.preprocessing": ("modhub.runtimes.preprocessing",),
+    "modhub.publishing": ("modhub.client.publish", "modhub.client.tokens"),
+    "modhub.saved_model_module": ("modhub.exporting.savedmodel",),
+    "modhub.server.storage_s3": ("modhub.server.storage.s3",),
+    "modhub.signing": ("modhub.exporting.signing", "modhub.format.signature", "modhub.errors"),
+}
+
+
+class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports an old module name as a module that forwards to where its names live now."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname not in _MOVED:
+            return None
+        return importlib.machinery.ModuleSpec(fullname, self)
+
+    def create_module(self, spec: Any) -> types.ModuleType:
+        homes = _MOVED[spec.name]
+        where = " and ".join(homes)
+        warnings.warn(f"{spec.name} moved to {where}; import it from there", DeprecationWarning, stacklevel=2)
+        module = types.ModuleType(spec.name, f"Moved to {', '.join(homes)}.")
+
+        def forward(name: str) -> Any:
+            for home in homes:
+                target = importlib.import_module(home)
+                if hasattr(target, name):
+                    return getattr(target, name)
+            raise AttributeError(f"module {spec.name!r} (moved to {where}) has no attribute {name!r}")
+
+        module.__getattr__ = forward  # type: ignore[method-assign]
+        return module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        pass
+
+
+if not any(isinstance(finder, _MovedModules) for finder in sys.meta_path):
+    sys.meta_path.append(_MovedModules())

@@ -2,8 +2,9 @@
 
 The one parser of each kind, shared by the client, the API and the website:
 ``validate_name`` (publisher and module names), ``parse_version`` (version
-numbers), ``parse_handle`` (whole handles). ``RESERVED_PUBLISHERS`` is the
-one list of names the hub's own paths use.
+numbers), ``parse_handle`` (whole handles), ``hub_key`` / ``same_hub`` (which
+hub a URL belongs to). ``RESERVED_PUBLISHERS`` is the one list of names the
+hub's own paths use.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$", re.ASCII)
 # Versions are stored as 32-bit integers (portable); larger numbers are refused.
 MAX_VERSION = 2**31 - 1
 # ASCII digits only: str.isdigit() also accepts '²' and '٣', which int() refuses or reads.
-_VERSION_RE = re.compile(r"[1-9][0-9]{0,9}", re.ASCII)
+VERSION_PATTERN = r"[1-9][0-9]{0,9}"
+_VERSION_RE = re.compile(VERSION_PATTERN, re.ASCII)
 _DIGITS_RE = re.compile(r"[0-9]+", re.ASCII)
 # Characters a look-alike check folds together: separators, and digits that pass for letters.
 _FOLD = str.maketrans({"_": "-", ".": "-", "0": "o", "1": "l", "i": "l", "5": "s"})
@@ -118,6 +120,36 @@ def is_local(handle: str | os.PathLike[str]) -> bool:
     if handle.startswith(("http://", "https://")):
         return False
     return handle.startswith(("/", "./", "../", "~")) or Path(handle).is_dir()
+
+
+def hub_key(url: str) -> str:
+    """The canonical form of a hub's base URL: scheme, host and port (default ports dropped), path prefix.
+
+    ``HTTP://Hub.Example:80/prefix/`` and ``http://hub.example/prefix`` are the same hub.
+    Raises ValueError for a port that is not a number.
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    default = {"http": 80, "https": 443}.get(scheme)
+    port = f":{parts.port}" if parts.port is not None and parts.port != default else ""
+    return f"{scheme}://{host}{port}{parts.path.rstrip('/')}"
+
+
+def same_hub(url: str, endpoint: str) -> bool:
+    """Whether ``url`` is the hub at ``endpoint`` or a URL under it (the hub's token may go there).
+
+    Compared on ``hub_key``: case of scheme and host, default ports and trailing
+    slashes do not matter; a query or fragment on ``url`` is ignored. A URL that
+    does not parse is not the hub.
+    """
+    try:
+        key, base = hub_key(url), hub_key(endpoint)
+    except ValueError:
+        return False
+    return key == base or key.startswith(base + "/")
 
 
 def parse_handle(text: str) -> Handle:

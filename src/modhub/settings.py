@@ -1,12 +1,18 @@
 """Client settings, read once from ``MODHUB_*`` environment variables.
 
 ``Settings.from_env()`` builds a frozen object that is passed down; nothing in
-modhub reads the environment at import time.
+modhub reads the environment at import time. Only the public entry points (the
+CLI commands, ``hub.load``/``Layer``/``KerasLayer``/``resolve``/``export``,
+``publish``, ``predict``, ``retrain_*``, ``build_zoo``, ``submit_*``) call it when
+given no settings; everything below them takes the object they pass.
+
+``Settings.show_progress`` is the one rule for "draw a progress bar?".
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from pydantic import Field
@@ -46,3 +52,24 @@ class Settings(BaseSettings):
     @classmethod
     def from_env(cls) -> Settings:
         return cls()
+
+    def show_progress(self, explicit: bool | None = None, *, small: bool = False) -> bool:
+        """Whether to draw a progress bar: the rule every progress bar of modhub follows.
+
+        ``explicit`` (a caller's ``progress=`` or ``--progress/--no-progress``) wins;
+        then ``MODHUB_PROGRESS``; unset, a bar is drawn only when stderr is a terminal
+        (a log file or a pipe would fill with redrawn lines) and the work is not
+        ``small`` (a bar that flashes for a tiny download is noise).
+        """
+        if explicit is not None:
+            return explicit
+        if self.progress is not None:
+            return self.progress
+        return not small and _stderr_is_tty()
+
+
+def _stderr_is_tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # a replaced or closed stderr
+        return False

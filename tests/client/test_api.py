@@ -127,3 +127,36 @@ def test_file_url_quotes_paths() -> None:
         hub = HubClient(http, "http://hub.test/prefix")
         url = hub.file_url(Handle("acme", "tiny", 3), "assets/my labels.txt")
     assert url == "http://hub.test/prefix/api/v1/modules/acme/tiny/versions/3/files/assets/my%20labels.txt"
+
+
+def test_redirects_keep_the_token_only_at_the_hub() -> None:
+    """The hub's token follows a redirect within the hub (however its URL is spelled) and
+    never to another origin, such as an object store's presigned URL."""
+    seen: list[tuple[str, str | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((str(request.url), request.headers.get("authorization")))
+        if request.url.path.endswith("/files/model.onnx"):
+            return httpx.Response(307, headers={"location": "/prefix/api/v1/blobs/abc"})
+        if request.url.path.endswith("/blobs/abc"):
+            return httpx.Response(307, headers={"location": "https://store.test/abc?X-Amz-Signature=s"})
+        return httpx.Response(200, content=b"bytes")
+
+    with open_http_client(transport=httpx.MockTransport(handler), token="t0k") as http:
+        hub = HubClient(http, "HTTP://Hub.Test:80/prefix/")
+        with hub.stream(hub.file_url(Handle("acme", "tiny", 1), "model.onnx")) as response:
+            assert response.read() == b"bytes"
+    assert [auth for _, auth in seen] == ["Bearer t0k", "Bearer t0k", None]
+    assert seen[-1][0].startswith("https://store.test/")
+
+
+def test_hub_error_codes_become_typed_exceptions() -> None:
+    from modhub.errors import InvalidModule, TooLarge
+
+    body = {"error": {"code": "contract_error", "message": "image-classification needs logits"}}
+    with pytest.raises(InvalidModule, match="needs logits") as info:
+        raise_for_status(_answer(422, body), handle="acme/tiny")
+    assert isinstance(info.value, HubHTTPError) and isinstance(info.value, ValueError)
+    assert (info.value.status, info.value.code) == (422, "contract_error")
+    with pytest.raises(TooLarge):
+        raise_for_status(_answer(413, {"error": {"code": "too_large", "message": "over 2 GiB"}}))

@@ -22,7 +22,8 @@ import torch
 
 from modhub.client.cache import ModuleCache
 from modhub.client.resolve import Resolver
-from modhub.format.manifest import MANIFEST_NAME, read_manifest, sha256_file
+from modhub.format.digests import sha256_file
+from modhub.format.manifest import MANIFEST_NAME, read_manifest
 from modhub.format.verify import verify_files
 from modhub.settings import Settings
 from tests.client.test_e2e import SLOW_CLIENT, LiveHub, Wide, live_hub  # noqa: F401 (fixture)

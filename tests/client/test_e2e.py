@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 import torch
 from torch import nn
@@ -25,10 +23,12 @@ from torch import nn
 from modhub.client.cache import ModuleCache
 from modhub.client.resolve import LatestVersionWarning, Resolver
 from modhub.errors import IntegrityError, ModuleNotFound
-from modhub.format.manifest import read_manifest, sha256_file
+from modhub.format.digests import sha256_file
+from modhub.format.manifest import read_manifest
 from modhub.format.verify import verify_files
 from modhub.settings import Settings
 from tests.client._slow_client import CountingTransport
+from tests.harness import running_hub, without_modhub_settings
 
 pytestmark = pytest.mark.slow
 
@@ -51,9 +51,7 @@ class Wide(nn.Module):
 
 def _env(**values: str) -> dict[str, str]:
     """The current environment without any MODHUB_* setting, plus ``values``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODHUB_")}
-    env.update(values)
-    return env
+    return {**without_modhub_settings(os.environ), **values}
 
 
 def _modhub(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -63,12 +61,6 @@ def _modhub(*args: str, env: dict[str, str], check: bool = True) -> subprocess.C
     if check and result.returncode != 0:
         raise AssertionError(f"modhub {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -87,37 +79,8 @@ class LiveHub:
 
 @pytest.fixture(scope="module")
 def live_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
-    data_dir = tmp_path_factory.mktemp("hub-data")
-    env = _env()
-    token = _modhub(
-        "admin", "create-token", "--data-dir", str(data_dir), "--publisher", "acme", env=env
-    ).stdout.strip()
-    port = _free_port()
-    log = (data_dir.parent / "hub.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "modhub", "serve", "--port", str(port), "--data-dir", str(data_dir)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{endpoint}/api/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                raise RuntimeError(f"the hub did not start:\n{(data_dir.parent / 'hub.log').read_text()}")
-            time.sleep(0.1)
-        yield LiveHub(endpoint, data_dir, token)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
+    with running_hub(tmp_path_factory.mktemp("hub-data") / "data", token_for="acme") as hub:
+        yield LiveHub(hub.url, hub.data_dir, hub.token)
 
 
 @pytest.fixture(scope="module")

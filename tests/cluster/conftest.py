@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
 
 pytest.importorskip("ray")
 
 from modhub.cluster import LocalCluster
+from tests.harness import running_hub, serve_env, without_modhub_settings
 from tests.retrain.conftest import write_photos, write_text_csv
-from tests.server.conftest import LiveHub, _src_dir, admin_cli
-from tests.tiny_models import TinyCNN
+from tests.tiny_models import make_module
 
 
 @pytest.fixture(scope="session")
@@ -27,9 +25,8 @@ def cluster_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def ray_cluster(cluster_cache: Path) -> Iterator[LocalCluster]:
     """``ray start --head --num-cpus 2`` on free loopback ports, its own temp dir; stopped at the end."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODHUB_")}
     # The cluster's Python finds this worktree's modhub (jobs run in their own directory).
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (_src_dir(), os.environ.get("PYTHONPATH", "")) if p)
+    env = without_modhub_settings(serve_env())
     env["MODHUB_CACHE"] = str(cluster_cache)
     env["MODHUB_CONFIG_DIR"] = str(cluster_cache / "config")
     cluster = LocalCluster(num_cpus=2, object_store_memory=400_000_000, env=env)
@@ -51,27 +48,18 @@ class Hub:
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     """``modhub serve`` on a free loopback port, with a token for publisher 'acme'."""
     data_dir = tmp_path_factory.mktemp("cluster-hub") / "data"
-    token = admin_cli(data_dir, "--publisher", "acme")
-    live = LiveHub(data_dir)
-    live.start()
-    try:
-        yield Hub(live.url, data_dir, token)
-    finally:
-        live.stop()
+    with running_hub(data_dir, token_for="acme") as live:
+        yield Hub(live.url, data_dir, live.token)
 
 
 @pytest.fixture(scope="session")
 def features_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny image-feature-vector module (8-d, 32x32)."""
-    import modhub as hub
-
-    torch.manual_seed(1)
-    return hub.export(
-        TinyCNN(classes=8).eval(),
-        torch.rand(2, 3, 32, 32),
+    return make_module(
+        "image-feature-vector",
         tmp_path_factory.mktemp("cluster-modules") / "tiny-features",
-        task="image-feature-vector",
-        license="Apache-2.0",
+        seed=1,
+        classes=8,
         metadata={"title": "Tiny features", "tags": ["test"]},
     )
 

@@ -19,7 +19,7 @@ from modhub.format.verify import verify_module
 from modhub.retrain import TrainConfig
 from modhub.settings import Settings
 from tests.cluster.conftest import Hub
-from tests.server.conftest import free_port, serve_env
+from tests.harness import free_port, serve_env
 
 
 @pytest.fixture(scope="module")

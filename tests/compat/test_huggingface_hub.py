@@ -21,7 +21,8 @@ import modhub
 from modhub.client.publish import publish
 from modhub.format.manifest import read_manifest
 from modhub.settings import Settings
-from tests.server.conftest import LiveHub, admin_cli, serve_env, with_description
+from tests.harness import LiveHub, running_hub, serve_env
+from tests.server.conftest import with_description
 
 REPO_ID = "acme/tiny"
 
@@ -30,17 +31,12 @@ REPO_ID = "acme/tiny"
 def hf_hub(image_module: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
     """A real hub with acme/tiny versions 1 and 2."""
     root = tmp_path_factory.mktemp("hf")
-    live = LiveHub(root / "data")
-    live.start()
-    try:
-        token = admin_cli(live.data_dir, "--publisher", "acme")
-        settings = Settings(endpoint=live.url, token=token, cache=root / "modhub-cache")
+    with running_hub(root / "data", token_for="acme") as live:
+        settings = Settings(endpoint=live.url, token=live.token, cache=root / "modhub-cache")
         publish(image_module, REPO_ID, settings=settings, config=root)
         second = with_description(image_module, root / "v2", "the second version")
         publish(second, REPO_ID, settings=settings, config=root)
         yield live
-    finally:
-        live.stop()
 
 
 def api(live: LiveHub) -> hf.HfApi:

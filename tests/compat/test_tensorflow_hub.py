@@ -18,7 +18,7 @@ import torch
 
 import modhub
 from tests.compat.conftest import run_tf
-from tests.server.conftest import LiveHub, admin_cli, serve_env
+from tests.harness import LiveHub, admin_cli, running_hub, serve_env
 from tests.zoo.conftest import photo
 
 CLASSIFIER = "efficientnet-lite0-classification"
@@ -42,14 +42,9 @@ def tf_hub(
     for name in (CLASSIFIER, FEATURES, TEXT):
         assert (zoo_dir / name / "saved_model" / "saved_model.pb").is_file(), f"{name} has no SavedModel"
         (seed / name).symlink_to(zoo_dir / name)
-    live = LiveHub(root / "data")
-    admin_cli(live.data_dir, str(seed), "--publisher", "modhub", command="seed")
-    token = admin_cli(live.data_dir, "--publisher", "acme")
-    live.start()
-    try:
-        yield live, token
-    finally:
-        live.stop()
+    admin_cli(root / "data", str(seed), "--publisher", "modhub", command="seed")
+    with running_hub(root / "data", token_for="acme") as live:
+        yield live, live.token
 
 
 def modhub_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -10,8 +10,6 @@ developer is running, and every block has ``http://127.0.0.1:8000`` (and
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +18,7 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-from tests.server.conftest import LiveHub, serve_env
+from tests.harness import admin_cli, running_hub
 from tests.zoo.conftest import zoo_cache_dir
 
 
@@ -38,23 +36,6 @@ def docs_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DocsHub]:
     zoo = zoo_cache_dir()
     build_zoo(zoo, progress=False)
     data_dir = tmp_path_factory.mktemp("docs-hub") / "hub"
-    seed = [
-        sys.executable,
-        "-m",
-        "modhub",
-        "admin",
-        "seed",
-        str(zoo),
-        "--publisher",
-        "modhub",
-        "--data-dir",
-        str(data_dir),
-    ]
-    done = subprocess.run(seed, capture_output=True, text=True, env=serve_env(), timeout=600, check=False)
-    assert done.returncode == 0, done.stderr
-    hub = LiveHub(data_dir)
-    hub.start()
-    try:
+    admin_cli(data_dir, str(zoo), "--publisher", "modhub", command="seed", timeout=600)
+    with running_hub(data_dir) as hub:
         yield DocsHub(url=hub.url, data_dir=data_dir, zoo_dir=zoo)
-    finally:
-        hub.stop()

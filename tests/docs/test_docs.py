@@ -35,7 +35,7 @@ import pytest
 from modhub.zoo.tf_formats import tf_subprocess_env
 from tests.docs.conftest import DocsHub
 from tests.docs.markdown_blocks import PYTHON, REPO, SHELL, SHOWN, Block, blocks, doc_files
-from tests.server.conftest import serve_env
+from tests.harness import serve_env
 
 KERNEL = Path(__file__).with_name("kernel.py")
 BLOCK_TIMEOUT = 300.0
@@ -307,6 +307,23 @@ def test_configuration_lists_every_variable() -> None:
             names |= set(re.findall(r"MODHUB_[A-Z0-9_]*[A-Z0-9](?![A-Za-z0-9_*])", text))
     missing = sorted(name for name in names if f"`{name}`" not in _doc("configuration.md"))
     assert not missing, f"document these in docs/configuration.md: {missing}"
+
+
+def test_http_api_lists_every_error_code_under_its_status() -> None:
+    """docs/http-api.md's error table follows modhub.errors.ERROR_CODES (status and client exception)."""
+    from modhub.errors import ERROR_CODES
+
+    rows = {}
+    for line in _doc("http-api.md").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and (cells[0].isdigit() or cells[0] == "other"):
+            rows[cells[0]] = cells
+    wrong = []
+    for code, entry in ERROR_CODES.items():
+        row = rows.get(str(entry.status) if entry.status else "other")
+        if row is None or f"`{code}`" not in row[2] or f"`{entry.error.__name__}`" != row[1]:
+            wrong.append(code)
+    assert rows and not wrong, f"docs/http-api.md's error table misses or misplaces: {wrong}"
 
 
 def test_module_format_lists_every_manifest_field_and_task() -> None:

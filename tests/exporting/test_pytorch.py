@@ -11,7 +11,8 @@ import torch
 import yaml
 
 import modhub as hub
-from modhub.format.manifest import read_manifest, sha256_file
+from modhub.format.digests import sha256_file
+from modhub.format.manifest import read_manifest
 from tests.tiny_models import TinyCNN
 
 

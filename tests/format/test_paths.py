@@ -18,6 +18,7 @@ from modhub.graph import build_graph_module
 from modhub.server.errors import InvalidModule
 from modhub.server.services.publishing import _verify_module
 from tests.format.corpus import image_cases, rehash
+from tests.tiny_models import make_module
 
 # case name in corpus.image_cases() -> the error hub.load must raise
 REGRESSIONS = {
@@ -122,11 +123,9 @@ def test_a_file_swapped_after_the_read_has_no_effect(
 ) -> None:
     module = _copy(image_module, tmp_path / "m")
     # Another valid module of the same shape, with other weights and labels.
-    torch.manual_seed(7)
-    other = hub.export(
-        type(tiny_cnn)().eval(), torch.rand(2, 3, 32, 32), tmp_path / "other",
-        task="image-classification", license="MIT", labels=["v", "w", "x", "y", "z"],
-    )  # fmt: skip
+    other = make_module(
+        "image-classification", tmp_path / "other", seed=7, license="MIT", labels=["v", "w", "x", "y", "z"]
+    )
     swapper = _SwapAfterRead(other)
     verified = verify_module(module, needed=["graph.pt2"], records=swapper)
     assert {"graph.pt2", "assets/labels.txt"} <= set(swapper.swapped)
@@ -144,11 +143,9 @@ def test_concurrent_swaps_never_load_unverified_bytes(
 ) -> None:
     """A writer flips graph.pt2 between two versions during loads: each load is the original or refused."""
     module = _copy(image_module, tmp_path / "m")
-    torch.manual_seed(7)
-    other = hub.export(
-        type(tiny_cnn)().eval(), torch.rand(2, 3, 32, 32), tmp_path / "other",
-        task="image-classification", license="MIT", labels=["v", "w", "x", "y", "z"],
-    )  # fmt: skip
+    other = make_module(
+        "image-classification", tmp_path / "other", seed=7, license="MIT", labels=["v", "w", "x", "y", "z"]
+    )
     versions = [(image_module / "graph.pt2").read_bytes(), (other / "graph.pt2").read_bytes()]
     stop = threading.Event()
 

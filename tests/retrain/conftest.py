@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from tests.tiny_models import TinyCNN
+from tests.tiny_models import make_module
 
 COLOURS = {"blue": (40, 60, 210), "green": (40, 190, 60), "red": (210, 40, 40)}
 
@@ -17,16 +16,11 @@ COLOURS = {"blue": (40, 60, 210), "green": (40, 190, 60), "red": (210, 40, 40)}
 @pytest.fixture(scope="session")
 def feature_module(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An image-feature-vector module: TinyCNN's 8 outputs as features, 32x32 inputs."""
-    import modhub as hub
-
-    torch.manual_seed(1)
-    model = TinyCNN(classes=8).eval()
-    return hub.export(
-        model,
-        torch.rand(2, 3, 32, 32),
+    return make_module(
+        "image-feature-vector",
         tmp_path_factory.mktemp("modules") / "tiny-features",
-        task="image-feature-vector",
-        license="Apache-2.0",
+        seed=1,
+        classes=8,
         metadata={"title": "Tiny features", "tags": ["test"]},
     )
 

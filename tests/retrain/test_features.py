@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
+from modhub.format.manifest import read_manifest
 from modhub.retrain.features import FeatureCache, extract_features, module_key
 
 
@@ -57,7 +58,8 @@ def test_a_damaged_shard_is_a_miss_not_a_crash(tmp_path: Path) -> None:
 
 
 def test_module_key_covers_module_files_and_preprocessing(feature_module: Path, text_module: Path) -> None:
-    key = module_key(feature_module, {"height": 32})
-    assert key == module_key(feature_module, {"height": 32})
-    assert key != module_key(feature_module, {"height": 64})
-    assert key != module_key(text_module, {"height": 32})
+    feature, text = read_manifest(feature_module), read_manifest(text_module)
+    key = module_key(feature, {"height": 32})
+    assert key == module_key(feature, {"height": 32})
+    assert key != module_key(feature, {"height": 64})
+    assert key != module_key(text, {"height": 32})

@@ -237,17 +237,9 @@ def test_augment_is_for_images(text_csv: Path, text_module: Path, tmp_path: Path
 def test_frozen_features_come_from_onnxruntime_when_the_module_has_onnx(
     photo_dir: Path, feature_module: Path, tmp_path: Path
 ) -> None:
-    from tests.tiny_models import TinyCNN
+    from tests.tiny_models import make_module
 
-    torch.manual_seed(1)
-    with_onnx = hub.export(
-        TinyCNN(classes=8).eval(),
-        torch.rand(2, 3, 32, 32),
-        tmp_path / "tiny-onnx",
-        task="image-feature-vector",
-        license="Apache-2.0",
-        onnx=True,
-    )
+    with_onnx = make_module("image-feature-vector", tmp_path / "tiny-onnx", seed=1, classes=8, onnx=True)
     onnx_run = retrain_images(photo_dir, with_onnx, tmp_path / "a", config=FAST, progress=False)
     torch_run = retrain_images(photo_dir, feature_module, tmp_path / "b", config=FAST, progress=False)
     assert onnx_run.report["timings"]["runtime"] == "onnx"

@@ -17,7 +17,8 @@ import modhub
 import modhub as hub
 from modhub.client.records import MemoryRecords
 from modhub.format.verify import verify_module
-from modhub.loading.loader import verified_module
+from modhub.loading.opener import open_module
+from modhub.settings import Settings
 from tests.conftest import export_tiny_text
 from tests.tiny_models import TinyTextEncoder
 
@@ -203,7 +204,7 @@ def test_records_hash_a_file_once_until_it_changes(image_module: Path, tmp_path:
 
 def test_local_directories_are_hashed_once_per_process(image_module: Path, tmp_path: Path) -> None:
     copy = shutil.copytree(image_module, tmp_path / "m")
-    records = verified_module.__globals__["records_for"](copy, None)
+    records = open_module(copy, settings=Settings.from_env(), needed=()).records
     assert isinstance(records, MemoryRecords)
     hub.load(copy, runtime="onnx")
     entry = hub.load(copy, runtime="onnx").manifest.file("model.onnx")

@@ -1,16 +1,11 @@
-"""Fixtures for hub server tests: an in-process app (TestClient), tokens, tiny modules,
-and a REAL server (``python -m modhub serve``) on a free loopback port."""
+"""Fixtures for hub server tests: an in-process app (TestClient), tokens, tiny modules and
+publish helpers. The real server (``live_hub``, ``start_hub``) and the databases are the
+suite's own, in tests/conftest.py and tests/harness.py."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -19,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-import torch
 
 pytest.importorskip("fastapi")
 
@@ -29,24 +23,27 @@ from modhub.format.manifest import MANIFEST_NAME, list_files, read_manifest, wri
 from modhub.server.app import create_app
 from modhub.server.config import ServerSettings
 from modhub.server.services.tokens import create_token
-from tests.tiny_models import TinyCNN
-
-API = "/api/v1"
+from tests.harness import (  # noqa: F401  (re-exported: the server tests import them from here)
+    API,
+    LiveHub,
+    admin_cli,
+    admin_run,
+    database_env,
+    free_port,
+    fresh_postgres_database,
+    in_ci,
+    serve_env,
+)
+from tests.tiny_models import make_module
 
 
 @pytest.fixture(scope="session")
 def feature_module(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny image-feature-vector module made by modhub.export (read-only: copy before changing)."""
-    import modhub as hub
-
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("server-modules") / "tiny-features"
-    return hub.export(
-        TinyCNN(classes=6).eval(),
-        torch.rand(2, 3, 32, 32),
-        out,
-        task="image-feature-vector",
-        license="Apache-2.0",
+    return make_module(
+        "image-feature-vector",
+        tmp_path_factory.mktemp("server-modules") / "tiny-features",
+        classes=6,
         metadata={"title": "Tiny features", "description": "A tiny CNN for tests", "tags": ["test", "cnn"]},
     )
 
@@ -128,84 +125,6 @@ def error_code(response: httpx.Response) -> str:
     return str(response.json()["error"]["code"])
 
 
-# --- databases: every test that takes `database_url` runs on SQLite and on PostgreSQL ----------
-
-_PG_HOW = (
-    "set MODHUB_TEST_POSTGRES=postgresql+psycopg://USER@HOST:PORT/DB to a server where USER may "
-    "create databases (bash .ci/run starts a throwaway cluster and sets it)"
-)
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-@pytest.fixture(scope="session")
-def postgres_admin_url() -> str:
-    """The PostgreSQL server the tests create their databases on. Skipped without one on a
-    developer's machine; in CI (CI=true) a missing or unreachable server fails the run."""
-    url = os.environ.get("MODHUB_TEST_POSTGRES")
-    if not url:
-        if in_ci():
-            pytest.fail(f"CI=true but no PostgreSQL for the tests: {_PG_HOW}")
-        pytest.skip(f"no PostgreSQL: {_PG_HOW}")
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import SQLAlchemyError
-
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except (SQLAlchemyError, ImportError) as exc:
-        message = f"PostgreSQL at MODHUB_TEST_POSTGRES is not usable ({exc}); {_PG_HOW}"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
-    finally:
-        engine.dispose()
-    return url
-
-
-@contextlib.contextmanager
-def fresh_postgres_database(admin_url: str) -> Iterator[str]:
-    """A new, empty database on the test server; dropped afterwards."""
-    from sqlalchemy import create_engine, text
-
-    name = f"modhub_test_{uuid.uuid4().hex[:12]}"
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with engine.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        engine.dispose()
-
-
-DATABASES = ["sqlite", "postgresql"]
-
-
-@pytest.fixture(params=DATABASES)
-def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """None: the embedded SQLite; else the URL of a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield None
-        return
-    with fresh_postgres_database(request.getfixturevalue("postgres_admin_url")) as url:
-        yield url
-
-
-@pytest.fixture(scope="module", params=DATABASES)
-def module_database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """The same, shared by the tests of one module (for a live server started once per module)."""
-    if request.param == "sqlite":
-        yield None
-        return
-    with fresh_postgres_database(request.getfixturevalue("postgres_admin_url")) as url:
-        yield url
-
-
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str | None) -> ServerSettings:
     return ServerSettings(data_dir=tmp_path / "hub", database_url=database_url)
@@ -254,91 +173,6 @@ def published(client: TestClient, token: str, feature_module: Path) -> str:
     return str(response.json()["handle"])
 
 
-# --- a real server ---------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _src_dir() -> str:
-    import modhub
-
-    return str(Path(modhub.__file__).resolve().parent.parent)
-
-
-def serve_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (_src_dir(), env.get("PYTHONPATH", "")) if p)
-    return env
-
-
-class LiveHub:
-    """``modhub serve`` in a subprocess. ``env`` adds MODHUB_SERVER_* settings (database, blobs);
-    ``admin`` runs admin commands with the same settings."""
-
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, *, workers: int = 1) -> None:
-        self.data_dir = data_dir
-        self.env = env or {}
-        self.workers = workers
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = data_dir.parent / f"serve-{self.port}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.startup_s = 0.0
-
-    def start(self, timeout: float = 60.0) -> None:
-        start = time.monotonic()
-        cmd = [
-            sys.executable,
-            "-m",
-            "modhub",
-            "serve",
-            "--port",
-            str(self.port),
-            "--data-dir",
-            str(self.data_dir),
-            *(["--workers", str(self.workers)] if self.workers != 1 else []),
-        ]
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, env={**serve_env(), **self.env}
-            )
-        while time.monotonic() - start < timeout:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"modhub serve exited with {self.proc.returncode}:\n{self.log.read_text()}"
-                )
-            try:
-                if httpx.get(f"{self.url}{API}/health", timeout=1.0).status_code == 200:
-                    self.startup_s = time.monotonic() - start
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"modhub serve did not become healthy in {timeout} s:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def admin(self, *args: str, command: str = "create-token") -> str:
-        return admin_cli(self.data_dir, *args, command=command, env=self.env)
-
-
-def database_env(database_url: str | None) -> dict[str, str]:
-    return {"MODHUB_SERVER_DATABASE_URL": database_url} if database_url else {}
-
-
 def server_env(settings: ServerSettings) -> dict[str, str]:
     """What an admin command next to this hub needs besides --data-dir (its database, blob store)."""
     env = database_env(settings.database_url)
@@ -347,47 +181,8 @@ def server_env(settings: ServerSettings) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module")
-def live_hub(tmp_path_factory: pytest.TempPathFactory, module_database_url: str | None) -> Iterator[LiveHub]:
-    """``python -m modhub serve`` on a free loopback port with a fresh data dir (SQLite or PostgreSQL)."""
-    hub = LiveHub(tmp_path_factory.mktemp("live") / "data", env=database_env(module_database_url))
-    hub.start()
-    try:
-        yield hub
-    finally:
-        hub.stop()
-
-
-def admin_run(
-    data_dir: Path | None, *args: str, command: str = "create-token", env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run `modhub admin <command>` (``data_dir`` None: no ``--data-dir``, settings from ``env``)."""
-    where = ["--data-dir", str(data_dir)] if data_dir is not None else []
-    cmd = [sys.executable, "-m", "modhub", "admin", command, *where, *args]
-    return subprocess.run(
-        cmd, capture_output=True, text=True, env={**serve_env(), **(env or {})}, timeout=300, check=False
-    )
-
-
-def admin_cli(
-    data_dir: Path | None, *args: str, command: str = "create-token", env: dict[str, str] | None = None
-) -> str:
-    """Run `modhub admin <command>` and return what it printed on stdout (create-token: the token)."""
-    result = admin_run(data_dir, *args, command=command, env=env)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
-
-
 def dump(obj: Any) -> str:
     return json.dumps(obj, indent=1, sort_keys=True)
-
-
-@pytest.fixture(autouse=True)
-def _no_server_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test reads the developer's MODHUB_SERVER_* settings."""
-    for var in list(os.environ):
-        if var.startswith("MODHUB_SERVER_"):
-            monkeypatch.delenv(var)
 
 
 # --- a real S3-compatible object store (SeaweedFS), started once per test session ---------------

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, text
 
-from tests.server.conftest import LiveHub, admin_cli, serve_env
+from tests.harness import admin_cli, running_hub, serve_env
 
 # The schemathesis token's id: far from the small ids fuzzing tries first, so that
 # DELETE /tokens/{id} with a generated id never revokes the token the run depends on.
@@ -51,9 +51,7 @@ def contract_run(
     timeout: float = 600,
 ) -> ContractResult:
     data_dir = work / "data"
-    hub = LiveHub(data_dir, env={"MODHUB_SERVER_AUTH_FAILURE_LIMIT": "1000000"})
-    hub.start()
-    try:
+    with running_hub(data_dir, env={"MODHUB_SERVER_AUTH_FAILURE_LIMIT": "1000000"}) as hub:
         token = admin_cli(data_dir, "--publisher", "acme", "--name", "schemathesis")
         _move_token(data_dir, TOKEN_ID)
         publish = [sys.executable, "-m", "modhub", "publish", str(module_dir), "acme/tiny"]
@@ -85,5 +83,3 @@ def contract_run(
             cmd, capture_output=True, text=True, timeout=timeout, env=serve_env(), cwd=work, check=False
         )
         return ContractResult(result.returncode, result.stdout + result.stderr)
-    finally:
-        hub.stop()

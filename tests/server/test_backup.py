@@ -12,16 +12,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from modhub.format.manifest import read_manifest, sha256_file
-from tests.server.conftest import (
+from modhub.format.digests import sha256_file
+from modhub.format.manifest import read_manifest
+from tests.harness import (
     API,
     LiveHub,
     admin_cli,
     admin_run,
     database_env,
     fresh_postgres_database,
-    with_description,
+    running_hub,
 )
+from tests.server.conftest import with_description
 
 
 @contextlib.contextmanager
@@ -95,9 +97,7 @@ def test_backup_while_publishing_then_restore(
         assert restored == ""
         refused = admin_run(target, str(out), command="restore", env=env)
         assert refused.returncode == 1 and "not empty" in refused.stderr
-        hub = LiveHub(target, env=env)
-        hub.start()
-        try:
+        with running_hub(target, env) as hub:
             handles = _verify_everything(hub, tmp_path / "cache")
             assert "keep/first/1" in handles
             # The snapshot holds whole publishes only: as many "during" versions as it counted.
@@ -108,5 +108,3 @@ def test_backup_while_publishing_then_restore(
                 third, "keep/after", settings=Settings(endpoint=hub.url, token=token, progress=False)
             )
             assert handle == "keep/after/1"
-        finally:
-            hub.stop()

@@ -26,12 +26,14 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from modhub.format.manifest import MANIFEST_NAME, read_manifest, sha256_file
+from modhub.format.digests import sha256_file
+from modhub.format.manifest import MANIFEST_NAME, read_manifest
 from modhub.server.app import create_hub
 from modhub.server.config import ServerSettings
 from modhub.server.models import Blob, File, Module, Version
 from modhub.server.services.gc import collect_garbage
-from tests.server.conftest import API, copy_module, free_port, relist, serve_env
+from tests.harness import API, free_port, serve_env
+from tests.server.conftest import copy_module, relist
 
 # At least 50 kills of a 200 MB publish (a run on a loaded machine may lower them, never CI).
 KILLS = int(os.environ.get("CRASH_TEST_KILLS", "50"))

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from modhub.server.config import ServerSettings
-from tests.server.conftest import API, LiveHub
+from tests.harness import API, LiveHub, running_hub
 
 
 def _seconds_until_closed(live: LiveHub, limit: float) -> float:
@@ -36,9 +36,5 @@ def _seconds_until_closed(live: LiveHub, limit: float) -> float:
 def test_idle_connections_live_as_long_as_the_setting_says(tmp_path: Path) -> None:
     assert ServerSettings().keep_alive_seconds > 60  # longer than httpx's 5 s and load balancers' 60 s
     # 8 s, not uvicorn's own 5 s: the setting reaches the server.
-    live = LiveHub(tmp_path / "data", env={"MODHUB_SERVER_KEEP_ALIVE_SECONDS": "8"})
-    live.start()
-    try:
+    with running_hub(tmp_path / "data", env={"MODHUB_SERVER_KEEP_ALIVE_SECONDS": "8"}) as live:
         assert 7.5 <= _seconds_until_closed(live, limit=60) < 60
-    finally:
-        live.stop()

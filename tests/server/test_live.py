@@ -18,9 +18,11 @@ from modhub.client.api import client_headers
 from modhub.client.publish import publish, yank
 from modhub.client.tokens import load_token, token_path
 from modhub.errors import AuthenticationError, Conflict, PermissionDenied
-from modhub.format.manifest import read_manifest, sha256_file
+from modhub.format.digests import sha256_file
+from modhub.format.manifest import read_manifest
 from modhub.settings import Settings
-from tests.server.conftest import API, LiveHub, serve_env, with_description
+from tests.harness import API, LiveHub, serve_env
+from tests.server.conftest import with_description
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.server.conftest import API, LiveHub, auth, new_token_scoped, publish, serve_env, with_description
+from tests.harness import API, LiveHub, serve_env
+from tests.server.conftest import auth, new_token_scoped, publish, with_description
 
 SECRET = "secretco/hidden"
 

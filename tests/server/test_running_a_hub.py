@@ -14,9 +14,10 @@ from typing import Any
 
 import httpx
 
-from modhub.format.manifest import read_manifest, sha256_file
+from modhub.format.digests import sha256_file
+from modhub.format.manifest import read_manifest
 from tests.docs.markdown_blocks import REPO, blocks
-from tests.server.conftest import API, free_port, fresh_postgres_database, serve_env
+from tests.harness import API, free_port, fresh_postgres_database, serve_env
 from tests.server.seaweed import ACCESS_KEY, BUCKET, SECRET_KEY
 
 DOC = REPO / "docs" / "running-a-hub.md"

@@ -14,13 +14,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from modhub.errors import IntegrityError
-from modhub.format.manifest import read_manifest, sha256_file
-from modhub.server.storage import s3 as storage_s3
+from modhub.format.digests import sha256_file
+from modhub.format.manifest import read_manifest
 from modhub.server.app import create_app
 from modhub.server.config import ServerSettings
 from modhub.server.storage import BlobStorage, open_storage
+from modhub.server.storage import s3 as storage_s3
 from modhub.server.storage.s3 import S3BlobStorage
-from tests.server.conftest import API, LiveHub, new_token, publish
+from tests.harness import API, LiveHub, running_hub
+from tests.server.conftest import new_token, publish
 from tests.server.seaweed import BUCKET
 
 MiB = 1 << 20
@@ -205,12 +207,8 @@ def s3_live_hub(
     env = {**seaweedfs.env, "MODHUB_SERVER_BLOB_URL": f"s3://{BUCKET}/live-{os.getpid()}-{id(seaweedfs)}"}
     if module_database_url:
         env["MODHUB_SERVER_DATABASE_URL"] = module_database_url
-    hub = LiveHub(tmp_path_factory.mktemp("s3-live") / "data", env=env)
-    hub.start()
-    try:
+    with running_hub(tmp_path_factory.mktemp("s3-live") / "data", env) as hub:
         yield hub
-    finally:
-        hub.stop()
 
 
 def test_client_follows_redirects_verifies_and_keeps_its_token(
@@ -286,7 +284,7 @@ def test_admin_commands_and_gc_on_s3_with_the_database_url(
     PostgreSQL (create-token writes nothing locally), and with --data-dir on SQLite."""
     from modhub.client.publish import publish as publish_module
     from modhub.settings import Settings
-    from tests.server.conftest import admin_cli
+    from tests.harness import admin_cli
 
     home = tmp_path / "home"
     home.mkdir()
@@ -341,7 +339,7 @@ def test_backup_of_an_s3_hub_lists_its_blobs_and_restores_next_to_the_store(
 ) -> None:
     from modhub.client.publish import publish as publish_module
     from modhub.settings import Settings
-    from tests.server.conftest import admin_run
+    from tests.harness import admin_run
     from tests.server.test_backup import _verify_everything
 
     token = s3_live_hub.admin("--publisher", "bak")
@@ -365,9 +363,5 @@ def test_backup_of_an_s3_hub_lists_its_blobs_and_restores_next_to_the_store(
     assert wrong.returncode == 1 and "lacks" in wrong.stderr
     restored = admin_run(tmp_path / "restored", str(out), command="restore", env=env)
     assert restored.returncode == 0, restored.stderr
-    hub = LiveHub(tmp_path / "restored", env=env)
-    hub.start()
-    try:
+    with running_hub(tmp_path / "restored", env) as hub:
         assert "bak/on-s3/1" in _verify_everything(hub, tmp_path / "cache")
-    finally:
-        hub.stop()

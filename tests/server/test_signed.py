@@ -22,7 +22,8 @@ from modhub.exporting.signing import generate_keys, sign_module
 from modhub.format.manifest import SIGNATURE_NAME
 from modhub.format.signature import fingerprint
 from modhub.settings import Settings
-from tests.server.conftest import API, LiveHub, auth, database_env, error_code, multipart, serve_env
+from tests.harness import API, LiveHub, database_env, running_hub, serve_env
+from tests.server.conftest import auth, error_code, multipart
 
 pytestmark = pytest.mark.slow
 
@@ -45,13 +46,8 @@ def live(
     """A hub on SQLite, and on PostgreSQL (migration 0017's columns on both)."""
     data = tmp_path_factory.mktemp("signed-hub") / "data"
     data.mkdir()
-    server = LiveHub(data, database_env(module_database_url))
-    token = server.admin("--publisher", "acme")
-    server.start()
-    try:
-        yield server, token
-    finally:
-        server.stop()
+    with running_hub(data, database_env(module_database_url), token_for="acme") as server:
+        yield server, server.token
 
 
 @pytest.fixture(scope="module")

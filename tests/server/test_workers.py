@@ -11,19 +11,15 @@ import httpx
 import pytest
 
 from modhub.format.manifest import read_manifest
-from tests.server.conftest import API, LiveHub, database_env, multipart
+from tests.harness import API, LiveHub, database_env, running_hub
+from tests.server.conftest import multipart
 
 
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory: pytest.TempPathFactory, module_database_url: str | None) -> Any:
-    hub = LiveHub(
-        tmp_path_factory.mktemp("workers") / "data", env=database_env(module_database_url), workers=2
-    )
-    hub.start()
-    try:
+    data_dir = tmp_path_factory.mktemp("workers") / "data"
+    with running_hub(data_dir, database_env(module_database_url), workers=2) as hub:
         yield hub
-    finally:
-        hub.stop()
 
 
 def test_two_workers_one_winner_per_version_and_no_5xx(two_workers: LiveHub, feature_module: Path) -> None:

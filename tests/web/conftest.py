@@ -11,7 +11,6 @@ Published, once per test session:
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -20,13 +19,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-import torch
 
 pytest.importorskip("fastapi")
 
 from modhub.format.manifest import read_manifest, write_manifest
-from tests.server.conftest import LiveHub, admin_cli, auth, publish, relist
-from tests.tiny_models import TinyCNN
+from tests.harness import admin_cli, running_hub
+from tests.server.conftest import auth, publish, relist
+from tests.tiny_models import make_module
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Screenshots land here (gitignored) so that people can look at them after a run.
@@ -94,17 +93,7 @@ def _with_card(src: Path, dst: Path, body: str, license: str | None = None, **me
 
 
 def _features_module(out: Path, license: str, **metadata: object) -> Path:
-    import modhub as hub
-
-    torch.manual_seed(1)
-    return hub.export(
-        TinyCNN(classes=4).eval(),
-        torch.rand(2, 3, 32, 32),
-        out,
-        task="image-feature-vector",
-        license=license,
-        metadata=metadata,
-    )
+    return make_module("image-feature-vector", out, seed=1, classes=4, license=license, metadata=metadata)
 
 
 def _publish(client: httpx.Client, token: str, module_dir: Path, repo: str) -> None:
@@ -137,14 +126,8 @@ def web_hub(
     )
     ghost = _features_module(work / "ghost", "Apache-2.0", title="Ghost", description="Every version yanked")
 
-    live = LiveHub(tmp_path_factory.mktemp("web-live") / "data")
-    try:
-        with pytest.MonkeyPatch.context() as env:
-            # The server must not pick up the developer's own MODHUB_SERVER_* settings.
-            for var in [v for v in os.environ if v.startswith("MODHUB_SERVER_")]:
-                env.delenv(var)
-            live.start()
-            token = admin_cli(live.data_dir, "--admin", "--name", "web tests")
+    with running_hub(tmp_path_factory.mktemp("web-live") / "data") as live:
+        token = admin_cli(live.data_dir, "--admin", "--name", "web tests")
         with httpx.Client(base_url=live.url, timeout=60.0) as client:
             _publish(client, token, image_module, "acme/tiny-cnn")
             _publish(client, token, cnn_v2, "acme/tiny-cnn")
@@ -173,8 +156,6 @@ def web_hub(
                 assert time.monotonic() < deadline, "download counts were never written"
                 time.sleep(0.1)
         yield WebHub(url=live.url, data_dir=live.data_dir, admin_token=token)
-    finally:
-        live.stop()
 
 
 @pytest.fixture

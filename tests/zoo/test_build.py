@@ -154,3 +154,12 @@ def test_cli_list_and_missing_package(monkeypatch: pytest.MonkeyPatch, tmp_path:
     result = runner.invoke(app, ["zoo", "build", str(tmp_path / "zoo"), "--only", "needs-missing"])
     assert result.exit_code == 1
     assert "pip install modhub-test-no-such-package" in result.output
+
+
+def test_build_key_code_patterns_each_name_files() -> None:
+    """A file moved away from a pattern would silently stop invalidating built modules."""
+    from modhub.zoo import build
+
+    root = Path(build.__file__).resolve().parents[1]
+    empty = [pattern for pattern in build._CODE if not list(root.glob(pattern))]
+    assert not empty, f"build._CODE patterns that match no file: {empty}"

@@ -28,6 +28,7 @@ EndpointOpt = Annotated[
     str | None,
     typer.Option("--endpoint", help="hub base URL (default: MODHUB_ENDPOINT or http://127.0.0.1:8000)"),
 ]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="the hub's data directory")]
 
 
 def _server_settings(**overrides: Any) -> ServerSettings:
@@ -134,7 +135,7 @@ def serve(
 
 @admin_app.command("create-token")
 def create_token_cmd(
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="the hub's data directory")] = None,
+    data_dir: DataDirOpt = None,
     publisher: Annotated[
         list[str] | None,
         typer.Option("--publisher", "-p", help="publisher the token may publish under (repeat)"),
@@ -188,7 +189,7 @@ def create_token_cmd(
 @admin_app.command("revoke-token")
 def revoke_token_cmd(
     token_id: Annotated[int, typer.Argument(help="the token's id (from create-token or list-tokens)")],
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="the hub's data directory")] = None,
+    data_dir: DataDirOpt = None,
 ) -> None:
     """Revoke a token, and every token it created, in the hub's database; they stop working at once."""
     from modhub.server.services.tokens import revoke_token_as_operator
@@ -201,7 +202,7 @@ def revoke_token_cmd(
 
 @admin_app.command("list-tokens")
 def list_tokens_cmd(
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="the hub's data directory")] = None,
+    data_dir: DataDirOpt = None,
 ) -> None:
     """List the tokens in the hub's database (ids, names, scopes; never the secrets)."""
     from modhub.server.models import utcnow
@@ -343,7 +344,7 @@ def seed_cmd(
     publisher: Annotated[
         str, typer.Option("--publisher", "-p", help="publish as PUBLISHER/<directory name>")
     ],
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="the hub's data directory")] = None,
+    data_dir: DataDirOpt = None,
 ) -> None:
     """Publish module directories into the hub's data directory; identical ones are skipped."""
     from modhub.format.manifest import MANIFEST_NAME
@@ -366,7 +367,7 @@ def seed_cmd(
 
 @admin_app.command("gc")
 def gc_cmd(
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="the hub's data directory")] = None,
+    data_dir: DataDirOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="only list what would be removed")] = False,
     min_age: Annotated[
         str | None,

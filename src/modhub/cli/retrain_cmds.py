@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -102,10 +104,66 @@ ClusterPython = Annotated[
 ]
 
 
-def _config(**kwargs: Any) -> Any:
-    from modhub.retrain import TrainConfig
+def _leading_options(module: Module, out: Out = None) -> None:
+    """The options both commands take first, after the data: :func:`_command` adds them."""
 
-    return TrainConfig(**kwargs)
+
+def _shared_options(
+    folds: Folds = 5,
+    validation: Validation = 0.2,
+    seed: Seed = 0,
+    license: License = None,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+    cluster: Cluster = None,
+    publish: Publish = None,
+    workers: Workers = None,
+    upload: Upload = True,
+    cluster_python: ClusterPython = None,
+) -> None:
+    """The options both commands end with: :func:`_command` appends them to each command's own."""
+
+
+# The options that are not TrainConfig fields: what to train on, where the result goes, where it runs.
+_RUN_OPTIONS = (
+    "module",
+    "out",
+    "license",
+    "overwrite",
+    "quiet",
+    "cluster",
+    "publish",
+    "workers",
+    "upload",
+    "cluster_python",
+)
+_COLUMNS = ("text_column", "label_column")
+
+
+def _command(kind: Literal["images", "text"]) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Make ``retrain KIND`` from a function that only declares the command's own options.
+
+    typer builds the command from its signature: the function's first parameter (the data),
+    :func:`_leading_options`, the function's other parameters, then :func:`_shared_options`.
+    The function's body is not run: a call hands the data and every option to :func:`_run`.
+    """
+    leading, shared = (
+        inspect.signature(options, eval_str=True).parameters.values()
+        for options in (_leading_options, _shared_options)
+    )
+
+    def decorate(declared: Callable[..., None]) -> Callable[..., None]:
+        source, *own = inspect.signature(declared, eval_str=True).parameters.values()
+
+        @functools.wraps(declared)
+        def command(**options: Any) -> None:
+            _run(kind, options.pop(source.name), options)
+
+        parameters = [source, *leading, *own, *shared]
+        command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        return command
+
+    return decorate
 
 
 def _summary(result: Any) -> None:
@@ -159,10 +217,9 @@ def _warnings_to_stderr() -> Iterator[None]:
 
 
 @retrain_app.command("images")
+@_command("images")
 def images(
     data_dir: Annotated[Path, typer.Argument(help="folder with one sub-folder of photos per class")],
-    module: Module,
-    out: Out = None,
     epochs: Epochs = 20,
     fine_tune_epochs: TuneEpochs = None,
     batch_size: BatchSize = 32,
@@ -185,42 +242,14 @@ def images(
     flip: Annotated[
         bool, typer.Option("--flip", help="also train the head on horizontally flipped photos")
     ] = False,
-    folds: Folds = 5,
-    validation: Validation = 0.2,
-    seed: Seed = 0,
-    license: License = None,
-    overwrite: Overwrite = False,
-    quiet: Quiet = False,
-    cluster: Cluster = None,
-    publish: Publish = None,
-    workers: Workers = None,
-    upload: Upload = True,
-    cluster_python: ClusterPython = None,
 ) -> None:
     """Train an image classifier on DATA_DIR/<class>/<photo> on top of an image-feature-vector module."""
-    with fail_on_hub_error(), _warnings_to_stderr():
-        config = _config(
-            epochs=epochs,
-            fine_tune_epochs=fine_tune_epochs,
-            batch_size=batch_size,
-            lr=lr,
-            fine_tune=fine_tune,
-            augment=augment,
-            validation=validation,
-            seed=seed,
-            resize=resize,
-            flip=flip,
-            folds=folds,
-        )
-        remote = dict(cluster=cluster, publish=publish, workers=workers, upload=upload, python=cluster_python)
-        _run("images", data_dir, module, out, config, license, overwrite, quiet, remote, {})
 
 
 @retrain_app.command("text")
+@_command("text")
 def text(
     data_csv: Annotated[Path, typer.Argument(help="CSV file with a header row")],
-    module: Module,
-    out: Out = None,
     text_column: Annotated[str, typer.Option("--text-column", help="column holding the texts")] = "text",
     label_column: Annotated[str, typer.Option("--label-column", help="column holding the classes")] = "label",
     epochs: Epochs = 20,
@@ -230,67 +259,36 @@ def text(
     fine_tune: TextFineTune = False,
     pairs_per_example: Pairs = 40,
     fine_tune_seconds: TuneSeconds = 300.0,
-    folds: Folds = 5,
-    validation: Validation = 0.2,
-    seed: Seed = 0,
-    license: License = None,
-    overwrite: Overwrite = False,
-    quiet: Quiet = False,
-    cluster: Cluster = None,
-    publish: Publish = None,
-    workers: Workers = None,
-    upload: Upload = True,
-    cluster_python: ClusterPython = None,
 ) -> None:
     """Train a text classifier on a CSV of labelled texts on top of a text-embedding module."""
-    with fail_on_hub_error(), _warnings_to_stderr():
-        config = _config(
-            epochs=epochs,
-            fine_tune_epochs=fine_tune_epochs,
-            batch_size=batch_size,
-            lr=lr,
-            fine_tune=fine_tune,
-            validation=validation,
-            seed=seed,
-            folds=folds,
-            pairs_per_example=pairs_per_example,
-            fine_tune_seconds=fine_tune_seconds,
-        )
-        remote = dict(cluster=cluster, publish=publish, workers=workers, upload=upload, python=cluster_python)
-        columns = dict(text_column=text_column, label_column=label_column)
-        _run("text", data_csv, module, out, config, license, overwrite, quiet, remote, columns)
 
 
-def _run(
-    kind: Literal["images", "text"],
-    source: Path,
-    module: str,
-    out: Path | None,
-    config: Any,
-    license: str | None,
-    overwrite: bool,
-    quiet: bool,
-    remote: dict[str, Any],
-    columns: dict[str, Any],
-) -> None:
-    """The part both commands share: on a Ray cluster, or here, then the summary and publish."""
+def _run(kind: Literal["images", "text"], source: Path, options: dict[str, Any]) -> None:
+    """What both commands do: retrain on a Ray cluster or here, then print the summary and publish."""
     from modhub.cluster.cli_support import local_out, publish_result, retrain_on_cluster
-    from modhub.retrain import retrain_images, retrain_text
+    from modhub.retrain import TrainConfig, retrain_images, retrain_text
+    from modhub.settings import Settings
 
-    if remote["cluster"] is not None or remote["workers"] is not None:
-        retrain_on_cluster(kind, source, module, out, config, license, overwrite, quiet, **remote, **columns)
-        return
-    retrain = retrain_images if kind == "images" else retrain_text
-    with local_out(out, remote["publish"]) as target:
-        result = retrain(
-            source,
-            module,
-            target,
-            **columns,
-            config=config,
-            overwrite=overwrite,
-            license=license,
-            progress=False if quiet else None,
-        )
-        _summary(result)
-        publish_result(target, remote["publish"])
+    run = {name: options.pop(name) for name in _RUN_OPTIONS}
+    columns = {name: options.pop(name) for name in _COLUMNS if name in options}
+    with fail_on_hub_error(), _warnings_to_stderr():
+        config = TrainConfig(**options)  # the options left are the training settings
+        settings = Settings.from_env()  # read once for the command: training and publishing share it
+        if run["cluster"] is not None or run["workers"] is not None:
+            retrain_on_cluster(kind, source, config, **run, **columns, settings=settings)
+            return
+        retrain = retrain_images if kind == "images" else retrain_text
+        with local_out(run["out"], run["publish"]) as target:
+            result = retrain(
+                source,
+                run["module"],
+                target,
+                **columns,
+                config=config,
+                overwrite=run["overwrite"],
+                license=run["license"],
+                settings=settings,
+                progress=False if run["quiet"] else None,
+            )
+            _summary(result)
+            publish_result(target, run["publish"], settings)

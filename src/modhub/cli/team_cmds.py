@@ -9,7 +9,14 @@ import typer
 
 from modhub.cli._app import app
 from modhub.cli._common import fail_on_hub_error
-from modhub.cli.hub_cmds import EndpointOpt, _client_settings, _operator_hub, _server_settings, admin_app
+from modhub.cli.hub_cmds import (
+    DataDirOpt,
+    EndpointOpt,
+    _client_settings,
+    _operator_hub,
+    _server_settings,
+    admin_app,
+)
 
 
 @app.command()
@@ -33,7 +40,7 @@ def visibility(
 @admin_app.command("backup")
 def backup_cmd(
     out: Annotated[Path, typer.Argument(help="a new directory for the backup")],
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="the hub's data directory")] = None,
+    data_dir: DataDirOpt = None,
 ) -> None:
     """Write a consistent backup (database, and the blobs of a local blob store; for S3 the list of
     blobs it needs) while the hub keeps serving."""

@@ -1,7 +1,8 @@
 """A thin, typed wrapper over the hub's JSON API (docs/http-api.md).
 
 ``raise_for_status`` is the one place where the hub's error answers
-(``{"error": {"code", "message"}}`` + HTTP status) become modhub exceptions;
+(``{"error": {"code", "message"}}`` + HTTP status) become modhub exceptions,
+by the error code, from the table both sides share (``modhub.errors.ERROR_CODES``);
 every client of the hub (resolve, search, publish) goes through it.
 
 The ``httpx.Client`` is created by :func:`open_http_client` and handed in, so
@@ -21,16 +22,9 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from modhub.errors import (
-    AuthenticationError,
-    Conflict,
-    HubHTTPError,
-    IntegrityError,
-    ModuleNotFound,
-    PermissionDenied,
-)
+from modhub.errors import ERROR_CODES, HubHTTPError, IntegrityError, ModuleNotFound, RateLimited
 from modhub.format.manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest, parse_manifest
-from modhub.handles import Handle
+from modhub.handles import Handle, same_hub
 
 __all__ = [
     "API_PREFIX",
@@ -51,11 +45,6 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
 # modhub.json and modhub.sig are read into memory: reading stops past this (the sha256 then fails).
 _SMALL_FILE_LIMIT = 16 << 20
-
-
-def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
-    default = {"http": 80, "https": 443}.get(url.scheme)
-    return url.scheme, url.host, url.port or default
 
 
 def _modhub_version() -> str:
@@ -89,12 +78,20 @@ def open_http_client(
     )
 
 
-_STATUS_ERRORS: dict[int, type[HubHTTPError]] = {
-    401: AuthenticationError,
-    403: PermissionDenied,
-    404: ModuleNotFound,  # type: ignore[dict-item]  # ModuleNotFound is a LookupError, not an HTTP error
-    409: Conflict,
-}
+_ErrorClass = type[HubHTTPError | ModuleNotFound]
+
+
+def _status_errors() -> dict[int, _ErrorClass]:
+    """The exception for a status when the answer names no known code (a proxy's 404 page, a
+    newer hub's new code): the one every code of that status maps to, if they agree."""
+    by_status: dict[int, set[_ErrorClass]] = {}
+    for entry in ERROR_CODES.values():
+        if entry.status is not None:
+            by_status.setdefault(entry.status, set()).add(entry.error)
+    return {status: errors.pop() for status, errors in by_status.items() if len(errors) == 1}
+
+
+_STATUS_ERRORS = _status_errors()
 
 _HINTS: dict[int, str] = {
     401: "Set MODHUB_TOKEN to a valid token (an admin creates one with `modhub admin create-token`).",
@@ -106,9 +103,11 @@ _HINTS: dict[int, str] = {
 def raise_for_status(response: httpx.Response, *, handle: str | None = None) -> None:
     """Raise the modhub error matching a failed hub answer; do nothing on success.
 
-    404 → ModuleNotFound, 401 → AuthenticationError, 403 → PermissionDenied,
-    409 → Conflict, anything else → HubHTTPError. The hub's error ``code`` and
-    the HTTP ``status`` are kept as attributes (``ModuleNotFound`` gets them too).
+    The hub's error ``code`` picks the exception (``ERROR_CODES``: ``contract_error`` →
+    InvalidModule, ``version_not_found`` → ModuleNotFound, ...); an answer without a
+    known code is mapped by its status (404 → ModuleNotFound, 401 → AuthenticationError,
+    413 → TooLarge, ...), anything else → HubHTTPError. The ``code`` and the HTTP
+    ``status`` are kept as attributes (``ModuleNotFound`` gets them too).
     """
     if response.is_success:
         return
@@ -126,14 +125,19 @@ def raise_for_status(response: httpx.Response, *, handle: str | None = None) -> 
         text = f"{message} [{what}]"
     else:
         text = " ".join(part for part in (message, f"[{what}]", _HINTS.get(status, "")) if part)
-    cls = _STATUS_ERRORS.get(status, HubHTTPError)
-    if cls is ModuleNotFound:
-        # ModuleNotFound is a LookupError (not only an HTTP error) but keeps status and code too.
-        error = ModuleNotFound(text, handle=handle, url=url)
-        error.status = status  # type: ignore[attr-defined]
-        error.code = code  # type: ignore[attr-defined]
-        raise error
+    known = ERROR_CODES.get(code) if code is not None else None
+    cls = known.error if known is not None else _STATUS_ERRORS.get(status, HubHTTPError)
+    if issubclass(cls, RateLimited):
+        raise cls(text, status=status, code=code, handle=handle, url=url, retry_after=_retry_after(response))
     raise cls(text, status=status, code=code, handle=handle, url=url)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds from ``Retry-After`` (the hub sends a number; an HTTP date is not worth parsing here)."""
+    try:
+        return max(0.0, float(response.headers.get("retry-after", "")))
+    except ValueError:
+        return None
 
 
 def _error_body(response: httpx.Response) -> tuple[str | None, str]:
@@ -345,7 +349,7 @@ class HubClient:
         target = httpx.URL(url)
         for _ in range(_MAX_REDIRECTS + 1):
             request = self.http.build_request("GET", target, headers=headers)
-            if _origin(target) != _origin(httpx.URL(self.endpoint)):
+            if not same_hub(str(target), self.endpoint):
                 request.headers.pop("Authorization", None)
             response = self.http.send(request, stream=True, follow_redirects=False)
             location = response.headers.get("location")
@@ -358,6 +362,7 @@ class HubClient:
             response.close()
             target = target.join(location)
         raise HubHTTPError(f"more than {_MAX_REDIRECTS} redirects fetching {url}", url=url)
+
 
 def request(
     http: httpx.Client, method: str, url: str, *, handle: str | None = None, **kwargs: Any

@@ -27,32 +27,29 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from filelock import FileLock
 
 from modhub.client.records import CacheRecords
 from modhub.errors import IntegrityError, ManifestError
+from modhub.format.atomic import replace_directory
+from modhub.format.digests import is_sha256, sha256_file
 from modhub.format.manifest import (
     MANIFEST_NAME,
     SIGNATURE_NAME,
     Manifest,
+    is_hidden,
     read_manifest,
-    sha256_file,
     write_manifest,
 )
 from modhub.format.verify import verify_files
-from modhub.handles import Handle, is_version
+from modhub.handles import Handle, hub_key, is_version
 
 __all__ = ["CachedVersion", "ModuleCache", "check_sizes", "host_key", "link_or_copy"]
 
-_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
-
-
 def host_key(endpoint: str) -> str:
     """A directory name for a hub: ``http://127.0.0.1:8000/x`` → ``127.0.0.1_8000_x``."""
-    parts = urlsplit(endpoint)
-    raw = parts.netloc + parts.path.rstrip("/")
+    raw = hub_key(endpoint).partition("://")[2]  # one hub, one directory, however its URL is spelled
     key = re.sub(r"[^A-Za-z0-9.-]+", "_", raw).strip("_")
     return key or "local"
 
@@ -94,7 +91,7 @@ class ModuleCache:
     # --- paths ----------------------------------------------------------
 
     def blob_path(self, sha256: str) -> Path:
-        if not _SHA_RE.match(sha256):
+        if not is_sha256(sha256):
             raise ManifestError(f"{sha256!r} is not a sha256 hex digest")
         return self.blobs / sha256
 
@@ -125,7 +122,7 @@ class ModuleCache:
 
     def onnx_lock(self, key: str) -> FileLock:
         """Held while one process makes the optimised ONNX copy ``onnx/<key>``."""
-        if not _SHA_RE.match(key):
+        if not is_sha256(key):
             raise ManifestError(f"{key!r} is not a sha256 hex digest")
         return FileLock(str(self.locks / f"onnx-{key}.lock"))
 
@@ -200,10 +197,8 @@ class ModuleCache:
                 (work / SIGNATURE_NAME).write_bytes(signature)
             check_sizes(work, manifest)
             final.parent.mkdir(parents=True, exist_ok=True)
-            if final.exists():
-                # A damaged copy (it failed the size check): move it aside, then replace.
-                self.discard(final)
-            os.rename(work, final)
+            # An existing copy is a damaged one (it failed the size check): replaced in one step.
+            replace_directory(work, final)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
@@ -257,7 +252,7 @@ class ModuleCache:
             # assembly, so once we hold them its version directory (if any) references them.
             shas = sorted({p.name.removesuffix(".incomplete") for p in candidates})
             for sha in shas:
-                if _SHA_RE.match(sha):
+                if is_sha256(sha):
                     locks.enter_context(self.blob_lock(sha))
             keep = self.referenced_blobs() if candidates else keep
             for path in candidates:
@@ -297,7 +292,7 @@ class ModuleCache:
             else:
                 self.mark_verified(cached.path, manifest)
         for path in _files(self.blobs):
-            if not _SHA_RE.match(path.name):
+            if not is_sha256(path.name):
                 continue  # .incomplete files are checked when resumed
             digest = sha256_file(path)
             if digest != path.name:
@@ -352,7 +347,7 @@ def link_or_copy(source: Path, target: Path) -> None:
 
 def _subdirs(path: Path) -> list[Path]:
     try:
-        return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return sorted(p for p in path.iterdir() if p.is_dir() and not is_hidden(p.name))
     except FileNotFoundError:
         return []
 

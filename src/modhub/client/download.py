@@ -21,11 +21,12 @@ import httpx
 from modhub.client.api import HubClient, raise_for_status
 from modhub.client.cache import ModuleCache
 from modhub.errors import HubHTTPError, IntegrityError
-from modhub.format.manifest import FileEntry, sha256_file
+from modhub.format.atomic import fsync_dir
+from modhub.format.digests import sha256_file, sha256_stream
+from modhub.format.manifest import FileEntry
 
 __all__ = ["Progress", "fetch_blob"]
 
-_CHUNK = 1 << 20
 # Network failures in the middle of a file are retried this many times, resuming each time.
 _ATTEMPTS = 3
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
@@ -104,7 +105,8 @@ def _download(
             offset = 0
         digest = hashlib.sha256()
         if offset:
-            _hash_prefix(partial, digest)
+            with open(partial, "rb") as fh:
+                sha256_stream(fh, digest=digest)
             if progress is not None:
                 progress.update(offset)
         if offset == entry.size and partial.exists():
@@ -196,17 +198,21 @@ def _resumes_at(response: httpx.Response, offset: int, size: int) -> bool:
     return int(start) == offset and int(end) == size - 1 and total in ("*", str(size))
 
 
-def _hash_prefix(path: Path, digest: hashlib._Hash) -> None:
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-
-
 def _finish(partial: Path, blob: Path) -> None:
+    """The last step of an atomic write (:mod:`modhub.format.atomic`), on a partial file kept for resuming.
+
+    Not ``atomic_write`` itself: the partial file must survive an interrupted
+    download under its fixed name (the blob lock makes it private), so it is
+    written over several attempts; the guarantee at the end is the same.
+    """
+    # fsync before the rename: after a crash the blob's name never points at missing bytes.
+    with open(partial, "rb") as fh:
+        os.fsync(fh.fileno())
     # Blobs are read-only: the version directories hard-link them, and an
     # accidental write through one of those links would corrupt every version.
     os.chmod(partial, 0o444)
     os.replace(partial, blob)
+    fsync_dir(blob.parent)
 
 
 def _force_unlink(path: Path) -> None:

@@ -22,7 +22,7 @@ from modhub.client.tokens import require_token
 from modhub.errors import InvalidHandle, SigningError
 from modhub.format.manifest import MANIFEST_NAME, SIGNATURE_NAME
 from modhub.format.verify import check_module, read_signature
-from modhub.handles import Handle, parse_handle
+from modhub.handles import Handle, parse_handle, parse_version
 from modhub.settings import Settings
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "whoami",
     "yank",
 ]
+
 
 def repo_handle(repo: str) -> Handle:
     """``publisher/name`` (optionally with a version) as a Handle; a URL is refused (``InvalidHandle``)."""
@@ -76,8 +77,8 @@ def publish(
                 f"{repo!r} names version {handle.version} but --version is {version}", handle=repo
             )
         version = handle.version
-    if version is not None and version < 1:
-        raise InvalidHandle(f"invalid version {version}: versions are positive integers", handle=repo)
+    if version is not None:
+        version = parse_version(version, handle=repo)
     settings = settings if settings is not None else Settings.from_env()
     root = Path(module_dir)
     manifest = check_module(root)

@@ -5,7 +5,8 @@ held bytes with sha256 X when it was hashed". A loader that finds a matching
 record for a file skips hashing it; anything that changes the file (a write,
 truncation, a rename over it, chmod, a new hard link, ``touch``) changes its
 mtime or ctime, so the record no longer matches and the file is hashed again.
-ctime cannot be set from user space, which is why it is part of the key.
+ctime cannot be set from user space, which is why it is part of the key
+(:func:`modhub.format._files.stat_key`, the same key the hub's blob store uses).
 
 Two stores, one protocol (``modhub.format.verify.FileRecords``):
 
@@ -23,11 +24,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from modhub.format._files import stat_key
+from modhub.format.atomic import write_text
 from modhub.format.manifest import FileEntry
 
 __all__ = ["CacheRecords", "FileRecord", "MemoryRecords", "process_records"]
@@ -39,6 +41,7 @@ class FileRecord:
 
     # Content digest the file had, hex.
     sha256: str
+    # The rest is stat_key(st), field for field, in its order.
     size: int
     # Modification and inode-change times in nanoseconds (os.stat_result.st_*_ns).
     mtime_ns: int
@@ -49,7 +52,7 @@ class FileRecord:
 
     @classmethod
     def of(cls, entry: FileEntry, st: os.stat_result) -> FileRecord:
-        return cls(entry.sha256, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino)
+        return cls(entry.sha256, *stat_key(st))
 
     def vouches_for(self, entry: FileEntry, st: os.stat_result) -> bool:
         return self == FileRecord.of(entry, st) and entry.size == st.st_size
@@ -110,15 +113,8 @@ class CacheRecords:
     def mark_verified(self, path: Path, entry: FileEntry, st: os.stat_result) -> None:
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            # Temp file + rename: a reader sees the old record or the new one, never half of one.
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".record.")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump(asdict(FileRecord.of(entry, st)), fh)
-                os.replace(tmp, self._path(st))
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            # Atomic: a reader sees the old record or the new one, never half of one.
+            write_text(self._path(st), json.dumps(asdict(FileRecord.of(entry, st))))
         except OSError:
             pass  # a read-only cache still loads; it just hashes again next time
 

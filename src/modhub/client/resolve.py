@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from modhub.client.cache import ModuleCache, check_sizes
 from modhub.errors import IntegrityError, ManifestError, ModuleNotFound, OfflineError
 from modhub.format.manifest import parse_manifest
-from modhub.handles import Handle, is_local, parse_handle
+from modhub.handles import Handle, is_local, parse_handle, same_hub
 from modhub.settings import Settings
 
 if TYPE_CHECKING:
@@ -51,9 +51,11 @@ def resolve(handle: str | os.PathLike[str], *, settings: Settings | None = None)
     ``settings`` defaults to ``Settings.from_env()`` (``MODHUB_*`` variables).
     """
     settings = settings if settings is not None else Settings.from_env()
-    path = Resolver(settings).resolve(handle)
+    # resolve_hub called from here (not through Resolver.resolve): warnings' stacklevel names the caller.
+    path = _local_dir(handle) if is_local(handle) else Resolver(settings).resolve_hub(str(handle))
     if settings.trusted_keys is not None:
         # MODHUB_TRUSTED_KEYS: only modules signed by one of those keys (modhub sign) resolve.
+        # (hub.load checks the signature itself, once, when it verifies the module.)
         from modhub.format.signature import load_trusted_keys
         from modhub.format.verify import verify_directory
 
@@ -62,30 +64,55 @@ def resolve(handle: str | os.PathLike[str], *, settings: Settings | None = None)
 
 
 class Resolver:
-    """Resolves handles with fixed settings; ``transport`` replaces the network in tests."""
+    """Resolves handles with fixed settings; ``transport`` replaces the network in tests.
 
-    def __init__(self, settings: Settings, *, transport: httpx.BaseTransport | None = None) -> None:
+    ``cache``: the caller's ``ModuleCache`` of ``settings.cache`` (a load passes
+    the one it hands on to the runtime); None makes one.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        cache: ModuleCache | None = None,
+    ) -> None:
         self.settings = settings
         self.transport = transport
-        self.cache = ModuleCache(settings.cache)
+        self.cache = cache if cache is not None else ModuleCache(settings.cache)
 
     def resolve(self, handle: str | os.PathLike[str]) -> Path:
         if is_local(handle):
             return _local_dir(handle)
-        text = str(handle)
+        return self.resolve_hub(str(handle))
+
+    def resolve_hub(self, text: str, *, check_cached: bool = True) -> Path:
+        """A hub handle (``publisher/name[/version]`` or its URL) → its cached directory.
+
+        ``check_cached=False``: a cached version directory is returned as found,
+        without reading its manifest to check that every file is there (a load
+        checks that with the manifest it reads anyway, and calls again with
+        ``check_cached=True`` to download a damaged copy again).
+        """
         parsed = parse_handle(text)
         endpoint = (parsed.endpoint or self.settings.endpoint).rstrip("/")
         if self.settings.offline:
-            return self._resolve_offline(parsed, endpoint, text)
+            return self._resolve_offline(parsed, endpoint, text, check_cached)
         if parsed.version is not None:
-            cached = self.cache.lookup(endpoint, parsed)
+            cached = self._lookup(endpoint, parsed, check_cached)
             if cached is not None:
                 return cached
-        return self._resolve_online(parsed, endpoint, text)
+        return self._resolve_online(parsed, endpoint, text, check_cached)
+
+    def _lookup(self, endpoint: str, concrete: Handle, check: bool) -> Path | None:
+        if check:
+            return self.cache.lookup(endpoint, concrete)
+        path = self.cache.version_dir(endpoint, concrete)
+        return path if path.is_dir() else None
 
     # --- offline ----------------------------------------------------------
 
-    def _resolve_offline(self, parsed: Handle, endpoint: str, text: str) -> Path:
+    def _resolve_offline(self, parsed: Handle, endpoint: str, text: str, check_cached: bool) -> Path:
         """Only the cache: no httpx client is even created."""
         version = parsed.version
         if version is None:
@@ -116,7 +143,8 @@ class Resolver:
                 path=path,
             )
         try:
-            check_sizes(path)
+            if check_cached:
+                check_sizes(path)
         except (IntegrityError, ManifestError) as exc:
             raise OfflineError(
                 f"the cached copy of {concrete} in {path} is damaged ({exc}) and MODHUB_OFFLINE=1 "
@@ -128,11 +156,11 @@ class Resolver:
 
     # --- online -----------------------------------------------------------
 
-    def _resolve_online(self, parsed: Handle, endpoint: str, text: str) -> Path:
+    def _resolve_online(self, parsed: Handle, endpoint: str, text: str, check_cached: bool) -> Path:
         # Imported here: a cached, pinned version needs no network, and httpx costs ~0.1 s to import.
         from modhub.client.api import HubClient, open_http_client
 
-        token = self.settings.token if endpoint == self.settings.endpoint.rstrip("/") else None
+        token = self.settings.token if same_hub(endpoint, self.settings.endpoint) else None
         http = open_http_client(timeout=self.settings.timeout, token=token, transport=self.transport)
         with http:
             hub = HubClient(http, endpoint)
@@ -146,7 +174,7 @@ class Resolver:
                     LatestVersionWarning,
                     stacklevel=4,
                 )
-                cached = self.cache.lookup(endpoint, concrete)
+                cached = self._lookup(endpoint, concrete, check_cached)
                 if cached is not None:
                     return cached
             elif detail.version != parsed.version:
@@ -202,9 +230,7 @@ class Resolver:
     def _progress(self, total: int, desc: str) -> tqdm:  # type: ignore[type-arg]
         from tqdm import tqdm
 
-        enabled = self.settings.progress
-        if enabled is None:
-            enabled = total >= _PROGRESS_MIN_BYTES and _stderr_is_tty()
+        enabled = self.settings.show_progress(small=total < _PROGRESS_MIN_BYTES)
         return tqdm(
             total=total,
             desc=f"downloading {desc}",
@@ -215,13 +241,6 @@ class Resolver:
             disable=not enabled,
             leave=False,
         )
-
-
-def _stderr_is_tty() -> bool:
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):  # replaced or closed stderr
-        return False
 
 
 def _local_dir(handle: str | os.PathLike[str]) -> Path:

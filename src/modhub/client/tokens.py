@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from modhub.errors import AuthenticationError
+from modhub.format.atomic import write_text
+from modhub.handles import hub_key as endpoint_key  # the hub a token belongs to
 from modhub.settings import Settings
 
 __all__ = [
@@ -46,18 +46,6 @@ def token_path(directory: Path | None = None) -> Path:
     return (directory if directory is not None else config_dir()) / TOKEN_FILE
 
 
-def endpoint_key(endpoint: str) -> str:
-    """The hub a token belongs to: scheme, host and port (default ports dropped), and path prefix."""
-    parts = urlsplit(endpoint.strip())
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"  # IPv6
-    default = {"http": 80, "https": 443}.get(scheme)
-    port = f":{parts.port}" if parts.port is not None and parts.port != default else ""
-    return f"{scheme}://{host}{port}{parts.path.rstrip('/')}"
-
-
 def _read_tokens(path: Path) -> dict[str, str]:
     """Stored tokens by hub; a file from an older modhub (one bare token, no hub) yields none."""
     try:
@@ -76,19 +64,8 @@ def _read_tokens(path: Path) -> dict[str, str]:
 
 def _write_tokens(target: Path, tokens: dict[str, str]) -> None:
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    # mkstemp creates the file with mode 0600, so the secret is never readable by others.
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".token.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"tokens": tokens}, fh, indent=1, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # Mode 0600 from the file's creation on: the secret is never readable by others.
+    write_text(target, json.dumps({"tokens": tokens}, indent=1, sort_keys=True) + "\n", mode=0o600)
 
 
 def save_token(token: str, directory: Path | None = None, *, endpoint: str) -> Path:

@@ -33,14 +33,14 @@ def _read_token(spec: dict[str, Any]) -> str | None:
 def _check_versions(spec: dict[str, Any]) -> None:
     import ray
 
-    import modhub
+    from modhub import __version__
 
     if spec.get("format") != SPEC_FORMAT:
         raise ClusterError(
-            f"this cluster's modhub {modhub.__version__} reads job spec format {SPEC_FORMAT}, the client "
+            f"this cluster's modhub {__version__} reads job spec format {SPEC_FORMAT}, the client "
             f"sent {spec.get('format')}: install the same modhub version on both"
         )
-    theirs, ours = spec.get("modhub_version"), modhub.__version__
+    theirs, ours = spec.get("modhub_version"), __version__
     if theirs != ours:
         raise ClusterError(
             f"modhub versions differ: the client has modhub {theirs}, the cluster has {ours}. Install the "

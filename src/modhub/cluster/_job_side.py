@@ -8,7 +8,7 @@ from typing import Any
 
 from modhub.errors import InputError
 
-__all__ = ["check_cpus", "cluster_path"]
+__all__ = ["check_cpus", "cluster_module", "cluster_path"]
 
 
 def cluster_path(location: dict[str, Any], what: str) -> Path:
@@ -27,6 +27,11 @@ def cluster_path(location: dict[str, Any], what: str) -> Path:
             path=path,
         )
     return resolved
+
+
+def cluster_module(location: dict[str, Any]) -> str | Path:
+    """The module a job loads: a handle (resolved against the hub) or a directory it can read."""
+    return location["path"] if location["where"] == "hub" else cluster_path(location, "module")
 
 
 def check_cpus(workers: int, what: str) -> None:

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from modhub.cluster.jobs import ClusterJob, Upload, submit, upload_or_cluster_path
+from modhub.cluster.jobs import ClusterJob, locate_inputs, submit
 from modhub.errors import InputError
 from modhub.predict.runner import Predictor, PredictResult, open_inputs, parquet_output
 from modhub.settings import Settings
@@ -44,19 +44,10 @@ def submit_predict(
 
     ``workers``: actors in the pool, each with one CPU and its own copy of the module.
     """
-    from modhub.handles import is_local
-
     settings = settings or Settings.from_env()
     if batch_size < 1 or workers < 1:
         raise InputError("--batch-size and --workers must be at least 1")
-    uploads: list[Upload] = []
-    input_loc, item = upload_or_cluster_path(inputs, "inputs", upload=upload)
-    uploads += [item] if item else []
-    if is_local(handle):
-        module_loc, item = upload_or_cluster_path(handle, "module", upload=upload)
-        uploads += [item] if item else []
-    else:
-        module_loc = {"where": "hub", "path": str(handle)}
+    input_loc, module_loc, uploads = locate_inputs(inputs, "inputs", handle, upload=upload)
     args = {
         "module": module_loc,
         "inputs": input_loc,
@@ -83,12 +74,11 @@ def run_predict_job(args: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """On the cluster: the job's driver."""
     import ray
 
-    from modhub.cluster._job_side import check_cpus, cluster_path
+    from modhub.cluster._job_side import check_cpus, cluster_module, cluster_path
 
     ray.init(log_to_driver=True)
     check_cpus(int(args["workers"]), "actors (one CPU each)")
-    loc = args["module"]
-    module = loc["path"] if loc["where"] == "hub" else str(cluster_path(loc, "module"))
+    module = str(cluster_module(args["module"]))
     inputs = cluster_path(args["inputs"], "inputs")
     started = time.perf_counter()
     result = predict_on_ray(
@@ -141,11 +131,12 @@ def predict_on_ray(
     import ray.data
 
     settings = settings or Settings.from_env()
-    from modhub.format.manifest import read_manifest
     from modhub.format.tasks import get_contract
-    from modhub.loading.loader import module_dir
+    from modhub.loading.opener import open_module
 
-    modality = get_contract(read_manifest(module_dir(handle, settings)).task).modality
+    # Opened (and so verified) once here, before any actor starts; each actor loads its own.
+    opened = open_module(handle, settings=settings, needed=())
+    modality = get_contract(opened.manifest.task).modality
     source = open_inputs(inputs, modality, column=column, key_column=key_column)
     # One block per batch: batches are the same as a local run's, in the same order.
     blocks = [

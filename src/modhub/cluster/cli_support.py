@@ -13,6 +13,7 @@ import typer
 
 from modhub.cluster.jobs import ClusterJob
 from modhub.errors import InputError
+from modhub.settings import Settings
 
 
 def follow(job: ClusterJob, *, quiet: bool = False) -> dict[str, Any]:
@@ -47,34 +48,38 @@ def local_out(out: Path | None, publish: str | None) -> Iterator[Path]:
         yield Path(tmp) / "module"
 
 
-def publish_result(module_dir: Path, publish: str | None) -> None:
+def publish_result(module_dir: Path, publish: str | None, settings: Settings) -> None:
     if publish is None:
         return
     from modhub.client.publish import publish as publish_module
 
-    handle = publish_module(module_dir, publish)
+    handle = publish_module(module_dir, publish, settings=settings)
     typer.echo(f"published {handle}")
 
 
 def retrain_on_cluster(
     kind: Literal["images", "text"],
     data: Path,
+    config: Any,
+    *,
     module: str,
     out: Path | None,
-    config: Any,
     license: str | None,
     overwrite: bool,
     quiet: bool,
-    *,
     cluster: str | None,
     publish: str | None,
     workers: int | None,
     upload: bool,
-    python: str | None,
+    cluster_python: str | None,
+    settings: Settings,
     text_column: str = "text",
     label_column: str = "label",
 ) -> dict[str, Any]:
-    """``modhub retrain ... --cluster URL``: submit, stream the log, print the outcome."""
+    """``modhub retrain ... --cluster URL``: submit, stream the log, print the outcome.
+
+    The keywords are the command's options, by their names.
+    """
     from modhub.cluster.retrain_job import submit_retrain
 
     if cluster is None:
@@ -93,7 +98,8 @@ def retrain_on_cluster(
         license=license,
         overwrite=overwrite,
         upload=upload,
-        python=python,
+        settings=settings,
+        python=cluster_python,
     )
     result = follow(job, quiet=quiet)
     report = result["report"]

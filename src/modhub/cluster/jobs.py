@@ -156,6 +156,24 @@ def upload_or_cluster_path(path: str | os.PathLike[str], name: str, *, upload: b
     return {"where": "upload", "path": f"{UPLOAD_DIR}/{name}"}, Upload(name, local)
 
 
+def locate_inputs(
+    data: str | os.PathLike[str], data_name: str, module: str | os.PathLike[str], *, upload: bool
+) -> tuple[Any, Any, list[Upload]]:
+    """How the job reads its data and its module: (data spec, module spec, what to upload).
+
+    A module directory is placed like the data (:func:`upload_or_cluster_path`); a handle
+    or hub URL is passed as it is (``where: hub``), for the cluster to resolve.
+    """
+    from modhub.handles import is_local
+
+    data_loc, data_item = upload_or_cluster_path(data, data_name, upload=upload)
+    if is_local(module):
+        module_loc, module_item = upload_or_cluster_path(module, "module", upload=upload)
+    else:
+        module_loc, module_item = {"where": "hub", "path": str(module)}, None
+    return data_loc, module_loc, [item for item in (data_item, module_item) if item]
+
+
 def _size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
@@ -200,7 +218,7 @@ def submit(
 ) -> ClusterJob:
     """Submit ``python -m modhub.cluster._entry spec.json`` running ``command`` with ``args``."""
     ray = _require_ray()
-    import modhub
+    from modhub import __version__
 
     url = normalise_address(address)
     check_cluster(url)
@@ -211,7 +229,7 @@ def submit(
         "command": command,
         "args": dict(args),
         "endpoint": endpoint,
-        "modhub_version": modhub.__version__,
+        "modhub_version": __version__,
         "ray_version": ray.__version__,
         "publish_token": token is not None,
     }

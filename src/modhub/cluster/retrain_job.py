@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from modhub.cluster.jobs import ClusterJob, Upload, submit, upload_or_cluster_path
+from modhub.cluster.jobs import ClusterJob, locate_inputs, submit
 from modhub.errors import InputError
 from modhub.settings import Settings
 
@@ -54,7 +54,6 @@ def submit_retrain(
     """
     from modhub.client.publish import repo_handle
     from modhub.client.tokens import require_token
-    from modhub.handles import is_local
     from modhub.retrain import TrainConfig
 
     settings = settings or Settings.from_env()
@@ -71,14 +70,7 @@ def submit_retrain(
     if publish is not None:
         repo_handle(publish)  # a bad name fails here, not after training
         token = require_token(settings)
-    uploads: list[Upload] = []
-    data_loc, item = upload_or_cluster_path(data, "data", upload=upload)
-    uploads += [item] if item else []
-    if is_local(module):
-        module_loc, item = upload_or_cluster_path(module, "module", upload=upload)
-        uploads += [item] if item else []
-    else:
-        module_loc = {"where": "hub", "path": str(module)}
+    data_loc, module_loc, uploads = locate_inputs(data, "data", module, upload=upload)
     args = {
         "kind": kind,
         "data": data_loc,
@@ -107,12 +99,11 @@ def submit_retrain(
 def run_retrain(args: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """On the cluster: retrain, write ``out`` and/or publish; returns the report and where it went."""
     from modhub.client.publish import publish
-    from modhub.cluster._job_side import cluster_path
+    from modhub.cluster._job_side import cluster_module, cluster_path
     from modhub.retrain import TrainConfig, retrain_images, retrain_text
 
     data = cluster_path(args["data"], "data")
-    loc = args["module"]
-    module: str | Path = loc["path"] if loc["where"] == "hub" else cluster_path(loc, "module")
+    module = cluster_module(args["module"])
     config = TrainConfig(**args["config"])
     with tempfile.TemporaryDirectory(prefix="modhub-retrain-") as tmp:
         out = Path(args["out"]) if args["out"] else Path(tmp) / "module"

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from modhub.errors import ExportError, HubError
+from modhub.format.atomic import replace_directory
 from modhub.format.manifest import (
     ASSETS_DIR,
     CARD_NAME,
@@ -182,9 +183,8 @@ def export(
         labels = manifest.labels
         check_contract(manifest, {labels: read_module_file(staging, manifest.file(labels))} if labels else {})
         write_manifest(staging, manifest)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
+        # An existing module is replaced in one step, never deleted first (see format/atomic.py).
+        replace_directory(staging, target)
     except HubError:
         shutil.rmtree(staging, ignore_errors=True)
         raise

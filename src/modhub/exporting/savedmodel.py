@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from modhub.errors import ManifestError
+from modhub.format.atomic import replace_directory
 from modhub.format.manifest import (
     CARD_NAME,
     SAVED_MODEL_DIR,
@@ -136,7 +137,7 @@ def wrap_saved_model(
         check_module(staging, saved_model=True)
         if target.exists():
             raise ManifestError(f"{target} exists already; choose an empty place for the module", path=target)
-        os.replace(staging, target)
+        replace_directory(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

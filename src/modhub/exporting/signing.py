@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from modhub.errors import SigningError
+from modhub.format.atomic import write_bytes
 from modhub.format.manifest import SIGNATURE_NAME
 from modhub.format.signature import fingerprint
 
@@ -67,7 +68,5 @@ def sign_module(module_dir: Path, private_key: Path) -> Path:
             data = (Path(tmp) / SIGNATURE_NAME).read_bytes()
     except (ValueError, TypeError) as exc:
         raise SigningError(f"cannot sign with {private_key}: {exc}", path=private_key) from None
-    staged = root / f".{SIGNATURE_NAME}.tmp"
-    staged.write_bytes(data)
-    os.replace(staged, target)
-    return target
+    # Atomic, through a uniquely named temp file (two signers at once never mix their bytes).
+    return write_bytes(target, data)

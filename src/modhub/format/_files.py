@@ -1,7 +1,9 @@
 """Opening a module's files safely: no symlinks (but a Hugging Face snapshot's own), no FIFOs or devices.
 
 One place for the low-level rules every reader of a module's files follows
-(the manifest reader and :func:`modhub.format.verify.read_module_file`).
+(the manifest reader and :func:`modhub.format.verify.read_module_file`): how
+to open and read one, the size caps per file role, and the key that says a
+file is still the one that was hashed (:func:`stat_key`).
 """
 
 from __future__ import annotations
@@ -10,9 +12,53 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import cast
+from typing import NamedTuple, cast
+
+from modhub.graph.archive import DEFAULT_MAX_BYTES
 
 _READ_CHUNK = 1 << 30
+
+# Size caps per file role: the one table (``modhub.format.verify.file_cap`` picks from it by the
+# role the manifest gives a file; every read of a module's file, at load, verify and publish, goes
+# through it). Files small by nature have small caps: a 2 GB "labels.txt" is an attack, not a module.
+# Largest file of a module read unless a smaller cap applies (graph weights may be large).
+MAX_FILE_BYTES = 16 << 30
+MAX_LABELS_BYTES = 16 << 20
+MAX_TOKENIZER_BYTES = 256 << 20
+# graph.pt2: the graph reader's own bound on what an archive unpacks to (a file is no larger).
+MAX_GRAPH_BYTES = DEFAULT_MAX_BYTES
+# saved_model.pb: the graph and function library; weights live in variables/. GloVe's vocabulary
+# makes ~10 MB.
+MAX_SAVED_MODEL_PB_BYTES = 256 << 20
+# Largest modhub.json read.
+MAX_MANIFEST_BYTES = 16 << 20
+# Largest modhub.sig read or accepted.
+MAX_SIGNATURE_BYTES = 4 << 20
+
+
+class StatKey(NamedTuple):
+    """What a file looked like when it was hashed: if any of these differ, hash it again."""
+
+    size: int
+    # Modification and inode-change times in nanoseconds.
+    mtime_ns: int
+    ctime_ns: int
+    # Which file this is (hard links share them).
+    dev: int
+    ino: int
+
+
+def stat_key(st: os.stat_result) -> StatKey:
+    """The key under which a record may vouch for a file's hash without re-hashing it.
+
+    One key for the client's records and the hub's blob store. A write,
+    truncation or rename over the path changes size, mtime or inode; ``touch``
+    can set mtime back, but not ctime: user space cannot set ctime, and any
+    change to the inode (chmod, a new hard link, utime) moves it, so with ctime
+    in the key no tool can make a changed file look unchanged. The price is a
+    re-hash after a harmless chmod or link, which is rare and only costs time.
+    """
+    return StatKey(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino)
 
 
 class NotRegular(Exception):

@@ -12,18 +12,24 @@ in a hand-written manifest is an error, not a silently ignored setting.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from modhub.errors import ManifestError, UnsafeModuleError
-from modhub.format._files import Changed, NotRegular, TooLarge, read_regular
+from modhub.format._files import (
+    MAX_MANIFEST_BYTES,
+    Changed,
+    NotRegular,
+    TooLarge,
+    read_regular,
+)
+from modhub.format.atomic import write_text
+from modhub.format.digests import SHA256_PATTERN, sha256_file
 
 FORMAT_VERSION: Literal[1] = 1
 MANIFEST_NAME = "modhub.json"
@@ -35,10 +41,6 @@ ONNX_DATA_NAME = "model.onnx.data"
 ASSETS_DIR = "assets"
 # The detached signature (OpenSSF model-signing bundle); not listed in files, it signs them.
 SIGNATURE_NAME = "modhub.sig"
-# Largest modhub.json read.
-MAX_MANIFEST_BYTES = 16 << 20
-# Largest modhub.sig read or accepted.
-MAX_SIGNATURE_BYTES = 4 << 20
 # Files the manifest may not list: they describe or sign the listed files.
 RESERVED_NAMES = frozenset({MANIFEST_NAME, SIGNATURE_NAME})
 # TensorFlow formats a module may carry beside graph.pt2 (same weights, checked at conversion).
@@ -57,8 +59,6 @@ Format = Literal["pt2", "onnx", "savedmodel", "tflite"]
 DType = Literal["float32", "float16", "bfloat16", "int64", "int32", "bool", "string"]
 # A dimension is a fixed size or a symbolic name such as "batch" or "sequence".
 Dim = Annotated[int, Field(ge=0)] | Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$")]
-
-_HASH_CHUNK = 1 << 20
 
 
 class _Frozen(BaseModel):
@@ -145,7 +145,7 @@ class FileEntry(_Frozen):
     # POSIX path relative to the module directory.
     path: str
     size: int = Field(ge=0)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    sha256: str = Field(pattern=SHA256_PATTERN)
 
     @field_validator("path")
     @classmethod
@@ -251,6 +251,17 @@ def detect_formats(paths: Iterable[str]) -> tuple[Format, ...]:
     return tuple(fmt for fmt, path in FORMAT_FILES.items() if path in present)  # type: ignore[misc]
 
 
+def is_hidden(rel_path: str | PurePath) -> bool:
+    """Whether a path inside a module (or a data folder) is hidden: a part of it starts with ".".
+
+    Hidden names (``.git``, ``.DS_Store``, the cache's ``.stamp``, a temp file
+    being written) belong to tools, never to a module: they are not listed,
+    not checked as unlisted, not signed and not read as data.
+    """
+    parts = rel_path.parts if isinstance(rel_path, PurePath) else rel_path.split("/")
+    return any(part.startswith(".") for part in parts)
+
+
 def check_relative_path(value: str) -> None:
     """Refuse absolute paths, ``..``, backslashes and control characters in a file name."""
     bad = (
@@ -284,14 +295,6 @@ def check_listed_files(entries: tuple[FileEntry, ...]) -> None:
         for depth in range(1, len(parts)):
             if "/".join(parts[:depth]) in paths:
                 raise ValueError(f"files lists {'/'.join(parts[:depth])!r} both as a file and as a folder")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def parse_manifest(data: bytes | str, *, path: Path | None = None) -> Manifest:
@@ -368,17 +371,8 @@ def read_manifest_bytes(module_dir: str | os.PathLike[str]) -> bytes:
 
 
 def write_manifest(module_dir: str | os.PathLike[str], manifest: Manifest) -> Path:
-    """Write ``modhub.json`` atomically (temp file + rename)."""
-    target = Path(module_dir) / MANIFEST_NAME
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".modhub.json.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(manifest.to_json())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    """Write ``modhub.json`` atomically (:func:`modhub.format.atomic.write_text`)."""
+    return write_text(Path(module_dir) / MANIFEST_NAME, manifest.to_json())
 
 
 def list_files(module_dir: Path) -> tuple[FileEntry, ...]:
@@ -390,7 +384,7 @@ def list_files(module_dir: Path) -> tuple[FileEntry, ...]:
         if not path.is_file():
             continue
         rel = path.relative_to(module_dir).as_posix()
-        if rel in RESERVED_NAMES or any(part.startswith(".") for part in rel.split("/")):
+        if rel in RESERVED_NAMES or is_hidden(rel):
             continue
         entries.append(FileEntry(path=rel, size=path.stat().st_size, sha256=sha256_file(path)))
     return tuple(entries)

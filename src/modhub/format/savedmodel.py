@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from modhub.errors import ManifestError, UnsafeModuleError
+from modhub.format._files import MAX_SAVED_MODEL_PB_BYTES
 
 __all__ = [
     "MAX_SAVED_MODEL_PB_BYTES",
@@ -43,8 +44,6 @@ __all__ = [
 ]
 
 SAVED_MODEL_PB = "saved_model.pb"
-# The graph and function library; weights live in variables/. GloVe's vocabulary makes ~10 MB.
-MAX_SAVED_MODEL_PB_BYTES = 256 * 1024 * 1024
 
 # What the checker lets through anywhere: math, arrays, nn, images, strings, variables,
 # lookup tables built from tensors, function calls and control flow, random numbers.

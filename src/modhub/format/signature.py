@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modhub.errors import SigningError, UnsafeModuleError
-from modhub.format.manifest import MANIFEST_NAME, MAX_SIGNATURE_BYTES, SIGNATURE_NAME, Manifest
+from modhub.format._files import MAX_SIGNATURE_BYTES
+from modhub.format.manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest, is_hidden
 
 __all__ = [
     "SignatureInfo",
@@ -79,7 +80,7 @@ def _signed_digests(signature: bytes, key: Path) -> dict[str, str] | None:
         return None
     digests = {}
     for descriptor in manifest.resource_descriptors():
-        if any(part.startswith(".") for part in descriptor.identifier.split("/")):
+        if is_hidden(descriptor.identifier):
             continue  # hidden files are not part of a module (tools' and caches' own)
         if descriptor.digest.algorithm != "sha256":
             return None

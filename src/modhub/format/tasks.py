@@ -93,8 +93,10 @@ def _positive_dim(manifest: Manifest, spec: TensorSpec, axis: int) -> int:
     return int(size)
 
 
-class _ImageContract:
-    modality: ClassVar[str] = "image"
+class _Contract:
+    """What every built-in contract checks: one input (``check_input``) and one float32 [B, D] output."""
+
+    modality: ClassVar[str]
     output_name: ClassVar[str]
     name: ClassVar[str]
 
@@ -102,7 +104,32 @@ class _ImageContract:
         if "default" not in manifest.signatures:
             _fail(manifest, "the manifest needs a 'default' signature")
         sig = manifest.default_signature
-        images = _single(manifest, sig.inputs, "input")
+        self.check_input(manifest, _single(manifest, sig.inputs, "input"))
+        out = _single(manifest, sig.outputs, "output")
+        _expect(manifest, out, self.output_name, "float32", 2)
+        size = _positive_dim(manifest, out, 1)
+        if manifest.graph_outputs != sig.outputs:
+            _fail(manifest, "the graph's outputs must equal the default signature's outputs")
+        self.check_outputs(manifest, files, size)
+
+    def check_input(self, manifest: Manifest, spec: TensorSpec) -> None:
+        raise NotImplementedError
+
+    def check_outputs(self, manifest: Manifest, files: Files | None, size: int) -> None:
+        del manifest, files, size
+
+
+class _Labelled(_Contract):
+    """A classifier: the labels file has one line per output class."""
+
+    def check_outputs(self, manifest: Manifest, files: Files | None, size: int) -> None:
+        _check_labels(manifest, files, size)
+
+
+class _ImageContract(_Contract):
+    modality: ClassVar[str] = "image"
+
+    def check_input(self, manifest: Manifest, images: TensorSpec) -> None:
         _expect(manifest, images, "images", "float32", 4)
         if images.shape[1] != 3:
             _fail(manifest, f"images must have 3 channels (RGB, NCHW), found shape {list(images.shape)}")
@@ -117,15 +144,10 @@ class _ImageContract:
             )
         if images.value_range != (0.0, 1.0):
             _fail(manifest, "images must declare value_range [0, 1] (normalisation lives inside the module)")
+        # Nothing (no tokenizer) stands between an image module's signature and its graph.
+        sig = manifest.default_signature
         if manifest.graph_inputs != sig.inputs or manifest.graph_outputs != sig.outputs:
             _fail(manifest, "the graph's inputs/outputs must equal the default signature")
-        out = _single(manifest, sig.outputs, "output")
-        _expect(manifest, out, self.output_name, "float32", 2)
-        size = _positive_dim(manifest, out, 1)
-        self.check_outputs(manifest, files, size)
-
-    def check_outputs(self, manifest: Manifest, files: Files | None, size: int) -> None:
-        del manifest, files, size
 
 
 def _check_labels(manifest: Manifest, files: Files | None, classes: int) -> None:
@@ -155,24 +177,15 @@ class ImageFeatureVector(_ImageContract):
 
 
 @register_task
-class ImageClassification(_ImageContract):
+class ImageClassification(_Labelled, _ImageContract):
     name = "image-classification"
     output_name = "logits"
 
-    def check_outputs(self, manifest: Manifest, files: Files | None, size: int) -> None:
-        _check_labels(manifest, files, size)
 
-
-class _TextContract:
+class _TextContract(_Contract):
     modality: ClassVar[str] = "text"
-    output_name: ClassVar[str]
-    name: ClassVar[str]
 
-    def check(self, manifest: Manifest, files: Files | None) -> None:
-        if "default" not in manifest.signatures:
-            _fail(manifest, "the manifest needs a 'default' signature")
-        sig = manifest.default_signature
-        texts = _single(manifest, sig.inputs, "input")
+    def check_input(self, manifest: Manifest, texts: TensorSpec) -> None:
         if texts.name != "texts" or texts.dtype != "string" or len(texts.shape) != 1:
             _fail(manifest, "the input must be 'texts': string [batch] (a list of Python strings)")
         tok = manifest.preprocessing.tokenizer
@@ -191,15 +204,6 @@ class _TextContract:
                 or not all(isinstance(d, str) for d in spec.shape)
             ):
                 _fail(manifest, f"graph input {spec.name} must be int64 [batch, sequence]")
-        out = _single(manifest, sig.outputs, "output")
-        _expect(manifest, out, self.output_name, "float32", 2)
-        size = _positive_dim(manifest, out, 1)
-        if manifest.graph_outputs != sig.outputs:
-            _fail(manifest, "the graph's outputs must equal the default signature's outputs")
-        self.check_outputs(manifest, files, size)
-
-    def check_outputs(self, manifest: Manifest, files: Files | None, size: int) -> None:
-        del manifest, files, size
 
 
 @register_task
@@ -209,9 +213,6 @@ class TextEmbedding(_TextContract):
 
 
 @register_task
-class TextClassification(_TextContract):
+class TextClassification(_Labelled, _TextContract):
     name = "text-classification"
     output_name = "logits"
-
-    def check_outputs(self, manifest: Manifest, files: Files | None, size: int) -> None:
-        _check_labels(manifest, files, size)

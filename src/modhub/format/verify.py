@@ -20,13 +20,19 @@ import errno
 import hashlib
 import os
 import stat
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Protocol
 
 from modhub.errors import IntegrityError, ManifestError, UnsafeModuleError
 from modhub.format._files import (
+    MAX_FILE_BYTES,
+    MAX_GRAPH_BYTES,
+    MAX_LABELS_BYTES,
+    MAX_SAVED_MODEL_PB_BYTES,
+    MAX_SIGNATURE_BYTES,
+    MAX_TOKENIZER_BYTES,
     Changed,
     NotRegular,
     TooLarge,
@@ -35,17 +41,19 @@ from modhub.format._files import (
     read_exactly,
     read_regular,
 )
+from modhub.format.digests import sha256_fd
 from modhub.format.manifest import (
     GRAPH_NAME,
     MANIFEST_NAME,
-    MAX_SIGNATURE_BYTES,
     ONNX_DATA_NAME,
     ONNX_NAME,
+    RESERVED_NAMES,
     SAVED_MODEL_DIR,
     SAVED_MODEL_PB,
     SIGNATURE_NAME,
     FileEntry,
     Manifest,
+    is_hidden,
     parse_manifest,
     read_manifest_bytes,
 )
@@ -70,14 +78,6 @@ __all__ = [
     "verify_module",
 ]
 
-# Largest file of a module read unless a smaller cap applies (graph weights may be large).
-MAX_FILE_BYTES = 16 << 30
-# Caps for files that are small by nature; a 2 GB "labels.txt" is an attack, not a module.
-MAX_LABELS_BYTES = 16 << 20
-MAX_TOKENIZER_BYTES = 256 << 20
-MAX_GRAPH_BYTES = 8 << 30
-# Read size when a file is hashed by streaming (open_module_file).
-_STREAM_CHUNK = 1 << 20
 _REDOWNLOAD = "Download the module again (modhub cache rm, then load) or re-export it."
 
 
@@ -94,7 +94,11 @@ class FileRecords(Protocol):
 
 
 def file_cap(manifest: Manifest, path: str) -> int:
-    """The size cap for one file of the module, by the role the manifest gives it."""
+    """The size cap for one file of the module, by the role the manifest gives it.
+
+    The one table of caps (:mod:`modhub.format._files`); every read of a listed
+    file (load, verify, publish, ``modhub cache verify``) is capped by it.
+    """
     if path == manifest.labels:
         return MAX_LABELS_BYTES
     tokenizer = manifest.preprocessing.tokenizer
@@ -102,6 +106,8 @@ def file_cap(manifest: Manifest, path: str) -> int:
         return MAX_TOKENIZER_BYTES
     if path == GRAPH_NAME:
         return MAX_GRAPH_BYTES
+    if path == SAVED_MODEL_PB:
+        return MAX_SAVED_MODEL_PB_BYTES
     return MAX_FILE_BYTES
 
 
@@ -193,18 +199,10 @@ def copy_module_file(root: Path, entry: FileEntry, dest: Path) -> None:
 
 def _stream(fd: int, entry: FileEntry, path: Path, sink: IO[bytes] | None) -> None:
     """Hash ``fd`` from its start through one small buffer (writing each chunk to ``sink``, if any)."""
-    digest = hashlib.sha256()
-    buffer = bytearray(_STREAM_CHUNK)
-    view = memoryview(buffer)
-    offset = 0
-    while count := os.preadv(fd, [buffer], offset):
-        digest.update(view[:count])
-        if sink is not None:
-            sink.write(view[:count])
-        offset += count
-    if offset != entry.size:
+    digest, size = sha256_fd(fd, sink=None if sink is None else sink.write)
+    if size != entry.size:
         raise IntegrityError(f"{entry.path} changed size while it was read. {_REDOWNLOAD}", path=path)
-    _check_digest(entry, digest.hexdigest(), path)
+    _check_digest(entry, digest, path)
 
 
 def _open_entry(root: Path, entry: FileEntry, max_bytes: int | None) -> tuple[int, os.stat_result, Path]:
@@ -300,10 +298,10 @@ def check_unlisted(root: Path, manifest: Manifest) -> None:
     listed = {entry.path for entry in manifest.files}
     for dirpath, dirnames, filenames in os.walk(root):
         rel_dir = Path(dirpath).relative_to(root).as_posix()
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        dirnames[:] = [d for d in dirnames if not is_hidden(d)]
         for name in filenames:
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-            if name.startswith(".") or rel in (MANIFEST_NAME, SIGNATURE_NAME) or rel in listed:
+            if is_hidden(name) or rel in RESERVED_NAMES or rel in listed:
                 continue
             raise IntegrityError(
                 f"{rel} is in {root} but not listed in modhub.json; a module holds only the files its "
@@ -312,17 +310,25 @@ def check_unlisted(root: Path, manifest: Manifest) -> None:
             )
 
 
+# The files a load needs: a collection, or decided from the manifest as it was read (a runtime
+# chooser), so that modhub.json is read and parsed once per load; None: every listed file.
+Needed = Collection[str] | Callable[[Manifest], Collection[str]] | None
+
+
 def verify_module(
     root: str | os.PathLike[str],
     *,
-    needed: Collection[str] | None = None,
+    needed: Needed = None,
     records: FileRecords | None = None,
     trusted_keys: Sequence[Path] | None = None,
 ) -> VerifiedModule:
     """Check a module and read the files a load needs, each once.
 
     ``needed``: the listed files to read and verify (None = every listed
-    file). The labels and tokenizer files are always read (a load uses them).
+    file), or a function of the parsed manifest that returns them: it is
+    called once, before the signature or any file is checked, with the
+    manifest every later check uses (the manifest is read once per call).
+    The labels and tokenizer files are always read (a load uses them).
     Checks: the manifest and its path rules, no unlisted files, each needed
     file's size and sha256, the task contract and, if ``graph.pt2`` is
     needed, the graph's safety check on exactly those bytes. With
@@ -351,16 +357,17 @@ def check_module(
 
 def _verify(
     root: Path,
-    needed: Collection[str] | None,
+    needed: Needed,
     records: FileRecords | None,
     *,
     keep_all: bool,
     saved_model: bool = False,
     trusted_keys: Sequence[Path] | None = None,
 ) -> VerifiedModule:
-
     manifest_bytes = read_manifest_bytes(root)
     manifest = parse_manifest(manifest_bytes, path=root / MANIFEST_NAME)
+    if callable(needed):
+        needed = needed(manifest)
     signed_by = None
     if trusted_keys is not None:
         signature = read_signature(root)

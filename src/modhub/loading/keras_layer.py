@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, cast
 
 if "keras" not in sys.modules:
@@ -46,8 +45,9 @@ import numpy as np
 import torch
 
 from modhub.errors import InputError
-from modhub.handles import is_local
+from modhub.format.manifest import GRAPH_NAME
 from modhub.loading.layer import Layer
+from modhub.loading.opener import open_module
 from modhub.settings import Settings
 
 __all__ = ["KerasLayer"]
@@ -77,9 +77,11 @@ class KerasLayer(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(trainable=trainable, **kwargs)
+        settings = settings if settings is not None else Settings.from_env()  # read once
+        opened = open_module(handle, settings=settings, needed={GRAPH_NAME})
         # A local directory is stored absolute so a saved model reloads from any working directory.
-        self.handle = str(Path(handle).expanduser().resolve()) if is_local(handle) else str(handle)
-        module = Layer(self.handle, trainable=trainable, settings=settings)
+        self.handle = str(opened.path.resolve()) if opened.local else str(handle)
+        module = Layer(opened, trainable=trainable)
         self._modality = module.modality
         signature = module.manifest.default_signature
         self._output_size = int(signature.outputs[0].shape[1])

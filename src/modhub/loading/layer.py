@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from modhub.format.manifest import GRAPH_NAME
-from modhub.loading.loader import Handle, module_dir, verified_module
+from modhub.loading.opener import Handle, OpenedModule, open_module
 from modhub.runtimes import ModuleInfo
 from modhub.runtimes.torch_runtime import build_graph
 from modhub.settings import Settings
@@ -32,18 +32,26 @@ class Layer(ModuleInfo, torch.nn.Module):
     feature extractor. ``trainable=True``: weights receive gradients and
     ``.train()``/``.eval()`` switch BatchNorm and dropout as eager PyTorch does.
     Every Layer has its own copy of the weights. Layer always runs the torch graph.
+
+    ``handle`` may also be a module opened already with ``graph.pt2`` among
+    its needed files (:func:`modhub.loading.opener.open_module`), as
+    ``KerasLayer`` and retraining do; ``settings`` is then the one it was opened with.
     """
 
     def __init__(
         self,
-        handle: Handle,
+        handle: Handle | OpenedModule,
         trainable: bool = False,
         *,
         settings: Settings | None = None,
     ) -> None:
         torch.nn.Module.__init__(self)
-        directory = module_dir(handle, settings)
-        verified = verified_module(directory, {GRAPH_NAME}, settings)
+        if isinstance(handle, OpenedModule):
+            opened = handle
+        else:
+            settings = settings if settings is not None else Settings.from_env()  # read once
+            opened = open_module(handle, settings=settings, needed={GRAPH_NAME})
+        verified = opened.verified
         self._init_info(verified)
         graph = build_graph(verified)
         self.trainable = trainable

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from modhub.errors import InputError
+from modhub.format.manifest import is_hidden
 from modhub.settings import Settings
 
 __all__ = ["InputSource", "PredictResult", "Predictor", "images_to_batch", "open_inputs", "predict"]
@@ -59,15 +60,11 @@ class PredictResult:
 
 def load_for_inference(handle: str | os.PathLike[str], settings: Settings | None) -> Any:
     """The module, loaded to run frozen: on onnxruntime when it has ``model.onnx`` (and
-    onnxruntime is installed), on torch otherwise. Calls return numpy arrays either way."""
-    from modhub.format.manifest import read_manifest
-    from modhub.loading.loader import load, module_dir
-    from modhub.runtimes import RUNTIMES
+    onnxruntime is installed), on torch otherwise (``hub.load``'s default). Calls return numpy
+    arrays either way."""
+    from modhub.loading.loader import load
 
-    directory = module_dir(handle, settings)
-    onnx = RUNTIMES["onnx"]
-    runtime = "onnx" if onnx.has_format(read_manifest(directory)) and onnx.available() else "torch"
-    return load(directory, runtime=runtime, settings=settings)
+    return load(handle, output="numpy", settings=settings)
 
 
 def images_to_batch(paths: list[str], manifest: Any) -> tuple[np.ndarray, list[int], list[str]]:
@@ -223,7 +220,7 @@ def open_inputs(
         files = sorted(
             p.relative_to(root).as_posix()
             for p in root.rglob("*")
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not _hidden(p.relative_to(root))
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not is_hidden(p.relative_to(root))
         )
         if not files:
             raise InputError(f"{root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})", path=root)
@@ -249,10 +246,6 @@ def open_inputs(
     raise InputError(
         f"cannot tell what {root.name} holds; pass a folder of images, a .txt file, or a .csv/.parquet file"
     )
-
-
-def _hidden(rel: Path) -> bool:
-    return any(part.startswith(".") for part in rel.parts)
 
 
 def _lines(path: Path) -> Iterator[tuple[str, str]]:
@@ -408,11 +401,7 @@ def predict(
     settings = settings or Settings.from_env()
     predictor = Predictor(handle, top_k=top_k, settings=settings)
     source = open_inputs(inputs, predictor.modality, column=column, key_column=key_column)
-    show = (
-        progress
-        if progress is not None
-        else (settings.progress if settings.progress is not None else sys.stderr.isatty())
-    )
+    show = settings.show_progress(progress)
     from tqdm.auto import tqdm
 
     with (

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from modhub.errors import InputError
+from modhub.format.digests import sha256_file
+from modhub.format.manifest import is_hidden
 from modhub.runtimes.images import IMAGE_SUFFIXES
 
 __all__ = [
@@ -93,7 +95,7 @@ def read_image_folder(data_dir: str | os.PathLike[str]) -> LabelledData:
             f"{root} is not a folder; pass a folder with one sub-folder of photos per class",
             path=root,
         )
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not is_hidden(p.name))
     stray = [p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
     if not class_dirs:
         hint = f" (found {len(stray)} photo(s) directly in it: move them into class folders)" if stray else ""
@@ -109,7 +111,7 @@ def read_image_folder(data_dir: str | os.PathLike[str]) -> LabelledData:
         found = 0
         for path in sorted(class_dir.rglob("*")):
             rel = path.relative_to(root).as_posix()
-            if not path.is_file() or any(part.startswith(".") for part in path.relative_to(root).parts):
+            if not path.is_file() or is_hidden(path.relative_to(root)):
                 continue
             if path.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
@@ -118,7 +120,7 @@ def read_image_folder(data_dir: str | os.PathLike[str]) -> LabelledData:
                 skipped.append(f"{rel}: {reason}")
                 log.warning("skipping %s: %s", rel, reason)
                 continue
-            digest = _sha256_file(path)
+            digest = sha256_file(path)
             examples.append(Example(label=label, key=digest, path=path, name=rel))
             found += 1
         if found == 0:
@@ -136,11 +138,6 @@ def read_image_folder(data_dir: str | os.PathLike[str]) -> LabelledData:
 
 
 IMAGE_SUFFIXES_TEXT = sorted(IMAGE_SUFFIXES)
-
-
-def _sha256_file(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _unreadable(path: Path, shown: str) -> str | None:

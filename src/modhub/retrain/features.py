@@ -19,14 +19,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import tempfile
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from modhub.format.atomic import write_bytes
+from modhub.format.manifest import Manifest
 
 __all__ = ["FeatureCache", "extract_features", "module_key"]
 
@@ -36,10 +37,14 @@ CACHE_FORMAT = 1
 SHARD_SIZE = 2048
 
 
-def module_key(module_dir: Path, preprocessing: Mapping[str, Any]) -> str:
-    """Digest naming a module + input preparation; any change gives a new key."""
+def module_key(manifest: Manifest, preprocessing: Mapping[str, Any]) -> str:
+    """Digest naming a module + input preparation; any change gives a new key.
+
+    The module is named by its verified manifest (which lists every file's sha256),
+    never by re-reading ``modhub.json`` from disk.
+    """
     digest = hashlib.sha256()
-    digest.update((module_dir / "modhub.json").read_bytes())
+    digest.update(manifest.model_dump_json().encode())
     digest.update(json.dumps({"cache_format": CACHE_FORMAT, **preprocessing}, sort_keys=True).encode())
     return digest.hexdigest()
 
@@ -90,21 +95,14 @@ class FeatureCache:
 
     def put(self, vectors: Mapping[str, np.ndarray]) -> None:
         """Write ``vectors`` as one new shard, atomically."""
-        from safetensors.numpy import save_file
+        from safetensors.numpy import save
 
         if not vectors:
             return
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         target = self.dir / f"{uuid.uuid4().hex}.safetensors"
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".shard.", suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in vectors.items()}, tmp)
-            # Rename last: readers only ever see complete shards.
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # Atomic: readers only ever see complete shards.
+        write_bytes(target, save({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in vectors.items()}))
         for key in vectors:
             self._index[key] = target
 

@@ -161,7 +161,7 @@ def train_head(
     optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     ys = torch.from_numpy(train_y).long()
     vx, vy = torch.from_numpy(val_x), torch.from_numpy(val_y).long()
-    best_loss, best_state = float("inf"), copy.deepcopy(head.state_dict())
+    best = _BestWeights(head, float("inf"))
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
         xs = torch.from_numpy(train_x(epoch) if callable(train_x) else train_x)
@@ -170,11 +170,8 @@ def train_head(
         head.eval()
         with torch.no_grad():
             val_loss, val_acc = _evaluate(head(vx), vy)
-        _record_epoch(history, "head", sums, (val_loss, val_acc), started, progress)
-        if val_loss < best_loss:
-            best_loss, best_state = val_loss, copy.deepcopy(head.state_dict())
-            history.best = len(history.epochs) - 1
-    head.load_state_dict(best_state)
+        _record_epoch(history, "head", sums, (val_loss, val_acc), started, progress, best)
+    best.restore()
     return history
 
 
@@ -214,8 +211,7 @@ def fine_tune(
     )
     ys = torch.from_numpy(train_y).long()
     vy = torch.from_numpy(val_y).long()
-    best_loss = history.epochs[history.best].val_loss if history.epochs else float("inf")
-    best_state = copy.deepcopy(model.state_dict())
+    best = _BestWeights(model, history.epochs[history.best].val_loss if history.epochs else float("inf"))
     epochs = config.fine_tune_epochs if config.fine_tune_epochs is not None else config.epochs
     for _ in range(epochs):
         started = time.perf_counter()
@@ -233,11 +229,8 @@ def fine_tune(
         model.eval()
         val_logits = predict(model, val_batch, len(vy), config.batch_size)
         val_loss, val_acc = _evaluate(val_logits, vy)
-        _record_epoch(history, "fine-tune", sums, (val_loss, val_acc), started, progress)
-        if val_loss < best_loss:
-            best_loss, best_state = val_loss, copy.deepcopy(model.state_dict())
-            history.best = len(history.epochs) - 1
-    model.load_state_dict(best_state)
+        _record_epoch(history, "fine-tune", sums, (val_loss, val_acc), started, progress, best)
+    best.restore()
     return history
 
 
@@ -266,6 +259,23 @@ def _fit_epoch(
     return total, correct, seen
 
 
+class _BestWeights:
+    """The weights of the epoch with the lowest validation loss so far, put back by ``restore``."""
+
+    def __init__(self, model: nn.Module, loss: float) -> None:
+        self.model, self.loss = model, loss
+        self.state = copy.deepcopy(model.state_dict())
+
+    def offer(self, loss: float, history: History) -> None:
+        """Keep the model's weights if ``loss`` (of the epoch last in ``history``) is the lowest yet."""
+        if loss < self.loss:
+            self.loss, self.state = loss, copy.deepcopy(self.model.state_dict())
+            history.best = len(history.epochs) - 1
+
+    def restore(self) -> None:
+        self.model.load_state_dict(self.state)
+
+
 def _record_epoch(
     history: History,
     stage: str,
@@ -273,8 +283,9 @@ def _record_epoch(
     validation: tuple[float, float],
     started: float,
     progress: Any,
+    best: _BestWeights,
 ) -> None:
-    """Append one epoch's numbers to ``history`` and advance the progress bar."""
+    """Append one epoch's numbers to ``history``, keep its weights if best, advance the progress bar."""
     total, correct, seen = sums
     val_loss, val_acc = validation
     history.epochs.append(
@@ -288,6 +299,7 @@ def _record_epoch(
             time.perf_counter() - started,
         )
     )
+    best.offer(val_loss, history)
     if progress is not None:
         progress.update(1)
         progress.set_postfix(val_acc=f"{val_acc:.3f}", refresh=False)

@@ -7,6 +7,9 @@
   ``model.onnx`` and onnxruntime is installed, else torch. Calls return torch
   tensors when given a torch tensor, numpy arrays otherwise (text included).
 
+``hub.load(..., output="numpy" | "torch")`` fixes what calls return, whatever
+runs the graph (predict and retrain ask for numpy and let the default choose).
+
 Each runtime reads, and so hashes, only the files it needs.
 """
 
@@ -18,15 +21,43 @@ from modhub.runtimes._base import LoadedModule, ModuleInfo, Output, Runtime
 from modhub.runtimes.onnx_runtime import OnnxRuntime
 from modhub.runtimes.torch_runtime import TorchRuntime
 
-__all__ = ["RUNTIMES", "LoadedModule", "ModuleInfo", "Output", "Runtime", "choose_runtime"]
+__all__ = [
+    "OUTPUTS",
+    "RUNTIMES",
+    "LoadedModule",
+    "ModuleInfo",
+    "Output",
+    "Runtime",
+    "choose_runtime",
+    "fixed_output",
+]
 
 RUNTIMES: dict[str, Runtime] = {runtime.name: runtime for runtime in (OnnxRuntime(), TorchRuntime())}
 # Tried in this order when no runtime is asked for: the fastest first.
 _DEFAULT_ORDER = ("onnx", "torch")
+# What ``hub.load(..., output=)`` accepts; None: what the runtime gives (see the module doc).
+OUTPUTS: dict[str, Output] = {"numpy": "numpy", "torch": "torch"}
 
 
-def choose_runtime(manifest: Manifest, requested: str | None) -> tuple[Runtime, Output]:
-    """The runtime that loads this module, and what its calls return."""
+def fixed_output(output: str | None) -> Output | None:
+    """``output`` checked: what every call returns, or None for the runtime's own."""
+    if output is None:
+        return None
+    if output not in OUTPUTS:
+        raise InputError(f"unknown output {output!r}: use one of {list(OUTPUTS)}, or None for the default")
+    return OUTPUTS[output]
+
+
+def choose_runtime(
+    manifest: Manifest, requested: str | None, output: str | None = None
+) -> tuple[Runtime, Output]:
+    """The runtime that loads this module, and what its calls return.
+
+    ``output``: "numpy" or "torch" makes every call return that, whatever the
+    runtime; None keeps the runtime's own (onnx: numpy, torch: torch tensors,
+    the default runtime: like the input).
+    """
+    fixed = fixed_output(output)
     if manifest.framework == "tensorflow":
         from modhub.format.verify import tensorflow_only_message
 
@@ -35,7 +66,7 @@ def choose_runtime(manifest: Manifest, requested: str | None) -> tuple[Runtime, 
         for name in _DEFAULT_ORDER:
             candidate = RUNTIMES[name]
             if candidate.has_format(manifest) and candidate.available():
-                return candidate, "like-input"
+                return candidate, fixed or "like-input"
         raise ManifestError("modhub.json lists neither graph.pt2 nor model.onnx; nothing can run this module")
     runtime = RUNTIMES.get(requested)
     if runtime is None:
@@ -53,5 +84,4 @@ def choose_runtime(manifest: Manifest, requested: str | None) -> tuple[Runtime, 
             f"runtime={requested!r} needs a package that is not installed: pip install 'modhub[onnx]' "
             "(onnxruntime)"
         )
-    output: Output = "torch" if requested == "torch" else "numpy"
-    return runtime, output
+    return runtime, fixed or ("torch" if requested == "torch" else "numpy")

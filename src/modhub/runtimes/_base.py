@@ -5,13 +5,17 @@ Torch-free: the onnx runtime builds on this in processes that never import torch
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from modhub.format.manifest import Manifest
 from modhub.format.tasks import get_contract, parse_labels
 from modhub.format.verify import FileRecords, VerifiedModule
 from modhub.runtimes.preprocessing import TextEncoder, check_images, is_torch_tensor
+
+if TYPE_CHECKING:
+    from modhub.client.cache import ModuleCache
 
 # What a call returns: always numpy arrays, always torch tensors, or torch
 # tensors when the input was a torch tensor and numpy arrays otherwise.
@@ -53,6 +57,17 @@ class LoadedModule(ModuleInfo):
     runtime: ClassVar[str]
     output: Output
 
+    def __init__(
+        self,
+        verified: VerifiedModule,
+        output: Output,
+        records: FileRecords | None = None,
+        cache: ModuleCache | None = None,
+    ) -> None:
+        """``records``, ``cache``: for a runtime that verifies or derives files itself (see Runtime)."""
+        self._init_info(verified)
+        self.output = output
+
     def __call__(self, inputs: Any) -> Any:
         raise NotImplementedError
 
@@ -68,34 +83,47 @@ class LoadedModule(ModuleInfo):
         return f"LoadedModule(task={self.task!r}, runtime={self.runtime!r}, path={str(self.path)!r})"
 
 
-class Runtime(Protocol):
-    """Runs a module's graph; registered by name in ``modhub.runtimes``."""
+class Runtime:
+    """Runs a module's graph; one instance per runtime, registered by name in ``modhub.runtimes``.
 
-    name: str
+    A runtime names its engine's package (``engine``), the module file it runs
+    (``graph_file``) and the class of the modules it loads (``module_class``,
+    built as ``module_class(verified, output, records, cache)``).
+    """
+
+    name: ClassVar[str]
+    engine: ClassVar[str]
+    graph_file: ClassVar[str]
+    module_class: ClassVar[type[LoadedModule]]
 
     def available(self) -> bool:
         """Whether this runtime's engine can be imported here."""
-        ...
+        return importlib.util.find_spec(self.engine) is not None
 
     def has_format(self, manifest: Manifest) -> bool:
         """Whether the module carries the file this runtime runs."""
-        ...
+        return any(entry.path == self.graph_file for entry in manifest.files)
 
     def needed_files(self, manifest: Manifest) -> set[str]:
         """The module files ``verify_module`` reads into memory for this runtime.
 
         Labels and the tokenizer are always read; a runtime may open (and
         verify) its own large file itself in ``build``. Files no runtime
-        reads are neither read nor hashed.
+        reads are neither read nor hashed. By default: the graph file.
         """
-        ...
+        return {self.graph_file}
 
     def build(
-        self, verified: VerifiedModule, output: Output, records: FileRecords | None, cache: Path | None = None
+        self,
+        verified: VerifiedModule,
+        output: Output,
+        records: FileRecords | None,
+        cache: ModuleCache | None = None,
     ) -> LoadedModule:
         """The loaded module; ``records`` for any file the runtime verifies itself.
 
-        ``cache``: the client cache directory, where a runtime may keep what it
-        derives from a module for this machine (None: it derives nothing).
+        ``cache``: the load's client cache (the one object the load opened the
+        module with), where a runtime may keep what it derives from a module for
+        this machine (None: it derives nothing).
         """
-        ...
+        return self.module_class(verified, output, records, cache)

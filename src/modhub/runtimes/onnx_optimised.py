@@ -51,7 +51,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modhub.client.cache import ModuleCache
 from modhub.errors import HubError
-from modhub.format.manifest import ONNX_DATA_NAME, ONNX_NAME, FileEntry, sha256_file
+from modhub.format.atomic import replace_directory
+from modhub.format.digests import sha256_file
+from modhub.format.manifest import ONNX_DATA_NAME, ONNX_NAME, FileEntry
 from modhub.format.onnx_graph import WeightsPlan, plan_weights
 from modhub.format.verify import FileRecords, copy_module_file, open_module_file, read_module_file
 
@@ -147,19 +149,19 @@ def _key(source: Mapping[str, str], ort_version: str) -> str:
 
 def optimised_graph(
     onnxruntime: Any,
-    cache_root: Path,
+    cache: ModuleCache,
     module_root: Path,
     entries: Mapping[str, FileEntry],
     graph: bytes,
 ) -> OptimisedGraph | None:
     """The optimised copy of this module's graph, made now if this machine has none; None if it cannot be.
 
+    ``cache``: the load's client cache (the copy lives in ``cache.onnx``);
     ``entries``: the verified manifest's entries for model.onnx and
     model.onnx.data; ``graph``: the verified bytes of model.onnx. The module's
     model.onnx.data is read (and hashed as it is copied for the child) only
     when a copy has to be made.
     """
-    cache = ModuleCache(cache_root)
     source = {name: entries[name].sha256 for name in (ONNX_NAME, ONNX_DATA_NAME)}
     final = cache.onnx / _key(source, onnxruntime.__version__)
     try:
@@ -225,9 +227,7 @@ def _make_copy(
         record = _Files(format_version=1, source=dict(source), onnxruntime=ort_version, files=files)
         (out / FILES_NAME).write_text(record.model_dump_json(indent=2))
         final.parent.mkdir(parents=True, exist_ok=True)
-        if final.exists():  # a damaged copy (it failed its check): set it aside first
-            cache.discard(final)
-        os.rename(out, final)
+        replace_directory(out, final)  # over a damaged copy (one that failed its check), if any
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

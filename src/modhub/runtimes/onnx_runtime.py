@@ -7,10 +7,9 @@ torch runtime. The session is built from the very bytes that were hashed.
 
 from __future__ import annotations
 
-import importlib.util
 import tempfile
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -19,8 +18,11 @@ from modhub.errors import ManifestError, UnsafeModuleError
 from modhub.format.manifest import ONNX_DATA_NAME, ONNX_NAME, Manifest
 from modhub.format.onnx_graph import WeightsPlan, plan_weights
 from modhub.format.verify import FileRecords, VerifiedModule, open_module_file, read_module_file
-from modhub.runtimes._base import LoadedModule, Output
+from modhub.runtimes._base import LoadedModule, Output, Runtime
 from modhub.runtimes.preprocessing import is_torch_tensor
+
+if TYPE_CHECKING:
+    from modhub.client.cache import ModuleCache
 
 __all__ = ["OnnxModule", "OnnxRuntime"]
 
@@ -37,10 +39,9 @@ class OnnxModule(LoadedModule):
         verified: VerifiedModule,
         output: Output = "numpy",
         records: FileRecords | None = None,
-        cache: Path | None = None,
+        cache: ModuleCache | None = None,
     ) -> None:
-        self._init_info(verified)
-        self.output = output
+        super().__init__(verified, output)
         # _weights: the verified buffer's views the session uses in place (kept alive with it).
         self._session, self._weights = _session(verified, records, cache)
         graph_names = [spec.name for spec in self.manifest.graph_inputs]
@@ -76,7 +77,7 @@ class OnnxModule(LoadedModule):
 
 
 def _session(
-    verified: VerifiedModule, records: FileRecords | None, cache: Path | None
+    verified: VerifiedModule, records: FileRecords | None, cache: ModuleCache | None
 ) -> tuple[Any, tuple[Any, ...]]:
     """An InferenceSession built from exactly the model.onnx (and model.onnx.data) that was verified.
 
@@ -101,7 +102,11 @@ def _options(onnxruntime: Any, nowhere: Path) -> Any:
 
 
 def _session_with_data(
-    onnxruntime: Any, verified: VerifiedModule, records: FileRecords | None, cache: Path | None, nowhere: Path
+    onnxruntime: Any,
+    verified: VerifiedModule,
+    records: FileRecords | None,
+    cache: ModuleCache | None,
+    nowhere: Path,
 ) -> tuple[Any, tuple[Any, ...]]:
     """model.onnx (the graph) with its weights in model.onnx.data, each read and hashed once.
 
@@ -237,14 +242,11 @@ def _to_numpy(images: Any) -> np.ndarray:
     return np.ascontiguousarray(images)
 
 
-class OnnxRuntime:
+class OnnxRuntime(Runtime):
     name = "onnx"
-
-    def available(self) -> bool:
-        return importlib.util.find_spec("onnxruntime") is not None
-
-    def has_format(self, manifest: Manifest) -> bool:
-        return any(entry.path == ONNX_NAME for entry in manifest.files)
+    engine = "onnxruntime"
+    graph_file = ONNX_NAME
+    module_class = OnnxModule
 
     def needed_files(self, manifest: Manifest) -> set[str]:
         if any(entry.path == ONNX_DATA_NAME for entry in manifest.files):
@@ -252,8 +254,3 @@ class OnnxRuntime:
             # not at all when this machine's optimised copy stands in for them (onnx_optimised).
             return {ONNX_NAME}
         return set()  # a model.onnx with its weights inside is opened and verified by the session itself
-
-    def build(
-        self, verified: VerifiedModule, output: Output, records: FileRecords | None, cache: Path | None = None
-    ) -> LoadedModule:
-        return OnnxModule(verified, output, records, cache)

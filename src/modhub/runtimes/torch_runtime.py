@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from modhub.errors import ManifestError
-from modhub.format.manifest import GRAPH_NAME, Manifest
+from modhub.format.manifest import GRAPH_NAME
 from modhub.format.verify import FileRecords, VerifiedModule
-from modhub.runtimes._base import LoadedModule, Output
+from modhub.runtimes._base import LoadedModule, Output, Runtime
+
+if TYPE_CHECKING:
+    from modhub.client.cache import ModuleCache
 
 __all__ = ["TorchModule", "TorchRuntime", "build_graph"]
 
@@ -29,9 +30,15 @@ class TorchModule(LoadedModule):
 
     runtime: ClassVar[str] = "torch"
 
-    def __init__(self, verified: VerifiedModule, output: Output = "torch") -> None:
-        self._init_info(verified)
-        self.output = output
+    def __init__(
+        self,
+        verified: VerifiedModule,
+        output: Output = "torch",
+        records: FileRecords | None = None,
+        cache: ModuleCache | None = None,
+    ) -> None:
+        # records, cache unused: verify_module read and verified graph.pt2 whole; nothing is derived.
+        super().__init__(verified, output)
         self._graph = build_graph(verified).eval()
 
     def graph_args(self, inputs: Any) -> tuple[Any, ...]:
@@ -50,19 +57,8 @@ class TorchModule(LoadedModule):
         return result if self._wants_torch(inputs) else result.numpy()
 
 
-class TorchRuntime:
+class TorchRuntime(Runtime):
     name = "torch"
-
-    def available(self) -> bool:
-        return importlib.util.find_spec("torch") is not None
-
-    def has_format(self, manifest: Manifest) -> bool:
-        return any(entry.path == GRAPH_NAME for entry in manifest.files)
-
-    def needed_files(self, manifest: Manifest) -> set[str]:
-        return {GRAPH_NAME}
-
-    def build(
-        self, verified: VerifiedModule, output: Output, records: FileRecords | None, cache: Path | None = None
-    ) -> LoadedModule:
-        return TorchModule(verified, output)
+    engine = "torch"
+    graph_file = GRAPH_NAME
+    module_class = TorchModule

@@ -5,7 +5,7 @@ Layout (one concept per module, Warehouse-style)::
     config.py      ServerSettings, read once and passed to create_app(settings)
     db.py          engine, sessions, migrations (Alembic, run on start)
     models.py      the ORM tables
-    storage.py     BlobStorage protocol + LocalBlobStorage (content-addressed)
+    storage/       BlobStorage protocol (base), LocalBlobStorage (local), S3BlobStorage (s3)
     errors.py      ApiError and the JSON error answer {"error": {"code", "message"}}
     services/      all database logic: queries (search, detail), publishing, tokens, downloads
     uploads.py     streaming multipart parser that stages an upload on disk while hashing

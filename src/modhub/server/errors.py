@@ -1,29 +1,11 @@
 """Errors the API answers with, as JSON ``{"error": {"code": "...", "message": "..."}}``.
 
-Services raise ``ApiError`` subclasses; ``install_handlers`` turns them (and
-FastAPI's own validation and routing errors) into that JSON under
-``/api/``. The Python client maps the codes back to exceptions in one place
-(``modhub.client.api.raise_for_status``).
-
-Codes (status):
-    invalid_request (400)   malformed parameters or multipart body
-    invalid_name (400)      a publisher/module name that breaks the naming rules
-    unsafe_path (400)       an uploaded file name with '..', an absolute path, ...
-    duplicate_file (400)    the same file path uploaded twice
-    auth_required (401)     no token sent
-    invalid_token (401)     unknown or revoked token
-    token_expired (401)     the token's expires_at has passed
-    forbidden (403)         token not scoped to this publisher / not admin
-    not_found (404), module_not_found, version_not_found, file_not_found, publisher_not_found,
-    token_not_found, blob_not_found (404)
-    version_exists (409)    the version is published already (versions never change)
-    lookalike_name (409)    the name folds to an existing module's name
-    too_large (413)         a file, the version or the manifest is over the server's limit
-    range_not_satisfiable (416)
-    rate_limited (429)      too many failed authentications from this address (Retry-After)
-    invalid_manifest, integrity_error, missing_file, unexpected_file, contract_error,
-    unsafe_module (422)     the module itself is invalid
-    safety_unavailable (503) the graph safety validator is not installed on the server
+Services raise ``ApiError`` subclasses with a ``code``; ``install_handlers``
+turns them (and FastAPI's own validation and routing errors) into that JSON
+under ``/api/``. The codes, their statuses and meanings are written once, in
+``modhub.errors.ERROR_CODES`` (the client maps them back to exceptions from the
+same table, in ``modhub.client.api.raise_for_status``): an error's status is its
+code's.
 """
 
 from __future__ import annotations
@@ -37,9 +19,15 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from modhub.errors import ERROR_CODES
+
 
 class ApiError(Exception):
-    status: int = 400
+    """An error answer: ``code`` is one of ``ERROR_CODES``, whose entry gives the status.
+
+    ``status`` is given only for ``http_error`` (a framework error keeps its own status).
+    """
+
     code: str = "invalid_request"
 
     def __init__(
@@ -54,53 +42,59 @@ class ApiError(Exception):
         self.message = message
         if code is not None:
             self.code = code
-        if status is not None:
-            self.status = status
+        entry = ERROR_CODES.get(self.code)
+        if entry is None:
+            # A programming error, caught by the tests: every code the hub sends is in the table.
+            raise KeyError(f"error code {self.code!r} is not in modhub.errors.ERROR_CODES; add it there")
+        self.status: int = status if status is not None else entry.status or 500
         self.headers = headers or {}
 
 
+# One class per status the services raise; the default code is the status's general one.
+
+
 class BadRequest(ApiError):
-    status, code = 400, "invalid_request"
+    code = "invalid_request"
 
 
 class Unauthorized(ApiError):
-    status, code = 401, "auth_required"
+    code = "auth_required"
 
 
 class Forbidden(ApiError):
-    status, code = 403, "forbidden"
+    code = "forbidden"
 
 
 class NotFound(ApiError):
-    status, code = 404, "not_found"
+    code = "not_found"
 
 
 class Conflict(ApiError):
-    status, code = 409, "conflict"
+    code = "conflict"
 
 
 class TooLarge(ApiError):
-    status, code = 413, "too_large"
+    code = "too_large"
 
 
 class RangeNotSatisfiable(ApiError):
-    status, code = 416, "range_not_satisfiable"
+    code = "range_not_satisfiable"
 
 
 class TooManyRequests(ApiError):
-    status, code = 429, "rate_limited"
+    code = "rate_limited"
 
 
 class InvalidModule(ApiError):
-    status, code = 422, "invalid_module"
+    code = "invalid_module"
 
 
 class Unavailable(ApiError):
-    status, code = 503, "unavailable"
+    code = "unavailable"
 
 
 class ErrorDetail(BaseModel):
-    # Machine-readable, one of the codes listed in this module's docstring.
+    # Machine-readable, one of modhub.errors.ERROR_CODES.
     code: str
     # What went wrong and what to do about it.
     message: str
@@ -112,19 +106,27 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-_DESCRIPTIONS = {
-    400: "Malformed parameters or body (invalid_request, invalid_name, unsafe_path, duplicate_file)",
-    401: "No token, or one the hub does not accept (auth_required, invalid_token, token_expired)",
-    403: "The token's scope or publishers do not allow this (forbidden)",
+_SUMMARIES = {
+    400: "Malformed parameters or body",
+    401: "No token, or one the hub does not accept",
+    403: "The token's scope or publishers do not allow this",
     404: "No such module, version, file, publisher, token or blob",
-    405: "The method is not allowed on this path (method_not_allowed)",
+    405: "The method is not allowed on this path",
     409: "The version exists already, or the name looks like an existing one",
-    413: "Over one of the hub's size limits (too_large)",
-    416: "The Range cannot be served (range_not_satisfiable)",
-    422: "The module itself is invalid (invalid_manifest, integrity_error, contract_error, ...)",
-    429: "Too many failed authentications from this address (rate_limited); see Retry-After",
-    503: "The hub cannot do this now (safety_unavailable, blob_damaged)",
+    413: "Over one of the hub's size limits",
+    416: "The Range cannot be served",
+    422: "The module itself is invalid",
+    429: "Too many failed authentications from this address; see Retry-After",
+    503: "The hub cannot do this now",
 }
+
+
+def _description(status: int) -> str:
+    """The OpenAPI description of a status: its summary and its codes, from ERROR_CODES."""
+    codes = ", ".join(code for code, entry in ERROR_CODES.items() if entry.status == status)
+    return f"{_SUMMARIES[status]} ({codes})"
+
+
 _HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}},
     416: {"Content-Range": {"schema": {"type": "string"}, "description": "bytes */SIZE"}},
@@ -136,7 +138,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` entries for error statuses, each with the ErrorBody schema."""
     result: dict[int | str, dict[str, Any]] = {}
     for status in statuses:
-        entry: dict[str, Any] = {"model": ErrorBody, "description": _DESCRIPTIONS[status]}
+        entry: dict[str, Any] = {"model": ErrorBody, "description": _description(status)}
         if status in _HEADERS:
             entry["headers"] = _HEADERS[status]
         result[status] = entry

@@ -15,14 +15,15 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from modhub.handles import MAX_VERSION, NAME_RE
+from modhub.format.digests import SHA256_PATTERN
+from modhub.handles import MAX_VERSION, NAME_RE, VERSION_PATTERN
 
 # The path-parameter patterns the parsers enforce (documentation; the routes answer 404 otherwise).
 _PATTERNS = {
     "publisher": NAME_RE.pattern,
     "name": NAME_RE.pattern,
-    "version": r"^(?:latest|[1-9][0-9]{0,9})$",
-    "sha256": r"^[0-9a-f]{64}$",
+    "version": rf"^(?:latest|{VERSION_PATTERN})$",
+    "sha256": SHA256_PATTERN,
 }
 _VALIDATION_REF = "#/components/schemas/HTTPValidationError"
 

@@ -33,7 +33,8 @@ from fastapi.concurrency import run_in_threadpool
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from modhub.format.manifest import MANIFEST_NAME, MAX_SIGNATURE_BYTES, check_relative_path
+from modhub.format._files import MAX_SIGNATURE_BYTES
+from modhub.format.manifest import MANIFEST_NAME, check_relative_path
 from modhub.server.config import ServerSettings
 from modhub.server.errors import BadRequest, TooLarge
 from modhub.server.storage.base import fsync_file

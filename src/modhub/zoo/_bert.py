@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -29,8 +30,13 @@ class BertConfig:
 
     @classmethod
     def from_file(cls, path: Path) -> BertConfig:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        return cls(**{name: raw[name] for name in cls.__dataclass_fields__})
+        return cls.from_raw(json.loads(path.read_text(encoding="utf-8")))
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, Any], missing: int | None = None) -> BertConfig:
+        """The fields of a parsed config.json; ``missing`` stands for absent ones (None: all required)."""
+        fields = cls.__dataclass_fields__
+        return cls(**{name: raw[name] if missing is None else raw.get(name, missing) for name in fields})
 
 
 class _Embeddings(nn.Module):

@@ -28,7 +28,7 @@ from torch.nn import functional as F
 from modhub.errors import ZooError
 from modhub.zoo import packages
 from modhub.zoo._bert import BertConfig, _Layer, encode_layers
-from modhub.zoo.cards import handle_of
+from modhub.zoo._text import export_text_starter
 
 if TYPE_CHECKING:
     from modhub.zoo.mpnet import MPNetStarter
@@ -61,7 +61,8 @@ class MPNetConfig:
     @classmethod
     def from_file(cls, path: Path) -> MPNetConfig:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        bert = BertConfig(**{name: raw.get(name, 1) for name in BertConfig.__dataclass_fields__})
+        # MPNet has no token types: fields its config.json lacks (type_vocab_size) are 1.
+        bert = BertConfig.from_raw(raw, missing=1)
         return cls(bert, raw["relative_attention_num_buckets"], raw["pad_token_id"])
 
 
@@ -192,25 +193,21 @@ def max_length(model_dir: Path) -> int:
 
 
 def build_mpnet(starter: MPNetStarter, out_dir: Path, work: Path) -> Path:
-    from modhub.exporting.pytorch import export
-
     model_dir = extract_mpnet(work)
     pooling = json.loads((model_dir / "1_Pooling/config.json").read_text(encoding="utf-8"))
     if not pooling.get("pooling_mode_mean_tokens"):
         raise ZooError("all-mpnet-base-v2's pooling config is not mean pooling; the builder assumes it")
     model = load_mpnet_encoder(model_dir)
     length = max_length(model_dir)
-    return export(
+    return export_text_starter(
+        starter,
         model,
-        list(EXAMPLE_TEXTS),
         out_dir,
-        task=starter.task,
         license="Apache-2.0",
         tokenizer=model_dir / "tokenizer.json",
         max_length=length,
-        padding="longest",
         pad_id=PAD_ID,
-        graph_inputs=("input_ids", "attention_mask"),
+        examples=EXAMPLE_TEXTS,
         metadata={
             "title": "all-mpnet-base-v2 sentence embedding",
             "description": starter.summary,
@@ -223,9 +220,5 @@ def build_mpnet(starter: MPNetStarter, out_dir: Path, work: Path) -> Path:
             ),
             "extra": {"dimension": 768, "max_length": length, "normalized": True},
         },
-        card=starter.card(),
-        name=handle_of(starter.name),
-        fine_tunable=True,
         onnx=starter.onnx,
-        overwrite=True,
     )

@@ -15,6 +15,7 @@ from modhub.zoo.cards import handle_of
 from modhub.zoo.text import GLOVE_MAX_LENGTH, MINILM_MAX_LENGTH
 
 if TYPE_CHECKING:
+    from modhub.zoo.mpnet import MPNetStarter
     from modhub.zoo.text import GloveStarter, MiniLMStarter
 
 # Used to trace the graph; the exporter adds its own. The long one (> 128 word
@@ -37,27 +38,59 @@ GLOVE_TOKEN_PATTERN = (
 )
 
 
+def export_text_starter(
+    starter: MiniLMStarter | GloveStarter | MPNetStarter,
+    model: nn.Module,
+    out_dir: Path,
+    *,
+    license: str,
+    tokenizer: Any,
+    max_length: int,
+    pad_id: int,
+    metadata: dict[str, Any],
+    examples: tuple[str, ...] = EXAMPLE_TEXTS,
+    onnx: bool = True,
+) -> Path:
+    """Export a text starter as every one is: traced on ``examples``, a batch padded to its longest
+    text, token ids and attention mask into the graph, fine-tunable, replacing ``out_dir``."""
+    from modhub.exporting.pytorch import export
+
+    return export(
+        model,
+        list(examples),
+        out_dir,
+        task=starter.task,
+        license=license,
+        tokenizer=tokenizer,
+        max_length=max_length,
+        padding="longest",
+        pad_id=pad_id,
+        graph_inputs=("input_ids", "attention_mask"),
+        metadata=metadata,
+        card=starter.card(),
+        name=handle_of(starter.name),
+        fine_tunable=True,
+        onnx=onnx,
+        overwrite=True,
+    )
+
+
 def minilm_dir() -> Path:
     return packages.MINILM_L6.path("model")
 
 
 def build_minilm(starter: MiniLMStarter, out_dir: Path) -> Path:
-    from modhub.exporting.pytorch import export
     from modhub.zoo._bert import load_sentence_encoder
 
     model_dir = minilm_dir()
-    model = load_sentence_encoder(model_dir)
-    return export(
-        model,
-        list(EXAMPLE_TEXTS),
+    return export_text_starter(
+        starter,
+        load_sentence_encoder(model_dir),
         out_dir,
-        task=starter.task,
         license="Apache-2.0",
         tokenizer=model_dir / "tokenizer.json",
         max_length=MINILM_MAX_LENGTH,
-        padding="longest",
         pad_id=0,
-        graph_inputs=("input_ids", "attention_mask"),
         metadata={
             "title": "all-MiniLM-L6-v2 sentence embedding",
             "description": starter.summary,
@@ -70,11 +103,6 @@ def build_minilm(starter: MiniLMStarter, out_dir: Path) -> Path:
             ),
             "extra": {"dimension": 384, "max_length": MINILM_MAX_LENGTH, "normalized": True},
         },
-        card=starter.card(),
-        name=handle_of(starter.name),
-        fine_tunable=True,
-        onnx=True,
-        overwrite=True,
     )
 
 
@@ -140,21 +168,16 @@ def build_glove_model() -> tuple[WordVectorMean, Any]:
 
 
 def build_glove(starter: GloveStarter, out_dir: Path) -> Path:
-    from modhub.exporting.pytorch import export
-
     model, tokenizer = build_glove_model()
     dim = model.embeddings.embedding_dim
-    return export(
+    return export_text_starter(
+        starter,
         model,
-        list(EXAMPLE_TEXTS),
         out_dir,
-        task=starter.task,
         license="PDDL-1.0",
         tokenizer=tokenizer,
         max_length=GLOVE_MAX_LENGTH,
-        padding="longest",
         pad_id=0,
-        graph_inputs=("input_ids", "attention_mask"),
         metadata={
             "title": "GloVe 6B 50d text embedding",
             "description": starter.summary,
@@ -172,9 +195,4 @@ def build_glove(starter: GloveStarter, out_dir: Path) -> Path:
                 "oov": "ignored ([UNK] masked out)",
             },
         },
-        card=starter.card(),
-        name=handle_of(starter.name),
-        fine_tunable=True,
-        onnx=True,
-        overwrite=True,
     )

@@ -37,9 +37,9 @@ STAMP_NAME = ".build-key"
 # accept or refuse, so editing them does not invalidate built modules.)
 _CODE = (
     "zoo/*.py",
-    "exporting.py",
-    "onnx_export.py",
-    "preprocessing.py",
+    "exporting/pytorch.py",
+    "exporting/onnx.py",
+    "runtimes/preprocessing.py",
     "format/manifest.py",
     "format/modelcard.py",
 )
@@ -54,9 +54,7 @@ def select(only: Sequence[str] | None) -> list[Starter]:
 
 
 def _code_digest() -> str:
-    import modhub
-
-    root = Path(modhub.__file__).parent
+    root = Path(__file__).resolve().parents[1]  # the modhub package
     digest = hashlib.sha256()
     for pattern in _CODE:
         for path in sorted(root.glob(pattern)):
@@ -109,7 +107,7 @@ def build_zoo(
     *,
     only: Sequence[str] | None = None,
     force: bool = False,
-    progress: bool = True,
+    progress: bool | None = None,
     settings: Settings | None = None,
 ) -> list[Path]:
     """Build the starter modules into ``out_dir/<name>/`` and return their directories.
@@ -123,21 +121,23 @@ def build_zoo(
     With ``settings.tf_python`` (``MODHUB_TF_PYTHON``: the python of a venv with TensorFlow),
     starters that can be rebuilt in TensorFlow also get ``saved_model/`` and ``model.tflite``,
     checked against the torch module (see ``modhub.zoo.tf_formats``). ``settings`` None reads
-    the environment, so every caller builds the same modules for the same setup.
+    the environment, so every caller builds the same modules for the same setup. ``progress``
+    None follows ``Settings.show_progress`` (``MODHUB_PROGRESS``, else only on a terminal).
     """
     selected = select(only)
     check_requirements(selected)
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     code = _code_digest()
-    tf_python = (settings if settings is not None else Settings.from_env()).tf_python
+    settings = settings if settings is not None else Settings.from_env()
+    tf_python = settings.tf_python
     tensorflow = None
     if tf_python is not None:
         from modhub.zoo.tf_formats import tf_version
 
         tensorflow = tf_version(tf_python)
     built: list[Path] = []
-    with _display(progress, len(selected)) as report:
+    with _display(settings.show_progress(progress), len(selected)) as report:
         for starter in selected:
             target = root / starter.name
             key = build_key(starter, code=code, tensorflow=tensorflow)

@@ -239,11 +239,11 @@ def add_image_formats(
 
 def add_glove_formats(module_dir: Path, tf_python: str | os.PathLike[str]) -> dict[str, float]:
     """Add ``saved_model/`` (tokenisation inside, core TF string ops) to the GloVe module."""
-    import modhub
+    from modhub.loading import load
     from modhub.zoo._text import FIRST_WORD_ID, GLOVE_TOKEN_PATTERN, glove_files, glove_table, glove_words
     from modhub.zoo.text import GLOVE_MAX_LENGTH
 
-    module = modhub.load(module_dir, runtime="torch")  # checked against the torch graph
+    module = load(module_dir, runtime="torch")  # checked against the torch graph
     expected = module(list(GLOVE_CHECK_TEXTS)).detach().numpy()
     index_file, vectors_file = glove_files()
     words = glove_words(index_file)

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import JSONResponse, Response
 
 from modhub.format.manifest import MANIFEST_NAME, SIGNATURE_NAME
+from modhub.handles import is_version, parse_version
 from modhub.server.deps import Hub, get_hub
 from modhub.server.errors import ApiError, NotFound
 from modhub.server.models import Blob, File, Version
@@ -48,7 +49,6 @@ router = APIRouter(include_in_schema=False)
 
 MAIN = "main"
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
-_VERSION_RE = re.compile(r"^[1-9][0-9]{0,8}$")
 # huggingface_hub's pipeline tags for modhub's tasks (what the Hub's filters call them).
 PIPELINE_TAGS = {
     "image-classification": "image-classification",
@@ -123,8 +123,8 @@ def _revision(session: Session, request: Request, publisher: str, name: str, rev
     row: Version | None = None
     if rev == MAIN:
         row = versions.get(module.latest_version) if module.latest_version is not None else None
-    elif _VERSION_RE.match(rev):
-        row = versions.get(int(rev))
+    elif is_version(rev):
+        row = versions.get(parse_version(rev))
     elif _COMMIT_RE.match(rev):
         row = next(
             (

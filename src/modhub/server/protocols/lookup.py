@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 
 from modhub.errors import InvalidHandle
-from modhub.handles import Handle, parse_handle
+from modhub.handles import Handle, is_version, parse_handle
 from modhub.server.deps import get_reader
 from modhub.server.errors import NotFound
 from modhub.server.models import Module, Token, Version
@@ -24,7 +24,7 @@ __all__ = ["find_module", "find_version", "parse_repo"]
 def parse_repo(publisher: str, name: str, version: str | None = None) -> Handle:
     """Validate the path segments with the handle parser; anything invalid is simply not found."""
     text = f"{publisher}/{name}" if version is None else f"{publisher}/{name}/{version}"
-    if version is not None and not (version.isascii() and version.isdigit() and len(version) <= 9):
+    if version is not None and not is_version(version):
         raise NotFound(
             f"no version {version[:30]!r} of {publisher[:64]}/{name[:64]}", code="version_not_found"
         )

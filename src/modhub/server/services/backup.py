@@ -23,9 +23,7 @@ the target store must already hold every one of them.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -33,11 +31,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from sqlalchemy import Connection, MetaData, inspect, select, text
 
-from modhub.errors import HubError, IntegrityError
+from modhub.errors import BackupError, IntegrityError
+from modhub.format.atomic import replace_directory
+from modhub.format.digests import read_chunks, sha256_stream
 from modhub.server.config import ServerSettings
 from modhub.server.db import Database, current_revision, migrate
 from modhub.server.deps import Hub
@@ -46,12 +46,7 @@ from modhub.server.storage import BlobStorage, LocalBlobStorage, check_sha256, o
 
 FORMAT_VERSION = 1
 MANIFEST = "backup.json"
-_CHUNK = 1 << 20
 _SKIP_TABLES = frozenset({"alembic_version"})
-
-
-class BackupError(HubError, ValueError):
-    """A backup cannot be written or restored; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -107,9 +102,8 @@ def write_backup(hub: Hub, out: Path) -> BackupReport:
     partial.mkdir(parents=True)
     try:
         report = _write(hub, partial, out)
-        if out.exists():
-            out.rmdir()
-        os.replace(partial, out)
+        # Appears whole or not at all (an empty ``out`` given by the user is replaced).
+        replace_directory(partial, out)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return report
@@ -180,7 +174,6 @@ def _revision(conn: Connection) -> str:
 def _copy_blob(storage: BlobStorage, sha256: str, size: int, target: Path) -> None:
     """Copy one blob, hashing on the way: a backup never holds bytes that do not match their name."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
     try:
         source = storage.open(sha256)
     except FileNotFoundError:
@@ -189,10 +182,8 @@ def _copy_blob(storage: BlobStorage, sha256: str, size: int, target: Path) -> No
             "damaged (restore it from an earlier backup, or publish that version again)"
         ) from None
     with source, open(target, "wb") as fh:
-        while chunk := source.read(_CHUNK):
-            digest.update(chunk)
-            fh.write(chunk)
-    if digest.hexdigest() != sha256 or target.stat().st_size != size:
+        digest, copied = sha256_stream(source, sink=fh.write)
+    if digest != sha256 or copied != size:
         raise IntegrityError(f"blob {sha256} in the blob store is damaged; the backup was not written")
 
 
@@ -243,7 +234,7 @@ def _restore_blobs(storage: BlobStorage, backup: Path, header: dict[str, Any]) -
         for path in sorted(root.glob("??/??/*")):
             sha256 = check_sha256(path.name)
             with open(path, "rb") as fh:
-                storage.put_stream(_chunks(fh), expected_sha256=sha256)
+                storage.put_stream(read_chunks(fh), expected_sha256=sha256)
         return
     missing = []
     for line in (backup / "blobs.txt").read_text().splitlines():
@@ -257,11 +248,6 @@ def _restore_blobs(storage: BlobStorage, backup: Path, header: dict[str, Any]) -
             f"(e.g. {missing[0]}). Restore with MODHUB_SERVER_BLOB_URL naming that store, or copy "
             "the objects there first."
         )
-
-
-def _chunks(fh: BinaryIO) -> Iterator[bytes]:
-    while chunk := fh.read(_CHUNK):
-        yield chunk
 
 
 def _restore_rows(db: Database, backup: Path) -> None:

@@ -128,6 +128,7 @@ def check_upload_signature(upload: StagedUpload, manifest: Manifest) -> str | No
             "send both 'signature' (the module's modhub.sig) and 'signing_key' (the PEM public key "
             "that made it), or neither (modhub publish DIR --signing-key KEY.pub sends both)",
             code="invalid_signature",
+            status=400,  # a malformed request, not a signature that fails (ERROR_CODES' 422)
         )
     try:
         return check_published_signature(upload.signature, upload.signing_key, manifest, upload.manifest)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from modhub.format.manifest import MANIFEST_NAME, read_manifest, sha256_file
+from modhub.format.digests import sha256_file
+from modhub.format.manifest import MANIFEST_NAME, read_manifest
 from modhub.server.deps import Hub
 from modhub.server.models import Module, Publisher, Token, Version
 from modhub.server.services.publishing import publish_version

@@ -9,30 +9,22 @@ picks the backend from ``MODHUB_SERVER_BLOB_URL`` through a registry of URL sche
 
 A blob is only ever served or adopted if its bytes match its name: the local
 store hashes a file before it first serves it (and again whenever the file's
-inode, size or mtime changed), and a publish always installs its own freshly
+:func:`~modhub.format._files.stat_key` changed), and a publish always installs its own freshly
 hashed copy instead of trusting a file that already sits under the name.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
-if TYPE_CHECKING:
-    pass
+# The one sha256 rule (ValueError unless 64 lowercase hex characters), re-exported for the hub.
+from modhub.format.digests import check_sha256
 
-_CHUNK = 1 << 20
-_SHA_CHARS = frozenset("0123456789abcdef")
-
-
-def check_sha256(sha256: str) -> str:
-    if len(sha256) != 64 or not set(sha256) <= _SHA_CHARS:
-        raise ValueError(f"not a sha256 hex digest: {sha256!r}")
-    return sha256
+__all__ = ["BlobStorage", "IncompleteWrite", "StoredBlob", "check_sha256", "fsync_file"]
 
 
 @dataclass(frozen=True)
@@ -109,27 +101,3 @@ def fsync_file(fh: BinaryIO) -> None:
     """Flush Python's and the OS's buffers, so a rename that follows never exposes a short file."""
     fh.flush()
     os.fsync(fh.fileno())
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or creation inside ``path`` durable (best effort where unsupported)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def sha256_of(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size

@@ -13,15 +13,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from modhub.errors import IntegrityError
-from modhub.format.digests import is_sha256
-from modhub.server.storage.base import (
-    _CHUNK,
-    IncompleteWrite,
-    StoredBlob,
-    check_sha256,
-    fsync_dir,
-    fsync_file,
-)
+from modhub.format._files import StatKey, stat_key
+from modhub.format.atomic import fsync_dir
+from modhub.format.digests import HASH_CHUNK, check_sha256, is_sha256, sha256_stream
+from modhub.server.storage.base import IncompleteWrite, StoredBlob, fsync_file
 
 
 class LocalBlobStorage:
@@ -32,8 +27,9 @@ class LocalBlobStorage:
         self._tmp = self.root / ".tmp"
         self._tmp.mkdir(parents=True, exist_ok=True)
         self._quarantine = self.root / ".corrupt"
-        # sha256 -> (inode, size, mtime_ns) of the file last hashed and found to match.
-        self._verified: dict[str, tuple[int, int, int]] = {}
+        # sha256 -> stat_key of the file last hashed and found to match (the client's records use
+        # the same key): a blob is re-hashed only after something touched its file.
+        self._verified: dict[str, StatKey] = {}
         self._lock = threading.Lock()
         self._hashing: dict[str, threading.Lock] = {}
 
@@ -51,8 +47,7 @@ class LocalBlobStorage:
         path = self.path_for(sha256)
         fh = open(path, "rb")  # noqa: SIM115 - returned to the caller
         try:
-            stat = os.fstat(fh.fileno())
-            signature = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            signature = stat_key(os.fstat(fh.fileno()))
             if self._verified.get(sha256) != signature:
                 self._verify(sha256, path, fh, signature)
         except BaseException:
@@ -60,33 +55,31 @@ class LocalBlobStorage:
             raise
         return fh
 
-    def _verify(self, sha256: str, path: Path, fh: BinaryIO, signature: tuple[int, int, int]) -> None:
+    def _verify(self, sha256: str, path: Path, fh: BinaryIO, signature: StatKey) -> None:
         """Hash the open file once (one thread per blob; the others wait for its verdict)."""
         with self._lock:
             lock = self._hashing.setdefault(sha256, threading.Lock())
         with lock:
             if self._verified.get(sha256) == signature:
                 return
-            digest = hashlib.sha256()
-            while chunk := fh.read(_CHUNK):
-                digest.update(chunk)
+            digest, _ = sha256_stream(fh)
             fh.seek(0)
-            if digest.hexdigest() != sha256:
+            if digest != sha256:
                 self._set_aside(sha256, path, signature)
                 raise IntegrityError(
-                    f"stored blob {sha256} is damaged (its bytes hash to {digest.hexdigest()}); it was "
+                    f"stored blob {sha256} is damaged (its bytes hash to {digest}); it was "
                     f"moved to {self._quarantine} and will not be served. Publish the file again or "
                     "restore the blob store from a backup.",
                     path=str(path),
                 )
             self._verified[sha256] = signature
 
-    def _set_aside(self, sha256: str, path: Path, signature: tuple[int, int, int]) -> None:
+    def _set_aside(self, sha256: str, path: Path, signature: StatKey) -> None:
         try:
             stat = path.stat()
         except FileNotFoundError:
             return
-        if (stat.st_ino, stat.st_size, stat.st_mtime_ns) != signature:
+        if stat_key(stat) != signature:
             return  # replaced meanwhile (e.g. by a publish installing a good copy)
         self._quarantine.mkdir(exist_ok=True)
         os.replace(path, self._quarantine / f"{sha256}.{uuid.uuid4().hex[:8]}")
@@ -120,7 +113,7 @@ class LocalBlobStorage:
             tmp = self._tmp / f"copy-{uuid.uuid4().hex}"
             try:
                 with open(path, "rb") as src, open(tmp, "wb") as dst:
-                    shutil.copyfileobj(src, dst, _CHUNK)
+                    shutil.copyfileobj(src, dst, HASH_CHUNK)
                     fsync_file(dst)
                 self._install(tmp, sha256)
             finally:
@@ -137,9 +130,9 @@ class LocalBlobStorage:
         # racing on one sha256 write identical bytes, so either may win.
         os.replace(source, target)
         fsync_dir(target.parent)
-        stat = target.stat()
+        key = stat_key(target.stat())
         with self._lock:
-            self._verified[sha256] = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            self._verified[sha256] = key
 
     def download_url(self, sha256: str) -> str | None:
         return None

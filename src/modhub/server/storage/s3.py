@@ -35,14 +35,14 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlsplit
 
 from modhub.errors import IntegrityError
-from modhub.server.storage.base import _SHA_CHARS, IncompleteWrite, StoredBlob, check_sha256
+from modhub.format.digests import HASH_CHUNK, check_sha256, is_sha256, read_chunks
+from modhub.server.storage.base import IncompleteWrite, StoredBlob
 
 if TYPE_CHECKING:
     from modhub.server.config import ServerSettings
 
 # Multipart part size: S3 wants >= 5 MiB for every part but the last.
 PART_BYTES = 8 << 20
-_READ_BYTES = 1 << 20
 _META_KEY = "sha256"
 # Objects of uploads whose digest was not known in advance, until they are copied to it.
 _TMP = ".tmp"
@@ -129,7 +129,7 @@ class S3BlobStorage:
     def open(self, sha256: str) -> BinaryIO:
         size = self.size(sha256)
         raw = _RangedReader(self.client, self.bucket, self.key_for(sha256), size)
-        return io.BufferedReader(raw, buffer_size=_READ_BYTES)  # type: ignore[return-value]
+        return io.BufferedReader(raw, buffer_size=HASH_CHUNK)  # type: ignore[return-value]
 
     def download_url(self, sha256: str) -> str | None:
         """A presigned GET for the blob (the hub redirects downloads there); None: stream it."""
@@ -152,7 +152,7 @@ class S3BlobStorage:
     def put_file(self, path: Path, sha256: str) -> None:
         path = Path(path)
         with open(path, "rb") as fh:
-            self._upload(iter(lambda: fh.read(_READ_BYTES), b""), sha256)
+            self._upload(read_chunks(fh), sha256)
         path.unlink(missing_ok=True)
 
     def _upload(self, chunks: Iterable[bytes], expected: str | None) -> str:
@@ -217,7 +217,7 @@ class S3BlobStorage:
         """Every stored blob (temporary upload objects excluded)."""
         for obj in self._list(self.root):
             parts = obj["Key"][len(self.root) :].split("/")
-            if len(parts) != 3 or len(parts[2]) != 64 or not set(parts[2]) <= _SHA_CHARS:
+            if len(parts) != 3 or not is_sha256(parts[2]):
                 continue
             if (parts[0], parts[1]) != (parts[2][:2], parts[2][2:4]):
                 continue
