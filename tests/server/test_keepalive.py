@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import http.client
 import time
-from pathlib import Path
+from collections.abc import Callable
 
 from modhub.server.config import ServerSettings
-from tests.harness import API, LiveHub, running_hub
+from tests.harness import API, LiveHub
 
 
 def _seconds_until_closed(live: LiveHub, limit: float) -> float:
@@ -33,8 +33,8 @@ def _seconds_until_closed(live: LiveHub, limit: float) -> float:
         conn.close()
 
 
-def test_idle_connections_live_as_long_as_the_setting_says(tmp_path: Path) -> None:
+def test_idle_connections_live_as_long_as_the_setting_says(start_hub: Callable[..., LiveHub]) -> None:
     assert ServerSettings().keep_alive_seconds > 60  # longer than httpx's 5 s and load balancers' 60 s
     # 8 s, not uvicorn's own 5 s: the setting reaches the server.
-    with running_hub(tmp_path / "data", env={"MODHUB_SERVER_KEEP_ALIVE_SECONDS": "8"}) as live:
-        assert 7.5 <= _seconds_until_closed(live, limit=60) < 60
+    live = start_hub(env={"MODHUB_SERVER_KEEP_ALIVE_SECONDS": "8"})
+    assert 7.5 <= _seconds_until_closed(live, limit=60) < 60
