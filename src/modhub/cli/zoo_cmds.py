@@ -28,12 +28,8 @@ def build(
         bool, typer.Option("--force", help="rebuild even modules whose build key matches")
     ] = False,
     progress: Annotated[
-        bool | None,
-        typer.Option(
-            "--progress/--no-progress",
-            help="show a progress display (default: MODHUB_PROGRESS, else only on a terminal)",
-        ),
-    ] = None,
+        bool, typer.Option("--progress/--no-progress", help="show a progress display")
+    ] = True,
 ) -> None:
     """Build the starter modules into OUT_DIR (modules already built from the same packages are reused)."""
     from modhub.settings import Settings

@@ -107,7 +107,7 @@ def build_zoo(
     *,
     only: Sequence[str] | None = None,
     force: bool = False,
-    progress: bool | None = None,
+    progress: bool | None = True,
     settings: Settings | None = None,
 ) -> list[Path]:
     """Build the starter modules into ``out_dir/<name>/`` and return their directories.
@@ -122,7 +122,8 @@ def build_zoo(
     starters that can be rebuilt in TensorFlow also get ``saved_model/`` and ``model.tflite``,
     checked against the torch module (see ``modhub.zoo.tf_formats``). ``settings`` None reads
     the environment, so every caller builds the same modules for the same setup. ``progress``
-    None follows ``Settings.show_progress`` (``MODHUB_PROGRESS``, else only on a terminal).
+    (the display of the modules built: on by default, also in logs) None follows
+    ``Settings.show_progress`` (``MODHUB_PROGRESS``, else only on a terminal).
     """
     selected = select(only)
     check_requirements(selected)
