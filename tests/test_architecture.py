@@ -196,3 +196,52 @@ def test_architecture_md_names_files_that_exist() -> None:
     roots = (SRC / "modhub", SRC, SRC.parent)
     gone = sorted(rel for rel in named if not any((root / rel).is_file() for root in roots))
     assert not gone, f"ARCHITECTURE.md names files that do not exist: {gone}"
+
+
+# The public entry points: the only functions below the CLI that may read the environment
+# (Settings.from_env()); everything they call is handed the settings object.
+READS_ENVIRONMENT = {
+    "modhub.loading.loader": {"load"},
+    "modhub.loading.layer": {"Layer.__init__"},
+    "modhub.loading.keras_layer": {"KerasLayer.__init__"},
+    "modhub.client.resolve": {"resolve"},
+    "modhub.client.publish": {"publish"},
+    "modhub.predict.runner": {"predict"},
+    "modhub.retrain.run": {"retrain_images", "retrain_text"},
+    "modhub.zoo.build": {"build_zoo"},
+    "modhub.cluster.batch": {"submit_predict", "predict_on_ray"},
+    "modhub.cluster.retrain_job": {"submit_retrain"},
+}
+
+
+def _environment_reads(module: str) -> Iterator[str]:
+    """The qualified names of the functions in ``module`` that call ``Settings.from_env()``."""
+
+    def walk(node: ast.AST, scope: list[str]) -> Iterator[str]:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                yield from walk(child, [*scope, child.name])
+                continue
+            if (
+                isinstance(child, ast.Call)
+                and isinstance(child.func, ast.Attribute)
+                and child.func.attr == "from_env"
+            ):
+                yield ".".join(scope) or "<module>"
+            yield from walk(child, scope)
+
+    yield from walk(ast.parse(MODULES[module].read_text(encoding="utf-8")), [])
+
+
+def test_only_public_entry_points_read_the_environment() -> None:
+    wrong = []
+    for module in MODULES:
+        if module.startswith(("modhub.cli", "modhub.settings")):
+            continue
+        allowed = READS_ENVIRONMENT.get(module, set())
+        wrong += [f"{module}.{where}" for where in _environment_reads(module) if where not in allowed]
+    assert not wrong, (
+        "Settings.from_env() below the public entry points (pass the settings down instead): "
+        f"{sorted(set(wrong))}"
+    )
+    assert list(_environment_reads("modhub.loading.loader")) == ["load"], "the scan finds nothing: fix it"

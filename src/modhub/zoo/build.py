@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from modhub.format.atomic import write_text
 from modhub.format.manifest import MANIFEST_NAME
 from modhub.settings import Settings
 from modhub.zoo.packages import TOOLCHAIN
@@ -95,11 +95,7 @@ def is_current(module_dir: Path, key: str) -> bool:
 
 
 def _write_stamp(module_dir: Path, key: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=module_dir, prefix=f"{STAMP_NAME}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(key + "\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, module_dir / STAMP_NAME)
+    write_text(module_dir / STAMP_NAME, key + "\n", mode=0o644)
 
 
 def build_zoo(

@@ -20,11 +20,9 @@ same URL stays the module's documentation page (``modhub.server.web``).
 from __future__ import annotations
 
 import gzip
-import hashlib
 import shutil
 import tarfile
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
@@ -36,6 +34,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Match
 from starlette.types import Scope
 
+from modhub.format.digests import sha256_file
 from modhub.format.manifest import SAVED_MODEL_DIR
 from modhub.server.deps import Hub, get_hub
 from modhub.server.errors import ApiError, BadRequest, NotFound, error_response
@@ -53,7 +52,6 @@ _COMPRESSED = "compressed"
 _MTIME = 0
 _FILE_MODE = 0o644
 _DIR_MODE = 0o755
-_CHUNK = 1 << 20
 
 
 class _TfHubRoute(APIRoute):
@@ -153,7 +151,7 @@ def _store_archive(hub: Hub, version_id: int, files: list[tuple[str, str, int]])
         path = staging / "archive.tar.gz"
         with open(path, "wb") as out:
             build_archive(hub.storage, files, out)
-        sha256, size = _sha256(path), path.stat().st_size
+        sha256, size = sha256_file(path), path.stat().st_size
         hub.storage.put_file(path, sha256)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -171,14 +169,6 @@ def _store_archive(hub: Hub, version_id: int, files: list[tuple[str, str, int]])
         # A concurrent request stored the same archive first: the bytes are identical.
         pass
     return sha256, size
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _member(name: str, *, size: int = 0, directory: bool = False) -> tarfile.TarInfo:
