@@ -14,7 +14,8 @@ import stat
 from pathlib import Path
 from typing import NamedTuple, cast
 
-from modhub.graph.archive import DEFAULT_MAX_BYTES
+# graph.pt2: the graph reader's own bound on what an archive unpacks to (a file is no larger).
+from modhub.graph.limits import MAX_GRAPH_BYTES as MAX_GRAPH_BYTES
 
 _READ_CHUNK = 1 << 30
 
@@ -25,8 +26,6 @@ _READ_CHUNK = 1 << 30
 MAX_FILE_BYTES = 16 << 30
 MAX_LABELS_BYTES = 16 << 20
 MAX_TOKENIZER_BYTES = 256 << 20
-# graph.pt2: the graph reader's own bound on what an archive unpacks to (a file is no larger).
-MAX_GRAPH_BYTES = DEFAULT_MAX_BYTES
 # saved_model.pb: the graph and function library; weights live in variables/. GloVe's vocabulary
 # makes ~10 MB.
 MAX_SAVED_MODEL_PB_BYTES = 256 << 20

@@ -36,12 +36,13 @@ from typing import Any
 
 from modhub.errors import UnsafeModuleError
 from modhub.graph.fields import Refused, check_payload_config, load_json
+from modhub.graph.limits import MAX_GRAPH_BYTES
 from modhub.graph.program import check_program
 
 __all__ = ["DEFAULT_MAX_BYTES", "GraphProgram", "read_archive"]
 
 # Largest total (uncompressed) archive accepted unless the caller says otherwise.
-DEFAULT_MAX_BYTES = 8 << 30
+DEFAULT_MAX_BYTES = MAX_GRAPH_BYTES
 MAX_ENTRIES = 100_000
 MAX_JSON_BYTES = 64 << 20
 
