@@ -21,7 +21,7 @@ import httpx
 from modhub.client.api import HubClient, raise_for_status
 from modhub.client.cache import ModuleCache
 from modhub.errors import HubHTTPError, IntegrityError
-from modhub.format.atomic import fsync_dir
+from modhub.format.atomic import fsync_dir, fsync_file
 from modhub.format.digests import sha256_file, sha256_stream
 from modhub.format.manifest import FileEntry
 
@@ -207,7 +207,7 @@ def _finish(partial: Path, blob: Path) -> None:
     """
     # fsync before the rename: after a crash the blob's name never points at missing bytes.
     with open(partial, "rb") as fh:
-        os.fsync(fh.fileno())
+        fsync_file(fh)
     # Blobs are read-only: the version directories hard-link them, and an
     # accidental write through one of those links would corrupt every version.
     os.chmod(partial, 0o444)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import torch
 
 from modhub.errors import ExportError, HubError
-from modhub.format.atomic import replace_directory
+from modhub.format.atomic import atomic_directory
 from modhub.format.manifest import (
     ASSETS_DIR,
     CARD_NAME,
@@ -101,95 +100,102 @@ def export(
     meta = metadata if isinstance(metadata, Metadata) else Metadata(**dict(metadata or {}))
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        (staging / ASSETS_DIR).mkdir()
-        wrapped = _SingleOutput(model).eval()
-        if contract.modality == "image":
-            args, dynamic, graph_in, prep = _image_inputs(example_inputs, mean, std, resize)
-            sig_inputs = graph_in
-            tokenizer_spec = None
-        else:
-            tokenizer_spec = _write_tokenizer(
-                tokenizer, staging, max_length, padding, pad_id, tuple(graph_inputs)
-            )
-            encoder = TextEncoder(tokenizer_spec, staging / tokenizer_spec.file)
-            texts = check_texts(example_inputs) + list(_TEXT_PADDING_EXAMPLES)
-            args = encoder(texts)
-            batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-            seq = torch.export.Dim("sequence", min=1, max=tokenizer_spec.max_length)
-            dynamic = tuple({0: batch, 1: seq} for _ in args)
-            graph_in = tuple(
-                TensorSpec(name=n, dtype="int64", shape=("batch", "sequence"), description=f"token {n}")
-                for n in tokenizer_spec.graph_inputs
-            )
-            sig_inputs = (
+        # Staged beside the target, which it then replaces in one step (never deleted first);
+        # on any error the staging directory goes and the target is left as it was.
+        with atomic_directory(target) as staging:
+            (staging / ASSETS_DIR).mkdir()
+            wrapped = _SingleOutput(model).eval()
+            if contract.modality == "image":
+                args, dynamic, graph_in, prep = _image_inputs(example_inputs, mean, std, resize)
+                sig_inputs = graph_in
+                tokenizer_spec = None
+            else:
+                tokenizer_spec = _write_tokenizer(
+                    tokenizer, staging, max_length, padding, pad_id, tuple(graph_inputs)
+                )
+                encoder = TextEncoder(tokenizer_spec, staging / tokenizer_spec.file)
+                texts = check_texts(example_inputs) + list(_TEXT_PADDING_EXAMPLES)
+                args = encoder(texts)
+                batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+                seq = torch.export.Dim("sequence", min=1, max=tokenizer_spec.max_length)
+                dynamic = tuple({0: batch, 1: seq} for _ in args)
+                graph_in = tuple(
+                    TensorSpec(name=n, dtype="int64", shape=("batch", "sequence"), description=f"token {n}")
+                    for n in tokenizer_spec.graph_inputs
+                )
+                sig_inputs = (
+                    TensorSpec(
+                        name="texts",
+                        dtype="string",
+                        shape=("batch",),
+                        description="raw text, one string per example",
+                    ),
+                )
+                prep = Preprocessing(tokenizer=tokenizer_spec)
+
+            with torch.no_grad():
+                expected = wrapped(*args)
+            _check_output(expected)
+            outputs = (
                 TensorSpec(
-                    name="texts",
-                    dtype="string",
-                    shape=("batch",),
-                    description="raw text, one string per example",
+                    name=contract.output_name,
+                    dtype=_dtype_name(expected.dtype),
+                    shape=("batch", *expected.shape[1:]),
+                    description=_OUTPUT_MEANING.get(contract.output_name, ""),
                 ),
             )
-            prep = Preprocessing(tokenizer=tokenizer_spec)
+            program = _export_program(wrapped, args, dynamic)
+            graph_path = staging / GRAPH_NAME
+            torch.export.save(program, graph_path)
+            _verify_saved(graph_path, args, expected)
 
-        with torch.no_grad():
-            expected = wrapped(*args)
-        _check_output(expected)
-        outputs = (
-            TensorSpec(
-                name=contract.output_name,
-                dtype=_dtype_name(expected.dtype),
-                shape=("batch", *expected.shape[1:]),
-                description=_OUTPUT_MEANING.get(contract.output_name, ""),
-            ),
-        )
-        program = _export_program(wrapped, args, dynamic)
-        graph_path = staging / GRAPH_NAME
-        torch.export.save(program, graph_path)
-        _verify_saved(graph_path, args, expected)
+            labels_path = _write_labels(labels, staging)
+            _write_assets(assets, staging)
+            if onnx:
+                from modhub.exporting.onnx import export_onnx
 
-        labels_path = _write_labels(labels, staging)
-        _write_assets(assets, staging)
-        if onnx:
-            from modhub.exporting.onnx import export_onnx
+                export_onnx(
+                    program,
+                    args,
+                    expected,
+                    staging / ONNX_NAME,
+                    [s.name for s in graph_in],
+                    contract.output_name,
+                )
 
-            export_onnx(
-                program, args, expected, staging / ONNX_NAME, [s.name for s in graph_in], contract.output_name
+            signature = Signature(inputs=sig_inputs, outputs=outputs)
+            # Not validated yet: its paths name files that are listed only below.
+            manifest = Manifest.model_construct(
+                task=task,
+                torch_version=torch.__version__,
+                signatures={"default": signature},
+                graph_inputs=graph_in,
+                graph_outputs=outputs,
+                preprocessing=prep,
+                labels=labels_path,
+                license=license,
+                fine_tunable=fine_tunable,
+                metadata=meta,
+                files=(),
             )
-
-        signature = Signature(inputs=sig_inputs, outputs=outputs)
-        # Not validated yet: its paths name files that are listed only below.
-        manifest = Manifest.model_construct(
-            task=task,
-            torch_version=torch.__version__,
-            signatures={"default": signature},
-            graph_inputs=graph_in,
-            graph_outputs=outputs,
-            preprocessing=prep,
-            labels=labels_path,
-            license=license,
-            fine_tunable=fine_tunable,
-            metadata=meta,
-            files=(),
-        )
-        (staging / CARD_NAME).write_text(render_card(manifest, card, name or target.name), encoding="utf-8")
-        if not any((staging / ASSETS_DIR).iterdir()):
-            (staging / ASSETS_DIR).rmdir()
-        # Validated again with the files listed (model_copy alone would skip validation).
-        files = list_files(staging)
-        formats = detect_formats(entry.path for entry in files)
-        manifest = Manifest.model_validate({**manifest.model_dump(), "files": files, "formats": formats})
-        labels = manifest.labels
-        check_contract(manifest, {labels: read_module_file(staging, manifest.file(labels))} if labels else {})
-        write_manifest(staging, manifest)
-        # An existing module is replaced in one step, never deleted first (see format/atomic.py).
-        replace_directory(staging, target)
+            (staging / CARD_NAME).write_text(
+                render_card(manifest, card, name or target.name), encoding="utf-8"
+            )
+            if not any((staging / ASSETS_DIR).iterdir()):
+                (staging / ASSETS_DIR).rmdir()
+            # Validated again with the files listed (model_copy alone would skip validation).
+            files = list_files(staging)
+            formats = detect_formats(entry.path for entry in files)
+            manifest = Manifest.model_validate({**manifest.model_dump(), "files": files, "formats": formats})
+            labels = manifest.labels
+            check_contract(
+                manifest, {labels: read_module_file(staging, manifest.file(labels))} if labels else {}
+            )
+            write_manifest(staging, manifest)
     except HubError:
-        shutil.rmtree(staging, ignore_errors=True)
         raise
     except Exception as exc:
-        shutil.rmtree(staging, ignore_errors=True)
         raise ExportError(f"export failed: {type(exc).__name__}: {exc}", path=target) from exc
     return target
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from modhub.errors import ManifestError
-from modhub.format.atomic import replace_directory
+from modhub.format.atomic import atomic_directory
 from modhub.format.manifest import (
     CARD_NAME,
     SAVED_MODEL_DIR,
@@ -101,8 +100,7 @@ def wrap_saved_model(
     inputs = tuple(_spec(i, image) for i in serving.inputs)
     outputs = tuple(_spec(o, False) for o in serving.outputs)
     target = Path(out_dir)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
+    with atomic_directory(target) as staging:  # replaces target in one step; removed on error
         shutil.copytree(source, staging / SAVED_MODEL_DIR, symlinks=True)
         for path in (staging / SAVED_MODEL_DIR).rglob("*"):
             if path.is_symlink():
@@ -137,8 +135,4 @@ def wrap_saved_model(
         check_module(staging, saved_model=True)
         if target.exists():
             raise ManifestError(f"{target} exists already; choose an empty place for the module", path=target)
-        replace_directory(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target

@@ -32,7 +32,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_directory", "atomic_write", "fsync_dir", "replace_directory", "write_bytes", "write_text"]
+__all__ = [
+    "atomic_directory",
+    "atomic_write",
+    "fsync_dir",
+    "fsync_file",
+    "replace_directory",
+    "write_bytes",
+    "write_text",
+]
+
+
+def fsync_file(fh: IO[bytes]) -> None:
+    """Flush Python's and the OS's buffers, so a rename that follows never exposes a short file."""
+    fh.flush()
+    os.fsync(fh.fileno())
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
@@ -87,8 +101,7 @@ def atomic_write(target: str | os.PathLike[str], *, mode: int | None = None) -> 
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
+            fsync_file(fh)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -12,9 +12,9 @@ from pathlib import Path
 from modhub.errors import UnsafeModuleError
 from modhub.format._files import Changed, NotRegular, TooLarge, read_regular
 from modhub.graph import GraphProgram, check_graph
-from modhub.graph.archive import DEFAULT_MAX_BYTES
+from modhub.graph.limits import MAX_GRAPH_BYTES
 
-__all__ = ["DEFAULT_MAX_BYTES", "validate_graph_archive"]
+__all__ = ["validate_graph_archive"]
 
 
 def validate_graph_archive(path: Path | str, *, max_bytes: int | None = None) -> GraphProgram:
@@ -24,7 +24,7 @@ def validate_graph_archive(path: Path | str, *, max_bytes: int | None = None) ->
     failures of the file itself (missing, permissions) raise ``OSError``.
     """
     path = Path(path)
-    limit = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
+    limit = MAX_GRAPH_BYTES if max_bytes is None else max_bytes
     try:
         data = read_regular(path.parent, path.name, limit)
     except NotRegular as exc:  # a FIFO or device would block or never end

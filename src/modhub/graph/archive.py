@@ -39,10 +39,8 @@ from modhub.graph.fields import Refused, check_payload_config, load_json
 from modhub.graph.limits import MAX_GRAPH_BYTES
 from modhub.graph.program import check_program
 
-__all__ = ["DEFAULT_MAX_BYTES", "GraphProgram", "read_archive"]
+__all__ = ["GraphProgram", "read_archive"]
 
-# Largest total (uncompressed) archive accepted unless the caller says otherwise.
-DEFAULT_MAX_BYTES = MAX_GRAPH_BYTES
 MAX_ENTRIES = 100_000
 MAX_JSON_BYTES = 64 << 20
 
@@ -105,7 +103,7 @@ def read_archive(data: bytes, *, path: Path | None = None, max_bytes: int | None
     ``max_bytes`` bounds the total uncompressed size (default 8 GiB).
     """
     name = path.name if path is not None else "graph.pt2"
-    limit = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
+    limit = MAX_GRAPH_BYTES if max_bytes is None else max_bytes
     try:
         return _read(data, limit, path)
     except _EntryRefused as exc:

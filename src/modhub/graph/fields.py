@@ -12,7 +12,7 @@ import json
 import keyword
 import math
 import re
-from collections.abc import Callable, Mapping, Sized
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from modhub.graph.exprs import ExprRefused, check_sympy_repr
@@ -84,26 +84,18 @@ def _keys(
 
 
 def _list(obj: Any, where: str, limit: int = 10_000_000) -> list:
-    return _bounded(obj, where, list, limit)
+    if not isinstance(obj, list):
+        raise Refused(f"{where} must be a list, got {type(obj).__name__}")
+    if len(obj) > limit:
+        raise Refused(f"{where} has {len(obj)} items, more than {limit}")
+    return obj
 
 
 def _dict(obj: Any, where: str, limit: int = 10_000_000) -> dict:
-    return _bounded(obj, where, dict, limit)
-
-
-# What messages call a JSON list / object, and their members.
-_CONTAINER_WORDS: dict[type[Sized], tuple[str, str]] = {
-    list: ("a list", "items"),
-    dict: ("an object", "entries"),
-}
-
-
-def _bounded(obj: Any, where: str, kind: type[Sized], limit: int) -> Any:
-    what, members = _CONTAINER_WORDS[kind]
-    if not isinstance(obj, kind):
-        raise Refused(f"{where} must be {what}, got {type(obj).__name__}")
+    if not isinstance(obj, dict):
+        raise Refused(f"{where} must be an object, got {type(obj).__name__}")
     if len(obj) > limit:
-        raise Refused(f"{where} has {len(obj)} {members}, more than {limit}")
+        raise Refused(f"{where} has {len(obj)} entries, more than {limit}")
     return obj
 
 

@@ -34,10 +34,10 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from modhub.format._files import MAX_SIGNATURE_BYTES
+from modhub.format.atomic import fsync_file
 from modhub.format.manifest import MANIFEST_NAME, check_relative_path
 from modhub.server.config import ServerSettings
 from modhub.server.errors import BadRequest, TooLarge
-from modhub.server.storage.base import fsync_file
 
 _FIELD_LIMIT = 64
 # Limits of the optional signature parts (a model-signing bundle; a PEM public key).

@@ -1,11 +1,11 @@
 """Content-addressed blob storage behind a small protocol.
 
 Blobs are keyed by their sha256 only, never by a user-supplied name, so no
-upload can choose where its bytes land. ``LocalBlobStorage`` keeps them under
-``<root>/<aa>/<bb>/<sha256>``; ``S3BlobStorage`` (``storage_s3``) keeps them in an
-S3-compatible object store. Both implement the same protocol, including the
-listing and deletion that ``modhub admin gc`` needs. ``open_storage(settings)``
-picks the backend from ``MODHUB_SERVER_BLOB_URL`` through a registry of URL schemes.
+upload can choose where its bytes land. ``LocalBlobStorage`` (:mod:`.local`) keeps them under
+``<root>/<aa>/<bb>/<sha256>``; ``S3BlobStorage`` (:mod:`.s3`) keeps them in an
+S3-compatible object store. Both implement this protocol, including the
+listing and deletion that ``modhub admin gc`` needs; ``modhub.server.storage.open_storage``
+picks one from ``MODHUB_SERVER_BLOB_URL``.
 
 A blob is only ever served or adopted if its bytes match its name: the local
 store hashes a file before it first serves it (and again whenever the file's
@@ -15,7 +15,6 @@ hashed copy instead of trusting a file that already sits under the name.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import BinaryIO, Protocol, runtime_checkable
 # The one sha256 rule (ValueError unless 64 lowercase hex characters), re-exported for the hub.
 from modhub.format.digests import check_sha256
 
-__all__ = ["BlobStorage", "IncompleteWrite", "StoredBlob", "check_sha256", "fsync_file"]
+__all__ = ["BlobStorage", "IncompleteWrite", "StoredBlob", "check_sha256"]
 
 
 @dataclass(frozen=True)
@@ -95,9 +94,3 @@ class BlobStorage(Protocol):
         """A URL clients may fetch the blob from directly (the hub redirects there); None: the hub
         streams the bytes itself."""
         ...
-
-
-def fsync_file(fh: BinaryIO) -> None:
-    """Flush Python's and the OS's buffers, so a rename that follows never exposes a short file."""
-    fh.flush()
-    os.fsync(fh.fileno())

@@ -14,9 +14,9 @@ from typing import BinaryIO
 
 from modhub.errors import IntegrityError
 from modhub.format._files import StatKey, stat_key
-from modhub.format.atomic import fsync_dir
+from modhub.format.atomic import fsync_dir, fsync_file
 from modhub.format.digests import HASH_CHUNK, check_sha256, is_sha256, sha256_stream
-from modhub.server.storage.base import IncompleteWrite, StoredBlob, fsync_file
+from modhub.server.storage.base import IncompleteWrite, StoredBlob
 
 
 class LocalBlobStorage:
