@@ -188,7 +188,18 @@ def image_cases() -> dict[str, Case]:
         "signatures-list": _set(["signatures"], []),
         "labels-int": _set(["labels"], 3),
         "labels-list": _set(["labels"], ["assets/labels.txt"]),
-        "unknown-field": _set(["exec"], "import os"),
+        # Unknown optional fields are ignored (forward compatibility); a newer format is not.
+        "format-from-future": _set(["format_version"], 2),
+        "requires-future-modhub": _set(["requires"], {"modhub": "999.0"}),
+        "signature-path-escapes": lambda d: d["signatures"].update(
+            other={**d["signatures"]["default"], "path": "../elsewhere"}
+        ),
+        "signature-without-graph": lambda d: d["signatures"].update(
+            other={**d["signatures"]["default"], "path": "signatures/other"}
+        ),
+        "output-labels-outside": lambda d: d["signatures"]["default"]["outputs"][0].update(
+            labels="/proc/self/environ"
+        ),
         "graph-inputs-null": _set(["graph_inputs"], None),
         "shape-float": lambda d: d["graph_inputs"][0].update(shape=["batch", 3.5, 32, 32]),
         "dtype-unknown": lambda d: d["graph_inputs"][0].update(dtype="object"),

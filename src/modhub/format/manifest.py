@@ -6,17 +6,25 @@ graph sees them (preprocessing), and lists every other file with its size and
 sha256 so that nothing can be swapped after publishing.
 
 Everything here is a frozen pydantic model: read with :func:`read_manifest`,
-write with :func:`write_manifest`. Unknown fields are refused so that a typo
-in a hand-written manifest is an error, not a silently ignored setting.
+write with :func:`write_manifest`.
+
+Manifests evolve additively (docs/module-format.md, "How manifests evolve"):
+a reader ignores optional fields it does not know, and still verifies every
+listed file by its digest; a change that alters what a known field means
+bumps ``format_version``, which a reader refuses with the version it needs.
+Fields that newer modhub versions added are written only when they carry a
+value, so a module that does not use them stays readable by older clients.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path, PurePath, PurePosixPath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -55,37 +63,133 @@ FORMAT_FILES: dict[str, str] = {
     "tflite": TFLITE_NAME,
 }
 Format = Literal["pt2", "onnx", "savedmodel", "tflite"]
+# Formats whose graph files each signature carries in its own folder (Signature.path).
+SIGNATURE_FORMATS: dict[str, tuple[str, ...]] = {"pt2": (GRAPH_NAME,), "onnx": (ONNX_NAME,)}
 
-DType = Literal["float32", "float16", "bfloat16", "int64", "int32", "bool", "string"]
+# Element types, by their numpy names; "string" is text (Python str).
+DType = Literal[
+    "float16",
+    "float32",
+    "float64",
+    "bfloat16",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "bool",
+    "string",
+]
+DTYPES: tuple[str, ...] = get_args(DType)
 # A dimension is a fixed size or a symbolic name such as "batch" or "sequence".
-Dim = Annotated[int, Field(ge=0)] | Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$")]
+DIM_NAME_PATTERN = r"^[a-z_][a-z0-9_]*$"
+Dim = Annotated[int, Field(ge=0)] | Annotated[str, Field(pattern=DIM_NAME_PATTERN)]
+TENSOR_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+SIGNATURE_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# What a tensor holds, beyond its dtype and shape. For inputs it says what a caller may pass
+# besides arrays: "image" (photos), "audio" (sound files, waveforms with a rate), "text" (strings).
+# For outputs it says how to read or draw them.
+Kind = Literal[
+    "image", "audio", "text", "mask", "boxes", "scores", "classes", "keypoints", "embedding", "count"
+]
+Layout = Literal["NCHW", "NHWC", "CHW", "HWC"]
+BoxFormat = Literal["yxyx", "xyxy", "xywh", "cxcywh"]
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # extra="ignore": a field added by a newer modhub is skipped, never fatal (see the module doc).
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
 
 class TensorSpec(_Frozen):
-    """One named input or output of a signature."""
+    """One named input or output of a signature: dtype, shape and, optionally, what it means."""
 
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    # Element type; "string" means a list of Python strings (text inputs).
+    name: str = Field(pattern=TENSOR_NAME_PATTERN)
+    # Element type; "string" means text (a list of Python strings).
     dtype: DType
-    # Sizes per dimension; symbolic names mark dynamic dimensions.
+    # Sizes per dimension; symbolic names mark dynamic dimensions (no batch dimension required).
+    # A name used twice in one signature means the sizes are equal.
     shape: tuple[Dim, ...]
     # What the values mean, e.g. "RGB image, channels first".
     description: str = ""
-    # Memory layout for images ("NCHW"), None otherwise.
-    layout: str | None = None
-    # Expected value range of the input, e.g. (0.0, 1.0) for images.
+    # Memory layout for images ("NCHW", "NHWC", ...), None otherwise.
+    layout: Layout | None = None
+    # Value range, e.g. (0.0, 1.0) for float images, (0, 255) for uint8/int32 images.
     value_range: tuple[float, float] | None = None
+    # What the tensor holds (see Kind); None for plain tensors. Images and texts of the four
+    # original tasks leave it unset: their task says it (see modhub.format.tasks.tensor_kind).
+    kind: Kind | None = None
+    # Colour order of an image tensor; None means RGB.
+    color: Literal["RGB", "BGR"] | None = None
+    # Samples per second of an audio tensor.
+    sample_rate: int | None = Field(default=None, gt=0)
+    # Seconds between consecutive frames of a per-frame output (audio), and each frame's length.
+    frame_hop: float | None = Field(default=None, gt=0)
+    frame_length: float | None = Field(default=None, gt=0)
+    # Path of a label file (one label per line, a listed file) naming this output's classes.
+    labels: str | None = None
+    # Coordinates of a box output: corner order, and whether they are fractions of the image.
+    box_format: BoxFormat | None = None
+    normalized: bool | None = None
+    # Names of the points of a keypoints output, in order (e.g. the 17 COCO keypoints).
+    keypoints: tuple[str, ...] | None = None
 
 
 class Signature(_Frozen):
-    """What a caller passes and gets back."""
+    """What a caller passes and gets back, and where the graph that computes it lives."""
 
-    inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
+    inputs: tuple[TensorSpec, ...] = Field(min_length=1)
+    outputs: tuple[TensorSpec, ...] = Field(min_length=1)
+    # Folder (relative, inside the module) holding this signature's graph files: graph.pt2,
+    # model.onnx, model.onnx.data. None: the module root (the default signature's files).
+    path: str | None = None
+    # The graph's own inputs/outputs when they differ from the signature's (text: strings in,
+    # token ids to the graph). None: the same. The default signature uses the manifest's
+    # top-level graph_inputs/graph_outputs.
+    graph_inputs: tuple[TensorSpec, ...] | None = None
+    graph_outputs: tuple[TensorSpec, ...] | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _safe_folder(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_relative_path(value)
+        return value
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Signature:
+        for what, specs in (("inputs", self.inputs), ("outputs", self.outputs)):
+            names = [spec.name for spec in specs]
+            if len(set(names)) != len(names):
+                raise ValueError(f"a signature's {what} must have distinct names, found {names}")
+        return self
+
+    def file(self, name: str) -> str:
+        """The module path of this signature's graph file ``name`` (e.g. "model.onnx")."""
+        return f"{self.path}/{name}" if self.path else name
+
+    def input(self, name: str) -> TensorSpec:
+        for spec in self.inputs:
+            if spec.name == name:
+                return spec
+        raise ManifestError(f"the signature has no input {name!r}; its inputs: {self.input_names}")
+
+    @property
+    def input_names(self) -> list[str]:
+        return [spec.name for spec in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [spec.name for spec in self.outputs]
+
+
+class Requires(_Frozen):
+    """The oldest releases a module needs; a reader older than that says what to upgrade."""
+
+    # Oldest modhub that reads this module, e.g. "0.2".
+    modhub: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)*$")
+    # Oldest onnxruntime that runs its model.onnx (its opset), e.g. "1.20".
+    onnxruntime: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)*$")
 
 
 class TokenizerSpec(_Frozen):
@@ -178,11 +282,12 @@ class Manifest(_Frozen):
     format_version: Literal[1] = FORMAT_VERSION
     # Task name from the contract registry, e.g. "image-feature-vector".
     task: str
-    # "pytorch": graph.pt2 is the reference; "tensorflow": a published SavedModel without one.
-    framework: Literal["pytorch", "tensorflow"] = "pytorch"
-    # torch.__version__ at export time ("" for a tensorflow module).
-    torch_version: str
-    # Public call signatures; "default" is what ``hub.load(h)(x)`` calls.
+    # What made the reference graph: "pytorch" (graph.pt2), "onnx" (a module wrapped around a
+    # plain model.onnx, no torch graph), "tensorflow" (a published SavedModel without either).
+    framework: Literal["pytorch", "onnx", "tensorflow"] = "pytorch"
+    # torch.__version__ at export time ("" for a module without a torch graph).
+    torch_version: str = ""
+    # Public call signatures, "default" first: what ``hub.load(h)(x)`` calls.
     signatures: dict[str, Signature]
     # The graph's own inputs and outputs. Equal to the default signature for
     # image modules; for text modules the graph takes token tensors.
@@ -200,6 +305,19 @@ class Manifest(_Frozen):
     files: tuple[FileEntry, ...]
     # Formats the module carries (see FORMAT_FILES); () in manifests written before formats were listed.
     formats: tuple[Format, ...] = ()
+    # The oldest modhub / onnxruntime the module needs; None when any release reads it.
+    requires: Requires | None = None
+
+    @model_validator(mode="after")
+    def _signatures_named(self) -> Manifest:
+        if "default" not in self.signatures:
+            raise ValueError("signatures must include 'default', the signature hub.load(h)(x) calls")
+        for name in self.signatures:
+            if not re.match(SIGNATURE_NAME_PATTERN, name):
+                raise ValueError(f"signature name {name[:100]!r} must be an identifier (letters, digits, _)")
+        if self.signatures["default"].path is not None:
+            raise ValueError("the default signature's graph lives at the module root: drop its 'path'")
+        return self
 
     @model_validator(mode="after")
     def _formats_present(self) -> Manifest:
@@ -207,6 +325,12 @@ class Manifest(_Frozen):
         for fmt in self.formats:
             if FORMAT_FILES[fmt] not in paths:
                 raise ValueError(f"formats lists {fmt!r} but files has no {FORMAT_FILES[fmt]}")
+            for sig_name, sig in self.signatures.items():
+                for name in SIGNATURE_FORMATS.get(fmt, ()):
+                    if sig.file(name) not in paths:
+                        raise ValueError(
+                            f"formats lists {fmt!r} but signature {sig_name!r} has no {sig.file(name)}"
+                        )
         return self
 
     @model_validator(mode="after")
@@ -220,6 +344,10 @@ class Manifest(_Frozen):
         check_listed_files(self.files)
         listed = {entry.path for entry in self.files}
         references = {"labels": self.labels}
+        for sig_name, sig in self.signatures.items():
+            for spec in (*sig.inputs, *sig.outputs, *(sig.graph_outputs or ())):
+                if spec.labels is not None:
+                    references[f"signatures.{sig_name}.{spec.name}.labels"] = spec.labels
         if self.preprocessing.tokenizer is not None:
             references["preprocessing.tokenizer.file"] = self.preprocessing.tokenizer.file
         for field_name, ref in references.items():
@@ -235,6 +363,31 @@ class Manifest(_Frozen):
     def default_signature(self) -> Signature:
         return self.signatures["default"]
 
+    def signature(self, name: str = "default") -> Signature:
+        """The signature ``name``; a ManifestError listing the module's signatures if it has none."""
+        try:
+            return self.signatures[name]
+        except KeyError:
+            raise ManifestError(
+                f"this module has no signature {name[:100]!r}; it has {list(self.signatures)}"
+            ) from None
+
+    def graph_inputs_of(self, name: str = "default") -> tuple[TensorSpec, ...]:
+        """What signature ``name``'s graph itself takes (token ids for a text signature)."""
+        sig = self.signature(name)
+        if name == "default":
+            return self.graph_inputs
+        return sig.graph_inputs if sig.graph_inputs is not None else sig.inputs
+
+    def graph_outputs_of(self, name: str = "default") -> tuple[TensorSpec, ...]:
+        sig = self.signature(name)
+        if name == "default":
+            return self.graph_outputs
+        return sig.graph_outputs if sig.graph_outputs is not None else sig.outputs
+
+    def has_file(self, path: str) -> bool:
+        return any(entry.path == path for entry in self.files)
+
     def file(self, path: str) -> FileEntry:
         for entry in self.files:
             if entry.path == path:
@@ -242,7 +395,9 @@ class Manifest(_Frozen):
         raise ManifestError(f"modhub.json lists no file {path!r}", path=path)
 
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+        # exclude_none: a field a newer modhub added is written only when it carries a value, so a
+        # module that does not use it stays readable by older clients (which refuse unknown fields).
+        return json.dumps(self.model_dump(mode="json", exclude_none=True), indent=2, sort_keys=True) + "\n"
 
 
 def detect_formats(paths: Iterable[str]) -> tuple[Format, ...]:
@@ -308,16 +463,64 @@ def parse_manifest(data: bytes | str, *, path: Path | None = None) -> Manifest:
     if not isinstance(raw, dict):
         raise ManifestError("modhub.json must hold a JSON object", path=path)
     version = raw.get("format_version")
+    needs = _required_modhub(raw)
     if version != FORMAT_VERSION or type(version) is not int:
+        upgrade = f"this module needs modhub >= {needs}" if needs else "it needs a newer modhub"
         raise ManifestError(
-            f"modhub.json has format_version {version!r}; this modhub reads format_version "
-            f"{FORMAT_VERSION}. Upgrade modhub (pip install -U modhub) or re-export the module.",
+            f"modhub.json has format_version {version!r} and this modhub ({modhub_version()}) reads "
+            f"format_version {FORMAT_VERSION}: {upgrade}. Upgrade modhub (pip install -U modhub) "
+            "or re-export the module.",
+            path=path,
+        )
+    if needs and _older(modhub_version(), needs):
+        raise ManifestError(
+            f"this module needs modhub >= {needs} and this is modhub {modhub_version()}: "
+            "pip install -U modhub",
             path=path,
         )
     try:
         return Manifest.model_validate_json(data, strict=True)
     except ValidationError as exc:
         raise ManifestError(f"modhub.json is malformed:\n{exc}", path=path) from None
+
+
+def modhub_version() -> str:
+    """The installed modhub's version ("0" when it runs from a source tree without metadata)."""
+    try:
+        return importlib.metadata.version("modhub")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
+
+
+def _required_modhub(raw: dict[str, Any]) -> str | None:
+    requires = raw.get("requires")
+    needs = requires.get("modhub") if isinstance(requires, dict) else None
+    return needs if isinstance(needs, str) and re.fullmatch(r"[0-9]+(\.[0-9]+)*", needs) else None
+
+
+def _older(have: str, need: str) -> bool:
+    """Whether release ``have`` is older than ``need`` (numeric parts; a suffix such as "+cpu" ignored)."""
+    return version_tuple(have) < version_tuple(need)
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    """``"1.32.0+cpu"`` -> (1, 32, 0): the leading numeric parts of a release string."""
+    parts = []
+    for part in re.split(r"[.+-]", text):
+        if not part.isdigit():
+            break
+        parts.append(int(part))
+    return tuple(parts)
+
+
+def check_engine(manifest: Manifest, engine: str, installed: str, *, path: Path | None = None) -> None:
+    """Refuse, saying what to upgrade, a module that needs a newer ``engine`` (e.g. onnxruntime)."""
+    needs = getattr(manifest.requires, engine, None) if manifest.requires is not None else None
+    if needs and _older(installed, needs):
+        raise ManifestError(
+            f"this module needs {engine} >= {needs} and {installed} is installed: pip install -U {engine}",
+            path=path,
+        )
 
 
 class _DuplicateKey(Exception):

@@ -1,28 +1,86 @@
-"""Task contracts ("common signatures"): modules of one task are interchangeable.
+"""Tasks: TF Hub's vocabulary of task ids, and contracts ("common signatures") where they help.
 
-A contract is a small class registered under its task name with
-:func:`register_task`. ``check_contract(manifest, files)`` looks the task
-up and runs its checks; both ``export`` and the hub's publish call it.
-``files`` holds the verified bytes of the module's files (see
-:func:`modhub.format.verify.verify_module`); contracts never open files.
+A module's ``task`` is one of :data:`TASK_VOCABULARY` (TF Hub's 47 ids) or
+``"other"``. Tasks with a common signature have a contract: a small class
+registered under the task id with :func:`register_task`, so that modules of
+one task are interchangeable. ``check_contract(manifest, files)`` runs the
+task's checks (none for a task without a contract); both ``export`` and the
+hub's publish call it. ``files`` holds the verified bytes of the module's
+files (see :func:`modhub.format.verify.verify_module`); contracts never open
+files. docs/module-format.md states every contract.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar, Protocol
+from typing import ClassVar, NoReturn, Protocol
 
 from modhub.errors import ContractError
-from modhub.format.manifest import Manifest, TensorSpec
+from modhub.format.manifest import Manifest, Signature, TensorSpec
 
 __all__ = [
+    "TASK_VOCABULARY",
     "TaskContract",
     "check_contract",
     "get_contract",
+    "module_modality",
     "parse_labels",
     "register_task",
     "task_names",
+    "tensor_kind",
 ]
+
+# TF Hub's task ids (its tags/task.yaml; ../shared/TASKS.md), by number of models there, then "other".
+TASK_VOCABULARY: tuple[str, ...] = (
+    "image-classification",
+    "image-feature-vector",
+    "text-embedding",
+    "image-object-detection",
+    "text-language-model",
+    "image-segmentation",
+    "image-pose-detection",
+    "video-classification",
+    "image-generator",
+    "text-preprocessing",
+    "audio-embedding",
+    "audio-event-classification",
+    "audio-command-detection",
+    "text-classification",
+    "audio-paralinguistics",
+    "image-rnn-agent",
+    "audio-stt",
+    "text-generation",
+    "video-feature-extraction",
+    "image-style-transfer",
+    "image-augmentation",
+    "image-aesthetic-quality",
+    "audio-speech-synthesis",
+    "video-generation",
+    "text-retrieval-question-answering",
+    "text-question-answering",
+    "image-depth-estimation",
+    "image-deblurring",
+    "image-classifier",
+    "image-super-resolution",
+    "video-audio-text",
+    "text-sequence-alignment",
+    "image-text-recognition",
+    "image-extrapolation",
+    "image-enhancement",
+    "image-deraining",
+    "image-dehazing",
+    "video-text",
+    "image-denoising",
+    "audio-synthesis",
+    "audio-pitch-extraction",
+    "text-to-mel",
+    "text-segmentation",
+    "image-text-detection",
+    "image-others",
+    "image-frame-interpolation",
+    "image-classification-logits",
+    "other",
+)
 
 # The module's files by path, as read (and verified) by modhub.format.verify.
 Files = Mapping[str, bytes]
@@ -30,9 +88,9 @@ Files = Mapping[str, bytes]
 
 class TaskContract(Protocol):
     name: ClassVar[str]
-    # "image" or "text": the kind of input callers pass.
+    # "image", "text" or "audio": the kind of input callers pass ("tensor" for tasks without a contract).
     modality: ClassVar[str]
-    # Name of the single output of the default signature.
+    # Name of the main output of the default signature ("" when there is none to name).
     output_name: ClassVar[str]
 
     def check(self, manifest: Manifest, files: Files | None) -> None:
@@ -50,14 +108,20 @@ def register_task(cls: type[TaskContract]) -> type[TaskContract]:
 
 
 def task_names() -> list[str]:
+    """The tasks that have a contract (a common signature checked at export and publish)."""
     return sorted(_REGISTRY)
 
 
 def get_contract(task: str) -> TaskContract:
-    try:
+    """The task's contract; a task of the vocabulary without one gets :class:`NoContract`."""
+    if task in _REGISTRY:
         return _REGISTRY[task]
-    except KeyError:
-        raise ContractError(f"unknown task {task!r}; modhub knows: {', '.join(task_names())}") from None
+    if task in TASK_VOCABULARY:
+        return NoContract()
+    raise ContractError(
+        f"unknown task {task[:100]!r}: use one of TF Hub's task ids (docs/module-format.md#tasks), "
+        f"e.g. {', '.join(task_names()[:4])}, ..., or 'other'"
+    )
 
 
 def check_contract(manifest: Manifest, files: Files | None = None) -> None:
@@ -65,7 +129,36 @@ def check_contract(manifest: Manifest, files: Files | None = None) -> None:
     get_contract(manifest.task).check(manifest, files)
 
 
-def _fail(manifest: Manifest, message: str) -> None:
+def tensor_kind(manifest: Manifest, spec: TensorSpec) -> str | None:
+    """What ``spec`` holds: its ``kind``, or for the four original tasks' inputs, what the task says."""
+    if spec.kind is not None:
+        return spec.kind
+    contract = _REGISTRY.get(manifest.task)
+    if isinstance(contract, _Contract) and spec in manifest.default_signature.inputs:
+        return contract.modality
+    return None
+
+
+def module_modality(manifest: Manifest) -> str:
+    """What callers pass to the default signature: "image", "text", "audio", or "tensor" (arrays)."""
+    kinds = {tensor_kind(manifest, spec) for spec in manifest.default_signature.inputs}
+    if len(kinds) == 1 and (kind := kinds.pop()) in ("image", "text", "audio"):
+        return kind
+    return "tensor"
+
+
+class NoContract:
+    """A task of the vocabulary without a common signature: its signatures are shown as they are."""
+
+    name: ClassVar[str] = ""
+    modality: ClassVar[str] = "tensor"
+    output_name: ClassVar[str] = ""
+
+    def check(self, manifest: Manifest, files: Files | None) -> None:
+        check_labels_files(manifest, files)
+
+
+def _fail(manifest: Manifest, message: str) -> NoReturn:
     raise ContractError(f"task {manifest.task!r}: {message}")
 
 
@@ -216,3 +309,258 @@ class TextEmbedding(_TextContract):
 class TextClassification(_Labelled, _TextContract):
     name = "text-classification"
     output_name = "logits"
+
+
+def check_labels_files(manifest: Manifest, files: Files | None) -> None:
+    """Each output that names a label file has one label per class (its last dimension, when fixed)."""
+    for sig in manifest.signatures.values():
+        for spec in sig.outputs:
+            if spec.labels is None or files is None or spec.labels not in files:
+                continue
+            labels = parse_labels(files[spec.labels], spec.labels)
+            classes = spec.shape[-1] if spec.shape and spec.kind != "classes" else None
+            if isinstance(classes, int) and classes > 0 and len(labels) != classes:
+                _fail(manifest, f"{spec.labels} has {len(labels)} labels; {spec.name} has {classes} classes")
+
+
+# --- Contracts on general signatures (round 3). Each states TF Hub's convention where it had one.
+
+
+def _inputs_of_kind(
+    manifest: Manifest, sig: Signature, kind: str, count: int | None = None
+) -> list[TensorSpec]:
+    specs = [spec for spec in sig.inputs if spec.kind == kind]
+    if not specs or (count is not None and len(specs) != count):
+        wanted = f"{count}" if count is not None else "at least one"
+        _fail(
+            manifest,
+            f"the default signature needs {wanted} input(s) with kind={kind!r}, found "
+            f"{[(s.name, s.kind) for s in sig.inputs]}",
+        )
+    return specs
+
+
+def _output(manifest: Manifest, sig: Signature, name: str) -> TensorSpec:
+    for spec in sig.outputs:
+        if spec.name == name:
+            return spec
+    _fail(manifest, f"the default signature needs an output {name!r}; it has {sig.output_names}")
+
+
+def _check_image_input(manifest: Manifest, spec: TensorSpec) -> None:
+    if spec.layout is None or spec.layout not in ("NHWC", "NCHW", "HWC", "CHW"):
+        _fail(manifest, f"image input {spec.name} must declare its layout (NHWC, NCHW, HWC or CHW)")
+    if len(spec.shape) != len(spec.layout):
+        _fail(manifest, f"image input {spec.name} has layout {spec.layout} but shape {list(spec.shape)}")
+    channels = spec.shape[spec.layout.index("C")]
+    if channels not in (1, 3, 4):
+        _fail(manifest, f"image input {spec.name} must have 1, 3 or 4 channels, found {channels!r}")
+    if spec.dtype not in ("float16", "float32", "uint8", "int32"):
+        _fail(manifest, f"image input {spec.name} must be float32/16, uint8 or int32, found {spec.dtype}")
+    if spec.value_range is None:
+        _fail(manifest, f"image input {spec.name} must declare its value_range, e.g. [0, 1] or [0, 255]")
+
+
+def _check_audio_input(manifest: Manifest, spec: TensorSpec) -> None:
+    if spec.dtype != "float32" or len(spec.shape) not in (1, 2):
+        _fail(manifest, f"audio input {spec.name} must be a float32 waveform [samples] or [batch, samples]")
+    if spec.sample_rate is None:
+        _fail(manifest, f"audio input {spec.name} must declare its sample_rate")
+
+
+def _labelled_output(manifest: Manifest, spec: TensorSpec, files: Files | None) -> None:
+    if spec.labels is None:
+        _fail(manifest, f"output {spec.name} must name its label file (labels: assets/labels.txt)")
+    manifest.file(spec.labels)
+    check_labels_files(manifest, files)
+
+
+class _General:
+    """A contract on general signatures: subclasses check the default signature."""
+
+    name: ClassVar[str]
+    modality: ClassVar[str]
+    output_name: ClassVar[str]
+
+    def check(self, manifest: Manifest, files: Files | None) -> None:
+        self.check_default(manifest, manifest.default_signature, files)
+        check_labels_files(manifest, files)
+
+    def check_default(self, manifest: Manifest, sig: Signature, files: Files | None) -> None:
+        raise NotImplementedError
+
+
+class _OneImage(_General):
+    modality: ClassVar[str] = "image"
+
+    def image(self, manifest: Manifest, sig: Signature) -> TensorSpec:
+        (image,) = _inputs_of_kind(manifest, sig, "image", 1)
+        _check_image_input(manifest, image)
+        return image
+
+
+@register_task
+class ImageObjectDetection(_OneImage):
+    """TF Hub's detection outputs: boxes [.., N, 4], scores [.., N], classes [.., N] (+ num_detections)."""
+
+    name = "image-object-detection"
+    output_name = "detection_boxes"
+
+    def check_default(self, manifest: Manifest, sig: Signature, files: Files | None) -> None:
+        self.image(manifest, sig)
+        boxes = _output(manifest, sig, "detection_boxes")
+        scores = _output(manifest, sig, "detection_scores")
+        classes = _output(manifest, sig, "detection_classes")
+        if boxes.dtype != "float32" or not boxes.shape or boxes.shape[-1] != 4:
+            _fail(manifest, "detection_boxes must be float32 [..., N, 4]")
+        if boxes.box_format is None or boxes.normalized is None:
+            _fail(manifest, "detection_boxes must declare box_format (e.g. yxyx) and normalized")
+        if scores.dtype != "float32" or tuple(scores.shape) != tuple(boxes.shape[:-1]):
+            _fail(manifest, "detection_scores must be float32, shaped as detection_boxes without its 4")
+        if tuple(classes.shape) != tuple(boxes.shape[:-1]):
+            _fail(manifest, "detection_classes must have the shape of detection_scores")
+        if classes.dtype not in ("float32", "int32", "int64"):
+            _fail(manifest, "detection_classes must be float32, int32 or int64 class indices")
+        _labelled_output(manifest, classes, files)
+
+
+@register_task
+class ImageSegmentation(_OneImage):
+    """A per-pixel mask or class map (kind "mask") at the input size or a stated stride."""
+
+    name = "image-segmentation"
+    output_name = ""
+
+    def check_default(self, manifest: Manifest, sig: Signature, files: Files | None) -> None:
+        self.image(manifest, sig)
+        masks = [spec for spec in sig.outputs if spec.kind == "mask"]
+        if not masks:
+            _fail(manifest, "the default signature needs an output with kind='mask' (per-pixel mask/classes)")
+        for mask in masks:
+            if len(mask.shape) not in (2, 3, 4):
+                _fail(manifest, f"mask {mask.name} must be [H, W], or with batch and/or class dimensions")
+            if mask.dtype.startswith(("int", "uint")) and mask.labels is None:
+                _fail(manifest, f"class map {mask.name} must name its label file")
+
+
+COCO_KEYPOINTS: tuple[str, ...] = (
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+)
+
+
+@register_task
+class ImagePoseDetection(_OneImage):
+    """MoveNet's convention: keypoints [..., K, 3] as (y, x, score), y and x fractions of the frame."""
+
+    name = "image-pose-detection"
+    output_name = "keypoints"
+
+    def check_default(self, manifest: Manifest, sig: Signature, files: Files | None) -> None:
+        self.image(manifest, sig)
+        points = [spec for spec in sig.outputs if spec.kind == "keypoints"]
+        if not points:
+            _fail(manifest, "the default signature needs an output with kind='keypoints'")
+        for spec in points:
+            if spec.dtype != "float32" or len(spec.shape) < 2 or spec.shape[-1] != 3:
+                _fail(manifest, f"keypoints {spec.name} must be float32 [..., K, 3]: y, x, score")
+            if not spec.keypoints:
+                _fail(manifest, f"keypoints {spec.name} must name its points (keypoints: [nose, ...])")
+            if isinstance(spec.shape[-2], int) and spec.shape[-2] != len(spec.keypoints):
+                _fail(manifest, f"{spec.name} has {spec.shape[-2]} points but names {len(spec.keypoints)}")
+
+
+@register_task
+class ImageStyleTransfer(_General):
+    """Magenta's convention: ``module(content, style)``, float32 images in [0, 1]; output 0 is the image."""
+
+    name = "image-style-transfer"
+    modality: ClassVar[str] = "image"
+    output_name = "stylized_image"
+
+    def check_default(self, manifest: Manifest, sig: Signature, files: Files | None) -> None:
+        if len(sig.inputs) != 2 or any(spec.kind != "image" for spec in sig.inputs):
+            _fail(manifest, "the default signature takes two images, content then style (kind='image')")
+        for spec in sig.inputs:
+            _check_image_input(manifest, spec)
+            if spec.dtype != "float32" or spec.value_range != (0.0, 1.0):
+                _fail(manifest, f"{spec.name} must be float32 in [0, 1]")
+        out = sig.outputs[0]
+        if out.kind != "image" or out.dtype != "float32" or out.layout != sig.inputs[0].layout:
+            _fail(manifest, "output 0 must be the stylised image: kind='image', float32, content's layout")
+
+
+class _Audio(_General):
+    modality: ClassVar[str] = "audio"
+
+    def audio(self, manifest: Manifest, sig: Signature) -> TensorSpec:
+        (audio,) = _inputs_of_kind(manifest, sig, "audio", 1)
+        _check_audio_input(manifest, audio)
+        return audio
+
+
+def _per_frame(manifest: Manifest, spec: TensorSpec, rank: int) -> None:
+    if spec.dtype != "float32" or len(spec.shape) not in (rank, rank + 1):
+        _fail(manifest, f"{spec.name} must be float32, one row per frame (optionally with a batch dimension)")
+    if len(spec.shape) > 1 and spec.frame_hop is None:
+        _fail(manifest, f"per-frame output {spec.name} must declare frame_hop (seconds between frames)")
+
+
+@register_task
+class AudioEmbedding(_Audio):
+    """YAMNet/TRILL's convention: a waveform in, ``embeddings`` [frames, D] out, with the frame hop."""
+
+    name = "audio-embedding"
+    output_name = "embeddings"
+
+    def check_default(self, manifest: Manifest, sig: Signature, files: Files | None) -> None:
+        self.audio(manifest, sig)
+        embeddings = _output(manifest, sig, "embeddings")
+        _per_frame(manifest, embeddings, 2)
+        if not isinstance(embeddings.shape[-1], int):
+            _fail(manifest, "embeddings must have a fixed size as its last dimension")
+
+
+@register_task
+class AudioEventClassification(_Audio):
+    """YAMNet's convention: ``scores`` [frames, classes] with a label file."""
+
+    name = "audio-event-classification"
+    output_name = "scores"
+
+    def check_default(self, manifest: Manifest, sig: Signature, files: Files | None) -> None:
+        self.audio(manifest, sig)
+        scores = _output(manifest, sig, "scores")
+        _per_frame(manifest, scores, 2)
+        _labelled_output(manifest, scores, files)
+
+
+@register_task
+class AudioPitchExtraction(_Audio):
+    """SPICE's convention: ``pitch`` (Hz here) and ``uncertainty`` or ``confidence`` per frame."""
+
+    name = "audio-pitch-extraction"
+    output_name = "pitch"
+
+    def check_default(self, manifest: Manifest, sig: Signature, files: Files | None) -> None:
+        self.audio(manifest, sig)
+        pitch = _output(manifest, sig, "pitch")
+        _per_frame(manifest, pitch, 1)
+        others = [spec for spec in sig.outputs if spec.name in ("uncertainty", "confidence")]
+        if not others or tuple(others[0].shape) != tuple(pitch.shape):
+            _fail(manifest, "pitch needs an 'uncertainty' or 'confidence' output of the same shape")
