@@ -208,6 +208,7 @@ READS_ENVIRONMENT = {
     "modhub.client.publish": {"publish"},
     "modhub.predict.runner": {"predict"},
     "modhub.retrain.run": {"retrain_images", "retrain_text"},
+    "modhub.retrain.audio": {"retrain_audio"},
     "modhub.zoo.build": {"build_zoo"},
     "modhub.cluster.batch": {"submit_predict", "predict_on_ray"},
     "modhub.cluster.retrain_job": {"submit_retrain"},

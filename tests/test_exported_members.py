@@ -73,7 +73,7 @@ def test_all_names_exist(package: str) -> None:
 
 def test_public_surface() -> None:
     functions = {n for n in modhub.__all__ if not n[0].isupper() and n != "__version__"}
-    assert functions == {"export", "load", "resolve"}
+    assert functions == {"export", "load", "resolve", "wrap_onnx"}
     classes = {
         n for n in modhub.__all__ if n[0].isupper() and not issubclass(getattr(modhub, n), modhub.HubError)
     }

@@ -27,6 +27,7 @@ from modhub.errors import (
     InvalidModule,
     InvalidRequest,
     ManifestError,
+    MissingExtra,
     ModuleNotFound,
     OfflineError,
     PermissionDenied,
@@ -35,6 +36,7 @@ from modhub.errors import (
     UnsafeModuleError,
     ZooError,
 )
+from modhub.errors import missing_extra as _missing_extra
 
 __version__ = "0.1.0"
 
@@ -53,6 +55,7 @@ __all__ = [
     "KerasLayer",
     "Layer",
     "ManifestError",
+    "MissingExtra",
     "ModuleNotFound",
     "OfflineError",
     "PermissionDenied",
@@ -64,12 +67,14 @@ __all__ = [
     "export",
     "load",
     "resolve",
+    "wrap_onnx",
 ]
 
 if TYPE_CHECKING:
     from importlib.abc import Loader
 
     from modhub.client.resolve import resolve
+    from modhub.exporting.onnx_wrap import wrap_onnx
     from modhub.exporting.pytorch import export
     from modhub.loading.keras_layer import KerasLayer
     from modhub.loading.layer import Layer
@@ -83,12 +88,21 @@ _LAZY = {
     "Layer": "modhub.loading.layer",
     "resolve": "modhub.client.resolve",
     "KerasLayer": "modhub.loading.keras_layer",
+    "wrap_onnx": "modhub.exporting.onnx_wrap",
 }
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+        try:
+            home = importlib.import_module(_LAZY[name])
+        except ImportError as exc:
+            # hub.Layer without torch installed: say which extra brings it (MissingExtra).
+            error = _missing_extra(exc, f"hub.{name}")
+            if error is None:
+                raise
+            raise error from None
+        value = getattr(home, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'modhub' has no attribute {name!r}")

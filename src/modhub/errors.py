@@ -24,6 +24,7 @@ exception, so ``except LookupError`` or ``except OSError`` keep working::
      │    ├── InvalidModule      (ValueError)    422: the hub refused the module (``code`` says why)
      │    └── RateLimited                        429: too many failed logins (``retry_after``)
      ├── ZooError                (RuntimeError)  a starter module cannot be built (missing package)
+     ├── MissingExtra            (ImportError)   a feature whose extra is not installed (``extra``)
      └── ClusterError            (OSError)       a Ray cluster unreachable, or of other versions
           └── JobFailed                          a cluster job ended in failure (``job_id``, ``last_lines``)
 
@@ -38,6 +39,7 @@ bottom, because both sides import it and the client never imports the server.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +48,7 @@ from typing import Any
 
 __all__ = [
     "ERROR_CODES",
+    "EXTRA_OF_PACKAGE",
     "AuthenticationError",
     "BackupError",
     "ClusterError",
@@ -62,6 +65,7 @@ __all__ = [
     "InvalidRequest",
     "JobFailed",
     "ManifestError",
+    "MissingExtra",
     "ModuleNotFound",
     "OfflineError",
     "PermissionDenied",
@@ -70,6 +74,9 @@ __all__ = [
     "TooLarge",
     "UnsafeModuleError",
     "ZooError",
+    "missing_extra",
+    "not_installed",
+    "require",
 ]
 
 
@@ -187,6 +194,93 @@ class ZooError(HubError, RuntimeError):
     """A starter module that cannot be built here, usually because a package is missing."""
 
 
+class MissingExtra(HubError, ImportError):  # type: ignore[misc]  # path: a Path, as on every HubError
+    """A feature whose packages are not installed; ``extra`` names the pip extra that brings them.
+
+    ``pip install modhub`` is the client (onnxruntime, no torch, no server); the rest comes with
+    extras (docs/install.md). It is an ``ImportError`` too, so ``except ImportError`` still works.
+    """
+
+    def __init__(self, message: str, *, extra: str, module: str | None = None) -> None:
+        super().__init__(message)
+        self.extra = extra
+        self.module = module
+        # ImportError's own attribute: the top-level package that is missing.
+        self.name = module
+
+
+# The one table of which extra installs which top-level package: the message of every
+# MissingExtra, and docs/install.md, come from here (pyproject.toml's extras list the versions).
+EXTRA_OF_PACKAGE: Mapping[str, str] = MappingProxyType(
+    {
+        "torch": "torch",
+        "safetensors": "torch",
+        "keras": "keras",
+        "fastapi": "server",
+        "uvicorn": "server",
+        "sqlalchemy": "server",
+        "alembic": "server",
+        "jinja2": "server",
+        "markdown_it": "server",
+        "nh3": "server",
+        "multipart": "server",
+        "rapidfuzz": "server",
+        "tensorboard": "server",
+        "soundfile": "audio",
+        "soxr": "audio",
+        "psycopg": "postgres",
+        "boto3": "s3",
+        # onnxruntime comes with `pip install modhub`; the onnx extra (exporting) names it too.
+        "onnxruntime": "onnx",
+        "onnx": "onnx",
+        "onnxscript": "onnx",
+        "PIL": "retrain",
+        "matplotlib": "retrain",
+        "pyarrow": "zoo",
+        "ray": "cluster",
+        "model_signing": "signing",
+        "OpenSSL": "signing",
+    }
+)
+
+
+def missing_extra(exc: ImportError, needed_for: str) -> MissingExtra | None:
+    """The ``MissingExtra`` that explains ``exc`` (a package of an extra is not installed), or None.
+
+    ``needed_for`` names the feature, e.g. ``"hub.Layer"``: "hub.Layer needs torch, which is not
+    installed: pip install 'modhub[torch]'". None when the missing module belongs to no extra
+    (a genuine bug or a broken install: let that ImportError through).
+    """
+    if isinstance(exc, MissingExtra):
+        return exc
+    # Only "no package of that name": an installed package that fails to import is another problem.
+    top = exc.name if isinstance(exc, ModuleNotFoundError) else None
+    if top is None or top not in EXTRA_OF_PACKAGE:
+        return None
+    return not_installed(top, needed_for)
+
+
+def not_installed(package: str, needed_for: str) -> MissingExtra:
+    """The one-line error for ``package`` (in EXTRA_OF_PACKAGE) missing where ``needed_for`` needs it."""
+    extra = EXTRA_OF_PACKAGE[package]
+    return MissingExtra(
+        f"{needed_for} needs {package}, which is not installed: pip install 'modhub[{extra}]'",
+        extra=extra,
+        module=package,
+    )
+
+
+def require(module: str, needed_for: str) -> Any:
+    """``import module``, or a ``MissingExtra`` saying which extra to install (see EXTRA_OF_PACKAGE)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        error = missing_extra(exc, needed_for)
+        if error is None:
+            raise
+        raise error from None
+
+
 class ClusterError(HubError, OSError):
     """A Ray cluster that cannot be reached, or whose Ray/modhub versions differ from the client's."""
 
@@ -272,6 +366,8 @@ ERROR_CODES: Mapping[str, ErrorCode] = MappingProxyType(
             integrity_error="a file's size or sha256 differs from the manifest",
             contract_error="the module breaks its task's contract",
             unsafe_module="the graph safety validator refused a graph",
+            formats_disagree="the module's formats (graph.pt2, model.onnx) disagree on probe inputs",
+            formats_unchecked="the module's formats could not be run side by side in the hub's time limit",
             invalid_signature="the signature does not cover exactly the published files (400: half sent)",
         ),
         **_codes(429, RateLimited, rate_limited="too many failed logins from one address (see Retry-After)"),

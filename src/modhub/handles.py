@@ -17,7 +17,13 @@ from urllib.parse import urlsplit
 
 from modhub.errors import InvalidHandle
 
-NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$", re.ASCII)
+# The end of the text, in every regex dialect: Python's "$" also matches before a final newline
+# (so re.search(r"^a$", "a\n") matches, as Python's JSON Schema validators would), ECMA-262's not.
+END_OF_TEXT = r"(?![\s\S])"
+# A publisher or module name, whole: 1-64 of [a-z0-9._-], a letter or digit at each end, no "--"
+# or "..". The same in Python and in ECMA-262 (JSON Schema; the API's spec carries it).
+NAME_PATTERN = rf"^(?!.*(?:--|\.\.))[a-z0-9](?:[a-z0-9._-]{{0,62}}[a-z0-9])?{END_OF_TEXT}"
+NAME_RE = re.compile(NAME_PATTERN, re.ASCII)
 # Versions are stored as 32-bit integers (portable); larger numbers are refused.
 MAX_VERSION = 2**31 - 1
 # ASCII digits only: str.isdigit() also accepts '²' and '٣', which int() refuses or reads.
@@ -45,14 +51,22 @@ RESERVED_PUBLISHERS = frozenset(
         "admin",
     }
 )
+# A publisher name: a name that is not one of RESERVED_PUBLISHERS (what validate_name checks for
+# publishers, as one pattern for the API's spec).
+PUBLISHER_PATTERN = (
+    "^(?!(?:"
+    + "|".join(re.escape(n) for n in sorted(RESERVED_PUBLISHERS))
+    + f"){END_OF_TEXT})"
+    + NAME_PATTERN[1:]
+)
 
 
 def validate_name(name: str, what: str = "name") -> str:
     """Return ``name`` if it is a valid publisher or module name, else raise InvalidHandle."""
-    if not NAME_RE.match(name) or "--" in name or ".." in name:
+    if not NAME_RE.fullmatch(name):
         raise InvalidHandle(
             f"invalid {what} {name!r}: use 1-64 lowercase letters, digits, '-', '_' or '.', "
-            "starting and ending with a letter or digit (e.g. 'efficientnet-lite0')"
+            "starting and ending with a letter or digit, without '--' or '..' (e.g. 'efficientnet-lite0')"
         )
     if what.startswith("publisher") and name in RESERVED_PUBLISHERS:
         raise InvalidHandle(f"{name!r} is reserved for the hub's own pages; choose another publisher name")

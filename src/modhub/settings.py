@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # A public key file or a directory of them (*.pub, *.pem): when set, hub.load/hub.resolve
     # accept only modules signed (modhub sign) by one of these keys.
     trusted_keys: Path | None = None
+    # Bytes a model.onnx may materialise from its constants while it loads (the floor of the
+    # bound in docs/security.md: max(2 x its weights, this), at most 4 GiB unless this is higher).
+    onnx_max_materialise_bytes: int = Field(default=64 << 20, ge=0)
 
     @classmethod
     def from_env(cls) -> Settings:

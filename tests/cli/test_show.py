@@ -17,7 +17,7 @@ def test_show_prints_task_signatures_preprocessing_files_licence(image_module: P
     assert result.exit_code == 0, result.output
     out = result.output
     assert "task: image-classification" in out
-    assert "images: float32 [batch, 3, 32, 32]  (NCHW, range [0, 1])" in out
+    assert "images: float32 [batch, 3, 32, 32]  (NCHW, values in [0, 1])" in out
     assert "logits: float32 [batch, 5]" in out
     assert "image: 32x32 RGB in [0, 1]" in out
     assert "license: Apache-2.0" in out

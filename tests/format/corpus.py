@@ -17,10 +17,13 @@ import json
 import os
 import random
 import shutil
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import modhub
 from modhub.format.manifest import MANIFEST_NAME, list_files
 from modhub.graph.operators import ALLOWED_OPERATORS
 from tests.format.hostile import MUTATIONS, WEIGHTS, Archive, first_node, first_payload
@@ -34,6 +37,56 @@ def rehash(module: Path) -> None:
     doc = json.loads((module / MANIFEST_NAME).read_bytes())
     doc["files"] = [e.model_dump() for e in list_files(module)]
     (module / MANIFEST_NAME).write_text(json.dumps(doc))
+
+
+def copy_module(source: Path, module: Path) -> None:
+    """A writable copy of ``source`` at ``module``, for a case to attack."""
+    shutil.copytree(source, module)
+    for path in module.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def load_in_processes(
+    corpus: Mapping[str, str], runner: str, tmp_path: Path, env: Mapping[str, str], timeout: float
+) -> tuple[list[Any], str]:
+    """Run ``runner`` (``python -c``: loads the modules of the JSON listing ``sys.argv[1]``, prints
+    a JSON report as its last line) on each half of ``corpus``: two processes keep each one's
+    memory small. Returns the two reports and everything the processes printed."""
+    listing = tmp_path / "cases.json"
+    names = sorted(corpus)
+    reports = []
+    output = ""
+    for half in (names[::2], names[1::2]):
+        listing.write_text(json.dumps({n: corpus[n] for n in half}))
+        done = subprocess.run(
+            [sys.executable, "-c", runner, str(listing)],
+            cwd=tmp_path,
+            # The modhub under test, whatever the working directory is.
+            env={**os.environ, "PYTHONPATH": str(Path(modhub.__file__).parents[1]), **env},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        output += done.stdout + done.stderr
+        reports.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return reports, output
+
+
+def accepted_by_publish_check(corpus: Mapping[str, str]) -> list[str]:
+    """The cases the hub's publish check lets through (a hostile corpus: none)."""
+    from modhub.server.errors import InvalidModule
+    from modhub.server.services.publishing import _verify_module
+
+    accepted = []
+    for name, path in sorted(corpus.items()):
+        try:
+            _verify_module(Path(path))
+        except InvalidModule:
+            continue
+        accepted.append(name)
+    return accepted
 
 
 def _edit_manifest(edit: Callable[[dict[str, Any]], None], *, rehash_first: bool = True) -> Case:

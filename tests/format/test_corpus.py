@@ -8,21 +8,23 @@ in what the process printed. Cases are batched: two subprocesses, not 300.
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
 import shutil
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-import modhub
-from modhub.server.errors import InvalidModule
-from modhub.server.services.publishing import _verify_module
-from tests.format.corpus import Case, NotApplicable, image_cases, rehash, text_cases
+from tests.format.corpus import (
+    Case,
+    NotApplicable,
+    accepted_by_publish_check,
+    copy_module,
+    image_cases,
+    load_in_processes,
+    rehash,
+    text_cases,
+)
 
 RUNNER = textwrap.dedent(
     """
@@ -52,9 +54,7 @@ def _build(source: Path, cases: dict[str, Case], out: Path, marker: Path) -> dic
     paths = {}
     for i, (name, case) in enumerate(sorted(cases.items())):
         module = out / f"case{i:03d}"
-        shutil.copytree(source, module)
-        for path in module.rglob("*"):
-            path.chmod(0o755 if path.is_dir() else 0o644)
+        copy_module(source, module)
         try:
             edited = case(module, marker)
         except NotApplicable:
@@ -91,25 +91,8 @@ def test_every_hostile_module_is_refused_by_hub_load_without_touching_the_canary
 ) -> None:
     secret = f"canary-{secrets.token_hex(16)}"
     marker = Path(next(iter(corpus.values()))).parents[1] / "MARKER"
-    listing = tmp_path / "cases.json"
-    names = sorted(corpus)
-    results: dict[str, list[str]] = {}
-    output = ""
-    for half in (names[::2], names[1::2]):  # two processes keep each one's memory small
-        listing.write_text(json.dumps({n: corpus[n] for n in half}))
-        done = subprocess.run(
-            [sys.executable, "-c", RUNNER, str(listing)],
-            cwd=tmp_path,
-            # The modhub under test, whatever the working directory is.
-            env={**os.environ, "CANARY_SECRET": secret, "PYTHONPATH": str(Path(modhub.__file__).parents[1])},
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
-        output += done.stdout + done.stderr
-        results.update(json.loads(done.stdout.strip().splitlines()[-1]))
+    reports, output = load_in_processes(corpus, RUNNER, tmp_path, {"CANARY_SECRET": secret}, timeout=600)
+    results: dict[str, list[str]] = {k: v for report in reports for k, v in report.items()}
     assert set(results) == set(corpus)
     not_refused = {n: r for n, r in results.items() if r[0] != "refused"}
     assert not not_refused
@@ -118,11 +101,4 @@ def test_every_hostile_module_is_refused_by_hub_load_without_touching_the_canary
 
 
 def test_every_hostile_module_is_refused_by_the_publish_check(corpus: dict[str, str]) -> None:
-    accepted = []
-    for name, path in sorted(corpus.items()):
-        try:
-            _verify_module(Path(path))
-        except InvalidModule:
-            continue
-        accepted.append(name)
-    assert not accepted
+    assert not accepted_by_publish_check(corpus)

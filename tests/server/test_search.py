@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import onnx.helper
 from fastapi.testclient import TestClient
 
-from tests.server.conftest import API, copy_module, error_code, publish, relist, with_description
+from tests.server.conftest import API, error_code, publish, with_description
+from tests.tiny_models import make_module
 
 
 def _handles(client: TestClient, **params: object) -> list[str]:
@@ -20,11 +20,15 @@ def test_search_filters_sort_and_pages(
     client: TestClient, admin_token: str, feature_module: Path, tmp_path: Path
 ) -> None:
     cats = with_description(feature_module, tmp_path / "cats", "Finds cats in photos")
-    with_onnx = copy_module(feature_module, tmp_path / "onnx")
-    # formats come from file names (the hub checks only where an ONNX graph's weights are)
-    empty = onnx.helper.make_model(onnx.helper.make_graph([], "g", [], []))
-    (with_onnx / "model.onnx").write_bytes(empty.SerializeToString())
-    relist(with_onnx, license="MIT")
+    # The same tiny CNN with an ONNX graph beside its torch graph (the hub checks both formats).
+    with_onnx = make_module(
+        "image-feature-vector",
+        tmp_path / "onnx",
+        classes=6,
+        license="MIT",
+        onnx=True,
+        metadata={"title": "Tiny features", "description": "A tiny CNN for tests", "tags": ["test", "cnn"]},
+    )
     assert publish(client, admin_token, feature_module, repo="acme/alpha").status_code == 201
     assert publish(client, admin_token, cats, repo="zeta/cat-finder").status_code == 201
     assert publish(client, admin_token, with_onnx, repo="acme/portable").status_code == 201

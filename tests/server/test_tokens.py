@@ -232,23 +232,35 @@ def test_failed_authentication_is_rate_limited(tmp_path: Path) -> None:
         assert client.get(f"{API}/health").status_code == 200
 
 
-def test_limiter_window_slides() -> None:
+def test_limiter_window_slides(tmp_path: Path, database_url: str | None) -> None:
     import pytest
 
+    from modhub.server.app import create_hub
+    from modhub.server.config import ServerSettings
     from modhub.server.errors import TooManyRequests
     from modhub.server.ratelimit import FailureLimiter
 
-    now = [0.0]
-    limiter = FailureLimiter(2, 10.0, clock=lambda: now[0])
-    limiter.failed("a")
-    now[0] = 4.0
-    limiter.failed("a")
-    with pytest.raises(TooManyRequests) as info:
-        limiter.check("a")
-    assert info.value.headers["Retry-After"] == "6"
-    limiter.check("b")
-    now[0] = 10.5
-    limiter.check("a")  # the first failure aged out
+    hub = create_hub(ServerSettings(data_dir=tmp_path, database_url=database_url))
+    now = [1000.0]
+    limiter = FailureLimiter(hub.db, 2, 10.0, clock=lambda: now[0])
+    # A second limiter on the same database: another worker process sees the same failures.
+    other = FailureLimiter(hub.db, 2, 10.0, clock=lambda: now[0])
+    with hub.db.session() as session:
+        limiter.failed("a")
+        now[0] = 1004.0
+        other.failed("a")
+        with pytest.raises(TooManyRequests) as info:
+            limiter.check(session, "a")
+        assert info.value.headers["Retry-After"] == "6"
+        with pytest.raises(TooManyRequests):
+            other.check(session, "a")
+        limiter.check(session, "b")
+        now[0] = 1010.5
+        limiter.check(session, "a")  # the first failure aged out
+    assert limiter.prune() == 1  # only the one that aged out
+    now[0] = 1014.5
+    assert other.prune() == 1
+    hub.db.dispose()
 
 
 def test_admin_create_token_cli_scope_and_expiry(tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from modhub.server.services.schemas import ModuleDetail, VersionDetail, VersionInfo
+from modhub.server.services.queries import call_signatures
+from modhub.server.services.schemas import CallSignature, ModuleDetail, VersionDetail, VersionInfo
 from modhub.server.web.render import ago, environment, human_count, human_size
 from modhub.server.web.views import module_page, signature_views, usage_snippets
 
@@ -46,6 +47,7 @@ def detail(
         manifest=manifest,
         manifest_sha256=SHA,
         card=card,
+        signatures=call_signatures(manifest),
     )
     return module, version
 
@@ -77,25 +79,126 @@ def test_odd_manifests_still_render(manifest: dict[str, Any]) -> None:
     assert f'<code class="hash">{SHA}</code>' in html
 
 
-def test_signature_rows_default_first() -> None:
+def _sig(inputs: list[dict[str, Any]], outputs: list[dict[str, Any]]) -> CallSignature:
+    return CallSignature.model_validate({"inputs": inputs, "outputs": outputs})
+
+
+IMAGE = {"name": "images", "dtype": "float32", "shape": ["batch", 3, "height", "width"], "kind": "image"}
+
+
+def test_signature_rows_default_first_with_their_meaning() -> None:
     spec = {"name": "x", "dtype": "float32", "shape": ["batch", 3], "value_range": [0, 1]}
-    views = signature_views({"signatures": {"b": {"inputs": [spec]}, "default": {"outputs": [spec]}}})
-    assert [v.name for v in views] == ["default", "b"]
-    row = views[0].rows[0]
-    assert (row.kind, row.shape, row.description) == ("output", "[batch, 3]", "values in [0, 1]")
-
-
-def test_snippets_use_the_page_url_and_the_output_width() -> None:
-    manifest = {
-        "task": "image-feature-vector",
-        "preprocessing": {"image": {"height": 224, "width": 160}},
-        "signatures": {"default": {"outputs": [{"name": "features", "shape": ["batch", 1280]}]}},
+    boxes = {
+        "name": "boxes",
+        "dtype": "float32",
+        "shape": ["batch", 6, 4],
+        "box_format": "yxyx",
+        "normalized": True,
     }
-    load, layer = usage_snippets(manifest, "http://hub.example/p/n/1")
-    assert 'hub.load("http://hub.example/p/n/1")' in load.code and "torch.rand(2, 3, 224, 160)" in load.code
+    views = signature_views({"b": _sig([spec], [spec]), "default": _sig([IMAGE], [spec, boxes])})
+    assert [v.name for v in views] == ["default", "b"]
+    assert [v.call for v in views] == ["module(...)", 'module.signatures["b"](...)']
+    rows = views[0].rows
+    assert [(r.kind, r.name) for r in rows] == [("input", "images"), ("output", "x"), ("output", "boxes")]
+    assert rows[0].shape == "[batch, 3, height, width]" and rows[0].description == "image; RGB, NCHW"
+    assert rows[1].description == "values in [0, 1]"
+    assert rows[2].description == "boxes yxyx, normalized"
+
+
+def _run(code: str) -> dict[str, Any]:
+    """Run a snippet with ``hub`` standing in for modhub: a module that echoes what it was given."""
+    import numpy as np
+
+    calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+    class Fake:
+        def __init__(self, name: str = "default") -> None:
+            self.name = name
+            self.signatures = {n: Fake(n) for n in ("style_vector", "other")} if name == "default" else {}
+
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            calls.append((self.name, args, kwargs))
+            return np.zeros((2, 4))
+
+    class FakeHub:
+        @staticmethod
+        def load(url: str) -> Fake:
+            return Fake()
+
+    import sys
+    import types
+
+    saved = sys.modules.get("modhub")
+    sys.modules["modhub"] = types.SimpleNamespace(load=FakeHub.load)  # type: ignore[assignment]
+    try:
+        exec(code, {})
+    finally:
+        if saved is not None:
+            sys.modules["modhub"] = saved
+    return {"calls": calls}
+
+
+def test_the_load_snippet_is_written_for_the_module_inputs() -> None:
+    content = {**IMAGE, "name": "content", "value_range": [0, 1]}
+    style = {"name": "style", "dtype": "float32", "shape": ["batch", 3, 8, 8], "kind": "image"}
+    stylized = {**IMAGE, "name": "stylized_image"}
+    signatures = {
+        "default": _sig([content, style], [stylized]),
+        "style_vector": _sig([style], [{"name": "vector", "dtype": "float32", "shape": ["batch", 8]}]),
+    }
+    manifest = {"formats": ["pt2"], "preprocessing": {"image": {"height": 64, "width": 48}}}
+    load, *rest = usage_snippets(signatures, manifest, "http://hub.example/p/n/1")
+    assert rest == []  # two inputs: no Layer-under-a-head snippet
+    assert 'hub.load("http://hub.example/p/n/1")' in load.code
+    assert "out = module(content=content, style=style)" in load.code
+    assert 'style_vector = module.signatures["style_vector"](style)' in load.code
+    calls = _run(load.code)["calls"]
+    assert [c[0] for c in calls] == ["default", "style_vector"]
+    assert calls[0][2]["content"].shape == (2, 3, 64, 48) and calls[0][2]["style"].shape == (2, 3, 8, 8)
+    assert calls[1][1][0] is calls[0][2]["style"]  # the same style images for both signatures
+
+    ints = {
+        "name": "pixels",
+        "dtype": "uint8",
+        "shape": ["batch", "h", "w", 3],
+        "kind": "image",
+        "layout": "NHWC",
+    }
+    flags = {"name": "lambda", "dtype": "bool", "shape": ["batch"]}
+    ids = {"name": "ids", "dtype": "int64", "shape": ["batch", "sequence"], "value_range": [0, 99]}
+    code = usage_snippets({"default": _sig([ints, flags, ids], [stylized])}, {"formats": ["onnx"]}, "u")[
+        0
+    ].code
+    assert "**{" in code  # an input named like a Python keyword
+    given = _run(code)["calls"][0][2]
+    assert given["pixels"].dtype.name == "uint8" and given["pixels"].shape == (2, 224, 224, 3)
+    assert given["lambda"].dtype.name == "bool" and given["ids"].max() <= 99
+
+
+def test_snippets_use_the_page_url_the_output_width_and_strings() -> None:
+    manifest = {"task": "image-feature-vector", "preprocessing": {"image": {"height": 224, "width": 160}}}
+    features = {"name": "features", "dtype": "float32", "shape": ["batch", 1280]}
+    load, layer = usage_snippets({"default": _sig([IMAGE], [features])}, manifest, "http://hub.example/p/n/1")
+    assert 'hub.load("http://hub.example/p/n/1")' in load.code and "(2, 3, 224, 160)" in load.code
+    assert "out = module(images)" in load.code
     assert "torch.nn.Linear(1280, 10)" in layer.code and "trainable=False" in layer.code
-    text = usage_snippets({"preprocessing": {"tokenizer": {"max_length": 8}}}, "h")[0]
-    assert 'module(["' in text.code
+    texts = {"name": "texts", "dtype": "string", "shape": ["batch"], "kind": "text"}
+    (text, _layer) = usage_snippets({"default": _sig([texts], [features])}, {}, "h")
+    assert 'module(["The quick brown fox.", "A lazy dog sleeps."])' in text.code
+    assert "numpy" not in text.code
+    # A published SavedModel of two inputs: tensorflow_hub's signature call, by keyword.
+    two = {
+        "default": _sig(
+            [{**IMAGE, "layout": "NHWC", "shape": ["batch", 8, 8, 3]}, texts], [features, features]
+        )
+    }
+    (tf_code,) = [
+        s.code for s in usage_snippets(two, {"framework": "tensorflow", "formats": ["savedmodel"]}, "u")
+    ]
+    assert (
+        'module.signatures["serving_default"](images=tf.constant(images), texts=tf.constant(texts))'
+        in tf_code
+    )
 
 
 def test_formatting_filters() -> None:

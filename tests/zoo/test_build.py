@@ -66,13 +66,22 @@ def test_unknown_starter_lists_the_known_ones(tmp_path: Path) -> None:
 def test_default_selection_is_the_required_starters() -> None:
     names = starter_names(include_optional=False)
     assert names == [
+        "arbitrary-image-stylization",
+        "centernet-coco",
+        "crepe-pitch",
         "efficientnet-lite0-classification",
         "efficientnet-lite0-feature-vector",
         "glove-6b-50",
         "minilm-l6",
         "mobilenet-v2-classification",
         "mobilenet-v2-feature-vector",
+        "movenet-lightning",
+        "movenet-thunder",
         "mpnet-base",
+        "selfie-segmentation",
+        "silero-vad",
+        "speech-embedding",
+        "use-multilingual",
     ]
     assert "efficientnet-lite1-classification" in starter_names()
 

@@ -33,6 +33,8 @@ def test_glove_carries_a_string_savedmodel(zoo_dir: Path) -> None:
     manifest = read_manifest(zoo_dir / "glove-6b-50")
     assert manifest.formats == ("pt2", "onnx", "savedmodel")
     assert manifest.metadata.extra["conversion_max_abs_diff"]["saved_model"] <= SAVED_MODEL_ATOL
+    # Also on a [batch, 1] column of strings (Keras' Input(shape=(1,), dtype=tf.string)).
+    assert manifest.metadata.extra["conversion_max_abs_diff"]["saved_model_column"] <= SAVED_MODEL_ATOL
 
 
 def test_minilm_has_no_savedmodel(zoo_dir: Path) -> None:

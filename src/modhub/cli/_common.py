@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import typer
 
-from modhub.errors import HubError
+from modhub.errors import HubError, missing_extra
 
 
 @contextlib.contextmanager
@@ -18,6 +18,13 @@ def fail_on_hub_error() -> Iterator[None]:
         yield
     except HubError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from None
+    except ImportError as exc:
+        # A command whose extra is not installed (torch, the server, ...): say which to install.
+        error = missing_extra(exc, "this command")
+        if error is None:
+            raise
+        typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
         raise typer.Exit(1) from None
 
 

@@ -153,7 +153,16 @@ def cache_ls(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 
 @cache_app.command("verify")
-def cache_verify() -> None:
+def cache_verify(
+    deep: Annotated[
+        bool,
+        typer.Option(
+            "--deep",
+            help="also run each version's formats (graph.pt2, model.onnx) on probe inputs and check "
+            "that they compute the same outputs (seconds per version)",
+        ),
+    ] = False,
+) -> None:
     """Check every cached file against its sha256 (exit status 1 if anything is damaged)."""
     from modhub.client.cache import ModuleCache
     from modhub.runtimes.onnx_optimised import verify_optimised
@@ -161,6 +170,19 @@ def cache_verify() -> None:
 
     cache = ModuleCache(Settings.from_env().cache)
     problems = cache.verify() + verify_optimised(cache)
+    if deep:
+        from modhub.loading.agree import check_formats_agree
+
+        damaged = {path for path, _ in problems}
+        for cached in cache.iter_versions():
+            if cached.path in damaged:
+                continue
+            report = check_formats_agree(cached.path)
+            problems += [(cached.path, f"formats disagree: {line}") for line in report.problems]
+            if report.unchecked is not None:
+                problems.append((cached.path, f"formats not compared: {report.unchecked}"))
+            elif report.seconds:
+                typer.echo(f"{cached.handle}: formats compared in {report.seconds:.1f} s", err=True)
     for path, problem in problems:
         typer.secho(f"damaged: {path}: {problem}", err=True, fg=typer.colors.RED)
     if problems:

@@ -13,6 +13,7 @@ import typer
 
 from modhub.cli._app import app
 from modhub.cli._common import fail_on_hub_error
+from modhub.errors import missing_extra
 
 if TYPE_CHECKING:
     from modhub.server.config import ServerSettings
@@ -38,7 +39,8 @@ def _server_settings(**overrides: Any) -> ServerSettings:
     try:
         import fastapi  # noqa: F401
     except ImportError as exc:
-        typer.secho(f"error: the hub needs the server extra ({exc}): pip install 'modhub[server]'", err=True)
+        error = missing_extra(exc, "the hub")
+        typer.secho(f"error: {error or exc}", err=True)
         raise typer.Exit(1) from None
     given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     return ServerSettings(**given)
@@ -262,7 +264,11 @@ def logout(endpoint: EndpointOpt = None) -> None:
 @app.command()
 def publish(
     module_dir: Annotated[
-        Path, typer.Argument(help="a module directory (with modhub.json) or a SavedModel directory")
+        Path,
+        typer.Argument(
+            help="a module directory (with modhub.json), a SavedModel directory or an ONNX file (model.onnx, "
+            "with its external data beside it)"
+        ),
     ],
     repo: Annotated[str, typer.Argument(help="where to publish: publisher/name")],
     version: Annotated[int | None, typer.Option(help="version number (default: the next one)", min=1)] = None,
@@ -276,10 +282,19 @@ def publish(
     ] = None,
     endpoint: EndpointOpt = None,
     task: Annotated[
-        str | None, typer.Option(help="for a SavedModel directory: its task, e.g. image-feature-vector")
+        str | None,
+        typer.Option(help="for a SavedModel or ONNX file: its task, e.g. image-feature-vector, or other"),
     ] = None,
     license: Annotated[
-        str | None, typer.Option("--license", help="for a SavedModel directory: SPDX licence (Apache-2.0)")
+        str | None,
+        typer.Option("--license", help="for a SavedModel or ONNX file: SPDX licence (Apache-2.0)"),
+    ] = None,
+    meaning: Annotated[
+        str | None,
+        typer.Option(
+            help="for a SavedModel or ONNX file: what tensors hold, as JSON or a JSON file, e.g. "
+            '\'{"image": {"kind": "image", "layout": "NHWC", "value_range": [0, 255]}}\''
+        ),
     ] = None,
     signing_key: Annotated[
         Path | None,
@@ -292,29 +307,42 @@ def publish(
 ) -> None:
     """Check a module locally, upload it, and print its handle (publisher/name/version).
 
-    A plain SavedModel directory (saved_model.pb, variables/) is wrapped into a module first;
-    its signature is read from saved_model.pb, --task and --license say the rest.
+    A plain SavedModel directory (saved_model.pb, variables/) or ONNX file is wrapped into a
+    module first; its signatures are read from the model, --task and --license say the rest.
     """
     import tempfile
 
     from modhub.client.publish import publish as publish_module
-    from modhub.exporting.savedmodel import is_saved_model_dir, wrap_saved_model
+    from modhub.exporting.wrapping import parse_meaning, plain_model, wrap
 
     settings = _client_settings(endpoint)
     with fail_on_hub_error(), tempfile.TemporaryDirectory(prefix="modhub-wrap-") as tmp:
-        if is_saved_model_dir(module_dir) and not (module_dir / "modhub.json").exists():
+        plain = plain_model(module_dir)
+        if plain is not None:
+            kind, source = plain
+            what = "a SavedModel" if kind == "savedmodel" else "an ONNX model"
             if task is None or license is None:
                 typer.secho(
-                    f"error: {module_dir} is a SavedModel; say what it is with --task TASK --license SPDX "
+                    f"error: {module_dir} is {what}; say what it is with --task TASK --license SPDX "
                     "(e.g. --task image-feature-vector --license Apache-2.0)",
                     err=True,
                 )
                 raise typer.Exit(2)
-            module_dir = wrap_saved_model(
-                module_dir, Path(tmp) / "module", task=task, license=license, title=repo.split("/")[-1]
+            module_dir = wrap(
+                kind,
+                source,
+                Path(tmp) / "module",
+                task=task,
+                license=license,
+                title=repo.split("/")[-1],
+                meaning=parse_meaning(meaning),
             )
-        elif task is not None or license is not None:
-            typer.secho("error: --task and --license are for SavedModel directories only", err=True)
+        elif task is not None or license is not None or meaning is not None:
+            typer.secho(
+                "error: --task, --license and --meaning are for SavedModel directories and ONNX files only; "
+                "a module directory says them in its modhub.json",
+                err=True,
+            )
             raise typer.Exit(2)
         handle = publish_module(
             module_dir, repo, version=version, private=private, signing_key=signing_key, settings=settings

@@ -55,8 +55,39 @@ def predict_command(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    draw: Annotated[
+        Path | None,
+        typer.Option(
+            "--draw",
+            help="also write a picture of each photo's result (boxes, keypoints, mask, stylised image) "
+            "to DIR/<name>.png",
+            metavar="DIR",
+        ),
+    ] = None,
+    extra_input: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input",
+            help="for a module of several inputs: NAME=FILE, a photo or sound file given to input NAME "
+            "for every row (e.g. --input style_image=style.jpg); INPUT feeds the one input left",
+            metavar="NAME=FILE",
+        ),
+    ] = None,
 ) -> None:
     """Run HANDLE over every input in INPUT and write OUT (key, output vector, top-k labels)."""
+    if draw is not None and cluster is not None:
+        typer.secho("--draw draws here, not on the cluster: run it without --cluster", err=True)
+        raise typer.Exit(2)
+    extra: dict[str, str] = {}
+    for given in extra_input or []:
+        name, sep, file = given.partition("=")
+        if not sep or not name or not file:
+            typer.secho(f"--input takes NAME=FILE, got {given!r}", err=True)
+            raise typer.Exit(2)
+        extra[name.strip()] = file
+    if extra and cluster is not None:
+        typer.secho("--input runs here, not on the cluster: run it without --cluster", err=True)
+        raise typer.Exit(2)
     with fail_on_hub_error(), notes():
         if cluster is None:
             from modhub.predict.runner import predict
@@ -71,6 +102,7 @@ def predict_command(
                 top_k=top_k,
                 overwrite=overwrite,
                 progress=False if quiet else None,
+                extra_inputs=extra or None,
             )
             rows, skipped = result.rows, result.skipped
             for line in result.skipped_examples:
@@ -95,6 +127,11 @@ def predict_command(
             )
             outcome = follow(job, quiet=quiet)
             rows, skipped = int(outcome["rows"]), int(outcome["skipped"])
+        if draw is not None:
+            from modhub.predict.draw import draw_folder
+
+            pictures = draw_folder(handle, inputs, draw, extra_inputs=extra or None)
+            typer.echo(f"drew {len(pictures)} picture(s) in {draw}")
     where = "" if cluster is None else " (on the cluster's filesystem)"
     typer.echo(
         f"wrote {rows} rows to {out}{where}" + (f"; skipped {skipped} unreadable input(s)" if skipped else "")

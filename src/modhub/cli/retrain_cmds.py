@@ -1,4 +1,4 @@
-"""``modhub retrain images|text``: train a classifier on top of a module, write it as a module."""
+"""``modhub retrain images|text|audio``: train a classifier on top of a module, write it as a module."""
 
 from __future__ import annotations
 
@@ -140,7 +140,10 @@ _RUN_OPTIONS = (
 _COLUMNS = ("text_column", "label_column")
 
 
-def _command(kind: Literal["images", "text"]) -> Callable[[Callable[..., None]], Callable[..., None]]:
+Kind = Literal["images", "text", "audio"]
+
+
+def _command(kind: Kind) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Make ``retrain KIND`` from a function that only declares the command's own options.
 
     typer builds the command from its signature: the function's first parameter (the data),
@@ -263,21 +266,41 @@ def text(
     """Train a text classifier on a CSV of labelled texts on top of a text-embedding module."""
 
 
-def _run(kind: Literal["images", "text"], source: Path, options: dict[str, Any]) -> None:
+@retrain_app.command("audio")
+@_command("audio")
+def audio(
+    data_dir: Annotated[Path, typer.Argument(help="folder with one sub-folder of WAV/FLAC clips per class")],
+    batch_size: BatchSize = 32,
+) -> None:
+    """Train a sound classifier on DATA_DIR/<class>/<clip>.wav on top of an audio-embedding module."""
+
+
+def _run(kind: Kind, source: Path, options: dict[str, Any]) -> None:
     """What both commands do: retrain on a Ray cluster or here, then print the summary and publish."""
-    from modhub.cluster.cli_support import local_out, publish_result, retrain_on_cluster
-    from modhub.retrain import TrainConfig, retrain_images, retrain_text
     from modhub.settings import Settings
 
     run = {name: options.pop(name) for name in _RUN_OPTIONS}
     columns = {name: options.pop(name) for name in _COLUMNS if name in options}
     with fail_on_hub_error(), _warnings_to_stderr():
+        # Inside: without torch (the torch extra) this is a one-line error, not a traceback.
+        from modhub.cluster.cli_support import local_out, publish_result, retrain_on_cluster
+        from modhub.retrain import TrainConfig, retrain_audio, retrain_images, retrain_text
+
         config = TrainConfig(**options)  # the options left are the training settings
         settings = Settings.from_env()  # read once for the command: training and publishing share it
+        if kind == "audio" and (run["cluster"] is not None or run["workers"] is not None):
+            raise typer.BadParameter("retrain audio runs locally; drop --cluster/--workers")
         if run["cluster"] is not None or run["workers"] is not None:
-            retrain_on_cluster(kind, source, config, **run, **columns, settings=settings)
+            retrain_on_cluster(
+                "images" if kind == "images" else "text", source, config, **run, **columns, settings=settings
+            )
             return
-        retrain = retrain_images if kind == "images" else retrain_text
+        retrains: dict[str, Callable[..., Any]] = {
+            "images": retrain_images,
+            "text": retrain_text,
+            "audio": retrain_audio,
+        }
+        retrain = retrains[kind]
         with local_out(run["out"], run["publish"]) as target:
             result = retrain(
                 source,

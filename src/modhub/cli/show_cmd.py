@@ -11,24 +11,47 @@ import typer
 from modhub.cli._app import app
 from modhub.cli._common import fail_on_hub_error, notes
 from modhub.errors import HubError
-from modhub.format.manifest import Manifest, TensorSpec
+from modhub.format.describe import describe_spec, meaning_parts
+from modhub.format.manifest import GRAPH_NAME, ONNX_NAME, Manifest, TensorSpec
 
 
 def describe(manifest: Manifest, module_dir: Path) -> dict[str, Any]:
     """The machine form of ``modhub show``: the manifest plus where the module lives."""
-    return {"path": str(module_dir), **manifest.model_dump(mode="json")}
+    # As modhub.json writes it (fields without a value left out).
+    return {"path": str(module_dir), **json.loads(manifest.to_json())}
 
 
-def _spec_line(spec: TensorSpec) -> str:
-    shape = "[" + ", ".join(str(d) for d in spec.shape) + "]"
-    extra = []
-    if spec.layout:
-        extra.append(spec.layout)
-    if spec.value_range:
-        extra.append(f"range [{spec.value_range[0]:g}, {spec.value_range[1]:g}]")
+def _spec_line(spec: TensorSpec, indent: str = "    ") -> str:
+    """``name: dtype [shape]  (meaning)  # description``: one tensor of a signature."""
+    extra = meaning_parts(spec)
     suffix = f"  ({', '.join(extra)})" if extra else ""
     meaning = f"  # {spec.description}" if spec.description else ""
-    return f"    {spec.name}: {spec.dtype} {shape}{suffix}{meaning}"
+    return f"{indent}{spec.name}: {describe_spec(spec)}{suffix}{meaning}"
+
+
+def signature_lines(manifest: Manifest) -> list[str]:
+    """Every signature, as ``saved_model_cli show --all`` prints a SavedModel's SignatureDefs:
+    its name, its inputs and outputs (dtype, shape, meaning), the graph inputs behind it when
+    they differ, where its graph files are, and how to call it."""
+    lines = []
+    for name, sig in manifest.signatures.items():
+        graph_files = [sig.file(f) for f in (GRAPH_NAME, ONNX_NAME) if manifest.has_file(sig.file(f))]
+        lines.append(f"signature_def[{name!r}]:")
+        lines.append("  The given signature contains the following input(s):")
+        lines += [_spec_line(s) for s in sig.inputs]
+        lines.append("  The given signature contains the following output(s):")
+        lines += [_spec_line(s) for s in sig.outputs]
+        graph_inputs = manifest.graph_inputs_of(name)
+        if graph_inputs != sig.inputs:
+            lines.append("  graph inputs (after preprocessing):")
+            lines += [_spec_line(s) for s in graph_inputs]
+        if graph_files:
+            lines.append(f"  graph files: {', '.join(graph_files)}")
+        call = "m" if name == "default" else f"m.signatures[{name!r}]"
+        args = ", ".join(s.name for s in sig.inputs)
+        result = sig.outputs[0].name if len(sig.outputs) == 1 else "{" + ", ".join(sig.output_names) + "}"
+        lines.append(f"  call: {call}({args}) -> {result}")
+    return lines
 
 
 def render_text(manifest: Manifest, module_dir: Path) -> str:
@@ -46,17 +69,10 @@ def render_text(manifest: Manifest, module_dir: Path) -> str:
         f"license: {manifest.license}",
         f"fine-tunable: {'yes' if manifest.fine_tunable else 'no'}",
     ]
-    for name, sig in manifest.signatures.items():
-        lines.append(f"signature '{name}':")
-        lines.append("  inputs:")
-        lines += [_spec_line(s) for s in sig.inputs]
-        lines.append("  outputs:")
-        lines += [_spec_line(s) for s in sig.outputs]
-    if manifest.graph_inputs != manifest.default_signature.inputs:
-        lines.append("graph inputs (after preprocessing):")
-        lines += [_spec_line(s) for s in manifest.graph_inputs]
+    lines += signature_lines(manifest)
     prep = manifest.preprocessing
-    lines.append("preprocessing:")
+    if prep.image or prep.tokenizer:
+        lines.append("preprocessing:")
     if prep.image:
         img = prep.image
         lines.append(f"  image: {img.height}x{img.width} RGB in [0, 1]; {img.resize}")

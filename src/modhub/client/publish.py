@@ -19,7 +19,7 @@ import httpx
 
 from modhub.client.api import API_PREFIX, open_http_client, raise_for_status, request
 from modhub.client.tokens import require_token
-from modhub.errors import InvalidHandle, SigningError
+from modhub.errors import InvalidHandle, ManifestError, SigningError
 from modhub.format.manifest import MANIFEST_NAME, SIGNATURE_NAME
 from modhub.format.verify import check_module, read_signature
 from modhub.handles import Handle, parse_handle, parse_version
@@ -81,6 +81,13 @@ def publish(
         version = parse_version(version, handle=repo)
     settings = settings if settings is not None else Settings.from_env()
     root = Path(module_dir)
+    if root.is_file():
+        raise ManifestError(
+            f"{root} is a file, not a module directory. Wrap a model file into a module first: "
+            f"hub.wrap_onnx({str(root)!r}, OUT_DIR, task=..., license=...), or let the command do it: "
+            f"modhub publish {root} {repo} --task TASK --license SPDX",
+            path=root,
+        )
     manifest = check_module(root)
     signature = read_signature(root)
     if signature is not None and signing_key is None:

@@ -131,12 +131,12 @@ def predict_on_ray(
     import ray.data
 
     settings = settings or Settings.from_env()
-    from modhub.format.tasks import get_contract
+    from modhub.format.tasks import module_modality
     from modhub.loading.opener import open_module
 
     # Opened (and so verified) once here, before any actor starts; each actor loads its own.
     opened = open_module(handle, settings=settings, needed=())
-    modality = get_contract(opened.manifest.task).modality
+    modality = module_modality(opened.manifest)
     source = open_inputs(inputs, modality, column=column, key_column=key_column)
     # One block per batch: batches are the same as a local run's, in the same order.
     blocks = [

@@ -126,6 +126,9 @@ class TensorSpec(_Frozen):
     # Seconds between consecutive frames of a per-frame output (audio), and each frame's length.
     frame_hop: float | None = Field(default=None, gt=0)
     frame_length: float | None = Field(default=None, gt=0)
+    # Audio inputs: the longest clip (seconds) the graph takes in one call; longer sound is cut
+    # into segments of this length, run one after another, per-frame outputs concatenated.
+    segment: float | None = Field(default=None, gt=0)
     # Path of a label file (one label per line, a listed file) naming this output's classes.
     labels: str | None = None
     # Coordinates of a box output: corner order, and whether they are fractions of the image.

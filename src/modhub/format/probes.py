@@ -9,6 +9,7 @@ integer input never indexes past a table it does not know the size of.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -21,12 +22,13 @@ __all__ = ["numpy_dtype", "probe_arrays", "resolve_shape"]
 _DYNAMIC_SIZE = {"image": 64, "audio": 16000, None: 8}
 
 
-def numpy_dtype(dtype: str) -> np.dtype:
-    """The numpy dtype of a manifest dtype ("string" -> object, holding Python str)."""
+def numpy_dtype(dtype: str) -> np.dtype[Any] | None:
+    """The numpy dtype of a manifest dtype ("string" -> object, holding Python str); None for
+    bfloat16, which numpy has not (such tensors travel as torch tensors)."""
     if dtype == "string":
         return np.dtype(object)
     if dtype == "bfloat16":
-        raise ManifestError("bfloat16 has no numpy dtype: give such inputs as torch tensors")
+        return None
     return np.dtype(dtype)
 
 
@@ -68,17 +70,18 @@ def probe_arrays(
 
 def _values(spec: TensorSpec, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     dtype = numpy_dtype(spec.dtype)
+    if dtype is None:
+        raise ManifestError(f"{spec.name} is {spec.dtype}, which has no numpy dtype to probe with")
     if spec.dtype == "string":
         words = np.array(["a probe sentence", "modhub", "hello world", ""], dtype=object)
         return words[rng.integers(0, len(words), size=shape)]
     if spec.dtype == "bool":
         return rng.random(shape) < 0.5
-    low, high = spec.value_range if spec.value_range is not None else (None, None)
     if dtype.kind == "f":
-        lo, hi = (0.0, 1.0) if low is None else (low, high)
+        lo, hi = spec.value_range if spec.value_range is not None else (0.0, 1.0)
         return rng.uniform(lo, hi, size=shape).astype(dtype)
     # Integers: ids and indices of unknown range stay 0/1, which every table has.
     info = np.iinfo(dtype)
-    lo_i = 0 if low is None else max(int(low), info.min)
-    hi_i = 1 if high is None else min(int(high), info.max)
+    lo_i, hi_i = (0, 1) if spec.value_range is None else spec.value_range
+    lo_i, hi_i = max(int(lo_i), info.min), min(int(hi_i), info.max)
     return rng.integers(lo_i, hi_i + 1, size=shape).astype(dtype)

@@ -34,6 +34,7 @@ __all__ = [
     "SignatureInfo",
     "TensorInfo",
     "check_saved_model",
+    "check_saved_model_bounds",
     "check_saved_model_files",
     "parse_saved_model",
     "read_saved_model",
@@ -285,6 +286,169 @@ def check_saved_model(model: Any, *, path: Path | None = None) -> None:
                 raise _refuse(op, f"function {name!r}", node.name, path)
         for asset in meta_graph.asset_file_def:
             _check_asset_name(asset.filename, path)
+    check_saved_model_bounds(model, path=path)
+
+
+# ---------------------------------------------------------------------------------- bounds
+# A Const holds fewer values than its shape when TensorFlow repeats the last one ("splat"):
+# float_val=[0] with shape [40000, 40000] is 6.4 GB once loaded. Fill, BroadcastTo, Tile, Range
+# and the random ops make tensors of a shape given by another tensor. Those sizes, where
+# constants give them, are bounded (the same floor as model.onnx's, docs/security.md).
+MAX_SAVED_MODEL_MATERIALISE_BYTES = 64 << 20
+# Bytes per element by TensorFlow DataType (8 for anything else, strings and resources included).
+_TF_ITEM = {1: 4, 2: 8, 3: 4, 4: 1, 5: 2, 6: 1, 9: 8, 10: 1, 14: 2, 17: 2, 19: 2, 22: 4, 23: 8, 8: 8, 18: 16}
+# Ops whose output shape is the value of one of their inputs (by index).
+_SHAPE_INPUT = {
+    "Fill": 0,
+    "BroadcastTo": 1,
+    "RandomUniform": 0,
+    "RandomStandardNormal": 0,
+    "RandomUniformInt": 0,
+    "TruncatedNormal": 0,
+    "StatelessRandomNormal": 0,
+    "StatelessRandomNormalV2": 0,
+    "StatelessRandomUniform": 0,
+    "StatelessRandomUniformV2": 0,
+    "StatelessRandomUniformInt": 0,
+    "StatelessTruncatedNormalV2": 0,
+    "TensorListReserve": 1,
+}
+_VALUE_FIELDS = (
+    "int_val",
+    "int64_val",
+    "float_val",
+    "double_val",
+    "bool_val",
+    "half_val",
+    "uint32_val",
+    "uint64_val",
+    "string_val",
+)
+
+
+def _const_values(tensor: Any) -> list[int] | None:
+    """The integer values of a small constant tensor (shapes, multiples), or None."""
+    import numpy as np
+
+    count = _elements(tensor)
+    if count is None or count > 64:
+        return None
+    if tensor.tensor_content:
+        dtype = {3: np.int32, 9: np.int64}.get(tensor.dtype)
+        if dtype is None:
+            return None
+        values = [int(v) for v in np.frombuffer(tensor.tensor_content, dtype=dtype)]
+    else:
+        values = [int(v) for v in (list(tensor.int_val) or list(tensor.int64_val))]
+        if not values:
+            return None
+        values += [values[-1]] * (count - len(values))  # TensorFlow's splat
+    return values
+
+
+def _elements(tensor: Any) -> int | None:
+    if tensor.tensor_shape.unknown_rank:
+        return None
+    count = 1
+    for dim in tensor.tensor_shape.dim:
+        if dim.size < 0:
+            return None
+        count *= int(dim.size)
+    return count
+
+
+def _refuse_size(what: str, nbytes: int, bound: int, path: Path | None) -> UnsafeModuleError:
+    return UnsafeModuleError(
+        f"SavedModel {what} would make {nbytes} bytes when the graph is loaded or called with any input, "
+        f"more than the {bound} bytes modhub allows a constant; the hub refuses SavedModels that could "
+        "exhaust memory. Keep weights in variables/ and compute large tensors from the inputs.",
+        path=path,
+    )
+
+
+def check_saved_model_bounds(
+    model: Any, *, path: Path | None = None, bound: int = MAX_SAVED_MODEL_MATERIALISE_BYTES
+) -> None:
+    """Refuse Const tensors whose shape declares more than they store beyond ``bound`` bytes (a
+    "splat"), negative or unknown Const shapes, stored data that is not what the shape says, and
+    Fill/BroadcastTo/Tile/Range/random ops whose constant shape inputs ask for more than ``bound``."""
+    for meta_graph in model.meta_graphs:
+        bodies = [("main graph", meta_graph.graph_def.node)]
+        bodies += [
+            (f"function {f.signature.name!r}", f.node_def) for f in meta_graph.graph_def.library.function
+        ]
+        for where, nodes in bodies:
+            consts: dict[str, Any] = {}
+            for node in nodes:
+                if node.op == "Const" and "value" in node.attr:
+                    tensor = node.attr["value"].tensor
+                    _check_const(tensor, f"{where}, Const {node.name!r}", bound, path)
+                    consts[node.name] = tensor
+            for node in nodes:
+                _check_shaped(node, consts, f"{where}, node {node.name!r} ({node.op})", bound, path)
+
+
+def _check_const(tensor: Any, what: str, bound: int, path: Path | None) -> None:
+    count = _elements(tensor)
+    if count is None:
+        raise UnsafeModuleError(f"SavedModel {what} has an unknown or negative shape", path=path)
+    item = _TF_ITEM.get(tensor.dtype, 8)
+    if tensor.tensor_content:
+        if len(tensor.tensor_content) != count * item:
+            raise UnsafeModuleError(
+                f"SavedModel {what} declares {count} elements but stores {len(tensor.tensor_content)} bytes",
+                path=path,
+            )
+        return
+    stored = sum(len(getattr(tensor, f)) for f in _VALUE_FIELDS)
+    if stored > count:
+        raise UnsafeModuleError(f"SavedModel {what} stores more values than its shape holds", path=path)
+    if stored < count and count * item > bound:  # a splat: the rest repeats the last value
+        raise _refuse_size(what, count * item, bound, path)
+
+
+def _input_const(consts: dict[str, Any], name: str) -> Any:
+    base = name.lstrip("^").split(":")[0]
+    return consts.get(base)
+
+
+def _check_shaped(node: Any, consts: dict[str, Any], what: str, bound: int, path: Path | None) -> None:
+    dims: list[int] | None = None
+    if node.op in _SHAPE_INPUT and len(node.input) > _SHAPE_INPUT[node.op]:
+        tensor = _input_const(consts, node.input[_SHAPE_INPUT[node.op]])
+        dims = None if tensor is None else _const_values(tensor)
+    elif node.op == "Tile" and len(node.input) > 1:
+        data, multiples = (_input_const(consts, x) for x in node.input[:2])
+        values = None if multiples is None else _const_values(multiples)
+        if values is not None:
+            dims = [(_elements(data) or 1) if data is not None else 1, *values]
+    elif node.op == "Range" and len(node.input) > 2:
+        bounds = [_input_const(consts, x) for x in node.input[:3]]
+        numbers = [None if t is None else _range_value(t) for t in bounds]
+        if all(v is not None for v in numbers):
+            start, limit, delta = (float(v) for v in numbers if v is not None)
+            dims = [max(int((limit - start) / delta) if delta else 1 << 62, 0)]
+    if dims is None:
+        return
+    count = 1
+    for d in dims:
+        count *= max(d, 0)
+    if count * 4 > bound:
+        raise _refuse_size(what, count * 4, bound, path)
+
+
+def _range_value(tensor: Any) -> float | None:
+    for field in ("int_val", "int64_val", "float_val", "double_val"):
+        values = getattr(tensor, field)
+        if len(values):
+            return float(values[0])
+    if tensor.tensor_content:
+        import numpy as np
+
+        dtype = {1: np.float32, 2: np.float64, 3: np.int32, 9: np.int64}.get(tensor.dtype)
+        if dtype is not None and len(tensor.tensor_content) >= np.dtype(dtype).itemsize:
+            return float(np.frombuffer(tensor.tensor_content, dtype=dtype)[0])
+    return None
 
 
 def _check_asset_name(name: str, path: Path | None) -> None:
@@ -392,15 +556,25 @@ def render_signature_defs(model: Any) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+# The tasks whose TF layout check_tf_contract states itself; the others use their general contract.
+_ORIGINAL_TASKS = frozenset(
+    {"image-feature-vector", "image-classification", "text-embedding", "text-classification"}
+)
+
+
 def check_tf_contract(manifest: Any) -> None:
     """The task contract for a "tensorflow" module: its default signature as TF Hub modules have it.
 
-    Image tasks take float32 [batch, height, width, 3] (NHWC), text tasks a string [batch];
-    the single output is float32 [batch, size].
+    The four original tasks: image tasks take float32 [batch, height, width, 3] (NHWC), text
+    tasks a string [batch]; the single output is float32 [batch, size]. Any other task: its
+    contract on general signatures (modhub.format.tasks), as for every module.
     """
     from modhub.errors import ContractError
-    from modhub.format.tasks import get_contract
+    from modhub.format.tasks import check_contract, get_contract
 
+    if manifest.task not in _ORIGINAL_TASKS:
+        check_contract(manifest)
+        return
     contract = get_contract(manifest.task)
     if "default" not in manifest.signatures:
         raise ContractError(f"task {manifest.task!r}: the manifest needs a 'default' signature")

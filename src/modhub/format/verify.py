@@ -61,6 +61,7 @@ from modhub.format.signature import SignatureInfo, check_signature
 from modhub.format.tasks import check_contract
 
 if TYPE_CHECKING:
+    from modhub.format.onnx_bounds import OnnxLimits
     from modhub.graph import GraphProgram
 
 __all__ = [
@@ -104,7 +105,7 @@ def file_cap(manifest: Manifest, path: str) -> int:
     tokenizer = manifest.preprocessing.tokenizer
     if tokenizer is not None and path == tokenizer.file:
         return MAX_TOKENIZER_BYTES
-    if path == GRAPH_NAME:
+    if _is_graph(path):
         return MAX_GRAPH_BYTES
     if path == SAVED_MODEL_PB:
         return MAX_SAVED_MODEL_PB_BYTES
@@ -278,8 +279,13 @@ class VerifiedModule:
     files: Mapping[str, bytes]
     # The checked graph program, parsed from files["graph.pt2"], when the graph was asked for.
     graph: GraphProgram | None = field(default=None, repr=False)
+    # Every checked graph program read for this load, by path (the root's and other signatures').
+    graphs: Mapping[str, GraphProgram] = field(default_factory=dict, repr=False)
     # Fingerprint of the trusted key that signed the module, when trusted keys were given.
     signed_by: str | None = None
+    # The bounds every model.onnx was checked against (None: the defaults); a runtime checks the
+    # graphs it builds from (optimised copies) against the same.
+    onnx_limits: OnnxLimits | None = None
 
 
 def tensorflow_only_message(root: Path | str) -> str:
@@ -321,6 +327,7 @@ def verify_module(
     needed: Needed = None,
     records: FileRecords | None = None,
     trusted_keys: Sequence[Path] | None = None,
+    onnx_limits: OnnxLimits | None = None,
 ) -> VerifiedModule:
     """Check a module and read the files a load needs, each once.
 
@@ -333,10 +340,14 @@ def verify_module(
     file's size and sha256, the task contract and, if ``graph.pt2`` is
     needed, the graph's safety check on exactly those bytes. With
     ``trusted_keys`` (public key files), the module must carry a signature
-    (``modhub.sig``) by one of them that covers exactly these files. Raises
-    ManifestError, IntegrityError, ContractError or UnsafeModuleError.
+    (``modhub.sig``) by one of them that covers exactly these files. Every
+    ``model.onnx`` read (the root's and any signature's) is checked by
+    :func:`modhub.format.onnx_graph.plan_weights` against ``onnx_limits``.
+    Raises ManifestError, IntegrityError, ContractError or UnsafeModuleError.
     """
-    return _verify(Path(root), needed, records, keep_all=True, trusted_keys=trusted_keys)
+    return _verify(
+        Path(root), needed, records, keep_all=True, trusted_keys=trusted_keys, onnx_limits=onnx_limits
+    )
 
 
 def check_module(
@@ -363,6 +374,7 @@ def _verify(
     keep_all: bool,
     saved_model: bool = False,
     trusted_keys: Sequence[Path] | None = None,
+    onnx_limits: OnnxLimits | None = None,
 ) -> VerifiedModule:
     manifest_bytes = read_manifest_bytes(root)
     manifest = parse_manifest(manifest_bytes, path=root / MANIFEST_NAME)
@@ -376,7 +388,9 @@ def _verify(
     tensorflow = manifest.framework == "tensorflow"
     if tensorflow and SAVED_MODEL_PB not in by_path:
         raise ManifestError(f"modhub.json lists no {SAVED_MODEL_PB}; a tensorflow module needs it", path=root)
-    if not tensorflow and GRAPH_NAME not in by_path:
+    if manifest.framework == "onnx" and ONNX_NAME not in by_path:
+        raise ManifestError(f"modhub.json lists no {ONNX_NAME}; an onnx module needs it", path=root)
+    if manifest.framework == "pytorch" and GRAPH_NAME not in by_path:
         raise ManifestError(f"modhub.json lists no {GRAPH_NAME}; a module needs its graph", path=root)
     check_saved = SAVED_MODEL_PB in by_path and (saved_model or tensorflow)
     check_unlisted(root, manifest)
@@ -386,9 +400,10 @@ def _verify(
         raise ManifestError(tensorflow_only_message(root), path=root / MANIFEST_NAME)
     if unknown:
         raise ManifestError(f"modhub.json lists no file {unknown[0]!r}", path=root / MANIFEST_NAME)
-    used = {GRAPH_NAME} if GRAPH_NAME in wanted else set()
-    if ONNX_NAME in wanted:
-        used.add(ONNX_NAME)  # where its external data points is checked below
+    # Every graph.pt2 asked for (the root's, each signature folder's): read to be checked below.
+    used = {rel for rel in wanted if _is_graph(rel)}
+    # Every model.onnx (the root's, each signature folder's): read to be checked below.
+    used |= {rel for rel in wanted if _is_onnx(rel)}
     if check_saved:
         wanted.add(SAVED_MODEL_PB)
         used.add(SAVED_MODEL_PB)
@@ -413,19 +428,65 @@ def _verify(
         check_tf_contract(manifest)
     else:
         check_contract(manifest, files)
+    tokenizer = manifest.preprocessing.tokenizer
+    if tokenizer is not None and tokenizer.file in files:
+        from modhub.format.tokenizer_regex import check_tokenizer_regexes
+
+        check_tokenizer_regexes(files[tokenizer.file], tokenizer.file, root)
     if check_saved:
         _check_saved_model(root, by_path, files[SAVED_MODEL_PB])
-    if ONNX_NAME in files:
-        from modhub.format.onnx_graph import plan_weights
-
-        weights = by_path.get(ONNX_DATA_NAME)
-        plan_weights(files[ONNX_NAME], None if weights is None else weights.size, path=root / ONNX_NAME)
-    graph = None
-    if GRAPH_NAME in files:
+    for rel in sorted(r for r in files if _is_onnx(r)):
+        _check_onnx(root, manifest, rel, files[rel], by_path, onnx_limits)
+    graphs = {}
+    for rel in sorted(r for r in files if _is_graph(r)):
         from modhub.graph import check_graph
 
-        graph = check_graph(files[GRAPH_NAME], path=root / GRAPH_NAME)
-    return VerifiedModule(root=root, manifest=manifest, files=files, graph=graph, signed_by=signed_by)
+        graphs[rel] = check_graph(files[rel], path=root / rel)
+    return VerifiedModule(
+        root=root,
+        manifest=manifest,
+        files=files,
+        graph=graphs.get(GRAPH_NAME),
+        graphs=graphs,
+        signed_by=signed_by,
+        onnx_limits=onnx_limits,
+    )
+
+
+def _is_onnx(rel: str) -> bool:
+    return rel == ONNX_NAME or rel.endswith("/" + ONNX_NAME)
+
+
+def _is_graph(rel: str) -> bool:
+    return rel == GRAPH_NAME or rel.endswith("/" + GRAPH_NAME)
+
+
+def _check_onnx(
+    root: Path,
+    manifest: Manifest,
+    rel: str,
+    graph: bytes,
+    by_path: Mapping[str, FileEntry],
+    limits: OnnxLimits | None,
+) -> None:
+    """A model.onnx's weights, operators and bounds; its inputs' dtypes as the manifest says."""
+    from modhub.format.onnx_graph import plan_weights
+
+    weights = by_path.get(rel[: -len(ONNX_NAME)] + ONNX_DATA_NAME)
+    plan = plan_weights(graph, None if weights is None else weights.size, path=root / rel, limits=limits)
+    for name, sig in manifest.signatures.items():
+        if sig.file(ONNX_NAME) != rel:
+            continue
+        for spec in manifest.graph_inputs_of(name):
+            if spec.name not in plan.inputs:
+                continue  # an input the export dropped (unused)
+            dtype = plan.inputs[spec.name]
+            if dtype != spec.dtype:
+                raise UnsafeModuleError(
+                    f"{rel} is refused: its input {spec.name!r} is {dtype}, the manifest's signature "
+                    f"{name!r} says {spec.dtype}; re-export the module so that both agree.",
+                    path=root / rel,
+                )
 
 
 def _check_saved_model(root: Path, by_path: Mapping[str, FileEntry], saved_model_pb: bytes) -> None:

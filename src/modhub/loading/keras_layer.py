@@ -31,9 +31,13 @@ if "keras" not in sys.modules:
     os.environ.setdefault("KERAS_BACKEND", "torch")
 
 try:
+    # Keras runs on torch here (KERAS_BACKEND above): either missing is a MissingExtra.
     import keras
+    import torch
 except ImportError as exc:  # pragma: no cover - depends on the installation
-    raise ImportError("hub.KerasLayer needs Keras 3: pip install 'modhub[keras]'") from exc
+    from modhub.errors import missing_extra
+
+    raise (missing_extra(exc, "hub.KerasLayer") or exc) from None
 
 if keras.backend.backend() != "torch":
     raise ImportError(
@@ -42,11 +46,9 @@ if keras.backend.backend() != "torch":
     )
 
 import numpy as np
-import torch
 
 from modhub.errors import InputError
-from modhub.format.manifest import GRAPH_NAME
-from modhub.loading.layer import Layer
+from modhub.loading.layer import Layer, torch_graph_of
 from modhub.loading.opener import open_module
 from modhub.settings import Settings
 
@@ -73,18 +75,28 @@ class KerasLayer(keras.layers.Layer):
         handle: str | os.PathLike[str],
         trainable: bool = False,
         *,
+        signature: str = "default",
+        output_key: str | None = None,
         settings: Settings | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(trainable=trainable, **kwargs)
         settings = settings if settings is not None else Settings.from_env()  # read once
-        opened = open_module(handle, settings=settings, needed={GRAPH_NAME})
+        opened = open_module(handle, settings=settings, needed=torch_graph_of(signature, "hub.KerasLayer"))
         # A local directory is stored absolute so a saved model reloads from any working directory.
         self.handle = str(opened.path.resolve()) if opened.local else str(handle)
-        module = Layer(opened, trainable=trainable)
-        self._modality = module.modality
-        signature = module.manifest.default_signature
-        self._output_size = int(signature.outputs[0].shape[1])
+        module = Layer(opened, trainable=trainable, signature=signature)
+        self._modality = module.modality if signature == "default" else "tensor"
+        self.signature = signature
+        spec = module.manifest.signature(signature)
+        self._inputs = spec.inputs
+        self._outputs = spec.outputs
+        names = [out.name for out in spec.outputs]
+        if output_key is not None and output_key not in names:
+            raise InputError(
+                f"output_key {output_key!r} is not an output of {signature!r}; its outputs: {names}"
+            )
+        self.output_key = output_key
         # Keras wraps a torch.nn.Module attribute in a TorchModuleWrapper, which
         # tracks its parameters as Keras variables and saves its state_dict
         # (BatchNorm statistics included) with the model.
@@ -102,27 +114,92 @@ class KerasLayer(keras.layers.Layer):
             return self.call(inputs, training=kwargs.get("training"))
         return super().__call__(inputs, *args, **kwargs)
 
-    def call(self, inputs: Any, training: bool | None = None) -> torch.Tensor:
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        """One input: a tensor. Several: a list in the signature's order, or a dict by input name.
+        One output: a tensor; several: a dict by output name (or the one ``output_key`` names)."""
         module = self.module
         # Keras' trainable flag is the source of truth (it can change after construction).
         module.trainable = self.trainable
         module.train(bool(training) and self.trainable)
         if self._modality == "text":
             return module(_texts(inputs))
-        images = keras.ops.convert_to_tensor(inputs)
-        if images.dim() == 4 and keras.config.image_data_format() == "channels_last":
-            images = images.permute(0, 3, 1, 2)
-        return module(images)
+        if len(self._inputs) == 1:
+            result = module(self._tensor(self._inputs[0], inputs))
+        elif isinstance(inputs, dict):
+            result = module(
+                **{name: self._tensor(self._input(name), value) for name, value in inputs.items()}
+            )
+        elif isinstance(inputs, (list, tuple)):
+            result = module(*(self._tensor(spec, v) for spec, v in zip(self._inputs, inputs, strict=False)))
+        else:
+            names = ", ".join(spec.name for spec in self._inputs)
+            raise InputError(f"this layer takes {len(self._inputs)} inputs ({names}): pass a list or a dict")
+        if self.output_key is not None and isinstance(result, dict):
+            return result[self.output_key]
+        return result
 
-    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, int]:
-        return (input_shape[0] if input_shape else None, self._output_size)
+    def _input(self, name: str) -> Any:
+        for spec in self._inputs:
+            if spec.name == name:
+                return spec
+        return None  # the module's own check names what is wrong
+
+    def _tensor(self, spec: Any, value: Any) -> torch.Tensor:
+        tensor = keras.ops.convert_to_tensor(value)
+        # The original image tasks take NCHW; Keras images are channels last by default.
+        if (
+            spec is not None
+            and self._modality == "image"
+            and spec.layout == "NCHW"
+            and tensor.dim() == 4
+            and keras.config.image_data_format() == "channels_last"
+        ):
+            tensor = tensor.permute(0, 3, 1, 2)
+        return tensor
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        batch = _batch_of(input_shape)
+        shapes = {spec.name: _keras_shape(spec.shape, batch) for spec in self._outputs}
+        if self.output_key is not None:
+            return shapes[self.output_key]
+        return next(iter(shapes.values())) if len(shapes) == 1 else shapes
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "handle": self.handle}
+        config = {**super().get_config(), "handle": self.handle}
+        if self.signature != "default":
+            config["signature"] = self.signature
+        if self.output_key is not None:
+            config["output_key"] = self.output_key
+        return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> KerasLayer:
         return cls(**config)
+
+
+def _batch_of(input_shape: Any) -> int | None:
+    """The batch size of a (possibly nested) Keras input shape, None when unknown."""
+    while isinstance(input_shape, dict):
+        input_shape = next(iter(input_shape.values()), None)
+    while (
+        isinstance(input_shape, (list, tuple)) and input_shape and isinstance(input_shape[0], (list, tuple))
+    ):
+        input_shape = input_shape[0]
+    if isinstance(input_shape, (list, tuple)) and input_shape:
+        first = input_shape[0]
+        return first if isinstance(first, int) else None
+    return None
+
+
+def _keras_shape(shape: Sequence[int | str], batch: int | None) -> tuple[int | None, ...]:
+    """A TensorSpec shape for Keras: the first named dimension is the batch, other names unknown."""
+    out: list[int | None] = []
+    for axis, dim in enumerate(shape):
+        if isinstance(dim, int):
+            out.append(dim)
+        else:
+            out.append(batch if axis == 0 else None)
+    return tuple(out)
 
 
 def _texts(inputs: Any) -> list[str]:

@@ -14,12 +14,26 @@ This module imports no torch: ``hub.load(h, runtime="onnx")`` runs without it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
+
 from modhub.format.manifest import Manifest
+from modhub.format.verify import VerifiedModule
 from modhub.loading.opener import Handle, OpenedModule, open_module
 from modhub.runtimes import LoadedModule, Output, Runtime, choose_runtime, fixed_output
 from modhub.settings import Settings
 
-__all__ = ["LoadedModule", "RuntimeChoice", "load"]
+__all__ = ["LoadedModule", "RuntimeChoice", "load", "reopener"]
+
+
+def reopener(opened: OpenedModule) -> Callable[[Collection[str]], VerifiedModule]:
+    """How a loaded module opens the files of another signature on first use: the same
+    directory, through ``open_module`` and ``verify_module`` again (with the load's settings,
+    so its trusted keys and cache records), reading exactly those files."""
+
+    def reopen(needed: Collection[str]) -> VerifiedModule:
+        return open_module(opened.path, settings=opened.settings, needed=needed).verified
+
+    return reopen
 
 
 class RuntimeChoice:
@@ -48,7 +62,7 @@ class RuntimeChoice:
     def build(self, opened: OpenedModule) -> LoadedModule:
         """The loaded module, from the module this choice opened."""
         runtime, output = self._choice()
-        return runtime.build(opened.verified, output, opened.records, opened.cache)
+        return runtime.build(opened.verified, output, opened.records, opened.cache, reopener(opened))
 
     def _choice(self) -> tuple[Runtime, Output]:
         if self._chosen is None:
@@ -83,6 +97,13 @@ def load(
     The module runs without the code that defined it; the files the runtime
     reads are verified against the manifest (and the torch graph is checked for
     safety) before the runtime sees them.
+
+    The result is called as its default signature reads: ``m(x)``, ``m(a, b)``
+    or ``m(content=a, style=b)``; one output comes back as an array or tensor,
+    several as a dict by name. ``m.signatures["name"](...)`` calls another
+    signature (its files are verified when it is first called). Inputs are
+    checked against the signature (``InputError`` names what is wrong); see
+    :mod:`modhub.runtimes.calls` and docs/runtimes.md.
     """
     settings = settings if settings is not None else Settings.from_env()  # read once for this load
     choice = RuntimeChoice(runtime, output)

@@ -28,6 +28,7 @@ from pathlib import Path
 from modhub.client.cache import ModuleCache, check_sizes
 from modhub.errors import IntegrityError, ManifestError
 from modhub.format.manifest import Manifest
+from modhub.format.onnx_bounds import OnnxLimits
 from modhub.format.verify import FileRecords, Needed, VerifiedModule, verify_module
 from modhub.handles import is_local
 from modhub.settings import Settings
@@ -72,10 +73,13 @@ def open_module(handle: Handle, *, settings: Settings, needed: Needed) -> Opened
     """
     cache = ModuleCache(settings.cache)
     keys = _trusted_keys(settings)
+    limits = OnnxLimits(materialise_bytes=settings.onnx_max_materialise_bytes)
     if is_local(handle):
         directory = Path(handle).expanduser()
         records = _records(directory, cache)
-        verified = verify_module(directory, needed=needed, records=records, trusted_keys=keys)
+        verified = verify_module(
+            directory, needed=needed, records=records, trusted_keys=keys, onnx_limits=limits
+        )
         return OpenedModule(verified=verified, settings=settings, cache=cache, records=records, local=True)
 
     from modhub.client.resolve import Resolver
@@ -89,7 +93,9 @@ def open_module(handle: Handle, *, settings: Settings, needed: Needed) -> Opened
     complete = _Complete(directory, needed)
     records = _records(directory, cache)
     try:
-        verified = verify_module(directory, needed=complete, records=records, trusted_keys=keys)
+        verified = verify_module(
+            directory, needed=complete, records=records, trusted_keys=keys, onnx_limits=limits
+        )
     except (_Incomplete, ManifestError) as exc:
         if isinstance(exc, ManifestError) and complete.called:
             raise  # the manifest was read: a chooser's or a check's error, not a damaged copy
@@ -97,7 +103,9 @@ def open_module(handle: Handle, *, settings: Settings, needed: Needed) -> Opened
         # OfflineError says what is wrong), then verified.
         directory = resolver.resolve_hub(text)
         records = _records(directory, cache)
-        verified = verify_module(directory, needed=needed, records=records, trusted_keys=keys)
+        verified = verify_module(
+            directory, needed=needed, records=records, trusted_keys=keys, onnx_limits=limits
+        )
     return OpenedModule(verified=verified, settings=settings, cache=cache, records=records, local=False)
 
 

@@ -36,6 +36,7 @@ import numpy as np
 
 from modhub.errors import InputError
 from modhub.format.manifest import is_hidden
+from modhub.predict.named import named_outputs, named_table
 from modhub.settings import Settings
 
 __all__ = ["InputSource", "PredictResult", "Predictor", "images_to_batch", "open_inputs", "predict"]
@@ -84,16 +85,16 @@ def images_to_batch(paths: list[str], manifest: Any) -> tuple[np.ndarray, list[i
         try:
             arrays.append(prepare_images(Path(path), spec)[0])
             good.append(index)
-        except InputError as exc:
-            bad.append(f"{path}: not a readable image ({_reason(exc)})")
+        except InputError as exc:  # broken, truncated, or over the photo size cap
+            bad.append(f"{path}: {_reason(exc, f'the photo ({Path(path)})')}")
     if not arrays:
         return np.zeros((0, 3, spec.height, spec.width), np.float32), good, bad
     return np.stack(arrays), good, bad
 
 
-def _reason(exc: InputError) -> str:
-    cause = exc.__cause__
-    return type(cause).__name__ if cause is not None else str(exc).split(":")[-1].strip()
+def _reason(exc: InputError, named: str) -> str:
+    """The error's message without the name of the input it starts with (the row names it)."""
+    return str(exc).removeprefix(f"{named} is ").removeprefix(f"{named}: ").removeprefix(named).strip()
 
 
 class Predictor:
@@ -109,6 +110,7 @@ class Predictor:
         top_k: int = 5,
         settings: Settings | None = None,
         module: Any = None,
+        extra_inputs: dict[str, str] | None = None,
     ) -> None:
         self.module = module if module is not None else load_for_inference(handle, settings)
         self.modality: str = self.module.modality
@@ -117,19 +119,48 @@ class Predictor:
         self.labels: list[str] | None = list(labels) if labels and task.endswith("classification") else None
         self.top_k = max(1, min(top_k, len(self.labels))) if self.labels else 0
         self.skipped: list[str] = []
+        # Modules of any other signature: one column per output (modhub.predict.named).
+        self._named = named_outputs(self.module, extra_inputs)
+        if self._named is not None and self._named.modality is not None:
+            self.modality = self._named.modality  # what the input fed from INPUT takes
 
     def run(self, keys: list[str], items: list[str]) -> Any:
         """One batch → a ``pyarrow.Table`` (rows of inputs that could not be read are left out)."""
         import pyarrow as pa
 
+        if self._named is not None:
+            kept, columns = self._named.run(keys, items, self._skip)
+            return named_table(pa, kept, columns, self._named)
         if self.modality == "image":
             batch, good, bad = images_to_batch(items, self.module.manifest)
-            self.skipped += bad
+            self._skip(bad)
             keys = [keys[i] for i in good]
             outputs = self._call(batch) if keys else np.zeros((0, 0), np.float32)
         else:
-            outputs = self._call(items) if keys else np.zeros((0, 0), np.float32)
+            try:
+                outputs = self._call(items) if keys else np.zeros((0, 0), np.float32)
+            except InputError:
+                # A text the module cannot take (too long, or one its tokenizer fails on) must
+                # not end the run: the batch again one text at a time, the failing ones skipped.
+                keys, outputs = self._one_by_one(keys, items)
         return _table(pa, keys, outputs, self.labels, self.top_k)
+
+    def _one_by_one(self, keys: list[str], items: list[str]) -> tuple[list[str], np.ndarray]:
+        kept, rows, bad = [], [], []
+        for key, item in zip(keys, items, strict=True):
+            try:
+                rows.append(self._call([item])[0])
+                kept.append(key)
+            except InputError as exc:
+                bad.append(f"{key}: {_reason(exc, 'text item 0')}")
+        self._skip(bad)
+        return kept, (np.stack(rows) if rows else np.zeros((0, 0), np.float32))
+
+    def _skip(self, bad: list[str]) -> None:
+        for line in bad:
+            if len(self.skipped) < SKIPPED_LISTED:
+                log.warning("skipping %s", line)
+        self.skipped += bad
 
     def _call(self, inputs: Any) -> np.ndarray:
         out = self.module(inputs)
@@ -206,13 +237,16 @@ def open_inputs(
     key_column: str | None = None,
 ) -> InputSource:
     """Choose the reader for ``path``: a folder of images, a text file, or a CSV/Parquet column."""
+    from modhub.runtimes.audio import AUDIO_SUFFIXES
     from modhub.runtimes.images import IMAGE_SUFFIXES
 
     root = Path(path).expanduser()
     if not root.exists():
         raise InputError(f"{root} does not exist; pass a folder of images, a .txt file or a CSV/Parquet file")
     if root.is_dir():
-        if modality != "image":
+        suffixes = AUDIO_SUFFIXES if modality == "audio" else IMAGE_SUFFIXES
+        noun = "sound files" if modality == "audio" else "images"
+        if modality not in ("image", "audio"):
             raise InputError(
                 f"{root} is a folder, but this is a {modality} module: pass a .txt file (one text per "
                 "line) or a CSV/Parquet file with --column"
@@ -220,12 +254,12 @@ def open_inputs(
         files = sorted(
             p.relative_to(root).as_posix()
             for p in root.rglob("*")
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not is_hidden(p.relative_to(root))
+            if p.is_file() and p.suffix.lower() in suffixes and not is_hidden(p.relative_to(root))
         )
         if not files:
-            raise InputError(f"{root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})", path=root)
+            raise InputError(f"{root} holds no {noun} ({', '.join(sorted(suffixes))})", path=root)
         return InputSource(
-            f"{root} ({len(files)} images)",
+            f"{root} ({len(files)} {noun})",
             len(files),
             lambda size: _chunked(((rel, str((root / rel).absolute())) for rel in files), size),
         )
@@ -273,7 +307,7 @@ def _table_source(path: Path, modality: str, column: str, key_column: str | None
         text = str(value)
         if not text.strip():
             return None
-        return str(base / text) if modality == "image" else text
+        return str(base / text) if modality in ("image", "audio") else text
 
     if path.suffix.lower() in {".parquet", ".pq"}:
         import pyarrow.parquet as pq
@@ -394,12 +428,20 @@ def predict(
     overwrite: bool = False,
     settings: Settings | None = None,
     progress: bool | None = None,
+    extra_inputs: dict[str, str] | None = None,
 ) -> PredictResult:
-    """Run ``handle`` over ``inputs`` on this machine and write ``out`` (Parquet); see the module doc."""
+    """Run ``handle`` over ``inputs`` on this machine and write ``out`` (Parquet); see the module doc.
+
+    ``extra_inputs``: for a module of several inputs, a file (photo or sound) by input name for
+    each input but the one ``inputs`` feeds, the same for every row (a style picture).
+    """
     if batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {batch_size}")
     settings = settings or Settings.from_env()
-    predictor = Predictor(handle, top_k=top_k, settings=settings)
+    predictor = Predictor(handle, top_k=top_k, settings=settings, extra_inputs=extra_inputs)
+    if predictor._named is not None:
+        # Masks and images are written as PNG files beside the Parquet (modhub.predict.columns).
+        predictor._named.columns.set_out(Path(out).expanduser())
     source = open_inputs(inputs, predictor.modality, column=column, key_column=key_column)
     show = settings.show_progress(progress)
     from tqdm.auto import tqdm

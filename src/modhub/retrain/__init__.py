@@ -4,10 +4,17 @@
     result = retrain_images("photos/", "modhub/mobilenet-v2-feature-vector/1", "my-classifier/")
     print(result.accuracy)
 
-The command line is ``modhub retrain images`` / ``modhub retrain text``.
+The command line is ``modhub retrain images`` / ``modhub retrain text`` / ``modhub retrain audio``.
 """
 
-from modhub.retrain.run import RetrainResult, retrain_images, retrain_text
-from modhub.retrain.train import TrainConfig
+try:
+    from modhub.retrain.audio import retrain_audio
+    from modhub.retrain.run import RetrainResult, retrain_images, retrain_text
+    from modhub.retrain.train import TrainConfig
+except ImportError as exc:
+    # Retraining runs on torch: without the torch extra, say so in one line.
+    from modhub.errors import missing_extra
 
-__all__ = ["RetrainResult", "TrainConfig", "retrain_images", "retrain_text"]
+    raise (missing_extra(exc, "modhub.retrain") or exc) from None
+
+__all__ = ["RetrainResult", "TrainConfig", "retrain_audio", "retrain_images", "retrain_text"]

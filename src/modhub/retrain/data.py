@@ -13,7 +13,7 @@ import io
 import logging
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,12 +23,15 @@ from modhub.errors import InputError
 from modhub.format.digests import sha256_file
 from modhub.format.manifest import is_hidden
 from modhub.runtimes.images import IMAGE_SUFFIXES
+from modhub.runtimes.tokenizer_guard import MAX_TEXT_CHARS
 
 __all__ = [
     "IMAGE_SUFFIXES",
     "Example",
     "LabelledData",
     "decode_image",
+    "drop_untokenisable",
+    "read_class_folders",
     "read_image_folder",
     "read_text_csv",
     "stratified_split",
@@ -75,7 +78,7 @@ def decode_image(data: bytes, height: int, width: int, resize: str = "crop") -> 
 
     The same conversion as a module's photo inputs (``modhub.runtimes.images``): RGBA on
     white, greyscale/palette to RGB, EXIF orientation applied.
-    Raises ``OSError``/``ValueError`` (from Pillow) on bytes that are not an image.
+    Raises ``InputError`` (a ``ValueError``) on bytes that are not an image or are over the size cap.
     """
     from modhub.runtimes.images import open_photo, photo_array
 
@@ -89,18 +92,38 @@ def read_image_folder(data_dir: str | os.PathLike[str]) -> LabelledData:
     Unreadable files are not a crash: they are skipped, listed in
     ``LabelledData.skipped`` and logged as warnings. Hidden files and folders are ignored.
     """
+    return read_class_folders(
+        data_dir, IMAGE_SUFFIXES, noun="photo", sample="photo.jpg", source="images", unreadable=_unreadable
+    )
+
+
+def read_class_folders(
+    data_dir: str | os.PathLike[str],
+    suffixes: Collection[str],
+    *,
+    noun: str,
+    sample: str,
+    source: str,
+    unreadable: Callable[[Path, str], str | None] | None = None,
+) -> LabelledData:
+    """One sub-folder per class, files ending in one of ``suffixes`` inside (other files and
+    hidden ones are ignored). ``noun``/``sample``/``source`` word the messages and the report
+    ("photo", "photo.jpg", "images"); ``unreadable(path, shown)`` gives why a file is skipped
+    (listed in ``LabelledData.skipped`` and logged), or None to keep it."""
     root = Path(data_dir).expanduser()
     if not root.is_dir():
         raise InputError(
-            f"{root} is not a folder; pass a folder with one sub-folder of photos per class",
+            f"{root} is not a folder; pass a folder with one sub-folder of {noun}s per class",
             path=root,
         )
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not is_hidden(p.name))
-    stray = [p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    stray = [p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in suffixes]
     if not class_dirs:
-        hint = f" (found {len(stray)} photo(s) directly in it: move them into class folders)" if stray else ""
+        hint = (
+            f" (found {len(stray)} {noun}(s) directly in it: move them into class folders)" if stray else ""
+        )
         raise InputError(
-            f"{root} has no class sub-folders{hint}. Lay the data out as {root}/<class name>/<photo>.jpg",
+            f"{root} has no class sub-folders{hint}. Lay the data out as {root}/<class name>/{sample}",
             path=root,
         )
     _check_classes([p.name for p in class_dirs], root)
@@ -113,9 +136,9 @@ def read_image_folder(data_dir: str | os.PathLike[str]) -> LabelledData:
             rel = path.relative_to(root).as_posix()
             if not path.is_file() or is_hidden(path.relative_to(root)):
                 continue
-            if path.suffix.lower() not in IMAGE_SUFFIXES:
+            if path.suffix.lower() not in suffixes:
                 continue
-            reason = _unreadable(path, rel)
+            reason = unreadable(path, rel) if unreadable is not None else None
             if reason:
                 skipped.append(f"{rel}: {reason}")
                 log.warning("skipping %s: %s", rel, reason)
@@ -126,33 +149,29 @@ def read_image_folder(data_dir: str | os.PathLike[str]) -> LabelledData:
         if found == 0:
             empty.append(class_dir.name)
     if empty:
+        readable = "readable " if unreadable is not None else ""
         raise InputError(
-            f"class folder(s) without readable photos ({', '.join(IMAGE_SUFFIXES_TEXT)}): "
-            f"{', '.join(sorted(empty))} in {root}. Add photos or remove the folder(s)."
+            f"class folder(s) without {readable}{noun}s ({', '.join(sorted(suffixes))}): "
+            f"{', '.join(sorted(empty))} in {root}. Add {noun}s or remove the folder(s)."
             + (f" Skipped as unreadable: {'; '.join(skipped[:5])}" if skipped else ""),
             path=root,
         )
-    data = LabelledData([p.name for p in class_dirs], examples, skipped, f"{root.name}/ (folder of images)")
+    data = LabelledData([p.name for p in class_dirs], examples, skipped, f"{root.name}/ (folder of {source})")
     _check_counts(data)
     return data
 
 
-IMAGE_SUFFIXES_TEXT = sorted(IMAGE_SUFFIXES)
-
-
 def _unreadable(path: Path, shown: str) -> str | None:
-    """Why Pillow cannot decode ``path``, or None if it can."""
-    from PIL import Image, UnidentifiedImageError
+    """Why ``path`` cannot be decoded (broken, truncated, an image bomb over the size cap), or None."""
+    from modhub.runtimes.images import read_photo_file
 
     try:
-        with Image.open(path) as img:
-            # A full decode (not just verify()) also catches truncated files.
-            img.load()
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-        # Pillow reports broken files with several exception types (SyntaxError for some PNGs).
+        # A full decode (not just verify()) also catches truncated files; the size cap of
+        # modhub.runtimes.images refuses an image bomb from its header, before decoding.
+        read_photo_file(path, shown)
+    except InputError as exc:
         # Pillow's messages hold the absolute path; the report shows paths inside the data folder.
-        message = str(exc).replace(str(path), shown)
-        return f"not a readable image ({type(exc).__name__}: {message})"
+        return str(exc).replace(str(path), shown).removeprefix(f"{shown} is ").removeprefix(f"{shown}: ")
     return None
 
 
@@ -186,14 +205,20 @@ def read_text_csv(
         )
     rows: list[tuple[str, str, int]] = []
     skipped: list[str] = []
-    for line, row in enumerate(reader, start=2):
+    for line, row in enumerate(_rows(reader), start=2):
+        if row is None:  # a field over the csv module's own limit (131,072 characters)
+            skipped.append(f"row {line}: a field over 131,072 characters (the limit: {MAX_TEXT_CHARS:,})")
+            continue
         text, label = (row.get(text_column) or "").strip(), (row.get(label_column) or "").strip()
         if not text or not label:
             skipped.append(f"row {line}: empty {'text' if not text else 'label'}")
             continue
+        if len(text) > MAX_TEXT_CHARS:
+            skipped.append(f"row {line}: a text of {len(text):,} characters (the limit: {MAX_TEXT_CHARS:,})")
+            continue
         rows.append((text, label, line))
     if skipped:
-        log.warning("skipped %d CSV row(s) with an empty text or label, e.g. %s", len(skipped), skipped[0])
+        log.warning("skipped %d CSV row(s) (empty or too long), e.g. %s", len(skipped), skipped[0])
     classes = sorted({label for _, label, _ in rows})
     _check_classes(classes, path)
     index = {name: i for i, name in enumerate(classes)}
@@ -209,6 +234,42 @@ def read_text_csv(
     data = LabelledData(classes, examples, skipped, f"{path.name} (CSV, column {text_column!r})")
     _check_counts(data)
     return data
+
+
+def drop_untokenisable(data: LabelledData, tokenise: Callable[[list[str]], object]) -> LabelledData:
+    """``data`` without the texts the module's tokenizer cannot take (a tokenizer error or panic).
+
+    Each text is tokenised alone with ``tokenise`` (the backbone's own tokenisation); one it
+    refuses with ``InputError`` is skipped, listed in ``skipped`` and logged, and the rest go on.
+    """
+    kept: list[Example] = []
+    skipped = list(data.skipped)
+    for example in data.examples:
+        try:
+            tokenise([example.text or ""])
+        except InputError as exc:
+            reason = str(exc).replace("text item 0", "the text")
+            skipped.append(f"{example.name}: {reason}")
+            log.warning("skipping %s: %s", example.name, reason)
+            continue
+        kept.append(example)
+    if len(kept) == len(data.examples):
+        return data
+    pruned = LabelledData(data.classes, kept, skipped, data.source)
+    _check_counts(pruned)
+    return pruned
+
+
+def _rows(reader: csv.DictReader[str]) -> Iterator[dict[str, str] | None]:
+    """The reader's rows; None for a row it refuses (a field over its size limit), then on."""
+    rows = iter(reader)
+    while True:
+        try:
+            yield next(rows)
+        except StopIteration:
+            return
+        except csv.Error:
+            yield None
 
 
 def _check_classes(classes: Sequence[str], where: Path) -> None:

@@ -15,7 +15,12 @@ from modhub.loading.layer import Layer
 
 __all__ = ["write_module"]
 
-_COMMANDS = {"image-classification": "modhub retrain images", "text-classification": "modhub retrain text"}
+# Per task made: what the classifier reads (in its title) and the command that makes it.
+_KINDS = {
+    "image-classification": ("image", "modhub retrain images"),
+    "text-classification": ("text", "modhub retrain text"),
+    "audio-command-detection": ("sound", "modhub retrain audio"),
+}
 
 
 def write_module(
@@ -32,13 +37,13 @@ def write_module(
     """Export ``classifier`` (backbone graph + head) as a module whose ``assets/report/``
     holds the metrics JSON and the two plots, with a generated model card.
 
-    ``example``: a few images [B, 3, H, W] or texts, to trace the graph with.
+    ``example``: a few images [B, 3, H, W], texts, or a (waveforms [B, S],) tuple, to trace the graph with.
     ``photos``: example index → photo file, for the grid of misclassified photos.
     """
     from modhub.exporting.pytorch import export
 
     task = report["task"]
-    kind = "image" if task == "image-classification" else "text"
+    kind, command = _KINDS[task]
     base = backbone.manifest
     licence = license or base.license
     classes = report["classes"]
@@ -49,11 +54,12 @@ def write_module(
         "title": title,
         "description": f"{len(classes)}-class {kind} classifier retrained with modhub from "
         f"{report['base_module']}.",
-        "architecture": f"{base.metadata.architecture or base.metadata.title or 'base module'} + linear head",
+        "architecture": f"{base.metadata.architecture or base.metadata.title or 'base module'}"
+        + (" + mean + linear head" if kind == "sound" else " + linear head"),
         "dataset": report["data"]["source"],
         "base_module": report["base_module"],
         "tags": tuple(dict.fromkeys(("transfer-learning", *base.metadata.tags))),
-        "source": _COMMANDS[task],
+        "source": command,
         "extra": {"validation_accuracy": report["validation"]["accuracy"], "classes": len(classes)},
     }
     with tempfile.TemporaryDirectory(prefix="modhub-report-") as tmp:
@@ -100,6 +106,27 @@ def write_module(
                 resize=report["config"]["resize"],
                 **common,
             )
+        if kind == "sound":  # waveform [batch, samples] → frame embeddings, their mean, the head
+            spec = base.signature().inputs[0].model_dump()
+            audio = {
+                k: v for k, v in spec.items() if k in ("kind", "sample_rate", "value_range", "description")
+            }
+            return export(
+                classifier,
+                example,
+                out_dir,
+                input_names=("waveform",),
+                output_names=("logits",),
+                dynamic={"waveform": {0: "batch", 1: "samples"}},
+                meaning={
+                    "waveform": audio,
+                    "logits": {
+                        "description": "unnormalised class scores per clip (softmax for probabilities)"
+                    },
+                },
+                onnx=True,
+                **common,
+            )
         tok = base.preprocessing.tokenizer
         if tok is None:  # text contracts require a tokenizer; guard for hand-made manifests
             raise InputError(f"{backbone.path} has no preprocessing.tokenizer in modhub.json")
@@ -117,6 +144,14 @@ def write_module(
 
 
 def _usage(kind: str, name: str) -> str:
+    if kind == "sound":
+        return (
+            "```python\nimport modhub as hub\n\n"
+            f'module = hub.load("{name}")  # this directory, or its handle once published\n'
+            "# a WAV/FLAC path or bytes, or (waveform, sample_rate): mixed to mono and resampled\n"
+            'logits = module("clip.wav")\n'
+            "print(module.labels[int(logits.argmax())])\n```"
+        )
     call = (
         "# photos: file paths, PIL images, bytes or uint8 arrays; the module resizes them\n"
         'probs = module(["photo1.jpg", "photo2.png"]).softmax(-1)'

@@ -211,6 +211,15 @@ def write_json(data: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+# Which retrain command made a task's module, and how the card names it.
+_KIND_OF_TASK = {
+    "image-classification": "image",
+    "text-classification": "text",
+    "audio-command-detection": "audio",
+}
+_ARTICLE = {"image": "An image", "text": "A text", "audio": "A sound"}
+
+
 def render_card_body(report: dict[str, Any], *, title: str, usage: str, license: str) -> str:
     """Markdown of the model card: what it is, the training data, the metrics, how to use it."""
     cfg = report["config"]
@@ -218,7 +227,7 @@ def render_card_body(report: dict[str, Any], *, title: str, usage: str, license:
     metrics = report["validation"]
     classes = report["classes"]
     cv = report.get("cross_validation")
-    kind = "image" if report["task"] == "image-classification" else "text"
+    kind = _KIND_OF_TASK.get(report["task"], "text")
     counts = data["counts"]
     if cv:
         split = (
@@ -253,8 +262,8 @@ def render_card_body(report: dict[str, Any], *, title: str, usage: str, license:
     lines = [
         f"# {title}",
         "",
-        f"{'An image' if kind == 'image' else 'A text'} classifier for {len(classes)} classes, "
-        f"made with `modhub retrain {'images' if kind == 'image' else 'text'}` "
+        f"{_ARTICLE[kind]} classifier for {len(classes)} classes, "
+        f"made with `modhub retrain {'images' if kind == 'image' else kind}` "
         f"from {_base_reference(report['base_module'])}: the module's graph with a new "
         "linear head, exported as one graph. The output `logits` follow the order of "
         "`assets/labels.txt`.",
@@ -358,6 +367,8 @@ def _misclassified_section(report: dict[str, Any], kind: str) -> list[str]:
         lines += [f"![misclassified photos](assets/{REPORT_DIR}/{MISCLASSIFIED_FILE})", ""]
     if kind == "text":
         lines += ["| text | true | predicted | confidence |", "|---|---|---|---|"]
+    elif kind == "audio":
+        lines += ["| clip | true | predicted | confidence |", "|---|---|---|---|"]
     else:
         lines += ["| photo | true | predicted | confidence |", "|---|---|---|---|"]
     for entry in wrong[:MAX_MISCLASSIFIED]:

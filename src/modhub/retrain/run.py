@@ -27,7 +27,13 @@ from modhub.format.tasks import get_contract
 from modhub.loading.layer import Layer
 from modhub.loading.loader import RuntimeChoice
 from modhub.loading.opener import open_module
-from modhub.retrain.data import LabelledData, read_image_folder, read_text_csv, stratified_split
+from modhub.retrain.data import (
+    LabelledData,
+    drop_untokenisable,
+    read_image_folder,
+    read_text_csv,
+    stratified_split,
+)
 from modhub.retrain.features import FeatureCache, extract_features, module_key
 from modhub.retrain.heads import fit_head_cv
 from modhub.retrain.inputs import ImageInputs, Inputs, TextInputs
@@ -44,6 +50,7 @@ Handle = str | os.PathLike[str]
 _KINDS = {
     "image": ("image-feature-vector", "image-classification", "modhub retrain images"),
     "text": ("text-embedding", "text-classification", "modhub retrain text"),
+    "audio": ("audio-embedding", "audio-command-detection", "modhub retrain audio"),  # retrain/audio.py
 }
 
 
@@ -160,6 +167,49 @@ def _check_task(kind: str, module: Handle, task: str) -> None:
         )
 
 
+def _open_backbone(
+    kind: str, module: Handle, settings: Settings, config: TrainConfig, timings: dict[str, Any]
+) -> tuple[Layer, Any]:
+    """:func:`_load_backbone` after seeding torch, in eval mode, timed as ``load_module_s``."""
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    backbone, frozen = _load_backbone(kind, module, settings, fine_tune=config.fine_tune)
+    backbone.eval()
+    timings["load_module_s"] = time.perf_counter() - started
+    return backbone, frozen
+
+
+def _fit_head_cv(
+    feats: np.ndarray,
+    labels: np.ndarray,
+    classes: list[str],
+    config: TrainConfig,
+    show: bool,
+    timings: dict[str, Any],
+    augmented: np.ndarray | None = None,
+) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
+    """The head by k-fold cross-validation (timed as ``head_s``), its CV result, and the
+    metrics of its out-of-fold predictions."""
+    started = time.perf_counter()
+    k = max(2, min(config.folds, int(np.bincount(labels).min())))
+    with _bar(show, desc=f"{k}-fold CV", unit="fold", total=k + 1) as bar:
+        head, cv = fit_head_cv(
+            feats,
+            labels,
+            len(classes),
+            folds=config.folds,
+            seed=config.seed,
+            augmented=augmented,
+            progress=bar,
+        )
+    timings["head_s"] = time.perf_counter() - started
+    metrics = rep.classification_metrics(labels, cv.oof_probs.argmax(1), classes)
+    metrics["method"] = (
+        f"{cv.folds}-fold stratified cross-validation: each example predicted by a head fitted without it"
+    )
+    return head, cv, metrics
+
+
 @contextlib.contextmanager
 def _bar(enabled: bool, **kwargs: Any) -> Iterator[Any]:
     from tqdm.auto import tqdm
@@ -190,11 +240,9 @@ def _run(
         raise InputError("flipping is for images; drop --flip for text")
     show = settings.show_progress(progress)
     timings: dict[str, Any] = {}
-    started = time.perf_counter()
-    torch.manual_seed(config.seed)
-    backbone, frozen_runtime = _load_backbone(kind, module, settings, fine_tune=config.fine_tune)
-    backbone.eval()
-    timings["load_module_s"] = time.perf_counter() - started
+    backbone, frozen_runtime = _open_backbone(kind, module, settings, config, timings)
+    if kind == "text":  # texts the module's tokenizer cannot take are skipped and named, not fatal
+        data = drop_untokenisable(data, backbone._graph_args)
     inputs: Inputs = (
         ImageInputs(backbone, config.seed, config.resize) if kind == "image" else TextInputs(backbone)
     )
@@ -325,23 +373,8 @@ class _Run:
         else:
             feats = self._features()
         extra = self._features(flipped=True) if config.flip else None
-        started = time.perf_counter()
-        k = max(2, min(config.folds, int(np.bincount(labels).min())))
-        with _bar(self.show, desc=f"{k}-fold CV", unit="fold", total=k + 1) as bar:
-            head, cv = fit_head_cv(
-                feats,
-                labels,
-                len(self.data.classes),
-                folds=config.folds,
-                seed=config.seed,
-                augmented=extra,
-                progress=bar,
-            )
-        self.timings["head_s"] = time.perf_counter() - started
-        predictions = cv.oof_probs.argmax(1)
-        metrics = rep.classification_metrics(labels, predictions, self.data.classes)
-        metrics["method"] = (
-            f"{cv.folds}-fold stratified cross-validation: each example predicted by a head fitted without it"
+        head, cv, metrics = _fit_head_cv(
+            feats, labels, self.data.classes, config, self.show, self.timings, augmented=extra
         )
         if fine_tuned is not None:
             metrics["method"] += (

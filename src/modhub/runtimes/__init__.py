@@ -15,7 +15,7 @@ Each runtime reads, and so hashes, only the files it needs.
 
 from __future__ import annotations
 
-from modhub.errors import InputError, ManifestError
+from modhub.errors import InputError, ManifestError, not_installed
 from modhub.format.manifest import Manifest
 from modhub.runtimes._base import LoadedModule, ModuleInfo, Output, Runtime
 from modhub.runtimes.onnx_runtime import OnnxRuntime
@@ -67,12 +67,19 @@ def choose_runtime(
             candidate = RUNTIMES[name]
             if candidate.has_format(manifest) and candidate.available():
                 return candidate, fixed or "like-input"
+        for name in _DEFAULT_ORDER:
+            if RUNTIMES[name].has_format(manifest):
+                raise not_installed(RUNTIMES[name].engine, f"this module ({RUNTIMES[name].graph_file})")
         raise ManifestError("modhub.json lists neither graph.pt2 nor model.onnx; nothing can run this module")
     runtime = RUNTIMES.get(requested)
     if runtime is None:
         raise InputError(
             f"unknown runtime {requested!r}: use one of {sorted(RUNTIMES)}, or None for the default"
         )
+    if requested == "torch" and not runtime.has_format(manifest):
+        from modhub.runtimes.torch_runtime import no_torch_graph
+
+        raise no_torch_graph(manifest, "runtime='torch'") or ManifestError("no graph.pt2")
     if not runtime.has_format(manifest):
         files = ", ".join(entry.path for entry in manifest.files)
         raise ManifestError(
@@ -80,8 +87,5 @@ def choose_runtime(
             f"runtime=None or another runtime, or re-export it (hub.export(..., onnx=True) adds model.onnx)"
         )
     if not runtime.available():
-        raise InputError(
-            f"runtime={requested!r} needs a package that is not installed: pip install 'modhub[onnx]' "
-            "(onnxruntime)"
-        )
+        raise not_installed(runtime.engine, f"runtime={requested!r}")
     return runtime, fixed or ("torch" if requested == "torch" else "numpy")

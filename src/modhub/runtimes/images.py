@@ -16,13 +16,19 @@ How a photo of any size becomes H x W is the module's *resize policy*, stored in
 Every policy uses Pillow's antialiased bilinear resampling. Before resizing, the
 EXIF orientation is applied, transparent images are composited on white, and
 greyscale, palette, CMYK and 16-bit images become 8-bit RGB.
+
+A photo is decoded only if its header says it has at most ``MAX_PHOTO_PIXELS`` pixels (and
+its file is at most ``MAX_PHOTO_BYTES``): an image bomb (a small file that decodes to gigabytes)
+is an ``InputError`` naming the item, never a ``DecompressionBombError`` or an exhausted machine.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import struct
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -34,18 +40,23 @@ from modhub.errors import InputError
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
-    from modhub.format.manifest import ImagePreprocessing
+    from modhub.format.manifest import ImagePreprocessing, TensorSpec
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "MAX_PHOTO_BYTES",
+    "MAX_PHOTO_PIXELS",
     "RESIZE_POLICIES",
     "ResizePolicy",
     "check_batch_shape",
+    "check_photo_size",
     "fit_photo",
     "is_photo_input",
     "open_photo",
     "photo_array",
+    "prepare_image_input",
     "prepare_images",
+    "read_photo_file",
 ]
 
 ResizePolicy = Literal["squash", "crop", "pad"]
@@ -54,6 +65,13 @@ RESIZE_POLICIES: tuple[str, ...] = get_args(ResizePolicy)
 # File suffixes read as photos in folders (retraining, batch prediction).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 PAD_FALLBACK = (0.5, 0.5, 0.5)
+# The largest photo decoded: 80 megapixels (width x height, read from the file's header before
+# any pixel is decoded). A 61 MP camera or a 64 MP phone fits; decoded as RGB it is 240 MB. It is
+# under Pillow's own bomb warning (89.5 MP), so Pillow's check never fires first.
+MAX_PHOTO_PIXELS = 80_000_000
+# The largest photo file read: an 80-megapixel uncompressed RGB BMP is 240 MB.
+MAX_PHOTO_BYTES = 256 * 2**20
+_SHRINK = "scale it down (e.g. PIL's Image.thumbnail((4096, 4096))) and pass the smaller photo"
 
 _ACCEPTED = (
     "a float32 array or tensor [batch, 3, H, W] with values in [0, 1], or photos: a PIL image, a file path, "
@@ -157,15 +175,9 @@ def _open_item(item: Any, index: int, count: int) -> PILImage:
         path = Path(item).expanduser()
         if not path.is_file():
             raise InputError(f"{where}: no such file {path}; pass an existing photo file", path=path)
-        try:
-            return open_photo(path.read_bytes())
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise InputError(f"{where} ({path}) is not a readable image: {exc}", path=path) from exc
+        return read_photo_file(path, f"{where} ({path})")
     if isinstance(item, (bytes, bytearray, memoryview)):
-        try:
-            return open_photo(bytes(item))
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise InputError(f"{where} (bytes) is not a readable image: {exc}") from exc
+        return open_photo(bytes(item), f"{where} (bytes)")
     if _is_pil(item):
         return item  # type: ignore[no-any-return]
     raise InputError(f"{where} is a {type(item).__name__}; expected {_ACCEPTED}")
@@ -196,13 +208,63 @@ def _from_array(array: np.ndarray, where: str) -> PILImage:
     )
 
 
-def open_photo(data: bytes) -> PILImage:
-    """Decode encoded photo bytes fully (a truncated file raises here, not later)."""
+def open_photo(data: bytes, where: str = "the photo") -> PILImage:
+    """Decode encoded photo bytes fully (a truncated file raises here, not later).
+
+    The size in the header is checked against ``MAX_PHOTO_PIXELS`` before any pixel is decoded.
+    Raises ``InputError`` (starting with ``where``) for bytes that are not a readable photo.
+    """
     from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as img:
-        img.load()
-        return img.copy()
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns from 89.5 megapixels on; modhub's own cap (below) decides.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(io.BytesIO(data))
+        with opened as img:
+            check_photo_size(img.size, where)
+            img.load()
+            return img.copy()
+    except InputError:
+        raise
+    except Image.DecompressionBombError as exc:  # over twice Pillow's limit: refused by Image.open
+        raise InputError(
+            f"{where} is over the limit of {MAX_PHOTO_PIXELS / 1e6:.0f} megapixels per photo "
+            f"(Pillow: {exc}); {_SHRINK}"
+        ) from exc
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError) as exc:
+        # Pillow reports broken files with several exception types (SyntaxError for some PNGs).
+        raise InputError(f"{where} is not a readable image ({type(exc).__name__}: {exc})") from exc
+
+
+def check_photo_size(size: tuple[int, int], where: str = "the photo") -> None:
+    """Refuse a photo over ``MAX_PHOTO_PIXELS`` pixels (from its header), before it is decoded."""
+    width, height = size
+    if width * height > MAX_PHOTO_PIXELS:
+        raise InputError(
+            f"{where} is {width} x {height} pixels ({width * height / 1e6:.0f} megapixels), over the "
+            f"limit of {MAX_PHOTO_PIXELS / 1e6:.0f} megapixels per photo; {_SHRINK}"
+        )
+
+
+def read_photo_file(path: Path, where: str | None = None) -> PILImage:
+    """:func:`open_photo` on the file at ``path`` (named ``where`` in errors, default the path);
+    a file over ``MAX_PHOTO_BYTES`` is refused unread."""
+    where = str(path) if where is None else where
+    try:
+        size = path.stat().st_size
+        if size > MAX_PHOTO_BYTES:
+            raise InputError(
+                f"{where} is a {size / 2**20:.0f} MiB file, over the limit of "
+                f"{MAX_PHOTO_BYTES // 2**20} MiB per photo; {_SHRINK}",
+                path=path,
+            )
+        return open_photo(path.read_bytes(), where)
+    except InputError as exc:
+        exc.path = path
+        raise
+    except OSError as exc:
+        raise InputError(f"{where}: cannot read the file ({exc})", path=path) from exc
 
 
 def _to_rgb(img: PILImage) -> PILImage:
@@ -266,3 +328,97 @@ def photo_array(
 ) -> np.ndarray:
     """``img`` fitted to height x width (see :func:`fit_photo`) as uint8 [height, width, 3]."""
     return np.asarray(fit_photo(img, height, width, resize, fill), dtype=np.uint8)
+
+
+# ------------------------------------------------------- any image input of a signature
+
+_BATCHED_LAYOUTS = ("NCHW", "NHWC")
+
+
+def prepare_image_input(value: Any, spec: TensorSpec, preprocessing: ImagePreprocessing | None) -> Any:
+    """The value of a ``kind="image"`` input of any signature, in that input's layout, dtype and range.
+
+    ``spec.layout``: "NCHW"/"NHWC" (a batch) or "CHW"/"HWC" (one image; None: channels
+    last); dtype float (values scaled to ``spec.value_range``, default [0, 1]) or integer
+    (pixels, default [0, 255]); ``spec.color`` "BGR" swaps the channels. Fixed height and
+    width: photos are fitted by the module's resize policy (``preprocessing.resize``,
+    "crop" when the module records none); dynamic ones: photos keep their own size (or
+    ``preprocessing``'s height x width when the module gives one), so photos of different
+    sizes are passed one call each. A ready array or tensor of the input's dtype and rank
+    is passed on unchanged (the caller's checks against the spec follow).
+    """
+    layout = spec.layout or ("NHWC" if len(spec.shape) == 4 else "HWC")
+    batched = layout in _BATCHED_LAYOUTS
+    if len(spec.shape) != (4 if batched else 3):
+        return value  # not an image layout the photos can be fitted to: checked as a plain tensor
+    is_float = spec.dtype.startswith(("float", "bfloat"))
+    if _is_ready(value, spec, is_float):
+        return value
+    photos = _as_photo_list(value)
+    if not batched and len(photos) != 1:
+        raise InputError(
+            f"input {spec.name!r} takes one image ({layout}), got {len(photos)}: "
+            "call the module once per photo"
+        )
+    channels_axis = layout.index("C")
+    hw_axes = [layout.index("H"), layout.index("W")]
+    channels = spec.shape[channels_axis]
+    height, width = (spec.shape[axis] for axis in hw_axes)
+    if not isinstance(height, int) or not isinstance(width, int):
+        if preprocessing is not None:
+            height, width = preprocessing.height, preprocessing.width
+        else:
+            height = width = None  # type: ignore[assignment]
+    resize = preprocessing.resize if preprocessing is not None else "crop"
+    mean = preprocessing.mean if preprocessing is not None else None
+    fill = mean if mean is not None else PAD_FALLBACK
+    arrays = []
+    for i, item in enumerate(photos):
+        img = _open_item(item, i, len(photos))
+        if height is None or width is None:
+            arrays.append(np.asarray(_to_rgb(img), dtype=np.uint8))
+        else:
+            arrays.append(photo_array(img, int(height), int(width), resize, fill))
+    sizes = {a.shape[:2] for a in arrays}
+    if len(sizes) > 1:
+        raise InputError(
+            f"input {spec.name!r} takes images of any size, but one batch holds one size; got photos of "
+            f"{len(sizes)} sizes ({', '.join(f'{h}x{w}' for h, w in sorted(sizes))}): pass them one call each"
+        )
+    pixels = np.stack(arrays)  # uint8 [batch, H, W, 3], RGB
+    if spec.color == "BGR":
+        pixels = pixels[..., ::-1]
+    if channels == 1:
+        pixels = np.round(pixels @ np.array([0.299, 0.587, 0.114]))[..., None].astype(np.uint8)
+    elif isinstance(channels, int) and channels != 3:
+        raise InputError(f"input {spec.name!r} takes {channels} channels; photos have 3 (RGB): pass an array")
+    out = _scale(pixels, spec, is_float)
+    if layout in ("NCHW", "CHW"):
+        out = out.transpose(0, 3, 1, 2)
+    out = np.ascontiguousarray(out)
+    return out if batched else out[0]
+
+
+def _is_ready(value: Any, spec: TensorSpec, is_float: bool) -> bool:
+    """Whether ``value`` is an array or tensor to check as it is (not photos to convert)."""
+    torch = sys.modules.get("torch")  # a tensor exists only if the caller imported torch
+    if torch is not None and isinstance(value, torch.Tensor):
+        return True
+    if not isinstance(value, np.ndarray):
+        return False
+    if value.dtype.kind == "f" or is_float:
+        # Floats are never photos; integer pixels for a float input are (as for the original tasks).
+        return value.dtype.kind == "f"
+    # An integer input: an array of its rank and size is the tensor itself, else photos.
+    fixed = all(isinstance(d, str) or d == got for d, got in zip(spec.shape, value.shape, strict=False))
+    return value.ndim == len(spec.shape) and fixed and (value.dtype != np.uint8 or spec.dtype == "uint8")
+
+
+def _scale(pixels: np.ndarray, spec: TensorSpec, is_float: bool) -> np.ndarray:
+    """uint8 pixels as the input's dtype, scaled from [0, 255] to its value range."""
+    low, high = spec.value_range if spec.value_range is not None else ((0.0, 1.0) if is_float else (0, 255))
+    dtype = np.float32 if spec.dtype == "bfloat16" else np.dtype(spec.dtype)
+    if (low, high) == (0, 255):
+        return pixels.astype(dtype)
+    scaled = pixels.astype(np.float32) * np.float32((high - low) / 255.0) + np.float32(low)
+    return scaled.astype(dtype) if is_float else np.round(scaled).astype(dtype)

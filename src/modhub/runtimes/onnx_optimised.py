@@ -14,14 +14,19 @@ module; it is made here, once per machine:
   private copy of the verified ``model.onnx`` + ``model.onnx.data`` and saves
   the optimised graph with its weights in its own ``model.onnx.data``; the
   child's peak memory is its own, never the loading process's;
+* it is made only from a checked graph (``plan_weights`` on the verified bytes,
+  again here: operators, bounds, weights);
 * the copy is checked like a module's graph (``plan_weights``: weights only in
-  its own data file, in bounds), hashed, and renamed into
+  its own data file, in bounds; operators on the allow-list, onnxruntime's own
+  fused and NCHWc operators included; bounds), hashed, and renamed into
   ``<cache>/onnx/<key>/`` in one step, with ``files.json`` listing the sha256
   of each file. The key hashes the source files' sha256s (from the verified
   manifest), the onnxruntime version and the CPU, so a copy is only ever used
   for the very bytes it was made from, on the machine that made it;
 * a load reads the copy's files through ``read_module_file`` (one read, the
-  sha256 checked unless the cache's records vouch for that very file) and
+  sha256 checked unless the cache's records vouch for that very file), checks
+  the graph again as above (a copy rewritten in the cache, ``files.json``
+  included, runs nothing that is not on the allow-list or over the bounds) and
   gives onnxruntime views of that buffer with optimisation off (it is done):
   the weights exist once.
 
@@ -54,7 +59,7 @@ from modhub.errors import HubError
 from modhub.format.atomic import replace_directory
 from modhub.format.digests import sha256_file
 from modhub.format.manifest import ONNX_DATA_NAME, ONNX_NAME, FileEntry
-from modhub.format.onnx_graph import WeightsPlan, plan_weights
+from modhub.format.onnx_graph import OnnxLimits, WeightsPlan, plan_weights
 from modhub.format.verify import FileRecords, copy_module_file, open_module_file, read_module_file
 
 __all__ = [
@@ -153,6 +158,8 @@ def optimised_graph(
     module_root: Path,
     entries: Mapping[str, FileEntry],
     graph: bytes,
+    *,
+    limits: OnnxLimits | None = None,
 ) -> OptimisedGraph | None:
     """The optimised copy of this module's graph, made now if this machine has none; None if it cannot be.
 
@@ -160,26 +167,29 @@ def optimised_graph(
     ``entries``: the verified manifest's entries for model.onnx and
     model.onnx.data; ``graph``: the verified bytes of model.onnx. The module's
     model.onnx.data is read (and hashed as it is copied for the child) only
-    when a copy has to be made.
+    when a copy has to be made. ``graph`` is checked first (UnsafeModuleError
+    goes to the caller: nothing is made from a graph that fails), the copy
+    after it is made and whenever it is read, against ``limits``.
     """
+    plan_weights(graph, entries[ONNX_DATA_NAME].size, path=module_root / ONNX_NAME, limits=limits)
     source = {name: entries[name].sha256 for name in (ONNX_NAME, ONNX_DATA_NAME)}
     final = cache.onnx / _key(source, onnxruntime.__version__)
     try:
         with contextlib.suppress(*_PROBLEMS):
-            found = _read_copy(final, source, cache.records)
+            found = _read_copy(final, source, cache.records, limits)
             if found is not None:
                 return found
         cache.ensure()
         with cache.onnx_lock(final.name):
             try:
-                found = _read_copy(final, source, cache.records)  # made by another process meanwhile?
+                found = _read_copy(final, source, cache.records, limits)  # made by another process meanwhile?
             except _PROBLEMS:
                 found = None  # damaged: made again below
             if found is not None:
                 return found
             weights = (module_root, entries[ONNX_DATA_NAME])
-            _make_copy(cache, final, source, onnxruntime.__version__, graph, weights)
-            return _read_copy(final, source, cache.records)
+            _make_copy(cache, final, source, onnxruntime.__version__, graph, weights, limits)
+            return _read_copy(final, source, cache.records, limits)
     except _PROBLEMS as exc:
         _log.info("no optimised copy of %s (%s); onnxruntime optimises it in this process", module_root, exc)
         return None
@@ -192,6 +202,7 @@ def _make_copy(
     ort_version: str,
     graph: bytes,
     data: tuple[Path, FileEntry],
+    limits: OnnxLimits | None,
 ) -> None:
     """Make the copy in ``final`` from model.onnx's verified bytes and where its weights are."""
     work = Path(tempfile.mkdtemp(prefix="onnx-", dir=cache.tmp))
@@ -218,7 +229,9 @@ def _make_copy(
             raise OSError(f"the optimising process wrote {made}")
         new_graph, new_data = (out / ONNX_NAME).read_bytes(), out / ONNX_DATA_NAME
         data_size = new_data.stat().st_size
-        if not plan_weights(new_graph, data_size, path=out / ONNX_NAME).aligned:
+        if not plan_weights(
+            new_graph, data_size, path=out / ONNX_NAME, limits=limits, optimised=True
+        ).aligned:
             raise OSError("onnxruntime saved weights that cannot be viewed in place")
         files = (
             FileEntry(path=ONNX_NAME, size=len(new_graph), sha256=hashlib.sha256(new_graph).hexdigest()),
@@ -239,7 +252,9 @@ def _record(copy: Path) -> _Files:
     return _Files.model_validate_json(read_regular(copy, FILES_NAME, 1 << 20))
 
 
-def _read_copy(final: Path, source: Mapping[str, str], records: FileRecords | None) -> OptimisedGraph | None:
+def _read_copy(
+    final: Path, source: Mapping[str, str], records: FileRecords | None, limits: OnnxLimits | None
+) -> OptimisedGraph | None:
     """The copy in ``final``, verified; None if there is none. A damaged copy raises IntegrityError."""
     try:
         record = _record(final)
@@ -248,7 +263,7 @@ def _read_copy(final: Path, source: Mapping[str, str], records: FileRecords | No
     if record.source != dict(source) or [e.path for e in record.files] != [ONNX_NAME, ONNX_DATA_NAME]:
         raise OSError(f"{final / FILES_NAME} does not describe a copy of this module")
     graph, data = (read_module_file(final, entry, records=records) for entry in record.files)
-    plan = plan_weights(graph, len(data), path=final / ONNX_NAME)
+    plan = plan_weights(graph, len(data), path=final / ONNX_NAME, limits=limits, optimised=True)
     if not plan.aligned:
         raise OSError(f"{final} holds weights that cannot be viewed in place")
     return OptimisedGraph(graph=graph, data=data, plan=plan)

@@ -15,10 +15,11 @@ import numpy as np
 
 import modhub.runtimes.onnx_optimised as onnx_optimised
 from modhub.errors import ManifestError, UnsafeModuleError
-from modhub.format.manifest import ONNX_DATA_NAME, ONNX_NAME, Manifest
+from modhub.format.manifest import ONNX_DATA_NAME, ONNX_NAME, Manifest, check_engine
 from modhub.format.onnx_graph import WeightsPlan, plan_weights
-from modhub.format.verify import FileRecords, VerifiedModule, open_module_file, read_module_file
-from modhub.runtimes._base import LoadedModule, Output, Runtime
+from modhub.format.verify import FileRecords, VerifiedModule, read_module_file
+from modhub.runtimes._base import LoadedModule, Output, Reopen, Runtime
+from modhub.runtimes.calls import SignatureCall
 from modhub.runtimes.preprocessing import is_torch_tensor
 
 if TYPE_CHECKING:
@@ -26,11 +27,9 @@ if TYPE_CHECKING:
 
 __all__ = ["OnnxModule", "OnnxRuntime"]
 
-_PROC_FD = Path("/proc/self/fd")
-
 
 class OnnxModule(LoadedModule):
-    """A module run by an ``onnxruntime.InferenceSession`` on the CPU."""
+    """A module run by an ``onnxruntime.InferenceSession`` on the CPU (one per signature used)."""
 
     runtime: ClassVar[str] = "onnx"
 
@@ -40,58 +39,133 @@ class OnnxModule(LoadedModule):
         output: Output = "numpy",
         records: FileRecords | None = None,
         cache: ModuleCache | None = None,
+        reopen: Reopen | None = None,
     ) -> None:
-        super().__init__(verified, output)
-        # _weights: the verified buffer's views the session uses in place (kept alive with it).
-        self._session, self._weights = _session(verified, records, cache)
-        graph_names = [spec.name for spec in self.manifest.graph_inputs]
-        session_names = [i.name for i in self._session.get_inputs()]
-        missing = [name for name in session_names if name not in graph_names]
-        if missing:
+        super().__init__(verified, output, records, cache, reopen)
+        self._cache = cache
+        default = self._engines["default"] = _Session(self, verified, "default", records, cache)
+        # Kept for callers of the single-signature module.
+        self._session, self._weights = default.session, default.weights
+
+    def signature_files(self, name: str) -> set[str]:
+        path = self.manifest.signature(name).file(ONNX_NAME)
+        if not self.manifest.has_file(path):
             raise ManifestError(
-                f"{ONNX_NAME} of {self.path} takes inputs {missing} that the manifest's graph_inputs "
-                f"({graph_names}) do not name; load it with runtime='torch' or re-export the module",
-                path=self.path,
+                f"signature {name!r} has no {path}: call it on a module loaded with runtime='torch'",
+                path=self.path / path,
             )
-        # Graph inputs the ONNX export dropped (unused) are not fed.
-        self._feed_names = [name if name in session_names else None for name in graph_names]
-        self._output_name = self._session.get_outputs()[0].name
+        return _needed(self.manifest, name)
 
-    def run(self, inputs: Any) -> np.ndarray:
-        """Call the module; always returns a numpy array."""
-        if self._encoder is not None:
-            arrays = self._encoder.encode(inputs)
-        else:
-            arrays = (_to_numpy(self._image_batch(inputs)),)
-        feeds = {name: array for name, array in zip(self._feed_names, arrays, strict=True) if name}
-        result: np.ndarray = self._session.run([self._output_name], feeds)[0]
-        return result
+    def _build_engine(self, verified: VerifiedModule, name: str) -> Any:
+        # This machine's optimised copy is made for the default signature's graph only.
+        return _Session(self, verified, name, self._records, None)
 
-    def __call__(self, inputs: Any) -> Any:
-        result = self.run(inputs)
-        if self._wants_torch(inputs):
+    def _run(self, engine: Any, call: SignatureCall, args: list[Any]) -> Any:
+        del call  # the session knows its feeds
+        return engine.run(args)
+
+    def _convert_output(self, value: Any, torch_out: bool) -> Any:
+        if torch_out and isinstance(value, np.ndarray) and value.dtype != object:
             import torch
 
-            return torch.from_numpy(result)
-        return result
+            return torch.from_numpy(value)
+        return value
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the default signature; always returns numpy arrays (a dict of them for several outputs)."""
+        call = self._signature_call("default")
+        return call.result(call.run(self._engines["default"].run, call.prepare(call.bind(args, kwargs))))
+
+
+class _Session:
+    """The onnxruntime session of one signature, with what its feeds and fetches are called."""
+
+    def __init__(
+        self,
+        module: OnnxModule,
+        verified: VerifiedModule,
+        name: str,
+        records: FileRecords | None,
+        cache: ModuleCache | None,
+    ) -> None:
+        manifest = verified.manifest
+        sig = manifest.signature(name)
+        onnx_path = sig.file(ONNX_NAME)
+        # weights: the verified buffer's views the session uses in place (kept alive with it).
+        self.session, self.weights = _session(
+            verified, records, cache, onnx_path=onnx_path, data_path=sig.file(ONNX_DATA_NAME)
+        )
+        where = module.path / onnx_path
+        graph_names = [spec.name for spec in manifest.graph_inputs_of(name)]
+        session_names = [i.name for i in self.session.get_inputs()]
+        missing = [n for n in session_names if n not in graph_names]
+        if missing:
+            raise ManifestError(
+                f"{onnx_path} of {module.path} takes inputs {missing} that the manifest's graph inputs "
+                f"({graph_names}) do not name; load it with runtime='torch' or re-export the module",
+                path=where,
+            )
+        # Graph inputs the ONNX export dropped (unused) are not fed.
+        self.feed_names = [n if n in session_names else None for n in graph_names]
+        wanted = [spec.name for spec in manifest.graph_outputs_of(name)]
+        given = [o.name for o in self.session.get_outputs()]
+        if all(n in given for n in wanted):
+            self.fetch_names = wanted
+        elif len(given) >= len(wanted):
+            # Graphs exported before outputs were named: the manifest's order is the graph's.
+            self.fetch_names = given[: len(wanted)]
+        else:
+            raise ManifestError(
+                f"{onnx_path} of {module.path} has {len(given)} outputs, the manifest names {wanted}; "
+                "re-export the module",
+                path=where,
+            )
+
+    def run(self, args: list[Any]) -> list[Any]:
+        feeds = {n: _to_numpy(a) for n, a in zip(self.feed_names, args, strict=True) if n}
+        results: list[Any] = self.session.run(self.fetch_names, feeds)
+        return results
+
+
+def _needed(manifest: Manifest, name: str = "default") -> set[str]:
+    """What ``verify_module`` reads for a signature's model.onnx (see OnnxRuntime.needed_files)."""
+    sig = manifest.signature(name)
+    # The graph is read, hashed and checked (operators, bounds, weights) by verify_module, with
+    # or without its weights inside; model.onnx.data is read when the session is built, once, and
+    # not at all when this machine's optimised copy stands in for it (onnx_optimised).
+    return {sig.file(ONNX_NAME)}
 
 
 def _session(
-    verified: VerifiedModule, records: FileRecords | None, cache: ModuleCache | None
+    verified: VerifiedModule,
+    records: FileRecords | None,
+    cache: ModuleCache | None,
+    *,
+    onnx_path: str = ONNX_NAME,
+    data_path: str = ONNX_DATA_NAME,
 ) -> tuple[Any, tuple[Any, ...]]:
     """An InferenceSession built from exactly the model.onnx (and model.onnx.data) that was verified.
 
-    Returns the session and what must outlive it (the weights it uses in place).
+    ``onnx_path``, ``data_path``: the module paths of the signature's files (the
+    default signature's are at the root). Returns the session and what must
+    outlive it (the weights it uses in place).
     """
     import onnxruntime
+
+    check_engine(verified.manifest, "onnxruntime", onnxruntime.__version__, path=verified.root)
 
     # A model's "external data" makes onnxruntime read files by name: relative to the
     # lookup folder, which is an empty temporary directory, so only what is given in
     # memory (the verified model.onnx.data) can be read.
     with tempfile.TemporaryDirectory(prefix="modhub-onnx-") as nowhere:
-        if any(entry.path == ONNX_DATA_NAME for entry in verified.manifest.files):
-            return _session_with_data(onnxruntime, verified, records, cache, Path(nowhere))
-        return _session_embedded(onnxruntime, verified, records, _options(onnxruntime, Path(nowhere))), ()
+        if verified.manifest.has_file(data_path):
+            if onnx_path != ONNX_NAME:
+                cache = None  # this machine's optimised copies are of the root model.onnx only
+            return _session_with_data(
+                onnxruntime, verified, records, cache, Path(nowhere), onnx_path=onnx_path, data_path=data_path
+            )
+        options = _options(onnxruntime, Path(nowhere))
+        return _session_embedded(onnxruntime, verified, records, options, onnx_path=onnx_path), ()
 
 
 def _options(onnxruntime: Any, nowhere: Path) -> Any:
@@ -107,6 +181,9 @@ def _session_with_data(
     records: FileRecords | None,
     cache: ModuleCache | None,
     nowhere: Path,
+    *,
+    onnx_path: str = ONNX_NAME,
+    data_path: str = ONNX_DATA_NAME,
 ) -> tuple[Any, tuple[Any, ...]]:
     """model.onnx (the graph) with its weights in model.onnx.data, each read and hashed once.
 
@@ -131,24 +208,26 @@ def _session_with_data(
     else from copies onnxruntime makes of the verified bytes
     (``add_external_initializers_from_files_in_memory``).
     """
-    graph = verified.files[ONNX_NAME]
-    entry = verified.manifest.file(ONNX_DATA_NAME)
+    graph = verified.files[onnx_path]
+    entry = verified.manifest.file(data_path)
     if cache is not None and entry.size >= onnx_optimised.MIN_WEIGHT_BYTES:
         entries = {name: verified.manifest.file(name) for name in (ONNX_NAME, ONNX_DATA_NAME)}
-        copy = onnx_optimised.optimised_graph(onnxruntime, cache, verified.root, entries, graph)
+        copy = onnx_optimised.optimised_graph(
+            onnxruntime, cache, verified.root, entries, graph, limits=verified.onnx_limits
+        )
         if copy is not None:
             options = _options(onnxruntime, nowhere)
             # Optimised already, for this machine: optimising again would only copy the weights.
             options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
             return _shared_session(onnxruntime, copy.graph, copy.data, copy.plan, options, nowhere, verified)
-    data = verified.files.get(ONNX_DATA_NAME)
+    data = verified.files.get(data_path)
     if data is None:
         data = read_module_file(verified.root, entry, records=records)
-    plan = plan_weights(graph, len(data), path=verified.root / ONNX_NAME)
+    plan = plan_weights(graph, len(data), path=verified.root / onnx_path, limits=verified.onnx_limits)
     if plan.shared:
         try:
             return _shared_session(
-                onnxruntime, graph, data, plan, _options(onnxruntime, nowhere), nowhere, verified
+                onnxruntime, graph, data, plan, _options(onnxruntime, nowhere), nowhere, verified, onnx_path
             )
         except (ManifestError, UnsafeModuleError):
             # An optimisation read a shared weight while it loaded (it got the empty
@@ -156,7 +235,7 @@ def _session_with_data(
             (nowhere / ONNX_DATA_NAME).unlink(missing_ok=True)
     options = _options(onnxruntime, nowhere)
     options.add_external_initializers_from_files_in_memory([ONNX_DATA_NAME], [data], [len(data)])
-    return _create(onnxruntime, graph, options, verified), ()
+    return _create(onnxruntime, graph, options, verified, onnx_path), ()
 
 
 def _shared_session(
@@ -167,6 +246,7 @@ def _shared_session(
     options: Any,
     nowhere: Path,
     verified: VerifiedModule,
+    onnx_path: str = ONNX_NAME,
 ) -> tuple[Any, tuple[Any, ...]]:
     # onnxruntime checks that each external location exists before it takes the shared
     # tensors instead: an empty file, so anything that still reads it gets no bytes.
@@ -183,35 +263,33 @@ def _shared_session(
     )
     for tensor, value in zip(plan.tensors, values, strict=True):
         options.add_initializer(tensor.name, value)
-    return _create(onnxruntime, graph, options, verified), values
+    return _create(onnxruntime, graph, options, verified, onnx_path), values
 
 
 def _session_embedded(
-    onnxruntime: Any, verified: VerifiedModule, records: FileRecords | None, options: Any
+    onnxruntime: Any,
+    verified: VerifiedModule,
+    records: FileRecords | None,
+    options: Any,
+    *,
+    onnx_path: str = ONNX_NAME,
 ) -> Any:
     """A model.onnx with its weights inside (modules exported before model.onnx.data).
 
-    onnxruntime given bytes copies them (into its own buffer, then into the
-    parsed model), so the file is opened once, hashed by streaming, and
-    onnxruntime reads that same open file through ``/proc/self/fd/N`` (about
-    1.6x the weights at peak); a swap of the path meanwhile has no effect and
-    a write to the file is caught (``open_module_file``). Such a model may not
-    name external data (it would be looked up in the empty folder).
+    The file was read once and checked (operators, bounds, no external data: it
+    would be looked up in the empty folder) by ``verify_module``; onnxruntime
+    gets those very bytes (it copies them: about 2x the weights at peak).
     """
-    entry = verified.manifest.file(ONNX_NAME)
-    if ONNX_NAME in verified.files:  # read already (a caller asked for it)
-        graph = verified.files[ONNX_NAME]
-        plan_weights(graph, None, path=verified.root / ONNX_NAME)
-        return _create(onnxruntime, graph, options, verified)
-    if not _PROC_FD.is_dir():  # no /proc (not Linux): read the verified bytes once
-        graph = read_module_file(verified.root, entry, records=records)
-        plan_weights(graph, None, path=verified.root / ONNX_NAME)
-        return _create(onnxruntime, graph, options, verified)
-    with open_module_file(verified.root, entry, records=records) as fd:
-        return _create(onnxruntime, str(_PROC_FD / str(fd)), options, verified)
+    graph = verified.files.get(onnx_path)
+    if graph is None:  # a caller's own VerifiedModule without it: read and verify it now
+        graph = read_module_file(verified.root, verified.manifest.file(onnx_path), records=records)
+    plan_weights(graph, None, path=verified.root / onnx_path, limits=verified.onnx_limits)
+    return _create(onnxruntime, graph, options, verified, onnx_path)
 
 
-def _create(onnxruntime: Any, source: str | bytes, options: Any, verified: VerifiedModule) -> Any:
+def _create(
+    onnxruntime: Any, source: str | bytes, options: Any, verified: VerifiedModule, onnx_path: str = ONNX_NAME
+) -> Any:
     if isinstance(source, bytearray):  # onnxruntime takes bytes only; graphs are small beside their weights
         source = bytes(source)
     try:
@@ -222,7 +300,7 @@ def _create(onnxruntime: Any, source: str | bytes, options: Any, verified: Verif
             disabled_optimizers=list(onnx_optimised.SLOW_FUSIONS),
         )
     except Exception as exc:  # onnxruntime raises its own exception types for every failure
-        path = verified.root / ONNX_NAME
+        path = verified.root / onnx_path
         if "external data" in str(exc).lower() or "external initializer" in str(exc).lower():
             raise UnsafeModuleError(
                 f"{ONNX_NAME} is refused: it refers to external data that is not in the module's "
@@ -249,8 +327,4 @@ class OnnxRuntime(Runtime):
     module_class = OnnxModule
 
     def needed_files(self, manifest: Manifest) -> set[str]:
-        if any(entry.path == ONNX_DATA_NAME for entry in manifest.files):
-            # The graph is read and hashed here; its weights when the session is built, once, and
-            # not at all when this machine's optimised copy stands in for them (onnx_optimised).
-            return {ONNX_NAME}
-        return set()  # a model.onnx with its weights inside is opened and verified by the session itself
+        return _needed(manifest)

@@ -15,6 +15,7 @@ import numpy as np
 
 from modhub.errors import InputError, ManifestError
 from modhub.format.manifest import ImagePreprocessing, Manifest, TokenizerSpec
+from modhub.runtimes.tokenizer_guard import check_text_lengths, encode_or_input_error, is_panic
 
 if TYPE_CHECKING:
     import torch
@@ -35,7 +36,9 @@ class TextEncoder:
         data = source.read_bytes() if isinstance(source, Path) else source
         try:
             tokenizer = Tokenizer.from_str(data.decode("utf-8"))
-        except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
+        except BaseException as exc:  # a bare Exception on bad JSON; a Rust panic is a BaseException
+            if not (isinstance(exc, Exception) or is_panic(exc)):
+                raise
             raise ManifestError(f"cannot read tokenizer {spec.file}: {exc}", path=spec.file) from None
         tokenizer.no_padding()
         tokenizer.no_truncation()
@@ -51,7 +54,7 @@ class TextEncoder:
     def encode(self, texts: Any) -> tuple[np.ndarray, ...]:
         """The graph inputs for ``texts`` as int64 numpy arrays, in graph input order."""
         batch = check_texts(texts)
-        encodings = self.tokenizer.encode_batch(batch)
+        encodings = encode_or_input_error(self.tokenizer.encode_batch, batch, self.spec.file)
         fields = {
             "input_ids": [e.ids for e in encodings],
             "attention_mask": [e.attention_mask for e in encodings],
@@ -85,7 +88,9 @@ def check_texts(texts: Any) -> list[str]:
     bad = [i for i, text in enumerate(texts) if not isinstance(text, str)]
     if bad:
         raise InputError(f"expected a list of strings; item {bad[0]} is {type(texts[bad[0]]).__name__}")
-    return list(texts)
+    batch = list(texts)
+    check_text_lengths(batch)
+    return batch
 
 
 def is_torch_tensor(value: Any) -> bool:

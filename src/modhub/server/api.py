@@ -16,8 +16,9 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
+from modhub.format.tasks import TASK_VOCABULARY
 from modhub.server.deps import Hub, ReaderDep, get_hub, get_session
-from modhub.server.errors import TooLarge, error_responses
+from modhub.server.errors import BadRequest, TooLarge, error_responses
 from modhub.server.models import Token
 from modhub.server.ranges import blob_response
 from modhub.server.services import queries
@@ -31,6 +32,7 @@ from modhub.server.services.schemas import (
     SearchPage,
     SearchQuery,
     SortKey,
+    TaskList,
     TokenCreate,
     TokenInfo,
     VersionDetail,
@@ -56,6 +58,21 @@ SessionDep = Annotated[Session, Depends(get_session)]
 AuthHeader = Annotated[str | None, Header(alias="Authorization", include_in_schema=False)]
 # Sent by the modhub client when it fetches a manifest to load a module: counted as a download.
 CLIENT_HEADER = "x-modhub-client"
+# A task filter: one id of the vocabulary ("" or absent: any task).
+TaskParam = Annotated[
+    str | None, Query(json_schema_extra={"enum": ["", *TASK_VOCABULARY]}, description="a task id")
+]
+
+
+def check_task(task: str | None) -> None:
+    """BadRequest naming the vocabulary unless ``task`` is one of its ids (or no filter)."""
+    if task and task not in TASK_VOCABULARY:
+        raise BadRequest(
+            f"unknown task {task[:100]!r}: use a task id of the vocabulary (GET /api/v1/tasks), "
+            "e.g. image-classification, text-embedding, image-style-transfer, or 'other'",
+            code="invalid_request",
+        )
+
 
 _PUBLISH_BODY: dict[str, Any] = {
     "requestBody": {
@@ -157,7 +174,7 @@ def search(
     session: SessionDep,
     reader: ReaderDep,
     q: str = "",
-    task: str | None = None,
+    task: TaskParam = None,
     format: str | None = None,
     publisher: str | None = None,
     license: str | None = None,
@@ -166,7 +183,11 @@ def search(
     page: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 1,
     per_page: Annotated[int, Query(ge=1, le=queries.MAX_PER_PAGE)] = 20,
 ) -> SearchPage:
-    """Search modules; every word of ``q`` must match the name, title, description or tags."""
+    """Search modules; every word of ``q`` must match the name, title, description or tags.
+
+    ``task`` is a task id of the vocabulary (GET /api/v1/tasks); ``tasks`` in the answer counts
+    the matches per task without the task filter."""
+    check_task(task)
     query = SearchQuery(
         q=q,
         task=task or None,
@@ -179,6 +200,13 @@ def search(
         per_page=per_page,
     )
     return queries.search_modules(session, query, reader=reader)
+
+
+@router.get("/tasks", tags=["modules"], responses=error_responses(400))
+def tasks(session: SessionDep, reader: ReaderDep) -> TaskList:
+    """Every task id of the vocabulary (TF Hub's, and "other"), with how many modules have it
+    and whether it has a contract."""
+    return queries.list_tasks(session, reader=reader)
 
 
 @router.get("/modules/{publisher}/{name}", tags=["modules"], responses=_READ)
@@ -248,7 +276,7 @@ async def publish(
     publisher: str, name: str, request: Request, hub: HubDep, authorization: AuthHeader = None
 ) -> PublishResult:
     """Publish a new version (multipart: ``manifest``, ``files``..., optional ``version``, ``private``)."""
-    token = await run_in_threadpool(_authenticate, hub, request, authorization)
+    token = await run_in_threadpool(auth_token, hub, request, authorization)
     check_names(publisher, name)
     require_publisher(token, publisher)
     limit = (
@@ -291,8 +319,8 @@ def yank(
     authorization: AuthHeader = None,
 ) -> YankResult:
     """Hide a version from "latest" and search; it stays downloadable by its full handle."""
+    token = auth_token(hub, request, authorization)
     with hub.db.write_session() as session:
-        token = auth_token(hub, request, session, authorization)
         result = yank_version(
             session,
             token=token,
@@ -319,8 +347,8 @@ def new_token(
 
     ``expires_in`` (seconds) sets its lifetime; without it, it expires when your token does.
     """
+    creator = auth_token(hub, request, authorization)
     with hub.db.write_session() as session:
-        creator = auth_token(hub, request, session, authorization)
         created = create_token(
             session,
             name=body.name,
@@ -335,9 +363,9 @@ def new_token(
 
 
 @router.get("/tokens/me", tags=["tokens"], responses=_AUTHENTICATED, openapi_extra=_SECURED)
-def whoami(request: Request, hub: HubDep, session: SessionDep, authorization: AuthHeader = None) -> TokenInfo:
+def whoami(request: Request, hub: HubDep, authorization: AuthHeader = None) -> TokenInfo:
     """The token you sent: its id, name, scope, publishers and expiry."""
-    return describe(auth_token(hub, request, session, authorization))
+    return describe(auth_token(hub, request, authorization))
 
 
 # ``:int`` keeps "/tokens/me" out of this route, so DELETE /tokens/me is 405 (GET only), not 400.
@@ -346,8 +374,8 @@ def delete_token(
     token_id: int, request: Request, hub: HubDep, authorization: AuthHeader = None
 ) -> RevokedToken:
     """Revoke a token and every token it created (and theirs): admins any, others their own tree."""
+    by = auth_token(hub, request, authorization)
     with hub.db.write_session() as session:
-        by = auth_token(hub, request, session, authorization)
         result = revoke_token(session, token_id, by=by)
         session.commit()
     return result
@@ -373,19 +401,20 @@ def set_visibility(
     authorization: AuthHeader = None,
 ) -> VisibilityResult:
     """Make a module private (only tokens that may read for its publisher see it) or public."""
+    token = auth_token(hub, request, authorization)
     with hub.db.write_session() as session:
-        token = auth_token(hub, request, session, authorization)
         result = change_visibility(session, token=token, publisher=publisher, name=name, private=body.private)
         session.commit()
     return result
 
 
-def auth_token(hub: Hub, request: Request, session: Session, authorization: str | None) -> Token:
-    """The request's token (401 if missing or bad); repeated failures from one address get 429."""
+def auth_token(hub: Hub, request: Request, authorization: str | None) -> Token:
+    """The request's token (401 if missing or bad); repeated failures from one address get 429.
+
+    In a read session of its own, before any write session: a failure is counted in the
+    limiter's own transaction (shared by every worker), which must not wait for a write
+    lock this request holds.
+    """
     client = request.client.host if request.client is not None else ""
-    return authenticate(session, authorization, limiter=hub.auth_limiter, client=client)
-
-
-def _authenticate(hub: Hub, request: Request, authorization: str | None) -> Token:
     with hub.db.session() as session:
-        return auth_token(hub, request, session, authorization)
+        return authenticate(session, authorization, limiter=hub.auth_limiter, client=client)

@@ -45,7 +45,7 @@ def create_hub(settings: ServerSettings, *, clean_staging: bool = False) -> Hub:
         settings=settings,
         db=db,
         storage=open_storage(settings),
-        auth_limiter=FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window),
+        auth_limiter=FailureLimiter(db, settings.auth_failure_limit, settings.auth_failure_window),
     )
     if clean_staging:
         hub.clean_staging()
@@ -67,14 +67,23 @@ def create_worker_app() -> FastAPI:
     return create_app(ServerSettings(), clean_staging=False)
 
 
-async def _flush_downloads(hub: Hub) -> None:
-    """Write the batched download counts every ``download_flush_seconds`` (see services.downloads)."""
+async def _housekeeping(hub: Hub) -> None:
+    """Write the batched download counts every ``download_flush_seconds`` (see services.downloads),
+    and delete failed authentications that aged out of the limiter's window once per window."""
+    loop = asyncio.get_running_loop()
+    pruned_at = loop.time()
     while True:
         await asyncio.sleep(hub.settings.download_flush_seconds)
         try:
             await run_in_threadpool(hub.downloads.flush, hub.db)
         except Exception:  # a busy or unreachable database: the counts wait for the next round
             log.exception("could not write download counts; retrying")
+        if loop.time() - pruned_at >= hub.auth_limiter.window:
+            pruned_at = loop.time()
+            try:
+                await run_in_threadpool(hub.auth_limiter.prune)
+            except Exception:
+                log.exception("could not prune old authentication failures; retrying")
 
 
 def create_app(settings: ServerSettings, *, clean_staging: bool = True) -> FastAPI:
@@ -84,7 +93,7 @@ def create_app(settings: ServerSettings, *, clean_staging: bool = True) -> FastA
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Held while serving: `modhub admin gc` then keeps leftovers a publish in progress may need.
         with serving_lock(settings, exclusive=False):
-            flusher = asyncio.create_task(_flush_downloads(hub))
+            flusher = asyncio.create_task(_housekeeping(hub))
             try:
                 yield
             finally:

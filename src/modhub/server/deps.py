@@ -27,8 +27,8 @@ class Hub:
     settings: ServerSettings
     db: Database
     storage: BlobStorage
-    # Failed authentications per client address (429 beyond the limit); create_hub configures it.
-    auth_limiter: FailureLimiter = field(default_factory=lambda: FailureLimiter(20, 60.0))
+    # Failed authentications per client address (429 beyond the limit), kept in ``db``.
+    auth_limiter: FailureLimiter
     # Download counts not yet written (flushed in batches by the app, see services.downloads).
     downloads: DownloadCounter = field(default_factory=DownloadCounter)
     # Handles in memory for the 404 page's closest names.

@@ -3,6 +3,7 @@
     Publisher 1─* Module 1─* Version 1─* File *─1 Blob
     Token (hashed; a scope (read < publish < admin) over publishers; may expire;
            created_by_id is its parent: revoking a token revokes its descendants)
+    AuthFailure (one failed authentication of a client address; server.ratelimit)
 
 A Module row caches the summary of its latest non-yanked version (task,
 licence, title, ...) plus ``search_text``, a lower-cased blob of
@@ -21,7 +22,9 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -191,3 +194,20 @@ class TfHubArchive(Base):
     sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"), index=True)
     size: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuthFailure(Base):
+    """One failed authentication: shared by every server process (server.ratelimit).
+
+    Rows older than the limiter's window are pruned; at most about ``limit`` rows per
+    client address are younger (a limited address is refused before it can fail again).
+    """
+
+    __tablename__ = "auth_failures"
+    __table_args__ = (Index("ix_auth_failures_client_at", "client", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The client's address (as the server sees it, after trusted proxies).
+    client: Mapped[str] = mapped_column(String(100))
+    # When, in seconds since the epoch (wall clock: the same for every process).
+    at: Mapped[float] = mapped_column(Float, index=True)

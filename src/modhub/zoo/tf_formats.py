@@ -94,6 +94,36 @@ def tf_subprocess_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     return {k: v for k, v in (os.environ if base is None else base).items() if k not in _NOT_FOR_TF}
 
 
+def run_tf_script(
+    tf_python: str | os.PathLike[str],
+    script: Path,
+    work: Path,
+    *,
+    timeout: float,
+    what: str,
+    hints: Mapping[str, str] | None = None,
+) -> None:
+    """Run ``script work`` with the TensorFlow venv's python (its requests and results are files
+    in ``work``); a ZooError says ``what`` failed, with the last lines of its stderr and the hint
+    of ``hints`` whose key that stderr contains."""
+    env = tf_subprocess_env()
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    try:
+        done = subprocess.run(
+            [str(tf_python), "-P", str(script), str(work)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ZooError(f"{what} did not run: {exc}") from exc
+    if done.returncode != 0:
+        hint = "".join(text for key, text in (hints or {}).items() if key in done.stderr)
+        raise ZooError(f"{what} failed{hint}; its last lines:\n" + "\n".join(done.stderr.splitlines()[-15:]))
+
+
 def _run(
     tf_python: str | os.PathLike[str],
     request: dict[str, Any],
@@ -105,23 +135,7 @@ def _run(
     # numpy's stubs match **arrays against savez's allow_pickle: bool, hence the ignores.
     np.savez(work / "weights.npz", **weights)  # type: ignore[arg-type]
     np.savez(work / "inputs.npz", **inputs)  # type: ignore[arg-type]
-    env = tf_subprocess_env()
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    try:
-        done = subprocess.run(
-            [str(tf_python), "-P", str(_SCRIPT), str(work)],
-            capture_output=True,
-            text=True,
-            timeout=_TIMEOUT,
-            env=env,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ZooError(f"the TensorFlow conversion did not run: {exc}") from exc
-    if done.returncode != 0:
-        raise ZooError(
-            "the TensorFlow conversion failed; its last lines:\n" + "\n".join(done.stderr.splitlines()[-15:])
-        )
+    run_tf_script(tf_python, _SCRIPT, work, timeout=_TIMEOUT, what="the TensorFlow conversion")
     with np.load(work / "outputs.npz") as outputs:
         return {key: outputs[key] for key in outputs.files}
 
@@ -265,6 +279,12 @@ def add_glove_formats(module_dir: Path, tf_python: str | os.PathLike[str]) -> di
         }
         texts = np.array([t.encode("utf-8") for t in GLOVE_CHECK_TEXTS])
         got = _run(tf_python, request, {"embeddings": table.detach().numpy()}, {"texts": texts}, work)
-        checks = {"saved_model": _check("the SavedModel", got["saved_model"], expected, SAVED_MODEL_ATOL)}
+        checks = {
+            "saved_model": _check("the SavedModel", got["saved_model"], expected, SAVED_MODEL_ATOL),
+            # The same texts as a [batch, 1] column (tf.keras.layers.Input(shape=(1,), dtype=tf.string)).
+            "saved_model_column": _check(
+                "the SavedModel on [batch, 1] strings", got["saved_model_column"], expected, SAVED_MODEL_ATOL
+            ),
+        }
         _install(module_dir, work / "out", checks)
     return checks

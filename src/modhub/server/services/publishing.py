@@ -3,7 +3,8 @@
 A publish is checked in full before anything is stored: the manifest parses,
 the uploaded files are exactly the listed ones with their sizes and sha256,
 the task contract holds and the graph passes the safety validator (the same
-checks ``modhub.format.verify.verify_module`` runs on the client, via ``check_module``). Then the
+checks ``modhub.format.verify.verify_module`` runs on the client, via ``check_module``), and, last
+(seconds, in a child process), its formats compute the same outputs (``modhub.loading.agree``). Then the
 blobs go into storage (content-addressed: identical files are stored once; a
 stored blob nobody references yet is invisible and harmless), and finally one
 database transaction adds the version and its files. A version is therefore
@@ -170,6 +171,29 @@ def _verify_module(module_dir: Path, records: MemoryRecords | None = None) -> No
         ) from None
 
 
+def _check_formats_agree(module_dir: Path) -> None:
+    """Refuse a module whose formats compute different outputs (``modhub.loading.agree``)."""
+    from modhub.loading.agree import check_formats_agree
+
+    report = check_formats_agree(module_dir)
+    if report.unchecked is not None:
+        raise InvalidModule(
+            f"the hub could not check that this module's formats compute the same outputs: "
+            f"{report.unchecked}. Publish fewer formats (e.g. without model.onnx), or ask the hub's "
+            "operator about the limit (docs/security.md, 'Formats agree').",
+            code="formats_unchecked",
+        )
+    if report.problems:
+        raise InvalidModule(
+            "this module's formats compute different outputs on the same probe inputs: "
+            f"{'; '.join(report.problems)}. Export every format from the same model "
+            "(hub.export(..., onnx=True)) and publish again.",
+            code="formats_disagree",
+        )
+    for note in report.notes():
+        log.info("formats of %s: %s", module_dir.name, note)
+
+
 def store_blobs(storage: BlobStorage, upload: StagedUpload) -> str:
     """Move every staged file into blob storage; return the manifest's sha256."""
     for staged in upload.files.values():
@@ -199,6 +223,7 @@ def publish_version(
         card = card_file.read_bytes().decode("utf-8", "replace")
     with db.session() as session:  # fail early, before storing anything
         _precheck(session, publisher, name, requested)
+    _check_formats_agree(upload.module_dir)  # the costly check last: seconds, in a child process
     manifest_sha = store_blobs(storage, upload)
     sizes = {f.sha256: f.size for f in upload.files.values()}
     sizes[manifest_sha] = len(upload.manifest)

@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import fields, replace
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, object_session
 
 from modhub.errors import InvalidHandle
-from modhub.format.manifest import MANIFEST_NAME, SIGNATURE_NAME
+from modhub.format.manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest, Signature
+from modhub.format.tasks import TASK_VOCABULARY, task_names, tensor_kind
 from modhub.handles import MAX_VERSION, parse_version, validate_name
 from modhub.server.errors import NotFound
 from modhub.server.models import Blob, File, Module, Publisher, Token, Version
 from modhub.server.services.schemas import (
+    CallSignature,
     ModuleDetail,
     ModuleSummary,
     PublisherDetail,
     SearchPage,
     SearchQuery,
     SignatureDetail,
+    TaskCount,
+    TaskList,
     VersionDetail,
     VersionInfo,
 )
@@ -43,21 +49,29 @@ def search_modules(session: Session, query: SearchQuery, *, reader: Token | None
         f.name: _clean(v) for f in fields(query) if isinstance(v := getattr(query, f.name), str)
     }
     query = replace(query, **cleaned)
-    stmt = (
-        select(Module).join(Module.publisher).where(Module.latest_version.is_not(None), readable(reader))
-    )
+    conditions = [Module.latest_version.is_not(None), readable(reader)]
     for word in query.q.lower().split():
-        stmt = stmt.where(Module.search_text.like(f"%{_escape_like(word)}%", escape="\\"))
-    if query.task:
-        stmt = stmt.where(Module.task == query.task)
+        conditions.append(Module.search_text.like(f"%{_escape_like(word)}%", escape="\\"))
     if query.license:
-        stmt = stmt.where(func.lower(Module.license) == query.license.lower())
+        conditions.append(func.lower(Module.license) == query.license.lower())
     if query.framework:
-        stmt = stmt.where(Module.framework == query.framework)
+        conditions.append(Module.framework == query.framework)
     if query.publisher:
-        stmt = stmt.where(Publisher.name == query.publisher)
+        conditions.append(Publisher.name == query.publisher)
     if query.format:
-        stmt = stmt.where(Module.formats.like(f"% {_escape_like(query.format.lower())} %", escape="\\"))
+        conditions.append(Module.formats.like(f"% {_escape_like(query.format.lower())} %", escape="\\"))
+    # Every filter but the task's: what a task filter picks from, with counts (one GROUP BY).
+    grouped = session.execute(
+        select(Module.task, func.count()).join(Module.publisher).where(*conditions).group_by(Module.task)
+    )
+    counts = {str(task): int(n) for task, n in grouped if task}
+    tasks = {task: counts[task] for task in TASK_VOCABULARY if task in counts}
+    tasks.update(
+        sorted((t, n) for t, n in counts.items() if t not in tasks)
+    )  # tasks from before the vocabulary
+    if query.task:
+        conditions.append(Module.task == query.task)
+    stmt = select(Module).join(Module.publisher).where(*conditions)
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     order = {
         "name": (Publisher.name, Module.name),
@@ -65,7 +79,80 @@ def search_modules(session: Session, query: SearchQuery, *, reader: Token | None
         "downloads": (Module.downloads.desc(), Publisher.name, Module.name),
     }[query.sort]
     rows = session.scalars(stmt.order_by(*order).offset((page - 1) * per_page).limit(per_page)).all()
-    return SearchPage(items=[summarize(m) for m in rows], total=total, page=page, per_page=per_page)
+    return SearchPage(
+        items=[summarize(m) for m in rows], total=total, page=page, per_page=per_page, tasks=tasks
+    )
+
+
+def list_tasks(session: Session, *, reader: Token | None = None) -> TaskList:
+    """Every task of the vocabulary with how many visible modules have it."""
+    grouped = session.execute(
+        select(Module.task, func.count())
+        .join(Module.publisher)
+        .where(Module.latest_version.is_not(None), readable(reader))
+        .group_by(Module.task)
+    )
+    counts = {str(task): int(n) for task, n in grouped}
+    contracts = set(task_names())
+    return TaskList(
+        tasks=[
+            TaskCount(task=t, count=int(counts.get(t, 0)), contract=t in contracts) for t in TASK_VOCABULARY
+        ]
+    )
+
+
+# Call signatures by manifest sha256: a published manifest never changes, and parsing one costs
+# about a millisecond, on the path every client load takes (the version detail).
+_SIGNATURES: dict[str, dict[str, CallSignature]] = {}
+_SIGNATURES_KEPT = 4096
+_SIGNATURES_LOCK = threading.Lock()
+
+
+def version_signatures(manifest_sha256: str, manifest: dict[str, Any]) -> dict[str, CallSignature]:
+    """``call_signatures(manifest)``, parsed once per published manifest."""
+    found = _SIGNATURES.get(manifest_sha256)
+    if found is None:
+        found = call_signatures(manifest)
+        with _SIGNATURES_LOCK:
+            if len(_SIGNATURES) >= _SIGNATURES_KEPT:
+                _SIGNATURES.pop(next(iter(_SIGNATURES)))
+            _SIGNATURES[manifest_sha256] = found
+    return found
+
+
+def call_signatures(manifest: dict[str, Any]) -> dict[str, CallSignature]:
+    """A stored manifest's call signatures, "default" first, each tensor's ``kind`` filled in where
+    the task says it (the original tasks' inputs). Read tolerantly: a signature this modhub
+    cannot parse (a newer format) is left out rather than failing the answer."""
+    try:
+        parsed: Manifest | None = Manifest.model_validate(manifest)
+    except ValidationError:
+        parsed = None
+    if parsed is not None:
+        signatures = dict(parsed.signatures)
+    else:
+        raw = manifest.get("signatures")
+        signatures = {}
+        for name, value in raw.items() if isinstance(raw, dict) else ():
+            try:
+                signatures[str(name)] = Signature.model_validate(value)
+            except ValidationError:
+                continue
+
+    def kinded(spec: Any) -> Any:
+        if parsed is None or spec.kind is not None:
+            return spec
+        kind = tensor_kind(parsed, spec)
+        return spec.model_copy(update={"kind": kind}) if kind is not None else spec
+
+    names = sorted(signatures, key=lambda n: (n != "default", n))
+    return {
+        name: CallSignature(
+            inputs=[kinded(spec) for spec in signatures[name].inputs],
+            outputs=list(signatures[name].outputs),
+        )
+        for name in names
+    }
 
 
 def summarize(module: Module) -> ModuleSummary:
@@ -193,6 +280,8 @@ def version_detail(row: Version) -> VersionDetail:
         manifest_sha256=row.manifest_sha256,
         card=row.card,
         signature=_signature(row),
+        task=str(row.manifest.get("task", "")),
+        signatures=version_signatures(row.manifest_sha256, row.manifest),
     )
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from modhub.format.manifest import TensorSpec
+from modhub.handles import PUBLISHER_PATTERN
 
 SortKey = Literal["name", "newest", "downloads"]
 # What a token may do, each including the ones before it: read < publish < admin.
@@ -60,6 +63,23 @@ class SearchPage(BaseModel):
     total: int
     page: int
     per_page: int
+    # Modules per task for this search without its task filter (the facet a task filter picks
+    # from): tasks of the vocabulary that have modules, in the vocabulary's order.
+    tasks: dict[str, int] = Field(default_factory=dict)
+
+
+class TaskCount(BaseModel):
+    # A task id of the vocabulary (TF Hub's, plus "other").
+    task: str
+    # Visible modules whose latest version has this task.
+    count: int
+    # Whether the task has a contract (a common signature checked at export and publish).
+    contract: bool
+
+
+class TaskList(BaseModel):
+    # Every task of the vocabulary, in its order (TF Hub's, by number of models there).
+    tasks: list[TaskCount]
 
 
 class VersionInfo(BaseModel):
@@ -89,6 +109,14 @@ class SignatureDetail(BaseModel):
     size: int
 
 
+class CallSignature(BaseModel):
+    """One call signature of a version: what ``hub.load(h)(...)`` (or ``.signatures[name]``) takes
+    and gives. Tensors as in modhub.json; ``kind`` is filled in for the original tasks' inputs."""
+
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+
+
 class VersionDetail(BaseModel):
     publisher: str
     name: str
@@ -107,6 +135,9 @@ class VersionDetail(BaseModel):
     card: str
     # Set when the version was published signed (checked at publish against its files).
     signature: SignatureDetail | None = None
+    # The task id (from the vocabulary) and every call signature, "default" first.
+    task: str = ""
+    signatures: dict[str, CallSignature] = Field(default_factory=dict)
 
 
 class PublisherDetail(BaseModel):
@@ -145,11 +176,27 @@ class YankResult(BaseModel):
     yank_reason: str
 
 
+# A publisher name as the spec states it: the pattern of handles.validate_name, which the route
+# applies (with its own message), so that what the schema accepts is what the route accepts.
+PublisherName = Annotated[
+    str, WithJsonSchema({"type": "string", "pattern": PUBLISHER_PATTERN, "minLength": 1, "maxLength": 64})
+]
+
+
 class TokenCreate(BaseModel):
-    model_config = ConfigDict(strict=True)
+    # ``admin: true`` with a narrower ``scope`` is refused (400): the spec says so too.
+    model_config = ConfigDict(
+        strict=True,
+        json_schema_extra={
+            "not": {
+                "required": ["admin", "scope"],
+                "properties": {"admin": {"const": True}, "scope": {"enum": ["read", "publish"]}},
+            }
+        },
+    )
 
     name: str = Field(default="", max_length=200)
-    publishers: list[str] = Field(default_factory=list, max_length=100)
+    publishers: list[PublisherName] = Field(default_factory=list, max_length=100)
     # Same as scope "admin" (kept for older clients).
     admin: bool = False
     # Default: "admin" if admin is true, else "publish".

@@ -192,10 +192,12 @@ def authenticate(
     """The token named by an ``Authorization: Bearer <secret>`` header, or Unauthorized.
 
     With a ``limiter``, a ``client`` (address) that failed too often recently is
-    refused with 429 before the token is even looked up, and every failure counts.
+    refused with 429 before the token is even looked up, and every failure counts
+    (written in the limiter's own transaction: ``session`` must not be one that holds
+    the write lock).
     """
     if limiter is not None:
-        limiter.check(client)
+        limiter.check(session, client)
     try:
         return _authenticate(session, authorization)
     except Unauthorized:

@@ -69,9 +69,7 @@ def facets(session: Session, *, reader: Token | None = None) -> Facets:
     )
 
 
-def visible_handles(
-    session: Session, limit: int | None = 5, *, reader: Token | None = None
-) -> list[str]:
+def visible_handles(session: Session, limit: int | None = 5, *, reader: Token | None = None) -> list[str]:
     """``publisher/name`` of visible modules, most downloaded first (``limit`` None: all)."""
     stmt = (
         select(Publisher.name, Module.name)

@@ -10,9 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from modhub.format.manifest import MANIFEST_NAME, SIGNATURE_NAME
-from modhub.server.services.schemas import ModuleDetail, VersionDetail
+from modhub.format.describe import meaning_parts, shape_text
+from modhub.format.manifest import MANIFEST_NAME, SIGNATURE_NAME, TensorSpec
+from modhub.server.services.schemas import CallSignature, ModuleDetail, VersionDetail
 from modhub.server.web.cards import RenderedCard, render_card
+from modhub.server.web.snippets import Snippet, usage_snippets
+
+__all__ = ["ModulePage", "Snippet", "module_page", "signature_views", "usage_snippets"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,8 @@ class TensorRow:
 class SignatureView:
     name: str
     rows: list[TensorRow]
+    # How Python calls it: ``module(content=..., style=...)``, ``module.signatures["x"](...)``.
+    call: str = ""
 
 
 @dataclass(frozen=True)
@@ -36,14 +42,6 @@ class FileRow:
     size: int | None
     sha256: str
     url: str
-
-
-@dataclass(frozen=True)
-class Snippet:
-    # Stable id for the copy button's target.
-    id: str
-    title: str
-    code: str
 
 
 @dataclass(frozen=True)
@@ -61,6 +59,28 @@ class ModulePage:
     # (label, value) facts for the side panel, empty values left out.
     facts: list[tuple[str, str]] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
+    # The module's picture of its output on a sample (assets/example.png), if it has one.
+    example: ExamplePicture | None = None
+
+
+@dataclass(frozen=True)
+class ExamplePicture:
+    url: str  # the file's own download URL
+    caption: str  # metadata.extra.example.caption, or ""
+
+
+# Where a module keeps its picture of its output on a sample (made at zoo build).
+EXAMPLE_PICTURE = "assets/example.png"
+
+
+def example_picture(version: VersionDetail, files: list[FileRow]) -> ExamplePicture | None:
+    """The module's example picture (a listed ``assets/example.png``) and its caption."""
+    row = next((f for f in files if f.path == EXAMPLE_PICTURE), None)
+    if row is None:
+        return None
+    extra = _dict(_dict(version.manifest.get("metadata")).get("extra"))
+    caption = _dict(extra.get("example")).get("caption")
+    return ExamplePicture(url=row.url, caption=str(caption) if isinstance(caption, str) else "")
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -71,91 +91,37 @@ def _list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else []
 
 
-def _shape(shape: Any) -> str:
-    if not isinstance(shape, list | tuple):
-        return str(shape)
-    return "[" + ", ".join(str(d) for d in shape) + "]"
+def meaning(spec: TensorSpec) -> str:
+    """What a tensor holds, in words: its description and every meaning the manifest gives."""
+    return "; ".join(p for p in (spec.description, *meaning_parts(spec)) if p)
 
 
-def signature_views(manifest: dict[str, Any]) -> list[SignatureView]:
-    """The default signature first, then the others by name."""
-    signatures = _dict(manifest.get("signatures"))
+def _call(name: str, sig: CallSignature) -> str:
+    names = [spec.name for spec in sig.inputs]
+    args = "..." if len(names) == 1 else ", ".join(f"{n}=..." for n in names)
+    target = "module" if name == "default" else f'module.signatures["{name}"]'
+    return f"{target}({args})"
+
+
+def signature_views(signatures: dict[str, CallSignature]) -> list[SignatureView]:
+    """Every signature (the default first, then the others by name), as saved_model_cli shows them."""
     names = sorted(signatures, key=lambda n: (n != "default", n))
     views = []
     for name in names:
-        sig = _dict(signatures[name])
-        rows = []
-        for kind in ("inputs", "outputs"):
-            for spec in _list(sig.get(kind)):
-                if not isinstance(spec, dict):
-                    continue
-                description = str(spec.get("description") or "")
-                value_range = spec.get("value_range")
-                if value_range and not description:
-                    description = f"values in [{value_range[0]}, {value_range[1]}]"
-                rows.append(
-                    TensorRow(
-                        kind=kind[:-1],
-                        name=str(spec.get("name", "")),
-                        dtype=str(spec.get("dtype", "")),
-                        shape=_shape(spec.get("shape", [])),
-                        description=description,
-                    )
-                )
-        views.append(SignatureView(name=name, rows=rows))
+        sig = signatures[name]
+        rows = [
+            TensorRow(
+                kind=kind,
+                name=spec.name,
+                dtype=spec.dtype,
+                shape=shape_text(spec.shape),
+                description=meaning(spec),
+            )
+            for kind, specs in (("input", sig.inputs), ("output", sig.outputs))
+            for spec in specs
+        ]
+        views.append(SignatureView(name=name, rows=rows, call=_call(name, sig)))
     return views
-
-
-def _example_call(manifest: dict[str, Any]) -> str:
-    pre = _dict(manifest.get("preprocessing"))
-    if pre.get("tokenizer"):
-        return 'out = module(["The quick brown fox.", "A lazy dog sleeps."])'
-    image = _dict(pre.get("image"))
-    if image or str(manifest.get("task", "")).startswith("image"):
-        h, w = image.get("height", 224), image.get("width", 224)
-        return f"images = torch.rand(2, 3, {h}, {w})  # RGB, values in [0, 1]\nout = module(images)"
-    return "out = module(inputs)  # see the signature above"
-
-
-def _output_width(manifest: dict[str, Any]) -> int | None:
-    """Size of the last dimension of the default signature's first output, when fixed."""
-    try:
-        shape = manifest["signatures"]["default"]["outputs"][0]["shape"]
-        width = shape[-1]
-    except (KeyError, IndexError, TypeError):
-        return None
-    return width if isinstance(width, int) and width > 0 else None
-
-
-def usage_snippets(manifest: dict[str, Any], handle_url: str) -> list[Snippet]:
-    """Copy-paste code for ``hub.load`` and ``hub.Layer``; the handle is the page's own URL."""
-    call = _example_call(manifest)
-    imports = "import torch\nimport modhub as hub\n\n" if "torch." in call else "import modhub as hub\n\n"
-    load = f'{imports}module = hub.load("{handle_url}")\n{call}\nprint(out.shape)\n'
-    hint = (
-        "    # trainable=True fine-tunes the module's weights as well\n"
-        if manifest.get("fine_tunable", True)
-        else "    # this module is not meant to be fine-tuned: keep trainable=False\n"
-    )
-    width = _output_width(manifest)
-    head = f"torch.nn.Linear({width}, 10)" if width else "torch.nn.LazyLinear(10)"
-    layer = (
-        "import torch\nimport modhub as hub\n\n"
-        "model = torch.nn.Sequential(\n"
-        f"{hint}"
-        f'    hub.Layer("{handle_url}", trainable=False),\n'
-        f"    {head},  # your own head\n"
-        ")\n"
-    )
-    snippets = [
-        Snippet(id="snippet-load", title="Load and call", code=load),
-        Snippet(id="snippet-layer", title="Use as a layer", code=layer),
-    ]
-    if manifest.get("framework") == "tensorflow":
-        snippets = []
-    if "savedmodel" in _list(manifest.get("formats")):
-        snippets.append(tensorflow_snippet(manifest, handle_url))
-    return snippets
 
 
 _FORMAT_NAMES = {
@@ -164,24 +130,6 @@ _FORMAT_NAMES = {
     "savedmodel": "TensorFlow SavedModel",
     "tflite": "TFLite",
 }
-
-
-def tensorflow_snippet(manifest: dict[str, Any], handle_url: str) -> Snippet:
-    """tensorflow_hub code: the module's own URL is a TF Hub handle (?tf-hub-format=compressed)."""
-    text = str(manifest.get("task", "")).startswith("text")
-    layer = (
-        f'hub.KerasLayer("{handle_url}", input_shape=[], dtype=tf.string)'
-        if text
-        else f'hub.KerasLayer("{handle_url}", trainable=False)'
-    )
-    code = (
-        "import tensorflow as tf\nimport tensorflow_hub as hub\nimport tf_keras\n\n"
-        "model = tf_keras.Sequential([\n"
-        f"    {layer},\n"
-        '    tf_keras.layers.Dense(10, activation="softmax"),  # your own head\n'
-        "])\n"
-    )
-    return Snippet(id="snippet-tensorflow", title="TensorFlow (tensorflow_hub)", code=code)
 
 
 def file_rows(version: VersionDetail) -> list[FileRow]:
@@ -233,15 +181,17 @@ def module_page(
 ) -> ModulePage:
     handle_url = f"{base_url.rstrip('/')}/{version.handle}"
     meta = _dict(version.manifest.get("metadata"))
+    files = file_rows(version)
     return ModulePage(
         module=module,
         version=version,
         is_latest_view=is_latest_view,
         card=render_card(version.card),
-        signatures=signature_views(version.manifest),
-        snippets=usage_snippets(version.manifest, handle_url),
-        files=file_rows(version),
+        signatures=signature_views(version.signatures),
+        snippets=usage_snippets(version.signatures, version.manifest, handle_url),
+        files=files,
         title=str(meta.get("title") or module.title),
         facts=_facts(version),
         tags=[str(t) for t in _list(meta.get("tags"))],
+        example=example_picture(version, files),
     )
