@@ -321,5 +321,5 @@ def test_default_falls_back_to_torch_without_onnxruntime(
     module = hub.load(image_module)
     assert module.runtime == "torch"
     assert isinstance(module(np.zeros((1, 3, 32, 32), np.float32)), np.ndarray)  # same output rule
-    with pytest.raises(hub.InputError, match=r"pip install 'modhub\[onnx\]'"):
+    with pytest.raises(hub.MissingExtra, match=r"pip install 'modhub\[onnx\]'"):
         hub.load(image_module, runtime="onnx")

@@ -16,6 +16,10 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
+# The tasks of the first starters: photos ([B, 3, H, W] in [0, 1]) or texts in, one tensor out.
+ORIGINAL_TASKS = frozenset(
+    {"image-feature-vector", "image-classification", "text-embedding", "text-classification"}
+)
 
 
 def zoo_cache_dir() -> Path:

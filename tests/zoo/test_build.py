@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from modhub.errors import ZooError
-from modhub.format.manifest import read_manifest
+from modhub.format.manifest import FORMAT_FILES, read_manifest
 from modhub.format.verify import verify_files
 from modhub.zoo import build_key, build_zoo, get_starter, registry, starter_names
 from modhub.zoo.build import STAMP_NAME
@@ -133,9 +133,13 @@ def test_built_modules_are_complete(zoo_dir: Path) -> None:
         manifest = read_manifest(module_dir)
         verify_files(module_dir, manifest)  # the stamp is hidden, so not part of the module
         paths = {entry.path for entry in manifest.files}
-        # mpnet-base carries no model.onnx (it would double its 420 MB); the others do.
-        onnx = getattr(get_starter(name), "onnx", True)
-        assert {"README.md", "graph.pt2", *(["model.onnx"] if onnx else [])} <= paths
+        # Each listed format has its file; every starter runs on torch or onnx (or both). mpnet-base
+        # carries no model.onnx (it would double its 420 MB); the catalog's converted vision
+        # starters are ONNX only.
+        formats = set(manifest.formats)
+        assert {"README.md", *(FORMAT_FILES[fmt] for fmt in formats)} <= paths
+        assert formats & {"pt2", "onnx"}, name
+        assert ("onnx" in formats) == getattr(get_starter(name), "onnx", True), name
         card = (module_dir / "README.md").read_text()
         for section in (
             "## Where the weights come from",
@@ -147,7 +151,7 @@ def test_built_modules_are_complete(zoo_dir: Path) -> None:
             assert section in card, (name, section)
         assert f'hub.load("modhub/{name}/1")' in card
         assert manifest.task == get_starter(name).task
-        assert manifest.metadata.source.startswith("PyPI ")
+        assert manifest.metadata.source.startswith(("PyPI ", "npm ")), name
 
 
 def test_cli_list_and_missing_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 
 import modhub as hub
 
-module = hub.load("{handle}", output="numpy")
+module = hub.load("{handle}")
 # A WAV/FLAC path or its bytes works too: module("clip.wav"). Any rate and channel count:
 # the call mixes to mono and resamples to 16 kHz. Here, 2 s of a 220 Hz tone at 44.1 kHz:
 waveform = 0.5 * np.sin(2 * np.pi * 220 * np.arange(88200) / 44100)

@@ -64,7 +64,7 @@ class UseMultilingualStarter:
                 usage=(
                     "import numpy as np\n"
                     "import modhub as hub\n\n"
-                    f'module = hub.load("{handle_of(self.name)}", output="numpy")\n'
+                    f'module = hub.load("{handle_of(self.name)}")\n'
                     'vectors = module(["The cat sat on the mat.", "Le chat est assis sur le tapis.", '
                     '"Stocks fell sharply."])\n'
                     "print(vectors @ vectors.T)  # cosine similarities (unit vectors)"
