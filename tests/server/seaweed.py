@@ -26,6 +26,8 @@ BUCKET = "modhub-test"
 ACCESS_KEY = "modhub-test-key"
 SECRET_KEY = "modhub-test-secret"
 _GRPC_OFFSET = 10000
+# The volume server takes no writes (they time out) while its disk has less free than this.
+_MIN_FREE_PERCENT = 1.0
 
 
 def weed_binary() -> str | None:
@@ -79,6 +81,12 @@ class SeaweedFS:
     def start(self, binary: str, timeout: float = 60.0) -> None:
         data = self.root / "data"
         data.mkdir(parents=True)
+        usage = shutil.disk_usage(data)
+        if usage.free * 100 / usage.total < _MIN_FREE_PERCENT + 0.5:
+            raise RuntimeError(
+                f"only {usage.free / 2**30:.1f} GiB free on the disk of {data}: SeaweedFS takes no "
+                f"writes below {_MIN_FREE_PERCENT}% free; free some space and run again"
+            )
         master, volume, filer, s3, admin = _free_port_pairs(5)
         self.port = s3
         cmd = [

@@ -17,7 +17,7 @@ import httpx
 from modhub.format.digests import sha256_file
 from modhub.format.manifest import read_manifest
 from tests.docs.markdown_blocks import REPO, blocks
-from tests.harness import API, free_port, fresh_postgres_database, serve_env
+from tests.harness import API, free_port, fresh_postgres_database, serve_env, stop_process
 from tests.server.seaweed import ACCESS_KEY, BUCKET, SECRET_KEY
 
 DOC = REPO / "docs" / "running-a-hub.md"
@@ -90,8 +90,7 @@ def test_the_documented_production_layout_runs(
             assert header["rows"]["versions"] == 1
         finally:
             if server is not None:
-                server.terminate()
-                server.wait(timeout=30)
+                stop_process(server, timeout=30)
 
 
 def _wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
