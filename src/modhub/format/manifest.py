@@ -195,6 +195,54 @@ class Requires(_Frozen):
     onnxruntime: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)*$")
 
 
+# Reduced-precision variants a module may carry beside its exact graph (`modhub quantize`);
+# `hub.load(h, precision="int8")` runs one. The exact graph stays the default.
+Precision = Literal["int8"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+
+
+class Agreement(_Frozen):
+    """How closely a variant's outputs follow the exact graph's, measured when it was made."""
+
+    # "cosine": per-sample cosine of the outputs (embeddings, feature vectors);
+    # "top1": share of samples whose highest-scoring class is the same (classifiers).
+    metric: Literal["cosine", "top1"]
+    # Mean cosine, or the top-1 agreement as a fraction (0.985 = 98.5 %).
+    mean: float = Field(ge=-1.0, le=1.0)
+    # Lowest per-sample cosine (cosine); None for top1.
+    minimum: float | None = Field(default=None, ge=-1.0, le=1.0)
+    # Largest absolute difference over every output value.
+    max_abs_diff: float = Field(ge=0.0)
+    # The floor ``mean`` had to reach for the variant to be written.
+    floor: float = Field(ge=-1.0, le=1.0)
+    # How many samples, and what they were ("200 photos from calib/", "64 probe inputs").
+    samples: int = Field(gt=0)
+    probe: str
+
+
+class Variant(_Frozen):
+    """A reduced-precision ONNX copy of the module's graphs, in a folder of its own.
+
+    The default signature's graph is ``<path>/model.onnx``; another signature's is
+    ``<path>/<signature path>/model.onnx``. Each may have its ``model.onnx.data`` beside it.
+    """
+
+    # Folder of the variant's files, e.g. "int8".
+    path: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    # "dynamic": weights quantized, activations at run time; "static": activations calibrated.
+    method: Literal["dynamic", "static"]
+    # How it was made, for the card and for whoever reproduces it (quant format, per-channel,
+    # op types, nodes kept in float, calibration method and size, tool versions).
+    recipe: dict[str, Any] = Field(default_factory=dict)
+    agreement: Agreement
+    # The signatures the variant has graphs for ("default" always).
+    signatures: tuple[str, ...] = ("default",)
+
+    def file(self, signature: Signature, name: str = ONNX_NAME) -> str:
+        """The module path of ``signature``'s graph file ``name`` in this variant."""
+        return f"{self.path}/{signature.file(name)}"
+
+
 class TokenizerSpec(_Frozen):
     """Tokenisation done inside the module call (``tokenizers`` library).
 
@@ -310,6 +358,8 @@ class Manifest(_Frozen):
     formats: tuple[Format, ...] = ()
     # The oldest modhub / onnxruntime the module needs; None when any release reads it.
     requires: Requires | None = None
+    # Reduced-precision variants by precision ("int8"); None when the module has none.
+    variants: dict[Precision, Variant] | None = None
 
     @model_validator(mode="after")
     def _signatures_named(self) -> Manifest:
@@ -335,6 +385,58 @@ class Manifest(_Frozen):
                             f"formats lists {fmt!r} but signature {sig_name!r} has no {sig.file(name)}"
                         )
         return self
+
+    @model_validator(mode="after")
+    def _variants_present(self) -> Manifest:
+        paths = {entry.path for entry in self.files}
+        folders = set()
+        for precision, variant in (self.variants or {}).items():
+            if variant.path in folders or variant.path in paths:
+                raise ValueError(f"variant {precision!r}: folder {variant.path!r} is not its own")
+            folders.add(variant.path)
+            if "default" not in variant.signatures:
+                raise ValueError(f"variant {precision!r} must have a graph for the default signature")
+            for sig_name in variant.signatures:
+                if sig_name not in self.signatures:
+                    raise ValueError(f"variant {precision!r} names no signature of the module: {sig_name!r}")
+                graph = variant.file(self.signatures[sig_name])
+                if graph not in paths:
+                    raise ValueError(
+                        f"variant {precision!r} lists signature {sig_name!r} but files has no {graph}"
+                    )
+            # Everything in the variant's folder is one of its graphs (or their external data).
+            own = {
+                variant.file(self.signatures[sig_name], name)
+                for sig_name in variant.signatures
+                for name in (ONNX_NAME, ONNX_DATA_NAME)
+            }
+            stray = sorted(p for p in paths if p.startswith(variant.path + "/") and p not in own)
+            if stray:
+                raise ValueError(
+                    f"variant {precision!r}: {stray[0]!r} is in its folder but is none of its graphs"
+                )
+        return self
+
+    def variant(self, precision: str) -> Variant:
+        """The variant ``precision``; a ManifestError saying which the module has, and how to add one."""
+        if precision not in PRECISIONS:
+            raise ManifestError(
+                f"precision must be one of {list(PRECISIONS)} (or None for the exact graph), "
+                f"not {precision[:40]!r}"
+            )
+        variant = (self.variants or {}).get(precision)  # type: ignore[call-overload]
+        if variant is None:
+            have = sorted(self.variants or {})
+            raise ManifestError(
+                f"this module has no {precision} variant (variants: {have or 'none'}); load it without "
+                f"precision=, or add one with `modhub quantize DIR` and publish a new version"
+            )
+        return variant
+
+    def variant_files(self, precision: str) -> tuple[str, ...]:
+        """The module paths of variant ``precision``'s files (graphs and their external data)."""
+        folder = self.variant(precision).path + "/"
+        return tuple(e.path for e in self.files if e.path.startswith(folder))
 
     @model_validator(mode="after")
     def _paths_are_own_files(self) -> Manifest:
