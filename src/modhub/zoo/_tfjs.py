@@ -73,6 +73,8 @@ def _integrity(path: Path) -> str:
 
 def npm_tarball(package: NpmPackage, cache: Path) -> Path:
     """The package's tarball in ``cache`` (npm pack once), checked against its pinned integrity."""
+    # Absolute: npm runs in the temporary directory, where a relative destination means another place.
+    cache = cache.resolve()
     cache.mkdir(parents=True, exist_ok=True)
     target = cache / package.tarball_name
     if target.is_file() and _integrity(target) == package.integrity:
