@@ -187,6 +187,19 @@ def test_a_missing_npm_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monk
         npm_tarball(package, tmp_path / "cache")
 
 
+def test_npm_pack_into_a_relative_cache_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `make serve` builds the zoo into a relative directory; npm runs in a temporary one.
+    monkeypatch.chdir(tmp_path)
+    package = NpmPackage(
+        "is-number",
+        "7.0.0",
+        "sha512-41Cifkg6e8TylSpdtTpeLVMqvSBEVzTttHvERD741+pnZ8ANv0004MRL43QKPDlK9cGvNp6NZWZUBlbGXYxxng==",
+        "MIT",
+    )
+    tarball = npm_tarball(package, Path("zoo") / ".npm")
+    assert tarball == tmp_path / "zoo" / ".npm" / "is-number-7.0.0.tgz" and tarball.is_file()
+
+
 def test_a_cached_conversion_needs_no_tensorflow(tmp_path: Path) -> None:
     from modhub.zoo._tfjs import conversion_key
 
