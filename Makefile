@@ -45,9 +45,10 @@ $(VENV)/.stamp-test: $(VENV)/.stamp-base
 	touch $@
 
 # Built once (about 2.2 GB); rebuilt only when requirements/tensorflow.txt changes.
-$(TF_VENV)/.stamp-tf: requirements/tensorflow.txt
+$(TF_VENV)/.stamp-tf: requirements/tensorflow.txt requirements/tensorflow-nodeps.txt
 	$(PYTHON) -m venv $(TF_VENV)
 	$(TF_VENV)/bin/pip install --disable-pip-version-check --progress-bar off -r requirements/tensorflow.txt
+	$(TF_VENV)/bin/pip install --disable-pip-version-check --progress-bar off --no-deps -r requirements/tensorflow-nodeps.txt
 	touch $@
 
 # The JavaScript the hub serves to browsers (onnxruntime-web, @huggingface/tokenizers) and the

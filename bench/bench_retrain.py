@@ -149,7 +149,7 @@ def text_features(module_dir: Path, texts: list[str], settings: Settings) -> np.
     """Embeddings through the retrain feature cache (the keys retrain_text uses)."""
     layer = hub.Layer(module_dir)
     inputs = TextInputs(layer)
-    cache = FeatureCache(settings.cache / "features", module_key(layer.path, inputs.cache_params))
+    cache = FeatureCache(settings.cache / "features", module_key(layer.manifest, inputs.cache_params))
     examples = _text_examples(texts)
 
     def compute(indices: list[int]) -> np.ndarray:
@@ -529,7 +529,7 @@ class ImageFeatures:
     def __call__(self, paths: list[Path], resize: str, flipped: bool = False) -> np.ndarray:
         inputs = ImageInputs(self.layer, 0, resize)
         params = {**inputs.cache_params, "runtime": "onnx"}
-        cache = FeatureCache(self.settings.cache / "features", module_key(self.layer.path, params))
+        cache = FeatureCache(self.settings.cache / "features", module_key(self.layer.manifest, params))
         examples = [Example(label=0, key=hashlib.sha256(p.read_bytes()).hexdigest(), path=p) for p in paths]
 
         def compute(indices: list[int]) -> np.ndarray:

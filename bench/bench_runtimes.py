@@ -3,6 +3,8 @@
 Contenders, on EfficientNet-Lite0 and MobileNetV2 feature vectors (images) and MiniLM-L6 (text):
 
 * ``modhub-onnx``  ``hub.load(dir, runtime="onnx")`` (onnxruntime, no torch imported)
+* ``modhub-onnx-int8``  ``hub.load(dir, precision="int8")``: the module's int8 variant
+  (``modhub quantize``; only when the module has one)
 * ``modhub-onnx (cached handle)``  ``hub.load("bench/NAME/1", runtime="onnx")`` from the cache
   of a real hub (``modhub serve`` on loopback, the module published and resolved once before):
   cold start only; the cache's records vouch for files hashed while they downloaded
@@ -33,12 +35,27 @@ Measured:
   on CNNs includes making the optimised copy in a child process
   (``--memory-only`` measures just these).
 
+* int8 (modules with an int8 variant): the bytes of the variant's graph files against the
+  exact graph's (``model.onnx`` + ``model.onnx.data``: what ``hub.load(h, precision="int8")``
+  downloads instead); and, for text, this CPU's int8 peak next to what the variant's matrix
+  products reach: a large ``MatMulInteger`` (uint8 x int8, as dynamic quantization runs) and a
+  float ``MatMul`` of the same shape, interleaved, then the variant at batch 32 profiled by
+  onnxruntime (time in its ``MatMulInteger`` nodes, their operations from the graph's weight
+  shapes and the batch's tokens).
+
 Goals (issue 13): cold start with onnx <= 0.5x eager; frozen image features
 >= 5x eager torch at batch 32; MiniLM >= 1.5x sentence-transformers; peak RSS
-of a load <= 1.3x the weights.
+of a load <= 1.3x the weights. Issue 26 (int8 variants): MiniLM int8 >= 3x
+sentence-transformers at batch 32; CNN int8 >= 1.7x fp32 onnx at batch 32; int8
+cold start no worse than fp32; variant graph <= 0.35x the exact graph's bytes.
 
     python bench/bench_runtimes.py [--zoo DIR] [--repeats 3] [--seconds 1.5] [--rounds 3] [--threads N]
-                                   [--json OUT] [--memory-only] [--cases minilm-l6 ...]
+                                   [--json OUT] [--memory-only] [--int8-only] [--no-build]
+                                   [--cases minilm-l6 ...]
+
+``--int8-only``: only the issue-26 rows (modhub-onnx, modhub-onnx-int8 and, for MiniLM,
+sentence-transformers; cold start, throughput, bytes, the int8 peak), without the memory
+rows and the hub: a few minutes instead of about half an hour.
 """
 
 from __future__ import annotations
@@ -76,6 +93,16 @@ import sys
 import numpy as np
 import modhub as hub
 module = hub.load(sys.argv[1], runtime="onnx")
+x = ["A first sentence to embed."] if sys.argv[2] == "text" else np.random.rand(1, 3, 224, 224).astype("f4")
+out = module(x)
+print(time.perf_counter() - t0)
+""",
+    "modhub-onnx-int8": """
+import time; t0 = time.perf_counter()
+import sys
+import numpy as np
+import modhub as hub
+module = hub.load(sys.argv[1], runtime="onnx", precision="int8")
 x = ["A first sentence to embed."] if sys.argv[2] == "text" else np.random.rand(1, 3, 224, 224).astype("f4")
 out = module(x)
 print(time.perf_counter() - t0)
@@ -202,6 +229,7 @@ CASES = (
 # Set by main() while a local hub serves the cached-handle row: MODHUB_ENDPOINT, MODHUB_CACHE.
 HUB_ENV: dict[str, str] = {}
 CACHED = "modhub-onnx (cached handle)"
+INT8 = "modhub-onnx-int8"
 
 
 def _env() -> dict[str, str]:
@@ -291,10 +319,12 @@ def contender(name: str, module_dir: Path, modality: str, extra: str, batch: int
     if threads:
         torch.set_num_threads(threads)
     if name.startswith("modhub"):
-        runtime = {"modhub-onnx": "onnx", "modhub-torch": "torch"}.get(name)
-        module = hub.load(module_dir, runtime=runtime)
+        runtime = {"modhub-onnx": "onnx", "modhub-onnx-int8": "onnx", "modhub-torch": "torch"}.get(name)
+        precision = {"precision": "int8"} if name == INT8 else {}
+        module = hub.load(module_dir, runtime=runtime, **precision)
         if threads and module.runtime == "onnx":
-            _limit_onnx_threads(module, module_dir, threads)
+            graph = module_dir / (module.manifest.variant("int8").path if precision else "") / "model.onnx"
+            _limit_onnx_threads(module, graph, threads)
         if modality == "text":
             sentences = _sentences(batch)
             return lambda: module(sentences)
@@ -329,8 +359,8 @@ def _sentences(batch: int) -> list[str]:
     return [f"Sentence number {i} about a cat, a dog and the weather today." for i in range(batch)]
 
 
-def _limit_onnx_threads(module: Any, module_dir: Path, threads: int) -> None:
-    """Benchmark-only: the same model with ``threads`` intra-op threads."""
+def _limit_onnx_threads(module: Any, graph: Path, threads: int) -> None:
+    """Benchmark-only: the same model (``graph``: its model.onnx) with ``threads`` intra-op threads."""
     import onnxruntime
 
     from modhub.runtimes.onnx_optimised import SLOW_FUSIONS
@@ -339,12 +369,153 @@ def _limit_onnx_threads(module: Any, module_dir: Path, threads: int) -> None:
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
     session = onnxruntime.InferenceSession(
-        str(module_dir / "model.onnx"),
+        str(graph),
         options,
         providers=["CPUExecutionProvider"],
         disabled_optimizers=list(SLOW_FUSIONS),  # as every session modhub builds
     )
-    module._session = session
+    module._session = module._engines["default"].session = session
+
+
+# Operators that run an int8 matrix product (as written by onnxruntime.quantization, or fused by
+# onnxruntime's optimiser from them).
+INT8_MATMULS = {"MatMulInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QLinearMatMul", "QGemm"}
+# The peak's product: [M, K] x [K, N], the shape of MiniLM's feed-forward layers at batch 32.
+PEAK_SHAPE = (512, 1536, 1536)
+
+
+def has_int8(module_dir: Path) -> bool:
+    from modhub.format.manifest import read_manifest
+
+    return "int8" in (read_manifest(module_dir).variants or {})
+
+
+def int8_bytes(module_dir: Path) -> dict[str, int]:
+    """Bytes of the int8 variant's files and of the exact graph's (model.onnx + model.onnx.data)."""
+    from modhub.format.manifest import read_manifest
+
+    manifest = read_manifest(module_dir)
+    sizes = {e.path: e.size for e in manifest.files}
+    variant = sum(sizes[path] for path in manifest.variant_files("int8"))
+    exact = sum(sizes.get(path, 0) for path in ("model.onnx", "model.onnx.data"))
+    return {"variant": variant, "exact": exact}
+
+
+def _product(kind: str, m: int, k: int, n: int) -> bytes:
+    """One matrix product as an ONNX model: uint8 x int8 (MatMulInteger) or float32 (MatMul)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    if kind == "int8":
+        weight = numpy_helper.from_array(rng.integers(-127, 128, (k, n), dtype=np.int8), "W")
+        node = helper.make_node("MatMulInteger", ["A", "W"], ["Y"])
+        types = TensorProto.UINT8, TensorProto.INT32
+    else:
+        weight = numpy_helper.from_array(rng.random((k, n), dtype=np.float32), "W")
+        node = helper.make_node("MatMul", ["A", "W"], ["Y"])
+        types = TensorProto.FLOAT, TensorProto.FLOAT
+    graph = helper.make_graph(
+        [node], "product", [helper.make_tensor_value_info("A", types[0], [m, k])],
+        [helper.make_tensor_value_info("Y", types[1], [m, n])], [weight],
+    )  # fmt: skip
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def int8_peak(module_dir: Path, seconds: float, rounds: int, threads: int) -> dict[str, float]:
+    """This CPU's int8 and fp32 matrix-product rates (GOPS, 2 per multiply-add), and what the
+    int8 variant's own products reach at batch 32 (onnxruntime's profiler)."""
+    import numpy as np
+    import onnx
+    import onnxruntime
+
+    from modhub.format.manifest import read_manifest
+    from modhub.runtimes.preprocessing import TextEncoder
+
+    def options() -> Any:
+        opts = onnxruntime.SessionOptions()
+        opts.log_severity_level = 3
+        if threads:
+            opts.intra_op_num_threads = threads
+        return opts
+
+    m, k, n = PEAK_SHAPE
+    rng = np.random.default_rng(0)
+    feeds = {
+        "int8": rng.integers(0, 256, (m, k), dtype=np.uint8),
+        "fp32": rng.random((m, k), dtype=np.float32),
+    }
+    sessions = {
+        kind: onnxruntime.InferenceSession(
+            _product(kind, m, k, n), options(), providers=["CPUExecutionProvider"]
+        )
+        for kind in feeds
+    }
+    # A peak is the best rate seen: each kind timed in interleaved rounds, the fastest round kept
+    # (on a shared machine, a round that lost the CPU to others is not the CPU's rate).
+    best = dict.fromkeys(sessions, 0.0)
+    for _ in range(rounds):
+        for kind, session in sessions.items():
+            session.run(None, {"A": feeds[kind]})
+            count, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                session.run(None, {"A": feeds[kind]})
+                count += 1
+            best[kind] = max(best[kind], count / (time.perf_counter() - start))
+    peak = {kind: rate * 2 * m * k * n / 1e9 for kind, rate in best.items()}
+
+    manifest = read_manifest(module_dir)
+    graph = module_dir / manifest.variant("int8").path / "model.onnx"
+    model = onnx.load(str(graph), load_external_data=False)
+    weights = {i.name: list(i.dims) for i in model.graph.initializer if len(i.dims) == 2}
+    dequantized = {
+        node.output[0]: node.input[0] for node in model.graph.node if node.op_type == "DequantizeLinear"
+    }
+    per_token = 0  # multiply-adds of the int8 products per token (the weights' K x N)
+    for node in model.graph.node:
+        if node.op_type in INT8_MATMULS or node.op_type in ("MatMul", "Gemm"):
+            for name in node.input[:4]:
+                name = dequantized.get(name, name)
+                if name in weights and (node.op_type in INT8_MATMULS or name in dequantized.values()):
+                    per_token += int(np.prod(weights[name]))
+                    break
+    spec = manifest.preprocessing.tokenizer
+    assert spec is not None
+    args = TextEncoder(spec, module_dir / spec.file).encode(_sentences(32))
+    tokens = int(args[0].size)  # batch x padded length: every row goes through the products
+    profiled = options()
+    profiled.enable_profiling = True
+    with tempfile.TemporaryDirectory() as tmp:
+        profiled.profile_file_prefix = str(Path(tmp) / "int8")
+        session = onnxruntime.InferenceSession(str(graph), profiled, providers=["CPUExecutionProvider"])
+        names = [i.name for i in session.get_inputs()]
+        feed = {name: array for name, array in zip(spec.graph_inputs, args, strict=True) if name in names}
+        runs, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds * rounds:
+            session.run(None, feed)
+            runs += 1
+        events = json.loads(Path(session.end_profiling()).read_text())
+    kernel = [e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
+    matmul_s = sum(e["dur"] for e in kernel if e["args"].get("op_name") in INT8_MATMULS) / 1e6 / runs
+    call_s = sum(e["dur"] for e in events if e.get("name") == "model_run") / 1e6 / runs
+    return {
+        "peak_int8_gops": peak["int8"],
+        "peak_fp32_gops": peak["fp32"],
+        "tokens": tokens,
+        "int8_macs_per_token": per_token,
+        "call_ms": call_s * 1e3,
+        "matmul_share": matmul_s / call_s,
+        "matmul_gops": 2 * per_token * tokens / matmul_s / 1e9 if matmul_s else 0.0,
+    }
+
+
+PEAK = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from bench_runtimes import int8_peak
+print(json.dumps(int8_peak(Path(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))))
+"""
 
 
 THROUGHPUT = """
@@ -384,6 +555,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--zoo", type=Path, default=ROOT / ".modhub" / "zoo")
+    parser.add_argument(
+        "--no-build", action="store_true", help="take the modules in --zoo as they are (a frozen copy)"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="fresh processes per cold start")
     parser.add_argument("--seconds", type=float, default=1.5, help="per contender per round")
     parser.add_argument("--rounds", type=int, default=3)
@@ -393,6 +567,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--memory-only", action="store_true", help="only the peak RSS of loads")
     parser.add_argument(
+        "--int8-only", action="store_true", help="only the int8 rows (issue 26): no memory, hub or eager rows"
+    )
+    parser.add_argument(
         "--cases", nargs="+", choices=[c[1] for c in CASES], help="only these modules (default: all)"
     )
     args = parser.parse_args()
@@ -400,22 +577,27 @@ def main() -> None:
 
     from modhub.zoo import build_zoo
 
-    build_zoo(args.zoo, only=[case[1] for case in cases], progress=False)
+    if not args.no_build:
+        build_zoo(args.zoo, only=[case[1] for case in cases], progress=False)
     print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         tiny = tiny_module(Path(tmp) / "tiny")
-        # What a load costs besides its weights (engine state, graph, kernels), from the median of 3.
-        cache = Path(tmp) / "cache"
-        fixed = {
-            r: statistics.median(peak_rss(tiny, r, cache)[0] for _ in range(3)) for r in ("onnx", "torch")
-        }
-        print("fixed cost of a load (a module with ~1 KiB of weights): " + ", ".join(
-            f"{r} {v / 2**20:.1f} MiB" for r, v in fixed.items()
-        ))  # fmt: skip
-        results["fixed_cost_bytes"] = fixed
+        fixed: dict[str, float] = {}
+        if not args.int8_only:
+            # What a load costs besides its weights (engine state, graph, kernels), from the median of 3.
+            cache = Path(tmp) / "cache"
+            fixed = {
+                r: statistics.median(peak_rss(tiny, r, cache)[0] for _ in range(3)) for r in ("onnx", "torch")
+            }
+            print("fixed cost of a load (a module with ~1 KiB of weights): " + ", ".join(
+                f"{r} {v / 2**20:.1f} MiB" for r, v in fixed.items()
+            ))  # fmt: skip
+            results["fixed_cost_bytes"] = fixed
         live, handles = (
-            (None, {}) if args.memory_only else serve_cached(args.zoo, [c[1] for c in cases], Path(tmp))
+            (None, {})
+            if args.memory_only or args.int8_only
+            else serve_cached(args.zoo, [c[1] for c in cases], Path(tmp))
         )
         try:
             for label, name, modality, family in cases:
@@ -445,15 +627,43 @@ def _case(
 
     module_dir = args.zoo / name
     extra = family or str(minilm_dir())
-    names = [c for c in COLD if (modality == "text" or c != "sentence-transformers") and c != CACHED]
+    int8 = has_int8(module_dir)
+    if args.int8_only and not int8:
+        raise SystemExit(f"{module_dir} has no int8 variant (modhub quantize, or the zoo's recipes)")
+    names = [
+        c
+        for c in COLD
+        if (modality == "text" or c != "sentence-transformers")
+        and c != CACHED
+        and (c != INT8 or int8)
+        and (not args.int8_only or c in ("modhub-onnx", INT8, "sentence-transformers"))
+    ]
     row: dict[str, Any] = {}
+    if int8 and not args.memory_only:
+        row["int8_bytes"] = int8_bytes(module_dir)
+        if modality == "text":
+            line = _run(
+                PEAK,
+                str(ROOT / "bench"),
+                str(module_dir),
+                str(args.seconds),
+                str(args.rounds),
+                str(args.threads),
+            )
+            row["int8_peak"] = json.loads(line)
     if not args.memory_only:
-        row["cold_s"] = {c: cold_start(c, module_dir, modality, extra, args.repeats) for c in names}
-        # Next to the local directory: the same module loaded by its handle from the cache.
-        row["cold_s"][CACHED] = cold_start(CACHED, handles[name], modality, extra, args.repeats)
+        # Interleaved: each round starts every contender's fresh process once, in turn.
+        cold: dict[str, list[float]] = {c: [] for c in names}
+        for _ in range(args.repeats):
+            for c in names:
+                cold[c].append(float(_run(COLD[c], str(module_dir), modality, extra)))
+        row["cold_s"] = {c: statistics.median(v) for c, v in cold.items()}
+        if not args.int8_only:
+            # Next to the local directory: the same module loaded by its handle from the cache.
+            row["cold_s"][CACHED] = cold_start(CACHED, handles[name], modality, extra, args.repeats)
         row.update(measure_throughput(names, module_dir, modality, extra, args))
     row["peak_rss_over_weights"] = {}
-    for runtime in ("onnx", "torch"):
+    for runtime in () if args.int8_only else ("onnx", "torch"):
         # A cache of its own: the first load makes this machine's optimised copy (onnx, CNNs).
         cache = tmp / f"cache-{name}-{runtime}"
         first_ever, _ = peak_rss(module_dir, runtime, cache)
@@ -475,10 +685,11 @@ def _case(
 
 def _print(label: str, row: dict[str, Any]) -> None:
     unit = "sent/s" if "MiniLM" in label else "img/s"
-    print(f"\n{label}   (ratio: against eager torch)")
-    print(f"  {'':<24}{'cold start':>12}{'ratio':>8}{'batch 1':>14}{'ratio':>8}{'batch 32':>14}{'ratio':>8}")
     cold_s = row.get("cold_s", {})
-    eager = (cold_s["eager"], row["batch1"]["eager"], row["batch32"]["eager"]) if cold_s else (1, 1, 1)
+    ref = "eager" if "eager" in cold_s else "modhub-onnx"
+    print(f"\n{label}   (ratio: against {'eager torch' if ref == 'eager' else ref})")
+    print(f"  {'':<24}{'cold start':>12}{'ratio':>8}{'batch 1':>14}{'ratio':>8}{'batch 32':>14}{'ratio':>8}")
+    eager = (cold_s[ref], row["batch1"][ref], row["batch32"][ref]) if cold_s else (1, 1, 1)
     for name, cold in cold_s.items():
         if name not in row["batch1"]:  # cold start only (the cached-handle row)
             print(f"  {name:<24}{cold:>10.2f} s{cold / eager[0]:>7.2f}x")
@@ -487,6 +698,22 @@ def _print(label: str, row: dict[str, Any]) -> None:
         print(
             f"  {name:<24}{cold:>10.2f} s{cold / eager[0]:>7.2f}x{b1:>8.1f} {unit:<5}{b1 / eager[1]:>7.2f}x"
             f"{b32:>8.1f} {unit:<5}{b32 / eager[2]:>7.2f}x"
+        )
+    if "int8_bytes" in row:
+        size = row["int8_bytes"]
+        print(
+            f"  int8 variant's graph {size['variant'] / 2**20:.1f} MiB, exact graph "
+            f"{size['exact'] / 2**20:.1f} MiB = {size['variant'] / size['exact']:.2f}x"
+        )
+    if "int8_peak" in row:
+        peak = row["int8_peak"]
+        shape = "x".join(map(str, PEAK_SHAPE))
+        share = peak["matmul_gops"] / peak["peak_int8_gops"]
+        print(
+            f"  this CPU's matrix products ({shape}): int8 {peak['peak_int8_gops']:.0f} GOPS, fp32 "
+            f"{peak['peak_fp32_gops']:.0f} GOPS; the int8 variant at batch 32 ({peak['tokens']} tokens): "
+            f"{peak['call_ms']:.1f} ms a call, {peak['matmul_share']:.0%} in its int8 products at "
+            f"{peak['matmul_gops']:.0f} GOPS = {share:.0%} of the int8 peak"
         )
     for runtime, mem in row["peak_rss_over_weights"].items():
         print(
@@ -509,7 +736,8 @@ def _goals(results: dict[str, Any]) -> None:
                 f"(goal <= 1.3); as a process's first load {mem['ratio']:.2f}x, "
                 f"{mem['net_ratio']:.2f}x without the fixed cost"
             )
-        if "cold_s" not in row:
+        _int8_goals(label, row)
+        if "eager" not in row.get("cold_s", {}):
             continue
         cold = row["cold_s"]["modhub-onnx"] / row["cold_s"]["eager"]
         cached = row["cold_s"][CACHED] / row["cold_s"]["eager"]
@@ -523,6 +751,28 @@ def _goals(results: dict[str, Any]) -> None:
         else:
             fx = row["batch32"]["modhub-onnx"] / row["batch32"]["eager"]
             print(f"  {label}: batch 32 modhub-onnx / eager torch = {fx:.2f}x (goal >= 5)")
+
+
+def _int8_goals(label: str, row: dict[str, Any]) -> None:
+    """Issue 26's speed and size goals for the int8 variant, where measured."""
+    if "int8_bytes" in row:
+        size = row["int8_bytes"]
+        ratio = size["variant"] / size["exact"]
+        print(f"  {label}: int8 graph bytes / exact graph = {ratio:.2f}x (goal <= 0.35)")
+    cold_s = row.get("cold_s", {})
+    if INT8 not in cold_s:
+        return
+    cold = cold_s[INT8] / cold_s["modhub-onnx"]
+    print(f"  {label}: cold start int8 / fp32 onnx = {cold:.2f}x (goal <= 1, no worse)")
+    fp32 = row["batch32"][INT8] / row["batch32"]["modhub-onnx"]
+    if "sentence-transformers" in row["batch32"]:
+        st = row["batch32"][INT8] / row["batch32"]["sentence-transformers"]
+        print(
+            f"  {label}: batch 32 int8 / sentence-transformers = {st:.2f}x (goal >= 3); "
+            f"int8 / fp32 onnx = {fp32:.2f}x"
+        )
+    else:
+        print(f"  {label}: batch 32 int8 / fp32 onnx = {fp32:.2f}x (goal >= 1.7)")
 
 
 if __name__ == "__main__":

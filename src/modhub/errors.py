@@ -324,7 +324,7 @@ ERROR_CODES: Mapping[str, ErrorCode] = MappingProxyType(
             invalid_name="a publisher or module name that breaks the naming rules",
             unsafe_path="an uploaded file name with '..', an absolute path, ...; or modhub.json as a file",
             duplicate_file="the same file path uploaded twice",
-            format_not_supported="a tf-hub-format other than 'compressed'",
+            format_not_supported="a tf-hub-format other than 'compressed', a tfjs-format other than 'file'",
         ),
         **_codes(
             401,
@@ -344,7 +344,7 @@ ERROR_CODES: Mapping[str, ErrorCode] = MappingProxyType(
             publisher_not_found="no such publisher",
             token_not_found="no such token",
             blob_not_found="no such blob, or the hub lost its bytes",
-            format_not_available="the version has no SavedModel for tensorflow_hub",
+            format_not_available="the version has no SavedModel for tensorflow_hub (no tfjs/ for TF.js)",
         ),
         **_codes(405, HubHTTPError, method_not_allowed="the method is not allowed on this path"),
         **_codes(

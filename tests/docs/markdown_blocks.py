@@ -6,7 +6,8 @@ always a visible decision:
 * ``python``: pasted, line by line, into one Python REPL per file (see kernel.py);
 * ``sh`` / ``bash`` / ``shell``: run by ``bash -e -o pipefail``; ``console``: the
   lines starting with ``$ `` are the commands, the others are their output;
-* ``text``, ``json``, ``yaml``, ``ini``, ``toml``, ``markdown``, ``http``: shown, not run;
+* ``js`` / ``javascript``: an ES module, run by Node.js (see test_docs.py);
+* ``text``, ``json``, ``yaml``, ``ini``, ``toml``, ``markdown``, ``http``, ``html``: shown, not run;
 * a shown block tagged ``output`` (```` ```text output ````) is what the runnable block
   above it prints; its words (not its numbers) must appear in that output;
 * a runnable block whose info string carries the tag ``skip-test`` is not run. It
@@ -23,7 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = frozenset({"python", "py"})
 SHELL = frozenset({"sh", "bash", "shell", "console"})
-SHOWN = frozenset({"text", "json", "yaml", "ini", "toml", "markdown", "md", "http", "csv"})
+JS = frozenset({"js", "javascript"})
+SHOWN = frozenset({"text", "json", "yaml", "ini", "toml", "markdown", "md", "http", "csv", "html"})
 SKIP_TAG = "skip-test"
 
 _FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
@@ -47,7 +49,7 @@ class Block:
 
     @property
     def runnable(self) -> bool:
-        return self.lang in PYTHON or self.lang in SHELL
+        return self.lang in PYTHON or self.lang in SHELL or self.lang in JS
 
     @property
     def skipped(self) -> bool:

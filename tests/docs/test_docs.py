@@ -4,7 +4,14 @@ Per Markdown file, in document order, against a real hub (conftest.py):
 
 * python blocks are pasted line by line into ONE Python REPL (kernel.py), so a
   later block uses the names of earlier ones, as a reader's session would;
-* shell blocks run with ``bash -e -o pipefail``, the venv's ``bin`` first on PATH.
+* shell blocks run with ``bash -e -o pipefail``, the venv's ``bin`` first on PATH;
+* js blocks (```` ```js ````) run in Node.js 20, each as its own ES module (top-level
+  ``await`` works), written into the working directory, whose ``node_modules`` is the
+  checkout's (``make web``: ``@tensorflow/tfjs``, ``onnxruntime-web``, ...), so
+  ``import * as tf from "@tensorflow/tfjs"`` resolves as in a reader's project. A block
+  that needs the hub writes ``http://127.0.0.1:8000`` (rewritten, as below) or reads the
+  ``HUB_URL`` environment variable (set to the test hub's URL). Without Node.js or
+  ``node_modules`` js blocks skip, and fail in CI (CI=true).
 
 Both share a fresh working directory, which looks like a checkout after
 ``make serve``: ``.venv`` links to the running interpreter's environment,
@@ -34,8 +41,8 @@ import pytest
 
 from modhub.zoo.tf_formats import tf_subprocess_env
 from tests.docs.conftest import DocsHub
-from tests.docs.markdown_blocks import PYTHON, REPO, SHELL, SHOWN, Block, blocks, doc_files
-from tests.harness import serve_env
+from tests.docs.markdown_blocks import JS, PYTHON, REPO, SHELL, SHOWN, Block, blocks, doc_files
+from tests.harness import in_ci, serve_env
 
 KERNEL = Path(__file__).with_name("kernel.py")
 BLOCK_TIMEOUT = 300.0
@@ -73,6 +80,8 @@ def _workdir(tmp_path: Path, hub: DocsHub) -> Path:
     (work / ".venv").symlink_to(sys.prefix, target_is_directory=True)
     (work / ".modhub" / "zoo").symlink_to(hub.zoo_dir, target_is_directory=True)
     (work / ".modhub" / "hub").symlink_to(hub.data_dir, target_is_directory=True)
+    if (REPO / "node_modules").is_dir():
+        (work / "node_modules").symlink_to(REPO / "node_modules", target_is_directory=True)
     return work
 
 
@@ -158,6 +167,34 @@ def _run_shell(code: str, work: Path, env: dict[str, str]) -> tuple[str | None, 
     return None, output
 
 
+def _run_js(block: Block, code: str, work: Path, env: dict[str, str], hub_url: str) -> tuple[str | None, str]:
+    """Run a js block as an ES module in Node.js: (error or None, what it printed)."""
+    node = shutil.which("node")
+    if node is None or not (work / "node_modules").is_dir():
+        why = "js blocks need Node.js and the checkout's node_modules (make web)"
+        if in_ci():
+            pytest.fail(f"CI=true but {why}")
+        pytest.skip(why)
+    script = work / f"block-{block.line}.mjs"
+    script.write_text(code, encoding="utf-8")
+    try:
+        done = subprocess.run(
+            [node, script.name],
+            cwd=work,
+            env={**env, "HUB_URL": hub_url},
+            capture_output=True,
+            text=True,
+            timeout=BLOCK_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return f"timed out after {BLOCK_TIMEOUT:.0f} s", ""
+    output = done.stdout + done.stderr
+    if done.returncode != 0:
+        return f"exit status {done.returncode}\n--- output\n{output[-6000:]}", output
+    return None, output
+
+
 def _missing_words(expected: str, output: str) -> list[str]:
     """A loose output check: every word of the shown output (numbers and hashes vary) was printed."""
     words = re.findall(r"(?<![0-9A-Za-z])[A-Za-z][A-Za-z_'-]{2,}(?![0-9])", expected)
@@ -207,7 +244,7 @@ def test_code_blocks_run(doc: Path, docs_hub: DocsHub, tmp_path: Path) -> None:
                 )
             if not block.runnable or block.skipped:
                 continue
-            code = DOC_URL.sub(docs_hub.url, block.code if block.lang in PYTHON else block.shell_script())
+            code = DOC_URL.sub(docs_hub.url, block.code if block.lang not in SHELL else block.shell_script())
             start = time.monotonic()
             if block.lang in PYTHON and TF_TAG in block.tags:
                 tf_repl = tf_repl or _Repl(work, _tf_env(env, work), tmp_path / "tf.log", _tf_python())
@@ -223,6 +260,8 @@ def test_code_blocks_run(doc: Path, docs_hub: DocsHub, tmp_path: Path) -> None:
                 output = repl.output_since(offset)
                 if error:
                     error += f"\n--- Python output so far\n{_tail(repl.log)}"
+            elif block.lang in JS:
+                error, output = _run_js(block, code, work, env, docs_hub.url)
             else:
                 error, output = _run_shell(code, work, env)
             last = (block, output)
@@ -245,7 +284,9 @@ def _all_blocks() -> list[Block]:
 
 def test_every_fence_names_a_known_language() -> None:
     unknown = [
-        f"{b.where}: {b.lang or '(none)'!r}" for b in _all_blocks() if b.lang not in PYTHON | SHELL | SHOWN
+        f"{b.where}: {b.lang or '(none)'!r}"
+        for b in _all_blocks()
+        if b.lang not in PYTHON | SHELL | JS | SHOWN
     ]
     assert not unknown, "give each fence a language (python, sh, text, ...):\n" + "\n".join(unknown)
 

@@ -91,3 +91,15 @@ def test_old_client_ignores_a_new_optional_field_and_verifies_files(old_python: 
     done = _load(old_python, tampered, tmp_path)
     assert done.returncode != 0
     assert "IntegrityError" in done.stderr, done.stderr[-2000:]
+
+
+def test_old_client_loads_a_module_with_an_int8_variant(old_python: Path, tmp_path: Path) -> None:
+    from modhub.exporting.quantize import quantize_module
+
+    module = make_module("image-feature-vector", tmp_path / "with-variant", onnx=True)
+    quantize_module(module, method="dynamic")
+    assert (module / "int8" / "model.onnx").is_file()
+    # The old release ignores "variants", verifies the variant's files like any other, runs the exact graph.
+    done = _load(old_python, module, tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-2:] == ["(1,", "5)"]

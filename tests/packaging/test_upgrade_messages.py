@@ -62,3 +62,21 @@ def test_a_module_needing_a_newer_onnxruntime(module: Path, tmp_path: Path) -> N
         hub.load(str(copy), runtime="onnx")
     message = _one_line(exc)
     assert "onnxruntime >= 99.0" in message and message.endswith("pip install -U onnxruntime")
+
+
+def test_a_format_older_releases_cannot_parse_names_the_release_that_reads_it(module: Path) -> None:
+    from modhub.format.manifest import FORMAT_SINCE, FileEntry, read_manifest
+
+    manifest = read_manifest(module)
+    model_json = FileEntry(path="tfjs/model.json", size=2, sha256="0" * 64)
+    with_tfjs = manifest.model_copy(
+        update={"files": (*manifest.files, model_json), "formats": (*manifest.formats, "tfjs")}
+    )
+    written = json.loads(with_tfjs.to_json())
+    # Releases before FORMAT_SINCE["tfjs"] refuse the "formats" list; they read requires first.
+    assert written["requires"]["modhub"] == FORMAT_SINCE["tfjs"]
+    assert written["requires"]["onnxruntime"] == manifest.requires.onnxruntime  # type: ignore[union-attr]
+    # A module without it says nothing new, and a higher requirement is kept.
+    assert "modhub" not in json.loads(manifest.to_json()).get("requires", {})
+    newer = with_tfjs.model_copy(update={"requires": manifest.requires.model_copy(update={"modhub": "9.1"})})  # type: ignore[union-attr]
+    assert json.loads(newer.to_json())["requires"]["modhub"] == "9.1"

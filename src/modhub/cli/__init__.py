@@ -11,6 +11,7 @@ from modhub.cli import (  # noqa: F401
     client_cmds,
     hub_cmds,
     predict_cmd,
+    quantize_cmd,
     retrain_cmds,
     show_cmd,
     sign_cmds,

@@ -125,8 +125,12 @@ def _columns(rows: list[tuple[str, ...]]) -> list[str]:
 
 @cache_app.command("ls")
 def cache_ls(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """List cached module versions with their size and directory."""
-    from modhub.client.cache import ModuleCache
+    """List cached module versions with their size and directory.
+
+    A partial version (only the files loads needed so far, e.g. an int8 variant without the
+    exact graphs) shows the size it holds, marked "partial"; `modhub download HANDLE` completes it.
+    """
+    from modhub.client.cache import ModuleCache, present_files
     from modhub.errors import ManifestError
     from modhub.format.manifest import read_manifest
     from modhub.settings import Settings
@@ -134,11 +138,22 @@ def cache_ls(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     cache = ModuleCache(Settings.from_env().cache)
     rows: list[dict[str, Any]] = []
     for cached in cache.iter_versions():
+        partial = cached.partial
         try:
-            size: int | None = sum(e.size for e in read_manifest(cached.path).files)
+            manifest = read_manifest(cached.path)
+            held = present_files(cached.path, manifest) if partial else None
+            size: int | None = sum(e.size for e in manifest.files if held is None or e.path in held)
         except ManifestError:
             size = None
-        rows.append({"hub": cached.host, "handle": cached.handle, "size": size, "path": str(cached.path)})
+        rows.append(
+            {
+                "hub": cached.host,
+                "handle": cached.handle,
+                "size": size,
+                "partial": partial,
+                "path": str(cached.path),
+            }
+        )
     if as_json:
         typer.echo(json.dumps({"cache": str(cache.root), "versions": rows, "blob_bytes": cache.blob_bytes()}))
         return
@@ -148,7 +163,8 @@ def cache_ls(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     width = max(len(r["handle"]) for r in rows)
     for row in rows:
         size_text = _size(row["size"]) if row["size"] is not None else "damaged"
-        typer.echo(f"{row['handle']:<{width}}  {size_text:>10}  {row['hub']}  {row['path']}")
+        state = "partial" if row["partial"] else "whole"
+        typer.echo(f"{row['handle']:<{width}}  {size_text:>10}  {state:<7}  {row['hub']}  {row['path']}")
     typer.echo(f"{len(rows)} version(s); {_size(cache.blob_bytes())} on disk in {cache.root}", err=True)
 
 
@@ -163,7 +179,10 @@ def cache_verify(
         ),
     ] = False,
 ) -> None:
-    """Check every cached file against its sha256 (exit status 1 if anything is damaged)."""
+    """Check every cached file against its sha256 (exit status 1 if anything is damaged).
+
+    A partial version is checked for the files it holds; that it lacks others is not damage.
+    """
     from modhub.client.cache import ModuleCache
     from modhub.runtimes.onnx_optimised import verify_optimised
     from modhub.settings import Settings
@@ -176,6 +195,13 @@ def cache_verify(
         damaged = {path for path, _ in problems}
         for cached in cache.iter_versions():
             if cached.path in damaged:
+                continue
+            if cached.partial:
+                typer.echo(
+                    f"{cached.handle}: partial, formats not compared (`modhub download "
+                    f"{cached.handle}` fetches the rest)",
+                    err=True,
+                )
                 continue
             report = check_formats_agree(cached.path)
             problems += [(cached.path, f"formats disagree: {line}") for line in report.problems]
@@ -190,7 +216,10 @@ def cache_verify(
             "remove damaged versions with `modhub cache rm HANDLE` (or --all) and resolve again", err=True
         )
         raise typer.Exit(1)
-    typer.echo(f"ok: {sum(1 for _ in cache.iter_versions())} version(s) verified in {cache.root}")
+    versions = list(cache.iter_versions())
+    partial = sum(1 for cached in versions if cached.partial)
+    partial_note = f" ({partial} partial: the files loads needed so far)" if partial else ""
+    typer.echo(f"ok: {len(versions)} version(s) verified{partial_note} in {cache.root}")
 
 
 @cache_app.command("rm")

@@ -304,6 +304,14 @@ def publish(
             "the hub checks the signature with",
         ),
     ] = None,
+    tfjs: Annotated[
+        bool,
+        typer.Option(
+            "--tfjs",
+            help="for a SavedModel: also convert it to TF.js (tfjs/, for tf.loadGraphModel), in the "
+            "TensorFlow venv that MODHUB_TF_PYTHON names",
+        ),
+    ] = False,
 ) -> None:
     """Check a module locally, upload it, and print its handle (publisher/name/version).
 
@@ -328,6 +336,17 @@ def publish(
                     err=True,
                 )
                 raise typer.Exit(2)
+            if tfjs and (kind != "savedmodel" or settings.tf_python is None):
+                typer.secho(
+                    "error: --tfjs converts a SavedModel directory to TF.js in the TensorFlow venv: "
+                    + (
+                        "set MODHUB_TF_PYTHON to its python (make venv-tf builds .venv-tf)"
+                        if kind == "savedmodel"
+                        else f"{module_dir} is not a SavedModel"
+                    ),
+                    err=True,
+                )
+                raise typer.Exit(2)
             module_dir = wrap(
                 kind,
                 source,
@@ -336,11 +355,12 @@ def publish(
                 license=license,
                 title=repo.split("/")[-1],
                 meaning=parse_meaning(meaning),
+                tfjs_python=settings.tf_python if tfjs else None,
             )
-        elif task is not None or license is not None or meaning is not None:
+        elif task is not None or license is not None or meaning is not None or tfjs:
             typer.secho(
-                "error: --task, --license and --meaning are for SavedModel directories and ONNX files only; "
-                "a module directory says them in its modhub.json",
+                "error: --task, --license, --meaning and --tfjs are for SavedModel directories and ONNX "
+                "files only; a module directory says them in its modhub.json (and carries its own tfjs/)",
                 err=True,
             )
             raise typer.Exit(2)

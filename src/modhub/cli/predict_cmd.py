@@ -73,6 +73,14 @@ def predict_command(
             metavar="NAME=FILE",
         ),
     ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            "--precision",
+            help="run the module's reduced-precision variant (int8: smaller and faster, its "
+            "agreement with the exact graph is in `modhub show`) [default: the exact graph]",
+        ),
+    ] = None,
 ) -> None:
     """Run HANDLE over every input in INPUT and write OUT (key, output vector, top-k labels)."""
     if draw is not None and cluster is not None:
@@ -85,6 +93,9 @@ def predict_command(
             typer.secho(f"--input takes NAME=FILE, got {given!r}", err=True)
             raise typer.Exit(2)
         extra[name.strip()] = file
+    if precision is not None and cluster is not None:
+        typer.secho("--precision runs here, not on the cluster: run it without --cluster", err=True)
+        raise typer.Exit(2)
     if extra and cluster is not None:
         typer.secho("--input runs here, not on the cluster: run it without --cluster", err=True)
         raise typer.Exit(2)
@@ -103,6 +114,7 @@ def predict_command(
                 overwrite=overwrite,
                 progress=False if quiet else None,
                 extra_inputs=extra or None,
+                precision=precision,
             )
             rows, skipped = result.rows, result.skipped
             for line in result.skipped_examples:

@@ -74,6 +74,14 @@ License = Annotated[
     str | None, typer.Option("--license", help="SPDX licence of the new module (default: the base module's)")
 ]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace the --out directory")]
+Precision = Annotated[
+    str | None,
+    typer.Option(
+        "--precision",
+        help="frozen features from the module's reduced-precision variant (int8: faster); the new "
+        "module holds the exact base graph with a head trained on them [default: the exact graph]",
+    ),
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
 # Remote compute (modhub.cluster): run the same retraining as a Ray job, publish the result.
 Cluster = Annotated[
@@ -245,6 +253,7 @@ def images(
     flip: Annotated[
         bool, typer.Option("--flip", help="also train the head on horizontally flipped photos")
     ] = False,
+    precision: Precision = None,
 ) -> None:
     """Train an image classifier on DATA_DIR/<class>/<photo> on top of an image-feature-vector module."""
 
@@ -262,6 +271,7 @@ def text(
     fine_tune: TextFineTune = False,
     pairs_per_example: Pairs = 40,
     fine_tune_seconds: TuneSeconds = 300.0,
+    precision: Precision = None,
 ) -> None:
     """Train a text classifier on a CSV of labelled texts on top of a text-embedding module."""
 

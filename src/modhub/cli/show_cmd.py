@@ -11,7 +11,7 @@ import typer
 from modhub.cli._app import app
 from modhub.cli._common import fail_on_hub_error, notes
 from modhub.errors import HubError
-from modhub.format.describe import describe_spec, meaning_parts
+from modhub.format.describe import describe_spec, describe_variants, meaning_parts
 from modhub.format.manifest import GRAPH_NAME, ONNX_NAME, Manifest, TensorSpec
 
 
@@ -51,6 +51,20 @@ def signature_lines(manifest: Manifest) -> list[str]:
         args = ", ".join(s.name for s in sig.inputs)
         result = sig.outputs[0].name if len(sig.outputs) == 1 else "{" + ", ".join(sig.output_names) + "}"
         lines.append(f"  call: {call}({args}) -> {result}")
+    return lines
+
+
+def variant_lines(manifest: Manifest) -> list[str]:
+    """The reduced-precision variants: precision, method, size, agreement, how to load one."""
+    from modhub.cli.client_cmds import _size
+
+    variants = describe_variants(manifest)
+    if not variants:
+        return []
+    lines = ["variants (hub.load(h, precision=...); the exact graph stays the default):"]
+    for v in variants:
+        lines.append(f"  {v.precision}: {v.method} quantization, {_size(v.size)} in {v.path}/")
+        lines.append(f"    {v.agreement_text}")
     return lines
 
 
@@ -96,6 +110,7 @@ def render_text(manifest: Manifest, module_dir: Path) -> str:
             lines.append(f"{key}: {value}")
     if md.tags:
         lines.append(f"tags: {', '.join(md.tags)}")
+    lines += variant_lines(manifest)
     saved_model = _saved_model_text(manifest, module_dir)
     if saved_model:
         lines += ["SavedModel (saved_model/), as saved_model_cli show --all prints it:", saved_model.rstrip()]

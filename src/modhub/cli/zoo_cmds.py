@@ -39,7 +39,7 @@ def build(
         settings = Settings.from_env()
         if settings.tf_python is None:
             typer.echo(
-                "note: MODHUB_TF_PYTHON is not set, so no SavedModel/TFLite formats are built "
+                "note: MODHUB_TF_PYTHON is not set, so no SavedModel/TFLite/TF.js formats are built "
                 "(make serve sets it to .venv-tf/bin/python)",
                 err=True,
             )

@@ -6,15 +6,26 @@ Layout::
       blobs/<sha256>                  verified file contents, read-only, by content address
       blobs/<sha256>.incomplete       an interrupted download, resumed with HTTP Range
       modules/<host>/<publisher>/<name>/<version>/
-                                      one resolved version: hard links to blobs + modhub.json
+                                      one resolved version: hard links to blobs + modhub.json;
+                                      with a ``.partial`` marker when it holds only the files
+                                      loads asked for so far (see below)
       locks/...                       lock files (kept apart from the data, see _lock)
       records/<dev>-<inode>.json      "this file was hashed and held sha256 X" (client/records.py)
       onnx/<key>/                     this machine's optimised copy of a model.onnx with 1 MiB or more
                                       of weights (runtimes/onnx_optimised.py): made once, verified
       tmp/                            version directories being assembled
 
-A version directory appears only complete: it is assembled under ``tmp/`` and
+A version directory appears only whole: it is assembled under ``tmp/`` and
 renamed into place in one step, so a reader never sees half of one.
+
+A load downloads only the files it reads (``hub.load(h, precision="int8")``
+fetches the int8 graph and the assets, not the exact graphs): its version
+directory is *partial*, marked by a ``.partial`` file (a hidden name, never a
+module file), and holds a subset of the manifest's files, each complete and
+verified. A later load that needs more adds the missing files in place under the
+same version lock (:meth:`ModuleCache.add_files`: each linked to its blob under a
+hidden name, then renamed over its path); ``modhub download`` makes it whole. A
+directory without the marker must hold every listed file (else it is damaged).
 """
 
 from __future__ import annotations
@@ -24,7 +35,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +56,20 @@ from modhub.format.manifest import (
 from modhub.format.verify import verify_files
 from modhub.handles import Handle, hub_key, is_version
 
-__all__ = ["CachedVersion", "ModuleCache", "check_sizes", "host_key", "link_or_copy"]
+__all__ = [
+    "PARTIAL_NAME",
+    "CachedVersion",
+    "ModuleCache",
+    "check_sizes",
+    "host_key",
+    "is_partial",
+    "link_or_copy",
+    "present_files",
+]
+
+# The marker of a version directory that holds only some of its files (a hidden name).
+PARTIAL_NAME = ".partial"
+
 
 def host_key(endpoint: str) -> str:
     """A directory name for a hub: ``http://127.0.0.1:8000/x`` → ``127.0.0.1_8000_x``."""
@@ -67,6 +91,11 @@ class CachedVersion:
     @property
     def handle(self) -> str:
         return f"{self.publisher}/{self.name}/{self.version}"
+
+    @property
+    def partial(self) -> bool:
+        """Whether it holds only the files loads asked for so far (see the module doc)."""
+        return is_partial(self.path)
 
 
 class ModuleCache:
@@ -137,13 +166,19 @@ class ModuleCache:
 
     # --- version directories --------------------------------------------
 
-    def lookup(self, endpoint: str, handle: Handle) -> Path | None:
-        """The cached directory of a concrete version, if present and complete (cheap check)."""
+    def lookup(self, endpoint: str, handle: Handle, files: Files = None) -> Path | None:
+        """The cached directory of a concrete version, if present and holding ``files`` (cheap check).
+
+        ``files``: the module paths wanted, or a function of the manifest that returns them;
+        None: every listed file. A whole (not partial) directory must hold every file anyway.
+        """
         path = self.version_dir(endpoint, handle)
         if not path.is_dir():
             return None
         try:
-            check_sizes(path)
+            manifest = read_manifest(path)
+            paths = wanted_files(manifest, files)
+            check_sizes(path, manifest, paths if is_partial(path) else None)
         except (IntegrityError, ManifestError):
             return None
         return path
@@ -166,13 +201,16 @@ class ModuleCache:
         manifest: Manifest,
         manifest_bytes: bytes | None = None,
         signature: bytes | None = None,
+        paths: Collection[str] | None = None,
     ) -> Path:
         """Build the version directory from verified blobs and rename it into place.
 
-        Callers hold ``version_lock`` and have put every file's blob in ``blobs/``.
-        ``manifest_bytes``: the exact published modhub.json (else ``manifest`` is written);
-        ``signature``: the version's verified modhub.sig, if it has one.
+        Callers hold ``version_lock`` and have put the blob of every file in ``paths``
+        (None: every listed file) in ``blobs/``; with fewer than every file the directory
+        is partial (marked). ``manifest_bytes``: the exact published modhub.json (else
+        ``manifest`` is written); ``signature``: the version's verified modhub.sig, if it has one.
         """
+        entries = [e for e in manifest.files if paths is None or e.path in paths]
         final = self.version_dir(endpoint, handle)
         # A process killed while assembling this version left its work directory behind (its
         # hard links would keep pruned blobs' bytes on disk for ever). The version lock we hold
@@ -185,7 +223,7 @@ class ModuleCache:
                 shutil.rmtree(leftover, ignore_errors=True)
         work = Path(tempfile.mkdtemp(prefix=prefix, dir=self.tmp))
         try:
-            for entry in manifest.files:
+            for entry in entries:
                 target = work / entry.path
                 target.parent.mkdir(parents=True, exist_ok=True)
                 link_or_copy(self.blob_path(entry.sha256), target)
@@ -195,7 +233,9 @@ class ModuleCache:
                 (work / MANIFEST_NAME).write_bytes(manifest_bytes)
             if signature is not None:
                 (work / SIGNATURE_NAME).write_bytes(signature)
-            check_sizes(work, manifest)
+            if len(entries) < len(manifest.files):
+                (work / PARTIAL_NAME).write_bytes(b"")
+            check_sizes(work, manifest, [e.path for e in entries])
             final.parent.mkdir(parents=True, exist_ok=True)
             # An existing copy is a damaged one (it failed the size check): replaced in one step.
             replace_directory(work, final)
@@ -203,6 +243,34 @@ class ModuleCache:
             shutil.rmtree(work, ignore_errors=True)
             raise
         return final
+
+    def add_files(self, version_dir: Path, manifest: Manifest, paths: Collection[str]) -> Path:
+        """Link the verified blobs of ``paths`` into a partial version directory, in place.
+
+        Callers hold ``version_lock`` and have put each file's blob in ``blobs/``. Each file
+        appears whole or not at all (linked under a hidden name beside it, then renamed over
+        its path: a damaged copy of it is replaced), and the directory itself never
+        disappears, so a load reading it meanwhile is not disturbed. Once it holds every
+        listed file its partial marker goes.
+        """
+        for entry in manifest.files:
+            if entry.path not in paths:
+                continue
+            blob = self.blob_path(entry.sha256)
+            target = version_dir / entry.path
+            with contextlib.suppress(OSError):
+                if os.path.samefile(target, blob):
+                    continue  # already this very blob
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staged = target.with_name(f".adding-{target.name}.{os.getpid()}")
+            staged.unlink(missing_ok=True)
+            link_or_copy(blob, staged)
+            os.replace(staged, target)
+        check_sizes(version_dir, manifest, paths)
+        if present_files(version_dir, manifest) == {entry.path for entry in manifest.files}:
+            check_sizes(version_dir, manifest)
+            (version_dir / PARTIAL_NAME).unlink(missing_ok=True)
+        return version_dir
 
     def discard(self, path: Path) -> None:
         """Remove a directory of the cache atomically (renamed out of the way, then deleted)."""
@@ -286,7 +354,9 @@ class ModuleCache:
         for cached in self.iter_versions():
             try:
                 manifest = read_manifest(cached.path)
-                verify_files(cached.path, manifest)
+                # A partial directory: the files it holds (each must be intact), none missing.
+                only = present_files(cached.path, manifest) if cached.partial else None
+                verify_files(cached.path, manifest, only=only)
             except (IntegrityError, ManifestError) as exc:
                 problems.append((cached.path, str(exc)))
             else:
@@ -315,10 +385,15 @@ def _version_key(host: str, publisher: str, name: str, version: int | None) -> s
     return f"{host}__{publisher}__{name}__{version}"
 
 
-def check_sizes(module_dir: Path, manifest: Manifest | None = None) -> Manifest:
-    """Cheap completeness check: manifest readable, every listed file there with its size."""
+def check_sizes(
+    module_dir: Path, manifest: Manifest | None = None, paths: Collection[str] | None = None
+) -> Manifest:
+    """Cheap completeness check: manifest readable, every listed file (or those of ``paths``)
+    there with its size."""
     manifest = manifest or read_manifest(module_dir)
     for entry in manifest.files:
+        if paths is not None and entry.path not in paths:
+            continue
         path = module_dir / entry.path
         try:
             size = path.stat().st_size
@@ -335,6 +410,28 @@ def check_sizes(module_dir: Path, manifest: Manifest | None = None) -> Manifest:
                 path=path,
             )
     return manifest
+
+
+# The files a resolve wants: module paths, or a function of the manifest that returns them;
+# None: every listed file.
+Files = Collection[str] | Callable[[Manifest], Collection[str]] | None
+
+
+def wanted_files(manifest: Manifest, files: Files) -> set[str] | None:
+    """``files`` decided for ``manifest`` (None: every listed file)."""
+    if files is None:
+        return None
+    return set(files(manifest) if callable(files) else files)
+
+
+def is_partial(module_dir: Path) -> bool:
+    """Whether a cached version directory holds only some of its files (:data:`PARTIAL_NAME`)."""
+    return (module_dir / PARTIAL_NAME).is_file()
+
+
+def present_files(module_dir: Path, manifest: Manifest) -> set[str]:
+    """The listed files a (partial) version directory holds (whatever their state: verify says)."""
+    return {entry.path for entry in manifest.files if os.path.lexists(module_dir / entry.path)}
 
 
 def link_or_copy(source: Path, target: Path) -> None:

@@ -7,6 +7,9 @@
   the blob cache (resumable, verified), and the version directory is
   assembled and renamed into place (with ``modhub.sig`` when the version
   was published signed, verified by sha256 like every file).
+* ``files=`` (what a load reads, decided from the manifest) downloads only
+  those: the version directory is then partial (``modhub.client.cache``), and
+  a later resolve that wants more adds them under the same version lock.
 * ``publisher/name`` means the latest version: asked once, with a
   :class:`LatestVersionWarning` naming the concrete handle.
 * With ``MODHUB_OFFLINE=1`` no request is made at all.
@@ -21,9 +24,9 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modhub.client.cache import ModuleCache, check_sizes
+from modhub.client.cache import Files, ModuleCache, check_sizes, is_partial, wanted_files
 from modhub.errors import IntegrityError, ManifestError, ModuleNotFound, OfflineError
-from modhub.format.manifest import parse_manifest
+from modhub.format.manifest import Manifest, parse_manifest, read_manifest
 from modhub.handles import Handle, is_local, parse_handle, same_hub
 from modhub.settings import Settings
 
@@ -86,33 +89,38 @@ class Resolver:
             return _local_dir(handle)
         return self.resolve_hub(str(handle))
 
-    def resolve_hub(self, text: str, *, check_cached: bool = True) -> Path:
+    def resolve_hub(self, text: str, *, check_cached: bool = True, files: Files = None) -> Path:
         """A hub handle (``publisher/name[/version]`` or its URL) → its cached directory.
 
         ``check_cached=False``: a cached version directory is returned as found,
         without reading its manifest to check that every file is there (a load
         checks that with the manifest it reads anyway, and calls again with
         ``check_cached=True`` to download a damaged copy again).
+        ``files``: the module paths wanted (or a function of the manifest that
+        returns them); None: every file. With fewer, only those are downloaded and
+        the version directory may be partial (see ``modhub.client.cache``).
         """
         parsed = parse_handle(text)
         endpoint = (parsed.endpoint or self.settings.endpoint).rstrip("/")
         if self.settings.offline:
-            return self._resolve_offline(parsed, endpoint, text, check_cached)
+            return self._resolve_offline(parsed, endpoint, text, check_cached, files)
         if parsed.version is not None:
-            cached = self._lookup(endpoint, parsed, check_cached)
+            cached = self._lookup(endpoint, parsed, check_cached, files)
             if cached is not None:
                 return cached
-        return self._resolve_online(parsed, endpoint, text, check_cached)
+        return self._resolve_online(parsed, endpoint, text, check_cached, files)
 
-    def _lookup(self, endpoint: str, concrete: Handle, check: bool) -> Path | None:
+    def _lookup(self, endpoint: str, concrete: Handle, check: bool, files: Files) -> Path | None:
         if check:
-            return self.cache.lookup(endpoint, concrete)
+            return self.cache.lookup(endpoint, concrete, files)
         path = self.cache.version_dir(endpoint, concrete)
         return path if path.is_dir() else None
 
     # --- offline ----------------------------------------------------------
 
-    def _resolve_offline(self, parsed: Handle, endpoint: str, text: str, check_cached: bool) -> Path:
+    def _resolve_offline(
+        self, parsed: Handle, endpoint: str, text: str, check_cached: bool, files: Files
+    ) -> Path:
         """Only the cache: no httpx client is even created."""
         version = parsed.version
         if version is None:
@@ -144,19 +152,38 @@ class Resolver:
             )
         try:
             if check_cached:
-                check_sizes(path)
-        except (IntegrityError, ManifestError) as exc:
-            raise OfflineError(
-                f"the cached copy of {concrete} in {path} is damaged ({exc}) and MODHUB_OFFLINE=1 "
-                f"forbids downloading it again. Unset MODHUB_OFFLINE and resolve it again.",
-                handle=text,
-                path=path,
-            ) from exc
+                manifest = read_manifest(path)
+                if is_partial(path):
+                    check_sizes(path, manifest, wanted_files(manifest, files))
+                else:
+                    check_sizes(path, manifest)
+        except IntegrityError as exc:
+            if is_partial(path):
+                raise OfflineError(
+                    f"the cached copy of {concrete} in {path} holds only the files earlier loads "
+                    f"needed, not this one's ({exc}), and MODHUB_OFFLINE=1 forbids downloading "
+                    f"more. Run `modhub download {concrete}` while online, or unset MODHUB_OFFLINE.",
+                    handle=text,
+                    path=path,
+                ) from exc
+            raise self._damaged_offline(concrete, path, text, exc) from exc
+        except ManifestError as exc:
+            raise self._damaged_offline(concrete, path, text, exc) from exc
         return path
+
+    def _damaged_offline(self, concrete: Handle, path: Path, text: str, exc: Exception) -> OfflineError:
+        return OfflineError(
+            f"the cached copy of {concrete} in {path} is damaged ({exc}) and MODHUB_OFFLINE=1 "
+            f"forbids downloading it again. Unset MODHUB_OFFLINE and resolve it again.",
+            handle=text,
+            path=path,
+        )
 
     # --- online -----------------------------------------------------------
 
-    def _resolve_online(self, parsed: Handle, endpoint: str, text: str, check_cached: bool) -> Path:
+    def _resolve_online(
+        self, parsed: Handle, endpoint: str, text: str, check_cached: bool, files: Files
+    ) -> Path:
         # Imported here: a cached, pinned version needs no network, and httpx costs ~0.1 s to import.
         from modhub.client.api import HubClient, open_http_client
 
@@ -174,7 +201,7 @@ class Resolver:
                     LatestVersionWarning,
                     stacklevel=4,
                 )
-                cached = self._lookup(endpoint, concrete, check_cached)
+                cached = self._lookup(endpoint, concrete, check_cached, files)
                 if cached is not None:
                     return cached
             elif detail.version != parsed.version:
@@ -186,31 +213,44 @@ class Resolver:
             self.cache.ensure()
             with self.cache.version_lock(endpoint, concrete):
                 # Another process may have finished it while we waited for the lock.
-                cached = self.cache.lookup(endpoint, concrete)
+                cached = self.cache.lookup(endpoint, concrete, files)
                 if cached is not None:
                     return cached
-                return self._download(hub, detail, endpoint, concrete)
+                return self._download(hub, detail, endpoint, concrete, files)
 
-    def _download(self, hub: HubClient, detail: VersionDetail, endpoint: str, concrete: Handle) -> Path:
-        """Fetch every missing file into the blob cache, then assemble the version directory."""
+    def _download(
+        self, hub: HubClient, detail: VersionDetail, endpoint: str, concrete: Handle, files: Files = None
+    ) -> Path:
+        """Fetch the missing files wanted into the blob cache, then assemble the version directory.
+
+        A partial copy of this very manifest gets the files ``files`` wants added in place
+        (each in one rename: a reader never misses the directory); otherwise the directory is
+        assembled anew with what ``files`` wants (None: every file). Callers hold the version lock.
+        """
         from modhub.client.download import fetch_blob
 
         # The exact published modhub.json when the hub offers it, so that the cached
         # directory is byte for byte the published module.
         manifest_bytes = hub.manifest_bytes(detail)
         manifest = detail.manifest if manifest_bytes is None else parse_manifest(manifest_bytes)
+        existing = self.cache.version_dir(endpoint, concrete)
+        paths = wanted_files(manifest, files)
+        adding = paths is not None and self._same_partial(existing, manifest)
+        if paths is not None and not adding and {e.path for e in manifest.files} <= paths:
+            paths = None  # every file: a whole directory
+        entries = [e for e in manifest.files if paths is None or e.path in paths]
         # modhub.sig beside the files when the version was published signed (MODHUB_TRUSTED_KEYS).
         signature = hub.signature_bytes(detail)
-        missing = [e for e in manifest.files if not self.cache.blob_path(e.sha256).exists()]
+        missing = [e for e in entries if not self.cache.blob_path(e.sha256).exists()]
         with contextlib.ExitStack() as locks:
             # Every blob lock of the version, in one order (no deadlock between two resolvers),
             # held from fetch to assembly: `modhub cache prune` or another process cannot
             # delete a verified blob before the version directory links it.
-            for sha256 in sorted({e.sha256 for e in manifest.files}):
+            for sha256 in sorted({e.sha256 for e in entries}):
                 locks.enter_context(self.cache.blob_lock(sha256))
             try:
                 with self._progress(sum(e.size for e in missing), str(concrete)) as bar:
-                    for entry in manifest.files:
+                    for entry in entries:
                         url = hub.file_url(concrete, entry.path)
                         fetch_blob(
                             self.cache, hub, url, entry, handle=str(concrete), progress=bar, locked=True
@@ -221,11 +261,24 @@ class Resolver:
                 locks.close()
                 self.cache.discard_blobs({e.sha256 for e in missing})
                 raise
-            final = self.cache.assemble(endpoint, concrete, manifest, manifest_bytes, signature)
+            if adding:
+                final = self.cache.add_files(existing, manifest, [e.path for e in entries])
+            else:
+                final = self.cache.assemble(endpoint, concrete, manifest, manifest_bytes, signature, paths)
             # Every file was hashed as it arrived (or just now, if its blob was cached
             # already): record that, so loading it does not hash it again.
             self.cache.mark_verified(final, manifest)
             return final
+
+    @staticmethod
+    def _same_partial(existing: Path, manifest: Manifest) -> bool:
+        """Whether ``existing`` is a partial copy of this very manifest (files can be added to it)."""
+        if not is_partial(existing):
+            return False
+        try:
+            return read_manifest(existing) == manifest
+        except ManifestError:
+            return False
 
     def _progress(self, total: int, desc: str) -> tqdm:  # type: ignore[type-arg]
         from tqdm import tqdm

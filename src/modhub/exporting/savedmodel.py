@@ -8,6 +8,9 @@ file. A dtype or shape a module signature cannot carry is an ExportError, and
 nothing is written. The result is
 checked like any module (contract for TF layouts, every op of the graph) before
 it is returned, so ``modhub publish`` refuses locally what the hub would refuse.
+With ``tfjs_python`` (``modhub publish --tfjs``: the TensorFlow venv's python) the
+module also carries the SavedModel as a TF.js graph model in ``tfjs/``
+(:mod:`modhub.exporting.tfjs`), which the hub serves to ``tf.loadGraphModel``.
 """
 
 from __future__ import annotations
@@ -157,11 +160,13 @@ def wrap_saved_model(
     license: str,
     title: str = "",
     name_meaning: Mapping[str, Mapping[str, Any]] | None = None,
+    tfjs_python: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Write a module directory at ``out_dir`` holding the SavedModel; return it (checked).
 
     ``name_meaning``: what tensors hold, by name (in every signature that has the name), e.g.
     ``{"images": {"kind": "image", "layout": "NHWC", "value_range": (0, 1)}}``.
+    ``tfjs_python``: the TensorFlow venv's python, to add the TF.js format (``tfjs/``).
     """
     from modhub.format.tasks import get_contract
     from modhub.format.verify import check_module
@@ -192,6 +197,10 @@ def wrap_saved_model(
                 raise ManifestError(
                     f"{path} is a symbolic link; a SavedModel holds plain files only", path=path
                 )
+        if tfjs_python is not None:
+            from modhub.exporting.tfjs import TFJS_DIR, convert_saved_model
+
+            convert_saved_model(staging / SAVED_MODEL_DIR, staging / TFJS_DIR, tfjs_python)
         manifest = Manifest(
             task=task,
             framework="tensorflow",

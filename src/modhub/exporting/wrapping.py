@@ -47,15 +47,25 @@ def wrap(
     license: str,
     title: str = "",
     meaning: Mapping[str, Mapping[str, Any]] | None = None,
+    tfjs_python: str | os.PathLike[str] | None = None,
 ) -> Path:
-    """The module made from ``source`` (see :func:`plain_model`) at ``out_dir``, checked."""
+    """The module made from ``source`` (see :func:`plain_model`) at ``out_dir``, checked.
+    ``tfjs_python`` (a SavedModel only): add its TF.js format, converted with that python."""
     if kind == "onnx":
         from modhub.exporting.onnx_wrap import wrap_onnx
 
         return wrap_onnx(source, out_dir, task=task, license=license, title=title, name_meaning=meaning)
     from modhub.exporting.savedmodel import wrap_saved_model
 
-    return wrap_saved_model(source, out_dir, task=task, license=license, title=title, name_meaning=meaning)
+    return wrap_saved_model(
+        source,
+        out_dir,
+        task=task,
+        license=license,
+        title=title,
+        name_meaning=meaning,
+        tfjs_python=tfjs_python,
+    )
 
 
 def parse_meaning(text: str | os.PathLike[str] | None) -> dict[str, dict[str, Any]] | None:

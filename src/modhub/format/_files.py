@@ -29,6 +29,9 @@ MAX_TOKENIZER_BYTES = 256 << 20
 # saved_model.pb: the graph and function library; weights live in variables/. GloVe's vocabulary
 # makes ~10 MB.
 MAX_SAVED_MODEL_PB_BYTES = 256 << 20
+# tfjs/model.json: the graph (its weights lie in shards beside it, capped as any file); parsed
+# as JSON by verify. MobileNetV2's is ~0.2 MB.
+MAX_TFJS_MODEL_BYTES = 64 << 20
 # Largest modhub.json read.
 MAX_MANIFEST_BYTES = 16 << 20
 # Largest modhub.sig read or accepted.

@@ -7,10 +7,18 @@ One wording for a signature's tensors wherever they are shown; the manifest itse
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from modhub.format.manifest import TensorSpec
+from modhub.format.manifest import Agreement, Manifest, TensorSpec
 
-__all__ = ["describe_spec", "meaning_parts", "shape_text"]
+__all__ = [
+    "VariantSummary",
+    "agreement_text",
+    "describe_spec",
+    "describe_variants",
+    "meaning_parts",
+    "shape_text",
+]
 
 # A keypoints output names its points; past this many, the rest is elided.
 _MAX_KEYPOINT_NAMES = 20
@@ -52,3 +60,46 @@ def meaning_parts(spec: TensorSpec) -> list[str]:
     if spec.labels:
         parts.append(f"labels in {spec.labels}")
     return parts
+
+
+@dataclass(frozen=True)
+class VariantSummary:
+    """One reduced-precision variant as ``modhub show`` and the module page list it."""
+
+    precision: str
+    method: str
+    path: str
+    # Bytes of the variant's files (graphs and their data).
+    size: int
+    agreement: Agreement
+    # The agreement in words (:func:`agreement_text`).
+    agreement_text: str
+
+
+def agreement_text(agreement: Agreement) -> str:
+    """``cosine to the exact graph: mean 0.9991, minimum 0.9950 over 64 samples (probe)``."""
+    if agreement.metric == "cosine":
+        low = "" if agreement.minimum is None else f", minimum {agreement.minimum:.4f}"
+        what = f"cosine to the exact graph: mean {agreement.mean:.4f}{low}"
+    else:
+        what = f"top-1 agreement with the exact graph: {agreement.mean * 100:.1f}%"
+    return (
+        f"{what} over {agreement.samples} samples ({agreement.probe}); "
+        f"largest difference {agreement.max_abs_diff:.3g}"
+    )
+
+
+def describe_variants(manifest: Manifest) -> list[VariantSummary]:
+    """The module's variants, by precision, with their size and agreement."""
+    sizes = {entry.path: entry.size for entry in manifest.files}
+    return [
+        VariantSummary(
+            precision=precision,
+            method=variant.method,
+            path=variant.path,
+            size=sum(sizes[path] for path in manifest.variant_files(precision)),
+            agreement=variant.agreement,
+            agreement_text=agreement_text(variant.agreement),
+        )
+        for precision, variant in sorted((manifest.variants or {}).items())
+    ]

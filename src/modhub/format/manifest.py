@@ -55,14 +55,21 @@ RESERVED_NAMES = frozenset({MANIFEST_NAME, SIGNATURE_NAME})
 SAVED_MODEL_DIR = "saved_model"
 SAVED_MODEL_PB = "saved_model/saved_model.pb"
 TFLITE_NAME = "model.tflite"
+# A TF.js graph model: tfjs/model.json names its weight shards, which lie beside it.
+TFJS_DIR = "tfjs"
+TFJS_MODEL = "tfjs/model.json"
 # Each format a module can carry, and the file that proves it is there.
 FORMAT_FILES: dict[str, str] = {
     "pt2": GRAPH_NAME,
     "onnx": ONNX_NAME,
     "savedmodel": SAVED_MODEL_PB,
     "tflite": TFLITE_NAME,
+    "tfjs": TFJS_MODEL,
 }
-Format = Literal["pt2", "onnx", "savedmodel", "tflite"]
+Format = Literal["pt2", "onnx", "savedmodel", "tflite", "tfjs"]
+# The first release that reads each format added after 0.2 (releases before it refuse the
+# manifest's "formats" list): modhub.json then says requires.modhub, so they say what to upgrade.
+FORMAT_SINCE: dict[str, str] = {"tfjs": "0.3"}
 # Formats whose graph files each signature carries in its own folder (Signature.path).
 SIGNATURE_FORMATS: dict[str, tuple[str, ...]] = {"pt2": (GRAPH_NAME,), "onnx": (ONNX_NAME,)}
 
@@ -502,7 +509,15 @@ class Manifest(_Frozen):
     def to_json(self) -> str:
         # exclude_none: a field a newer modhub added is written only when it carries a value, so a
         # module that does not use it stays readable by older clients (which refuse unknown fields).
-        return json.dumps(self.model_dump(mode="json", exclude_none=True), indent=2, sort_keys=True) + "\n"
+        data = self.model_dump(mode="json", exclude_none=True)
+        # A format older releases cannot parse: they are told which release reads it instead.
+        needed = max(
+            (FORMAT_SINCE[f] for f in self.formats if f in FORMAT_SINCE), key=version_tuple, default=None
+        )
+        have = self.requires.modhub if self.requires is not None else None
+        if needed is not None and (have is None or _older(have, needed)):
+            data["requires"] = {**data.get("requires", {}), "modhub": needed}
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
 def detect_formats(paths: Iterable[str]) -> tuple[Format, ...]:

@@ -32,6 +32,7 @@ from modhub.format._files import (
     MAX_LABELS_BYTES,
     MAX_SAVED_MODEL_PB_BYTES,
     MAX_SIGNATURE_BYTES,
+    MAX_TFJS_MODEL_BYTES,
     MAX_TOKENIZER_BYTES,
     Changed,
     NotRegular,
@@ -51,6 +52,7 @@ from modhub.format.manifest import (
     SAVED_MODEL_DIR,
     SAVED_MODEL_PB,
     SIGNATURE_NAME,
+    TFJS_MODEL,
     FileEntry,
     Manifest,
     is_hidden,
@@ -68,10 +70,12 @@ __all__ = [
     "MAX_FILE_BYTES",
     "FileRecords",
     "VerifiedModule",
+    "always_read",
     "check_module",
     "check_unlisted",
     "copy_module_file",
     "file_cap",
+    "files_used",
     "open_module_file",
     "read_module_file",
     "verify_directory",
@@ -109,6 +113,8 @@ def file_cap(manifest: Manifest, path: str) -> int:
         return MAX_GRAPH_BYTES
     if path == SAVED_MODEL_PB:
         return MAX_SAVED_MODEL_PB_BYTES
+    if path == TFJS_MODEL:
+        return MAX_TFJS_MODEL_BYTES
     return MAX_FILE_BYTES
 
 
@@ -407,10 +413,9 @@ def _verify(
     if check_saved:
         wanted.add(SAVED_MODEL_PB)
         used.add(SAVED_MODEL_PB)
-    if manifest.labels is not None:
-        used.add(manifest.labels)
-    if manifest.preprocessing.tokenizer is not None:
-        used.add(manifest.preprocessing.tokenizer.file)
+    if TFJS_MODEL in wanted:
+        used.add(TFJS_MODEL)
+    used |= always_read(manifest)
     wanted |= used
     files: dict[str, bytes] = {}
     for rel in sorted(wanted):
@@ -435,6 +440,8 @@ def _verify(
         check_tokenizer_regexes(files[tokenizer.file], tokenizer.file, root)
     if check_saved:
         _check_saved_model(root, by_path, files[SAVED_MODEL_PB])
+    if TFJS_MODEL in files:
+        _check_tfjs_model(root, by_path, files[TFJS_MODEL])
     for rel in sorted(r for r in files if _is_onnx(r)):
         _check_onnx(root, manifest, rel, files[rel], by_path, onnx_limits)
     graphs = {}
@@ -451,6 +458,34 @@ def _verify(
         signed_by=signed_by,
         onnx_limits=onnx_limits,
     )
+
+
+def always_read(manifest: Manifest) -> set[str]:
+    """The files every load reads whatever it asked for: the labels and the tokenizer."""
+    paths = set()
+    if manifest.labels is not None:
+        paths.add(manifest.labels)
+    if manifest.preprocessing.tokenizer is not None:
+        paths.add(manifest.preprocessing.tokenizer.file)
+    return paths
+
+
+def files_used(manifest: Manifest, needed: Collection[str] | None) -> set[str]:
+    """Every listed file a load of ``needed`` (None: every file) reads from the module directory.
+
+    ``needed`` itself, what :func:`verify_module` always reads (:func:`always_read`), and the
+    ``model.onnx.data`` beside each ``model.onnx`` asked for (the onnx runtime reads it when it
+    builds its session). A partial copy in the client cache (``modhub.client.resolve``) holds
+    at least these before the load verifies it.
+    """
+    listed = {entry.path for entry in manifest.files}
+    if needed is None:
+        return listed
+    used = set(needed) | always_read(manifest)
+    if manifest.framework == "tensorflow" and SAVED_MODEL_PB in listed:
+        used.add(SAVED_MODEL_PB)
+    data = {rel[: -len(ONNX_NAME)] + ONNX_DATA_NAME for rel in used if _is_onnx(rel)}
+    return used | (data & listed)
 
 
 def _is_onnx(rel: str) -> bool:
@@ -475,7 +510,9 @@ def _check_onnx(
     weights = by_path.get(rel[: -len(ONNX_NAME)] + ONNX_DATA_NAME)
     plan = plan_weights(graph, None if weights is None else weights.size, path=root / rel, limits=limits)
     for name, sig in manifest.signatures.items():
-        if sig.file(ONNX_NAME) != rel:
+        # The signature's graph, or a reduced-precision variant's graph of it (same inputs).
+        variants = [v for v in (manifest.variants or {}).values() if name in v.signatures]
+        if rel != sig.file(ONNX_NAME) and all(rel != v.file(sig) for v in variants):
             continue
         for spec in manifest.graph_inputs_of(name):
             if spec.name not in plan.inputs:
@@ -487,6 +524,39 @@ def _check_onnx(
                     f"{name!r} says {spec.dtype}; re-export the module so that both agree.",
                     path=root / rel,
                 )
+
+
+def _check_tfjs_model(root: Path, by_path: Mapping[str, FileEntry], model_json: bytes) -> None:
+    """``tfjs/model.json`` is a TF.js graph model whose weight shards are listed files beside it
+    (modhub never runs it, but the hub serves every shard it names)."""
+    import json
+
+    path = root / TFJS_MODEL
+    try:
+        model = json.loads(model_json)
+    except ValueError as exc:
+        raise ManifestError(
+            f"{TFJS_MODEL} is not JSON ({exc}); convert the SavedModel again", path=path
+        ) from None
+    groups = model.get("weightsManifest") if isinstance(model, dict) else None
+    if not isinstance(model, dict) or model.get("format") != "graph-model" or not isinstance(groups, list):
+        raise ManifestError(
+            f"{TFJS_MODEL} is not a TF.js graph model (format 'graph-model' with a weightsManifest); "
+            "convert the SavedModel with tensorflowjs_converter --input_format=tf_saved_model",
+            path=path,
+        )
+    shards: list[object] = []
+    for group in groups:
+        paths = group.get("paths") if isinstance(group, dict) else None
+        shards += paths if isinstance(paths, list) else [paths]
+    prefix = TFJS_MODEL.rsplit("/", 1)[0] + "/"
+    for shard in shards:
+        if not isinstance(shard, str) or "/" in shard or "\\" in shard or shard in ("", ".", ".."):
+            raise ManifestError(f"{TFJS_MODEL} names a weight shard {shard!r} outside tfjs/", path=path)
+        if prefix + shard not in by_path:
+            raise ManifestError(
+                f"{TFJS_MODEL} names {prefix + shard}, which modhub.json does not list", path=path
+            )
 
 
 def _check_saved_model(root: Path, by_path: Mapping[str, FileEntry], saved_model_pb: bytes) -> None:
@@ -516,16 +586,20 @@ def read_signature(root: Path) -> bytes | None:
         raise IntegrityError(f"{SIGNATURE_NAME} changed while it was read; try again", path=path) from None
 
 
-def verify_files(module_dir: str | os.PathLike[str], manifest: Manifest) -> None:
+def verify_files(
+    module_dir: str | os.PathLike[str], manifest: Manifest, *, only: Collection[str] | None = None
+) -> None:
     """Check that every listed file exists with its size and sha256, and nothing else is there.
 
+    ``only``: check just these listed files (a partial copy in the client cache); None: every one.
     Raises IntegrityError naming the first file that differs (UnsafeModuleError
     for a symlink, FIFO or device).
     """
     root = Path(module_dir)
     check_unlisted(root, manifest)
     for entry in manifest.files:
-        read_module_file(root, entry, max_bytes=file_cap(manifest, entry.path))
+        if only is None or entry.path in only:
+            read_module_file(root, entry, max_bytes=file_cap(manifest, entry.path))
 
 
 def verify_directory(root: Path, keys: list[Path]) -> SignatureInfo:

@@ -7,9 +7,11 @@ from typing import Any
 
 import torch
 
+from modhub.errors import InputError
 from modhub.format.manifest import GRAPH_NAME, Manifest
+from modhub.loading.loader import RuntimeChoice
 from modhub.loading.opener import Handle, OpenedModule, open_module
-from modhub.runtimes import ModuleInfo
+from modhub.runtimes import LoadedModule, ModuleInfo
 from modhub.runtimes.torch_runtime import build_graph, no_torch_graph, torch_args
 from modhub.settings import Settings
 
@@ -42,7 +44,15 @@ class Layer(ModuleInfo, torch.nn.Module):
     ``handle`` may also be a module opened already with ``graph.pt2`` among
     its needed files (:func:`modhub.loading.opener.open_module`), as
     ``KerasLayer`` and retraining do; ``settings`` is then the one it was opened with.
+
+    ``precision="int8"``: a frozen layer that runs the module's int8 variant (an
+    ONNX graph, on onnxruntime) and returns torch tensors without gradients; only
+    with ``trainable=False`` (an int8 graph has no weights to train). A module
+    opened with a precision gives the same.
     """
+
+    # The torch graph (a torch.fx.GraphModule); None when a precision's variant runs instead.
+    graph: Any
 
     def __init__(
         self,
@@ -51,15 +61,38 @@ class Layer(ModuleInfo, torch.nn.Module):
         *,
         signature: str = "default",
         settings: Settings | None = None,
+        precision: str | None = None,
     ) -> None:
         torch.nn.Module.__init__(self)
+        if isinstance(handle, OpenedModule):
+            precision = handle.precision
+        if precision is not None and trainable:
+            raise InputError(
+                f"precision={precision!r} runs the module's {precision} variant, an ONNX graph that "
+                "cannot be trained: use hub.Layer(handle, trainable=False, precision=...), or drop "
+                "precision= to fine-tune the exact graph"
+            )
+        choice = RuntimeChoice("onnx", "torch", precision) if precision is not None else None
         if isinstance(handle, OpenedModule):
             opened = handle
         else:
             settings = settings if settings is not None else Settings.from_env()  # read once
-            opened = open_module(handle, settings=settings, needed=torch_graph_of(signature, "hub.Layer"))
+            needed = choice if choice is not None else torch_graph_of(signature, "hub.Layer")
+            opened = open_module(handle, settings=settings, needed=needed, precision=precision)
         verified = opened.verified
         self._init_info(verified)
+        self.signature = signature
+        self.trainable = trainable
+        self.precision = precision
+        # The variant's module (onnxruntime), when a precision runs; else the torch graph below.
+        self._variant: LoadedModule | None = None
+        if choice is not None:
+            choice(verified.manifest)  # the runtime of the variant (a module opened elsewhere, too)
+            self._variant = choice.build(opened)
+            self._variant.signatures[signature]
+            self.graph = None
+            self._graph_training = False
+            return
         error = no_torch_graph(verified.manifest, "hub.Layer", signature)
         if error is not None:
             raise error
@@ -82,6 +115,8 @@ class Layer(ModuleInfo, torch.nn.Module):
         # An exported graph has its mode baked into the batch_norm/dropout
         # nodes (exported in eval mode), so switch those flags instead.
         self.training = mode
+        if self.graph is None:
+            return self  # a variant's graph: always in inference mode
         effective = mode and self.trainable
         if effective != self._graph_training:
             _set_mode_flags(self.graph, effective)
@@ -91,12 +126,15 @@ class Layer(ModuleInfo, torch.nn.Module):
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """``layer(x)``, ``layer(a, b)`` or ``layer(a=..., b=...)``: one output as a tensor, several
         as a dict of tensors by output name (gradients flow through all of them)."""
+        if self._variant is not None:
+            return self._variant.call_signature(self.signature, args, kwargs)
         call = self._call
         return call.result(call.name_outputs(self.graph(*self._graph_args(*args, **kwargs))))
 
     def __repr__(self) -> str:
         # nn.Module's repr would list every node of the graph (hundreds of lines).
-        return f"Layer(task={self.task!r}, trainable={self.trainable}, path={str(self.path)!r})"
+        precision = "" if self.precision is None else f", precision={self.precision!r}"
+        return f"Layer(task={self.task!r}, trainable={self.trainable}{precision}, path={str(self.path)!r})"
 
 
 def torch_graph_of(signature: str, what: str) -> Callable[[Manifest], set[str]]:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection
 from modhub.format.manifest import Manifest
 from modhub.format.verify import VerifiedModule
 from modhub.loading.opener import Handle, OpenedModule, open_module
-from modhub.runtimes import LoadedModule, Output, Runtime, choose_runtime, fixed_output
+from modhub.runtimes import LoadedModule, Output, Runtime, check_precision, choose_runtime, fixed_output
 from modhub.settings import Settings
 
 __all__ = ["LoadedModule", "RuntimeChoice", "load", "reopener"]
@@ -30,8 +30,12 @@ def reopener(opened: OpenedModule) -> Callable[[Collection[str]], VerifiedModule
     directory, through ``open_module`` and ``verify_module`` again (with the load's settings,
     so its trusted keys and cache records), reading exactly those files."""
 
+    # From a hub: the concrete handle, so that a partial cached copy fetches what it lacks.
+    source = opened.source if opened.source is not None else opened.path
+
     def reopen(needed: Collection[str]) -> VerifiedModule:
-        return open_module(opened.path, settings=opened.settings, needed=needed).verified
+        precision = opened.precision
+        return open_module(source, settings=opened.settings, needed=needed, precision=precision).verified
 
     return reopen
 
@@ -41,17 +45,22 @@ class RuntimeChoice:
 
     Pass it as ``needed`` to :func:`~modhub.loading.opener.open_module`: called
     with the parsed manifest, it chooses the runtime (``runtime``/``output`` as
-    in :func:`load`) and returns the files that runtime reads.
+    in :func:`load`) and returns the files that runtime reads. ``precision``: the variant
+    that runs (pass the same to ``open_module``, which records it).
     """
 
-    def __init__(self, runtime: str | None = None, output: str | None = None) -> None:
+    def __init__(
+        self, runtime: str | None = None, output: str | None = None, precision: str | None = None
+    ) -> None:
         fixed_output(output)  # an unknown output is refused before anything is resolved
+        check_precision(runtime, precision)  # so are an unknown precision and runtime="torch"
         self.requested = runtime
         self.output = output
+        self.precision = precision
         self._chosen: tuple[Runtime, Output] | None = None
 
     def __call__(self, manifest: Manifest) -> set[str]:
-        self._chosen = choose_runtime(manifest, self.requested, self.output)
+        self._chosen = choose_runtime(manifest, self.requested, self.output, self.precision)
         return self._chosen[0].needed_files(manifest)
 
     @property
@@ -75,6 +84,7 @@ def load(
     *,
     runtime: str | None = None,
     output: str | None = None,
+    precision: str | None = None,
     settings: Settings | None = None,
 ) -> LoadedModule:
     """Load a module by handle (``publisher/name/version``), URL, or local directory.
@@ -91,6 +101,12 @@ def load(
     ``None`` keeps the runtime's own, as above. ``hub.load(h, output="numpy")``
     is the fastest way to get arrays: the default runtime choice, arrays out.
 
+    ``precision``: ``"int8"`` runs the module's int8 variant (smaller and faster;
+    its measured agreement with the exact graph is in the manifest, ``modhub show``)
+    on onnxruntime, and downloads only its files and the assets; ``runtime="torch"``
+    cannot run it (InputError), and a module without that variant raises a
+    ManifestError saying which it has. ``None`` (default): the exact graphs.
+
     ``settings``: defaults to ``Settings.from_env()`` (``MODHUB_*`` variables),
     read once for this load.
 
@@ -106,5 +122,5 @@ def load(
     :mod:`modhub.runtimes.calls` and docs/runtimes.md.
     """
     settings = settings if settings is not None else Settings.from_env()  # read once for this load
-    choice = RuntimeChoice(runtime, output)
-    return choice.build(open_module(handle, settings=settings, needed=choice))
+    choice = RuntimeChoice(runtime, output, precision)
+    return choice.build(open_module(handle, settings=settings, needed=choice, precision=precision))

@@ -59,13 +59,15 @@ class PredictResult:
     skipped_examples: list[str] = field(default_factory=list)
 
 
-def load_for_inference(handle: str | os.PathLike[str], settings: Settings | None) -> Any:
+def load_for_inference(
+    handle: str | os.PathLike[str], settings: Settings | None, precision: str | None = None
+) -> Any:
     """The module, loaded to run frozen: on onnxruntime when it has ``model.onnx`` (and
-    onnxruntime is installed), on torch otherwise (``hub.load``'s default). Calls return numpy
-    arrays either way."""
+    onnxruntime is installed), on torch otherwise (``hub.load``'s default); ``precision``
+    ("int8"): its variant, on onnxruntime. Calls return numpy arrays either way."""
     from modhub.loading.loader import load
 
-    return load(handle, output="numpy", settings=settings)
+    return load(handle, output="numpy", precision=precision, settings=settings)
 
 
 def images_to_batch(paths: list[str], manifest: Any) -> tuple[np.ndarray, list[int], list[str]]:
@@ -111,8 +113,9 @@ class Predictor:
         settings: Settings | None = None,
         module: Any = None,
         extra_inputs: dict[str, str] | None = None,
+        precision: str | None = None,
     ) -> None:
-        self.module = module if module is not None else load_for_inference(handle, settings)
+        self.module = module if module is not None else load_for_inference(handle, settings, precision)
         self.modality: str = self.module.modality
         task = str(self.module.task)
         labels = self.module.labels
@@ -429,16 +432,20 @@ def predict(
     settings: Settings | None = None,
     progress: bool | None = None,
     extra_inputs: dict[str, str] | None = None,
+    precision: str | None = None,
 ) -> PredictResult:
     """Run ``handle`` over ``inputs`` on this machine and write ``out`` (Parquet); see the module doc.
 
     ``extra_inputs``: for a module of several inputs, a file (photo or sound) by input name for
     each input but the one ``inputs`` feeds, the same for every row (a style picture).
+    ``precision``: run the module's variant of that precision ("int8"), as ``hub.load`` does.
     """
     if batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {batch_size}")
     settings = settings or Settings.from_env()
-    predictor = Predictor(handle, top_k=top_k, settings=settings, extra_inputs=extra_inputs)
+    predictor = Predictor(
+        handle, top_k=top_k, settings=settings, extra_inputs=extra_inputs, precision=precision
+    )
     if predictor._named is not None:
         # Masks and images are written as PNG files beside the Parquet (modhub.predict.columns).
         predictor._named.columns.set_out(Path(out).expanduser())

@@ -62,6 +62,14 @@ def write_module(
         "source": command,
         "extra": {"validation_accuracy": report["validation"]["accuracy"], "classes": len(classes)},
     }
+    precision = report["config"].get("precision")
+    if precision is not None:
+        # The new module is the exact base graph + a head trained on the variant's features.
+        metadata["extra"]["features_precision"] = precision
+        metadata["extra"]["features_note"] = (
+            f"the head was trained on frozen features of the base module's {precision} variant; "
+            "this module holds the exact base graph with that head"
+        )
     with tempfile.TemporaryDirectory(prefix="modhub-report-") as tmp:
         report_dir = Path(tmp)
         files = [rep.METRICS_FILE, rep.CONFUSION_FILE]

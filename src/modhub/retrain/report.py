@@ -268,6 +268,7 @@ def render_card_body(report: dict[str, Any], *, title: str, usage: str, license:
         "linear head, exported as one graph. The output `logits` follow the order of "
         "`assets/labels.txt`.",
         "",
+        *_precision_note(report),
         "## Training data",
         "",
         split,
@@ -389,3 +390,17 @@ def _cell(text: str) -> str:
 def _base_reference(base: str) -> str:
     """A link for a URL handle; code for a short handle or path (a relative link would 404 on the hub)."""
     return f"[{base}]({base})" if base.startswith(("http://", "https://")) else f"`{base}`"
+
+
+def _precision_note(report: dict[str, Any]) -> list[str]:
+    """What a head trained on a reduced-precision variant's features means for this module."""
+    precision = report["config"].get("precision")
+    if precision is None:
+        return []
+    return [
+        f"The head was trained on frozen features of the base module's **{precision} variant** "
+        f"(`--precision {precision}`). This module holds the exact base graph with that head: "
+        f"its features differ slightly from the {precision} ones the head saw (the base module's "
+        "card gives the variant's measured agreement).",
+        "",
+    ]

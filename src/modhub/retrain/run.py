@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from modhub.retrain.inputs import ImageInputs, Inputs, TextInputs
 from modhub.retrain.model import ImageClassifier, TextClassifier
 from modhub.retrain.output import write_module
 from modhub.retrain.train import BACKBONE_LR_FACTOR, Head, TrainConfig, fine_tune, predict, train_head
+from modhub.runtimes import check_precision
 from modhub.settings import Settings
 
 __all__ = ["RetrainResult", "retrain_images", "retrain_text"]
@@ -81,9 +82,14 @@ def retrain_images(
     progress: bool | None = None,
     overwrite: bool = False,
     license: str | None = None,
+    precision: str | None = None,
 ) -> RetrainResult:
-    """Train an image classifier on a folder of class sub-folders, on an image-feature-vector module."""
-    config = config or TrainConfig()
+    """Train an image classifier on a folder of class sub-folders, on an image-feature-vector module.
+
+    ``precision`` ("int8"; or ``config.precision``): frozen features from the module's variant of
+    that precision; the new module holds the exact base graph with the head trained on them.
+    """
+    config = _with_precision(config or TrainConfig(), precision)
     _check_out(out_dir, overwrite)
     data = read_image_folder(data_dir)
     settings = settings or Settings.from_env()  # read once, here at the entry point
@@ -102,15 +108,27 @@ def retrain_text(
     progress: bool | None = None,
     overwrite: bool = False,
     license: str | None = None,
+    precision: str | None = None,
 ) -> RetrainResult:
-    """Train a text classifier on a CSV of labelled texts, on top of a text-embedding module."""
-    config = config or TrainConfig()
+    """Train a text classifier on a CSV of labelled texts, on top of a text-embedding module.
+
+    ``precision``: as in :func:`retrain_images`.
+    """
+    config = _with_precision(config or TrainConfig(), precision)
     if config.augment:
         raise InputError("augmentation (flips and crops) is for images; drop --augment for text")
     _check_out(out_dir, overwrite)
     data = read_text_csv(csv_path, text_column=text_column, label_column=label_column)
     settings = settings or Settings.from_env()  # read once, here at the entry point
     return _run("text", data, module, Path(out_dir), config, settings, progress, overwrite, license)
+
+
+def _with_precision(config: TrainConfig, precision: str | None) -> TrainConfig:
+    """``config`` with the ``precision=`` keyword, if given (checked like ``hub.load``'s)."""
+    if precision is not None:
+        config = replace(config, precision=precision)
+    check_precision(None, config.precision)
+    return config
 
 
 def _check_out(out_dir: Handle, overwrite: bool) -> None:
@@ -127,15 +145,24 @@ def _check_out(out_dir: Handle, overwrite: bool) -> None:
         )
 
 
-def _load_backbone(kind: str, module: Handle, settings: Settings, fine_tune: bool) -> tuple[Layer, Any]:
+def _load_backbone(
+    kind: str, module: Handle, settings: Settings, fine_tune: bool, precision: str | None = None
+) -> tuple[Layer, Any]:
     """The base module as a ``Layer``, and what makes its frozen features (None: the Layer's graph).
 
     Frozen features come from ``hub.load``'s default runtime with numpy output: onnxruntime
     when the module has model.onnx (3-4x faster on CPU for the CNNs). The module is opened
     once for both (one read of modhub.json, one verification); fine-tuning, augmentation and
     export use the torch graph, and a torch choice reuses the Layer's graph (no second copy).
+    ``precision``: frozen features from the module's variant of that precision ("int8"); the
+    Layer (and so the new module) keeps the exact graph.
     """
-    frozen = None if fine_tune else RuntimeChoice(output="numpy")
+    if precision is not None and fine_tune:
+        raise InputError(
+            f"--precision {precision} takes frozen features from the module's {precision} variant, "
+            "which cannot be fine-tuned: drop --fine-tune, or drop --precision"
+        )
+    frozen = None if fine_tune else RuntimeChoice(output="numpy", precision=precision)
 
     def needed(manifest: Manifest) -> set[str]:
         _check_task(kind, module, manifest.task)  # before any file is read or torch loads the graph
@@ -173,7 +200,9 @@ def _open_backbone(
     """:func:`_load_backbone` after seeding torch, in eval mode, timed as ``load_module_s``."""
     started = time.perf_counter()
     torch.manual_seed(config.seed)
-    backbone, frozen = _load_backbone(kind, module, settings, fine_tune=config.fine_tune)
+    backbone, frozen = _load_backbone(
+        kind, module, settings, fine_tune=config.fine_tune, precision=config.precision
+    )
     backbone.eval()
     timings["load_module_s"] = time.perf_counter() - started
     return backbone, frozen
@@ -238,6 +267,11 @@ def _run(
         raise InputError(f"unknown resize policy {config.resize!r}; use one of {', '.join(RESIZE_POLICIES)}")
     if kind == "text" and config.flip:
         raise InputError("flipping is for images; drop --flip for text")
+    if config.precision is not None and config.augment:
+        raise InputError(
+            f"--augment computes features of changed photos with the exact torch graph, not the "
+            f"{config.precision} variant: drop --augment, or drop --precision"
+        )
     show = settings.show_progress(progress)
     timings: dict[str, Any] = {}
     backbone, frozen_runtime = _open_backbone(kind, module, settings, config, timings)
@@ -258,7 +292,10 @@ def _run(
         with torch.inference_mode():
             return backbone.graph(*inputs(batch, augment)).float().numpy()
 
-    cache_params = {**inputs.cache_params, "runtime": "onnx" if frozen_runtime is not None else "torch"}
+    runtime = "onnx" if frozen_runtime is not None else "torch"
+    if config.precision is not None:
+        runtime = f"onnx-{config.precision}"  # other features: never the exact graph's cached ones
+    cache_params = {**inputs.cache_params, "runtime": runtime}
     timings["runtime"] = cache_params["runtime"]
     cache = FeatureCache(settings.cache / "features", module_key(backbone.manifest, cache_params))
     holdout = config.augment or (kind == "image" and config.fine_tune)

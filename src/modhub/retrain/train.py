@@ -59,6 +59,9 @@ class TrainConfig:
     # on them (seconds); the learning-rate schedule is fitted to whichever is shorter.
     pairs_per_example: int = 40
     fine_tune_seconds: float = 300.0
+    # Frozen features from the base module's reduced-precision variant ("int8"; None: the exact
+    # graph). The new module holds the exact base graph with a head trained on those features.
+    precision: str | None = None
 
 
 # The module's learning rate relative to the head's when fine-tuning: pretrained

@@ -145,6 +145,8 @@ class LoadedModule(ModuleInfo):
 
     runtime: ClassVar[str]
     output: Output
+    # The reduced-precision variant that runs ("int8"), or None for the exact graphs.
+    precision: str | None = None
 
     def __init__(
         self,

@@ -3,6 +3,12 @@
 Calls return numpy arrays (or torch tensors for torch inputs when loaded with
 the default ``runtime=None``); labels, manifest and task are those of the
 torch runtime. The session is built from the very bytes that were hashed.
+
+With a precision (``hub.load(h, precision="int8")``) it runs the module's
+reduced-precision variant instead (``Manifest.variants``): the graphs in the
+variant's folder, checked by ``verify_module`` as every ``model.onnx`` is. This
+machine's optimised copy (``onnx_optimised``) is made for the exact root graph
+only; a variant's graph is optimised by onnxruntime as it loads.
 """
 
 from __future__ import annotations
@@ -40,14 +46,20 @@ class OnnxModule(LoadedModule):
         records: FileRecords | None = None,
         cache: ModuleCache | None = None,
         reopen: Reopen | None = None,
+        *,
+        precision: str | None = None,
     ) -> None:
         super().__init__(verified, output, records, cache, reopen)
         self._cache = cache
+        # The variant that runs ("int8"), or None for the exact graphs.
+        self.precision = precision
         default = self._engines["default"] = _Session(self, verified, "default", records, cache)
         # Kept for callers of the single-signature module.
         self._session, self._weights = default.session, default.weights
 
     def signature_files(self, name: str) -> set[str]:
+        if self.precision is not None:
+            return _needed(self.manifest, name, self.precision)
         path = self.manifest.signature(name).file(ONNX_NAME)
         if not self.manifest.has_file(path):
             raise ManifestError(
@@ -89,11 +101,10 @@ class _Session:
         cache: ModuleCache | None,
     ) -> None:
         manifest = verified.manifest
-        sig = manifest.signature(name)
-        onnx_path = sig.file(ONNX_NAME)
+        onnx_path, data_path = _graph_files(manifest, name, module.precision)
         # weights: the verified buffer's views the session uses in place (kept alive with it).
         self.session, self.weights = _session(
-            verified, records, cache, onnx_path=onnx_path, data_path=sig.file(ONNX_DATA_NAME)
+            verified, records, cache, onnx_path=onnx_path, data_path=data_path
         )
         where = module.path / onnx_path
         graph_names = [spec.name for spec in manifest.graph_inputs_of(name)]
@@ -127,13 +138,26 @@ class _Session:
         return results
 
 
-def _needed(manifest: Manifest, name: str = "default") -> set[str]:
+def _needed(manifest: Manifest, name: str = "default", precision: str | None = None) -> set[str]:
     """What ``verify_module`` reads for a signature's model.onnx (see OnnxRuntime.needed_files)."""
-    sig = manifest.signature(name)
     # The graph is read, hashed and checked (operators, bounds, weights) by verify_module, with
     # or without its weights inside; model.onnx.data is read when the session is built, once, and
     # not at all when this machine's optimised copy stands in for it (onnx_optimised).
-    return {sig.file(ONNX_NAME)}
+    return {_graph_files(manifest, name, precision)[0]}
+
+
+def _graph_files(manifest: Manifest, name: str, precision: str | None) -> tuple[str, str]:
+    """The module paths of signature ``name``'s model.onnx and model.onnx.data, exact or of a variant."""
+    sig = manifest.signature(name)
+    if precision is None:
+        return sig.file(ONNX_NAME), sig.file(ONNX_DATA_NAME)
+    variant = manifest.variant(precision)  # a ManifestError without one, saying what to do
+    if name not in variant.signatures:
+        raise ManifestError(
+            f"the {precision} variant has no graph for signature {name!r} (it has "
+            f"{', '.join(variant.signatures)}); call that signature on a module loaded without precision="
+        )
+    return variant.file(sig, ONNX_NAME), variant.file(sig, ONNX_DATA_NAME)
 
 
 def _session(
@@ -321,10 +345,31 @@ def _to_numpy(images: Any) -> np.ndarray:
 
 
 class OnnxRuntime(Runtime):
+    """Runs ``model.onnx``; ``OnnxRuntime(precision="int8")`` runs the module's int8 variant instead."""
+
     name = "onnx"
     engine = "onnxruntime"
     graph_file = ONNX_NAME
     module_class = OnnxModule
 
+    def __init__(self, precision: str | None = None) -> None:
+        self.precision = precision
+
+    def has_format(self, manifest: Manifest, signature: str = "default") -> bool:
+        if self.precision is None:
+            return super().has_format(manifest, signature)
+        variant = (manifest.variants or {}).get(self.precision)  # type: ignore[call-overload]
+        return variant is not None and signature in variant.signatures
+
     def needed_files(self, manifest: Manifest) -> set[str]:
-        return _needed(manifest)
+        return _needed(manifest, "default", self.precision)
+
+    def build(
+        self,
+        verified: VerifiedModule,
+        output: Output,
+        records: FileRecords | None,
+        cache: ModuleCache | None = None,
+        reopen: Reopen | None = None,
+    ) -> LoadedModule:
+        return OnnxModule(verified, output, records, cache, reopen, precision=self.precision)

@@ -25,6 +25,7 @@ from modhub.server.errors import install_handlers
 from modhub.server.openapi import install_openapi
 from modhub.server.protocols.hf import router as hf_router
 from modhub.server.protocols.tfhub import router as tfhub_router
+from modhub.server.protocols.tfjs import router as tfjs_router
 from modhub.server.ratelimit import FailureLimiter
 from modhub.server.services.gc import serving_lock
 from modhub.server.storage import open_storage
@@ -117,6 +118,7 @@ def create_app(settings: ServerSettings, *, clean_staging: bool = True) -> FastA
     # Before the site: the tensorflow_hub route claims only URLs with ?tf-hub-format=, and
     # the Hugging Face routes use paths the site would answer with its 404 page.
     app.include_router(tfhub_router)
+    app.include_router(tfjs_router)  # only ?tfjs-format= requests, as tfhub_router
     app.include_router(hf_router)
     try:
         from modhub.server.web import router as web_router

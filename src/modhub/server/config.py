@@ -74,6 +74,11 @@ class ServerSettings(BaseSettings):
     auth_failure_window: float = Field(default=60.0, gt=0)
     # Download counts are written in one transaction at most this often (seconds).
     download_flush_seconds: float = Field(default=1.0, gt=0)
+    # A node_modules directory holding the browser runtime of the module page's "try it" panel
+    # (onnxruntime-web, @huggingface/tokenizers, as package-lock.json pins them: `make web`).
+    # None: the node_modules of the source checkout the hub runs from, when there is one; without
+    # the files the page hides the panel and says how to add them (modhub.server.web.vendor).
+    web_runtime_dir: Path | None = None
 
     @property
     def resolved_database_url(self) -> str:

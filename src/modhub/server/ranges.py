@@ -84,7 +84,10 @@ def _iter_file(fh: BinaryIO, start: int, length: int) -> Iterator[bytes]:
         fh.close()
 
 
-def blob_response(request: Request, storage: BlobStorage, sha256: str, size: int, filename: str) -> Response:
+def blob_response(
+    request: Request, storage: BlobStorage, sha256: str, size: int, filename: str, *, redirect: bool = True
+) -> Response:
+    """The blob, streamed; or a 307 to the blob store's direct URL when it has one and ``redirect``."""
     etag = f'"{sha256}"'
     headers = {
         "ETag": etag,
@@ -110,13 +113,13 @@ def blob_response(request: Request, storage: BlobStorage, sha256: str, size: int
     headers["Content-Length"] = str(length)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type="application/octet-stream")
-    redirect = storage.download_url(sha256)
-    if redirect is not None:
+    direct = storage.download_url(sha256) if redirect else None
+    if direct is not None:
         # The object store serves the bytes (and the Range, which the client sends again there).
         # The presigned URL expires: the redirect itself must not be cached.
         return Response(
             status_code=307,
-            headers={"Location": redirect, "ETag": etag, "Cache-Control": "no-store"},
+            headers={"Location": direct, "ETag": etag, "Cache-Control": "no-store"},
         )
     try:
         fh = storage.open(sha256)

@@ -39,6 +39,9 @@ _CODE = (
     "zoo/*.py",
     "exporting/pytorch.py",
     "exporting/onnx.py",
+    "exporting/quantize.py",
+    "exporting/tfjs.py",
+    "exporting/_tfjs_converter.py",
     "runtimes/preprocessing.py",
     "format/manifest.py",
     "format/modelcard.py",
@@ -136,6 +139,9 @@ def build_zoo(
         from modhub.zoo.tf_formats import tf_version
 
         tensorflow = tf_version(tf_python)
+        from modhub.zoo._tfjs_format import tfjs_toolchain
+
+        tensorflow = f"{tensorflow} {tfjs_toolchain()}"  # the TF.js format is built with it
     built: list[Path] = []
     with _display(settings.show_progress(progress), len(selected)) as report:
         for starter in selected:

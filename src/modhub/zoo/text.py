@@ -33,9 +33,12 @@ class MiniLMStarter:
     revision: int = 1
 
     def build(self, out_dir: Path) -> Path:
+        from modhub.zoo._int8 import add_int8, probe_texts, transformer_recipe
         from modhub.zoo._text import build_minilm
 
-        return build_minilm(self, out_dir)
+        built = build_minilm(self, out_dir)
+        add_int8(built, transformer_recipe(layers=6), probe_texts())
+        return built
 
     def card(self) -> str:
         return render_body(

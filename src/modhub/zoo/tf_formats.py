@@ -18,6 +18,10 @@ then TF's own converter applied to that SavedModel.
 Tolerances (max abs difference against the torch module on the check inputs):
 ``SAVED_MODEL_ATOL`` 1e-4; ``TFLITE_ATOL`` 1e-3 (TFLite's float kernels use
 other summation orders; measured about 1e-5 to 1e-4 on the CNNs' logits).
+
+The image modules' SavedModel is also converted to TF.js (``tfjs/``) and run in Node.js
+(``modhub.zoo._tfjs_format``, ``TFJS_ATOL`` 1e-4). GloVe's is not: it tokenises with TF string
+ops (regex_replace, split, a hash table over strings) that TF.js has no kernels for.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import numpy as np
 from modhub.errors import ZooError
 from modhub.format.manifest import (
     SAVED_MODEL_DIR,
+    TFJS_DIR,
     TFLITE_NAME,
     Manifest,
     detect_formats,
@@ -152,7 +157,7 @@ def _check(what: str, got: np.ndarray, expected: np.ndarray, atol: float) -> flo
 def _install(module_dir: Path, out: Path, checks: dict[str, float]) -> Manifest:
     """Move the converted files into the module and list them (and the measured diffs) in the manifest."""
     manifest = read_manifest(module_dir)
-    for name in (SAVED_MODEL_DIR, TFLITE_NAME):
+    for name in (SAVED_MODEL_DIR, TFLITE_NAME, TFJS_DIR):
         source = out / name
         target = module_dir / name
         if target.is_dir():
@@ -247,6 +252,12 @@ def add_image_formats(
             "saved_model": _check("the SavedModel", got["saved_model"], expected, SAVED_MODEL_ATOL),
             "tflite": _check("model.tflite", got["tflite"], expected, TFLITE_ATOL),
         }
+        # The SavedModel as TF.js too, run in Node.js (skipped, with a warning, without it).
+        from modhub.zoo._tfjs_format import tfjs_format
+
+        tfjs = tfjs_format(work / "out", {"images": nhwc}, {output_name: expected}, str(tf_python))
+        if tfjs is not None:
+            checks["tfjs"] = tfjs
         _install(module_dir, work / "out", checks)
     return checks
 

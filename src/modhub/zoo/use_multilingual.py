@@ -20,9 +20,12 @@ class UseMultilingualStarter:
     revision: int = 1
 
     def build(self, out_dir: Path) -> Path:
+        from modhub.zoo._int8 import add_int8, probe_texts, use_recipe
         from modhub.zoo._use import build_use_multilingual
 
-        return build_use_multilingual(self, out_dir)
+        built = build_use_multilingual(self, out_dir)
+        add_int8(built, use_recipe(), probe_texts())
+        return built
 
     def card(self) -> str:
         from modhub.zoo._use import MAX_LENGTH, MIN_COSINE

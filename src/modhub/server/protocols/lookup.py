@@ -57,7 +57,9 @@ def find_version(
     session: Session, request: Request, publisher: str, name: str, version: int | None
 ) -> Version:
     """A concrete version (yanked ones included), or the latest non-yanked one for None."""
-    module = find_module(session, request, publisher, name)
+    handle = parse_repo(publisher, name)
+    # The same reader for the module and its version: a private module's read token counts.
+    wanted = "latest" if version is None else version
     return queries.find_version(
-        session, module.publisher.name, module.name, "latest" if version is None else version
+        session, handle.publisher, handle.name, wanted, reader=protocol_reader(request)
     )

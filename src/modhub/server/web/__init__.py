@@ -11,6 +11,7 @@ only adds copy buttons. Database access goes through ``modhub.server.services``.
     views.py      what the module page shows, from the services' answers
     cards.py      model cards: Markdown to sanitised HTML
     render.py     the Jinja2 environment, filters and security headers
+    vendor.py     the "try it" panel's files: static/tryit/, sample photos, the browser runtime
 """
 
 from modhub.server.web.routes import router

@@ -33,6 +33,8 @@ from modhub.server.models import Token
 from modhub.server.services import queries, web_queries
 from modhub.server.web.params import SORTS, Listing, clean_text, page_numbers
 from modhub.server.web.render import environment, page
+from modhub.server.web.vendor import find_runtime, tryit_csp
+from modhub.server.web.vendor import router as vendor_router
 from modhub.server.web.views import module_page
 
 # First path segments that are never a publisher: the server's own paths (the one list).
@@ -67,6 +69,8 @@ register_url_convertor("modhub_publisher", _PublisherSegment())
 register_url_convertor("modhub_sitepath", _SitePath())
 
 router = APIRouter(include_in_schema=False)
+# The "try it" panel's scripts, sample photos and browser runtime (/static/tryit/, /static/vendor/).
+router.include_router(vendor_router)
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
@@ -168,8 +172,16 @@ def _module(
             detail = queries.get_version(session, publisher, name, version, reader=reader)
     except NotFound as exc:
         return _not_found(request, session, exc, as_json=as_json, reader=reader)
-    view = module_page(module, detail, base_url=str(request.base_url), is_latest_view=version is None)
-    return page(request, "module.html", {"page": view}, headers={"Vary": negotiate.VARY})
+    settings = get_hub(request).settings
+    runtime = find_runtime(settings)
+    view = module_page(
+        module, detail, base_url=str(request.base_url), is_latest_view=version is None, runtime=runtime
+    )
+    headers = {
+        "Vary": negotiate.VARY,
+        **({"Content-Security-Policy": tryit_csp(settings)} if view.tryit else {}),
+    }
+    return page(request, "module.html", {"page": view}, headers=headers)
 
 
 def _check_version(publisher: str, name: str, version: str) -> None:

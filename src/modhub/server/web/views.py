@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from modhub.format.describe import meaning_parts, shape_text
+from modhub.format.describe import VariantSummary, describe_variants, meaning_parts, shape_text
 from modhub.format.manifest import MANIFEST_NAME, SIGNATURE_NAME, TensorSpec
 from modhub.server.services.schemas import CallSignature, ModuleDetail, VersionDetail
 from modhub.server.web.cards import RenderedCard, render_card
 from modhub.server.web.snippets import Snippet, usage_snippets
+from modhub.server.web.vendor import MAX_DOWNLOAD_BYTES, SAMPLE_PHOTOS, WebRuntime, task_files
 
 __all__ = ["ModulePage", "Snippet", "module_page", "signature_views", "usage_snippets"]
 
@@ -61,6 +62,45 @@ class ModulePage:
     tags: list[str] = field(default_factory=list)
     # The module's picture of its output on a sample (assets/example.png), if it has one.
     example: ExamplePicture | None = None
+    # The "try it" panel (the module has a model.onnx and the hub serves the browser runtime).
+    tryit: TryIt | None = None
+    # The module could be tried, but the hub serves no browser runtime (the page says how to add it).
+    tryit_missing: bool = False
+    # Reduced-precision variants (int8), with their size and measured agreement (_variants.html).
+    variants: list[VariantSummary] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TryIt:
+    """What module.html's ``<section id="tryit">`` tells static/tryit/core.js (data-* attributes)."""
+
+    version_url: str  # the version's API URL (its manifest; files/<path> beside it)
+    core_url: str  # static/tryit/core.js, versioned
+    ort_url: str  # onnxruntime-web's ES module
+    wasm_url: str  # the folder of its .wasm and .mjs (ort.env.wasm.wasmPaths)
+    tokenizers_url: str  # @huggingface/tokenizers' ES module
+    task_files: str  # the task scripts core.js imports, space-separated
+    max_bytes: int  # the largest download the panel tries (MAX_DOWNLOAD_BYTES)
+    samples_url: str  # folder of the sample photos ("" when the hub has none)
+
+
+def tryit_panel(version: VersionDetail, files: list[FileRow], runtime: WebRuntime | None) -> TryIt | None:
+    """The panel's settings, None when the module has no model.onnx or the hub no runtime."""
+    if runtime is None or not any(f.path == "model.onnx" for f in files):
+        return None
+    from modhub.server.web.vendor import sample_photos_available
+
+    return TryIt(
+        version_url=f"/api/v1/modules/{quote(version.publisher)}/{quote(version.name)}/versions/{version.version}",
+        # No ?v= here: the task scripts import "./core.js", which must be this very module.
+        core_url="/static/tryit/core.js",
+        ort_url=runtime.url("onnxruntime-web", "ort.wasm.min.mjs"),
+        wasm_url=runtime.url("onnxruntime-web"),
+        tokenizers_url=runtime.url("tokenizers", "tokenizers.min.mjs"),
+        task_files=" ".join(task_files()),
+        max_bytes=MAX_DOWNLOAD_BYTES,
+        samples_url="/static/tryit/samples/" if sample_photos_available() and SAMPLE_PHOTOS else "",
+    )
 
 
 @dataclass(frozen=True)
@@ -129,6 +169,7 @@ _FORMAT_NAMES = {
     "onnx": "ONNX",
     "savedmodel": "TensorFlow SavedModel",
     "tflite": "TFLite",
+    "tfjs": "TF.js (tfjs/model.json)",
 }
 
 
@@ -176,8 +217,27 @@ def _facts(version: VersionDetail) -> list[tuple[str, str]]:
     return [(label, value) for label, value in facts if value]
 
 
+def variant_rows(version: VersionDetail) -> list[VariantSummary]:
+    """The version's variants; none when its manifest does not parse here (a newer modhub's)."""
+    from pydantic import ValidationError
+
+    from modhub.format.manifest import Manifest
+
+    if not version.manifest.get("variants"):
+        return []
+    try:
+        return describe_variants(Manifest.model_validate(version.manifest))
+    except (ValidationError, KeyError, ValueError):
+        return []
+
+
 def module_page(
-    module: ModuleDetail, version: VersionDetail, *, base_url: str, is_latest_view: bool
+    module: ModuleDetail,
+    version: VersionDetail,
+    *,
+    base_url: str,
+    is_latest_view: bool,
+    runtime: WebRuntime | None = None,
 ) -> ModulePage:
     handle_url = f"{base_url.rstrip('/')}/{version.handle}"
     meta = _dict(version.manifest.get("metadata"))
@@ -194,4 +254,7 @@ def module_page(
         facts=_facts(version),
         tags=[str(t) for t in _list(meta.get("tags"))],
         example=example_picture(version, files),
+        tryit=tryit_panel(version, files, runtime),
+        tryit_missing=runtime is None and any(f.path == "model.onnx" for f in files),
+        variants=variant_rows(version),
     )

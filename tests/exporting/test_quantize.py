@@ -1,0 +1,116 @@
+"""int8 variants (``modhub quantize``) made from tiny modules: dynamic, static, the floor, the CLI."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from modhub.cli import app
+from modhub.errors import ExportError, ManifestError
+from modhub.exporting.quantize import Calibration, quantize_module
+from modhub.format.manifest import ONNX_NAME, read_manifest
+from modhub.format.verify import verify_module
+from modhub.settings import Settings
+from tests.tiny_models import TEXTS
+
+
+def _copy(module: Path, tmp_path: Path) -> Path:
+    target = tmp_path / module.name
+    shutil.copytree(module, target)
+    return target
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _photos(folder: Path, count: int = 12) -> Path:
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        pixels = rng.integers(0, 256, size=(40 + i, 48, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i:02d}.png")
+    return folder
+
+
+def _load_int8(module: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The variant as users load it: verified, on onnxruntime."""
+    import modhub as hub
+
+    return hub.load(module, precision="int8", settings=Settings(cache=tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def text_onnx(tiny_text_encoder, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
+    from tests.conftest import export_tiny_text
+
+    return export_tiny_text(tiny_text_encoder, tmp_path_factory, "tiny-text-onnx", onnx=True)
+
+
+def test_dynamic_variant_of_a_text_encoder(text_onnx: Path, tmp_path: Path) -> None:
+    module = _copy(text_onnx, tmp_path)
+    result = quantize_module(module, calibration=list(TEXTS) * 2, floor=0.5)
+    manifest = read_manifest(module)
+    variant = manifest.variant("int8")
+    assert variant.method == "dynamic" and result.variant == variant
+    assert variant.agreement.metric == "cosine" and variant.agreement.samples == len(TEXTS) * 2
+    assert variant.agreement.minimum is not None and variant.agreement.mean >= 0.5
+    assert "onnxruntime.quantization" in variant.recipe["tool"]
+    assert "int8/model.onnx" in manifest.variant_files("int8")
+    assert "Reduced-precision variants" in (module / "README.md").read_text(encoding="utf-8")
+    # The variant verifies (allow-list, digests) and runs; the exact graph is still the default.
+    int8 = _load_int8(module, tmp_path)
+    assert int8.precision == "int8" and int8(list(TEXTS[:2])).shape == (2, 16)
+    assert verify_module(module, needed={ONNX_NAME}).manifest.variants is not None
+
+
+def test_static_variant_of_a_cnn_with_photos(image_module: Path, tmp_path: Path) -> None:
+    module = _copy(image_module, tmp_path)
+    photos = sorted(_photos(tmp_path / "photos").glob("*.png"))
+    quantize_module(module, calibration=Calibration(photos, "12 noise photos"), floor=0.5)
+    variant = read_manifest(module).variant("int8")
+    assert variant.method == "static" and variant.recipe["format"] == "QDQ"
+    assert variant.agreement.metric == "top1"
+    # A quarter held out to probe, never calibrated on.
+    assert variant.agreement.samples == 3 and "held-out" in variant.agreement.probe
+    logits = _load_int8(module, tmp_path)(photos[:2])
+    assert logits.shape == (2, 5)
+    # Quantizing again replaces the variant (one card section, one set of files).
+    quantize_module(module, calibration=photos, method="static", floor=0.5)
+    assert (module / "README.md").read_text(encoding="utf-8").count("Reduced-precision variants") == 1
+
+
+def test_below_the_floor_nothing_is_written(text_onnx: Path, tmp_path: Path) -> None:
+    module = _copy(text_onnx, tmp_path)
+    before = _snapshot(module)
+    # int8 weights never give a cosine of exactly 1 on every sentence.
+    with pytest.raises(ExportError, match=r"misses its floor: mean cosine 0\.\d+ \(minimum .*< floor 1\.0"):
+        quantize_module(module, floor=1.0)
+    assert _snapshot(module) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left behind
+
+
+def test_static_needs_data_and_a_module_needs_model_onnx(
+    image_module: Path, text_module: Path, tmp_path: Path
+) -> None:
+    module = _copy(image_module, tmp_path)
+    with pytest.raises(ManifestError, match="--calibration"):
+        quantize_module(module, method="static")
+    with pytest.raises(ManifestError, match=r"no model\.onnx.*onnx=True"):
+        quantize_module(_copy(text_module, tmp_path / "t"), method="dynamic")
+
+
+def test_cli_quantize_with_a_photo_folder(image_module: Path, tmp_path: Path) -> None:
+    module = _copy(image_module, tmp_path)
+    folder = _photos(tmp_path / "photos")
+    result = CliRunner().invoke(
+        app, ["quantize", str(module), "--calibration", str(folder), "--floor", "0.5", "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "top-1 agreement" in result.output and "held-out" in result.output
+    assert read_manifest(module).variant("int8").agreement.samples == 3
