@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -203,6 +204,28 @@ PG_HOW = (
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def need(ok: bool, what: str) -> None:
+    """A tool the test needs: without it, skipped on a developer's machine, failed in CI (CI=true)."""
+    if not ok:
+        if in_ci():
+            pytest.fail(f"CI=true but {what}")
+        pytest.skip(what)
+
+
+# Debian's chromium, driven by Playwright (which never downloads a browser here).
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 def postgres_admin_url() -> str:

@@ -25,14 +25,12 @@ import numpy as np
 import pytest
 
 from modhub.format.manifest import read_manifest
-from tests.harness import admin_run, in_ci, running_hub
+from tests.harness import CHROMIUM, CHROMIUM_ARGS, admin_run, need, running_hub
 from tests.zoo.conftest import photo, zoo_cache_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NODE_MODULES = REPO_ROOT / "node_modules"
 TFJS_BUNDLE = NODE_MODULES / "@tensorflow" / "tfjs" / "dist" / "tf.min.js"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"]
 STARTER = "mobilenet-v2-classification"
 HANDLE = f"modhub/{STARTER}/1"
 ATOL = 1e-4
@@ -40,18 +38,11 @@ ATOL = 1e-4
 pytestmark = pytest.mark.slow  # builds (or reuses) a real starter with its TensorFlow formats
 
 
-def _need(ok: bool, what: str) -> None:
-    if not ok:
-        if in_ci():
-            pytest.fail(f"CI=true but {what}")
-        pytest.skip(what)
-
-
 @pytest.fixture(scope="module")
 def starter() -> Path:
-    _need(shutil.which("node") is not None, "no Node.js (apt-get install nodejs)")
-    _need(TFJS_BUNDLE.is_file(), "no node_modules/@tensorflow/tfjs: run `make web` (npm ci)")
-    _need(bool(os.environ.get("MODHUB_TF_PYTHON")), "no MODHUB_TF_PYTHON: the TF.js format needs .venv-tf")
+    need(shutil.which("node") is not None, "no Node.js (apt-get install nodejs)")
+    need(TFJS_BUNDLE.is_file(), "no node_modules/@tensorflow/tfjs: run `make web` (npm ci)")
+    need(bool(os.environ.get("MODHUB_TF_PYTHON")), "no MODHUB_TF_PYTHON: the TF.js format needs .venv-tf")
     from modhub.zoo import build_zoo
 
     root = zoo_cache_dir()
@@ -175,10 +166,10 @@ def test_a_page_on_another_origin_loads_the_module(
     hub: str, page_origin: str, photos_nhwc: np.ndarray, torch_logits: np.ndarray
 ) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
-    _need(Path(CHROMIUM).exists(), "no Debian chromium (apt-get install chromium)")
+    need(Path(CHROMIUM).exists(), "no Debian chromium (apt-get install chromium)")
     assert page_origin != hub
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page()
             page.set_default_timeout(300_000)

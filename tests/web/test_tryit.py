@@ -24,7 +24,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.harness import admin_run, in_ci, running_hub
+from tests.harness import CHROMIUM, CHROMIUM_ARGS, admin_run, need, running_hub
 from tests.web.conftest import ARTIFACTS
 from tests.zoo.conftest import zoo_cache_dir
 
@@ -33,23 +33,14 @@ sync_api = pytest.importorskip("playwright.sync_api")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NODE_MODULES = REPO_ROOT / "node_modules"
 TRYIT = REPO_ROOT / "src" / "modhub" / "server" / "web" / "static" / "tryit"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"]
 STARTERS = ("mobilenet-v2-classification", "minilm-l6")
 CAT_CLASSES = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat", "lynx"}
 ORT = "/static/vendor/onnxruntime-web@1.30.0"
 
 
-def _need(ok: bool, what: str) -> None:
-    if not ok:
-        if in_ci():
-            pytest.fail(f"CI=true but {what}")
-        pytest.skip(what)
-
-
 @pytest.fixture(scope="module")
 def runtime() -> Path:
-    _need((NODE_MODULES / "onnxruntime-web" / "dist").is_dir(), "no node_modules: run `make web` (npm ci)")
+    need((NODE_MODULES / "onnxruntime-web" / "dist").is_dir(), "no node_modules: run `make web` (npm ci)")
     return NODE_MODULES
 
 
@@ -107,14 +98,14 @@ def starter_hub(tmp_path_factory: pytest.TempPathFactory, starters: Path) -> Ite
 
 @pytest.fixture(scope="module")
 def playwright() -> Iterator[Any]:
-    _need(Path(CHROMIUM).exists(), "no Debian chromium (apt-get install chromium)")
+    need(Path(CHROMIUM).exists(), "no Debian chromium (apt-get install chromium)")
     with sync_api.sync_playwright() as playwright:
         yield playwright
 
 
 @pytest.fixture(scope="module")
 def browser(playwright: Any) -> Iterator[Any]:
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
     try:
         yield browser
     finally:
@@ -423,7 +414,9 @@ def test_a_module_too_large_for_a_browser_says_so(tab: Tab) -> None:
 def test_plain_http_elsewhere_than_localhost_says_it_needs_https(playwright: Any, tiny_hub: Hub) -> None:
     # tryit.test resolves to the hub, but http://tryit.test is no secure context: no SubtleCrypto.
     rules = "--host-resolver-rules=MAP tryit.test 127.0.0.1"
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, rules], headless=True)
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, rules], headless=True
+    )
     try:
         tab = Tab(browser, tiny_hub.url.replace("127.0.0.1", "tryit.test"))
         page = tab.open("/acme/tiny-cnn", state="insecure")

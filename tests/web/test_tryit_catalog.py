@@ -18,15 +18,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.harness import admin_run, in_ci, running_hub
+from tests.harness import CHROMIUM, CHROMIUM_ARGS, admin_run, need, running_hub
 from tests.web.conftest import ARTIFACTS
 from tests.zoo.conftest import zoo_cache_dir
 
 sync_api = pytest.importorskip("playwright.sync_api")
 pytest.importorskip("skimage")
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"]
 STARTERS = (
     "movenet-lightning",
     "centernet-coco",
@@ -39,19 +37,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def _need(ok: bool, what: str) -> None:
-    if not ok:
-        if in_ci():
-            pytest.fail(f"CI=true but {what}")
-        pytest.skip(what)
-
-
 @pytest.fixture(scope="module")
 def zoo() -> Path:
     from modhub.zoo import build_zoo
 
-    _need((REPO_ROOT / "node_modules" / "onnxruntime-web").is_dir(), "no node_modules: run `make web`")
-    _need(Path(CHROMIUM).exists(), "no Debian chromium (apt-get install chromium)")
+    need((REPO_ROOT / "node_modules" / "onnxruntime-web").is_dir(), "no node_modules: run `make web`")
+    need(Path(CHROMIUM).exists(), "no Debian chromium (apt-get install chromium)")
     root = zoo_cache_dir()
     build_zoo(root, only=STARTERS, progress=False)
     return root
@@ -71,7 +62,7 @@ def hub_url(tmp_path_factory: pytest.TempPathFactory, zoo: Path) -> Iterator[str
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             yield browser
         finally:

@@ -7,18 +7,55 @@ a module — private modules, say — is applied here once, for both protocols.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
+from typing import Any, ClassVar
+from urllib.parse import parse_qs
+
+from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Match
+from starlette.types import Scope
 
 from modhub.errors import InvalidHandle
 from modhub.handles import Handle, is_version, parse_handle
 from modhub.server.deps import get_reader
-from modhub.server.errors import NotFound
+from modhub.server.errors import ApiError, NotFound, error_response
 from modhub.server.models import Module, Token, Version
 from modhub.server.services import queries
 from modhub.server.services.tokens import TOKEN_PREFIX
 
-__all__ = ["find_module", "find_version", "parse_repo"]
+__all__ = ["QueryRoute", "find_module", "find_version", "parse_repo"]
+
+
+class QueryRoute(APIRoute):
+    """A protocol's route: matches only requests with the query parameter ``query`` (the same
+    URLs without it are the site's pages). An ApiError becomes its JSON answer (the clients show
+    only the status line; the body says the fix to a human), and every answer carries ``headers``."""
+
+    query: ClassVar[str]
+    headers: ClassVar[dict[str, str]] = {}
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope.get("type") == "http":
+            params = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+            if self.query not in params:
+                return Match.NONE, {}
+        return super().matches(scope)
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except ApiError as exc:
+                response = error_response(exc)
+            response.headers.update(self.headers)
+            return response
+
+        return route
 
 
 def parse_repo(publisher: str, name: str, version: str | None = None) -> Handle:

@@ -22,24 +22,19 @@ from __future__ import annotations
 import gzip
 import shutil
 import tarfile
-from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
-from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.routing import APIRoute
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Match
-from starlette.types import Scope
 
 from modhub.format.digests import sha256_file
 from modhub.format.manifest import SAVED_MODEL_DIR
 from modhub.server.deps import Hub, get_hub
-from modhub.server.errors import ApiError, BadRequest, NotFound, error_response
+from modhub.server.errors import BadRequest, NotFound
 from modhub.server.models import Blob, File, TfHubArchive, Version
-from modhub.server.protocols.lookup import find_version, parse_repo
+from modhub.server.protocols.lookup import QueryRoute, find_version, parse_repo
 from modhub.server.ranges import blob_response
 from modhub.server.services.downloads import is_whole_fetch
 from modhub.server.storage import BlobStorage
@@ -54,27 +49,10 @@ _FILE_MODE = 0o644
 _DIR_MODE = 0o755
 
 
-class _TfHubRoute(APIRoute):
+class _TfHubRoute(QueryRoute):
     """Matches only requests with a ``tf-hub-format`` query parameter (others go to the site)."""
 
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if scope.get("type") == "http":
-            query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-            if TF_HUB_FORMAT not in query:
-                return Match.NONE, {}
-        return super().matches(scope)
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            # tensorflow_hub shows only the status line; the JSON body says the fix to a human.
-            try:
-                return await handler(request)
-            except ApiError as exc:
-                return error_response(exc)
-
-        return route
+    query = TF_HUB_FORMAT
 
 
 HubDep = Annotated[Hub, Depends(get_hub)]

@@ -18,23 +18,18 @@ site's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
-from urllib.parse import parse_qs
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.routing import APIRoute
 from sqlalchemy import select
 from starlette.responses import Response
-from starlette.routing import Match
-from starlette.types import Scope
 
 from modhub.format.manifest import TFJS_DIR, TFJS_MODEL
 from modhub.handles import is_version
 from modhub.server.deps import Hub, get_hub
-from modhub.server.errors import ApiError, BadRequest, NotFound, error_response
+from modhub.server.errors import BadRequest, NotFound
 from modhub.server.models import File
-from modhub.server.protocols.lookup import find_version, parse_repo
+from modhub.server.protocols.lookup import QueryRoute, find_version, parse_repo
 from modhub.server.ranges import blob_response
 from modhub.server.services.downloads import is_whole_fetch
 
@@ -57,29 +52,12 @@ _PREFLIGHT_HEADERS = {
 }
 
 
-class _TfjsRoute(APIRoute):
+class _TfjsRoute(QueryRoute):
     """Matches only requests with a ``tfjs-format`` query parameter (others go to the site);
     every answer, errors included, carries the CORS headers."""
 
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if scope.get("type") == "http":
-            query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-            if TFJS_FORMAT not in query:
-                return Match.NONE, {}
-        return super().matches(scope)
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                response = await handler(request)
-            except ApiError as exc:
-                response = error_response(exc)
-            response.headers.update(CORS_HEADERS)
-            return response
-
-        return route
+    query = TFJS_FORMAT
+    headers = CORS_HEADERS
 
 
 HubDep = Annotated[Hub, Depends(get_hub)]
