@@ -53,9 +53,13 @@ $(TF_VENV)/.stamp-tf: requirements/tensorflow.txt requirements/tensorflow-nodeps
 
 # The JavaScript the hub serves to browsers (onnxruntime-web, @huggingface/tokenizers) and the
 # TF.js runtime of the zoo's checks and the Node.js tests, exactly as package-lock.json pins them.
+# Without npm the hub still serves (its pages say how to add the panels) and the zoo skips TF.js.
 node_modules/.package-lock.json: package-lock.json
-	npm ci --ignore-scripts --no-audit --no-fund
-	touch $@
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --ignore-scripts --no-audit --no-fund && touch $@; \
+	else \
+		echo "warning: no npm: the module pages' try-it panels and the TF.js format need Node.js and npm (Debian: apt-get install npm), then make web"; \
+	fi
 
 web: node_modules/.package-lock.json
 venv: $(VENV)/.stamp-base
