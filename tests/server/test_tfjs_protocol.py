@@ -146,7 +146,13 @@ def test_unversioned_url_names_the_version_to_use(tfjs_hub: TestClient) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["/acme/web/1/..%2Fmodhub.json", "/acme/web/1/tfjs%2Fmodel.json", "/acme/web/1/%00"]
+    "path",
+    [
+        "/acme/web/1/..%2Fmodhub.json",
+        "/acme/web/1/tfjs%2Fmodel.json",
+        "/acme/web/1/%00",
+        "/acme/web/1/a%01b.bin",
+    ],
 )
 def test_odd_paths_are_404_never_5xx(tfjs_hub: TestClient, path: str) -> None:
     # A decoded "/" makes another path (the site's 404 page); nothing outside tfjs/ is served.

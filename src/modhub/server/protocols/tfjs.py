@@ -24,7 +24,7 @@ from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
 from starlette.responses import Response
 
-from modhub.format.manifest import TFJS_DIR, TFJS_MODEL
+from modhub.format.manifest import TFJS_DIR, TFJS_MODEL, check_relative_path
 from modhub.handles import is_version
 from modhub.server.deps import Hub, get_hub
 from modhub.server.errors import BadRequest, NotFound
@@ -109,6 +109,10 @@ def tfjs_file(
     _wanted_format(request)
     handle = parse_repo(publisher, name, version)
     wanted = f"{TFJS_DIR}/{filename}"
+    try:  # a name no module can list (a NUL byte, say) never reaches the database
+        check_relative_path(wanted)
+    except ValueError:
+        raise NotFound(f"{handle} has no TF.js file {filename[:100]!r}", code="file_not_found") from None
     with hub.db.session() as session:
         row = find_version(session, request, handle.publisher, handle.name, handle.version)
         label = f"{handle.publisher}/{handle.name}/{row.version}"
