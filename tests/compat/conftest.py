@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from modhub.zoo.tf_formats import tf_subprocess_env
+from modhub.exporting.tfjs import tf_subprocess_env
 from tests.zoo.conftest import zoo_dir  # noqa: F401  (the built starter modules, shared)
 
 HERE = Path(__file__).resolve().parent

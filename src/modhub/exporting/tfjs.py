@@ -14,23 +14,30 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from modhub.errors import ExportError
 from modhub.format.manifest import TFJS_DIR
 
-__all__ = ["TFJS_DIR", "convert_saved_model"]
+__all__ = ["TFJS_DIR", "convert_saved_model", "tf_subprocess_env"]
 
 _SCRIPT = Path(__file__).with_name("_tfjs_converter.py")
 # MobileNetV2 converts in ~10 s (most of it the TensorFlow import); never hang forever.
 _TIMEOUT = 900
-# Not for the TensorFlow venv's python: our sources (PYTHONPATH, PYTHONHOME) and KERAS_BACKEND
-# (modhub.KerasLayer sets "torch"; Keras there must run on TensorFlow).
+# What of this process's environment must not reach the TensorFlow venv's python: our own
+# sources and site-packages (PYTHONPATH, PYTHONHOME), and KERAS_BACKEND, which
+# modhub.KerasLayer sets to "torch" (Keras in the TF venv must run on TensorFlow).
 _NOT_FOR_TF = frozenset({"PYTHONPATH", "PYTHONHOME", "KERAS_BACKEND"})
 _HINT = (
     "; install the converter there: pip install --no-deps -r requirements/tensorflow-nodeps.txt "
     "(make venv-tf does it)"
 )
+
+
+def tf_subprocess_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default: this process's environment) fit for a process of the TensorFlow venv."""
+    return {k: v for k, v in (os.environ if base is None else base).items() if k not in _NOT_FOR_TF}
 
 
 def convert_saved_model(
@@ -48,7 +55,7 @@ def convert_saved_model(
     target = Path(out_dir)
     if target.exists():
         raise ExportError(f"{target} exists already; the TF.js model goes into a new folder")
-    env = {k: v for k, v in os.environ.items() if k not in _NOT_FOR_TF}
+    env = tf_subprocess_env()
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".tfjs-") as tmp:
         written = Path(tmp) / "out"

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from modhub.errors import ZooError
+from modhub.exporting.tfjs import tf_subprocess_env
 from modhub.format.manifest import (
     SAVED_MODEL_DIR,
     TFJS_DIR,
@@ -86,17 +87,6 @@ def tf_version(tf_python: str | os.PathLike[str]) -> str:
             f"(make builds .venv-tf). {done.stderr.strip()[-300:]}"
         )
     return done.stdout.strip()
-
-
-# What of this process's environment must not reach the TensorFlow venv's python: our own
-# sources and site-packages (PYTHONPATH, PYTHONHOME), and KERAS_BACKEND, which
-# modhub.KerasLayer sets to "torch" (Keras in the TF venv must run on TensorFlow).
-_NOT_FOR_TF = frozenset({"PYTHONPATH", "PYTHONHOME", "KERAS_BACKEND"})
-
-
-def tf_subprocess_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """``base`` (default: this process's environment) fit for a process of the TensorFlow venv."""
-    return {k: v for k, v in (os.environ if base is None else base).items() if k not in _NOT_FOR_TF}
 
 
 def run_tf_script(
