@@ -39,10 +39,10 @@ from pathlib import Path
 
 import pytest
 
-from modhub.zoo.tf_formats import tf_subprocess_env
+from modhub.exporting.tfjs import tf_subprocess_env
 from tests.docs.conftest import DocsHub
 from tests.docs.markdown_blocks import JS, PYTHON, REPO, SHELL, SHOWN, Block, blocks, doc_files
-from tests.harness import in_ci, serve_env
+from tests.harness import need, serve_env
 
 KERNEL = Path(__file__).with_name("kernel.py")
 BLOCK_TIMEOUT = 300.0
@@ -169,12 +169,11 @@ def _run_shell(code: str, work: Path, env: dict[str, str]) -> tuple[str | None, 
 
 def _run_js(block: Block, code: str, work: Path, env: dict[str, str], hub_url: str) -> tuple[str | None, str]:
     """Run a js block as an ES module in Node.js: (error or None, what it printed)."""
-    node = shutil.which("node")
-    if node is None or not (work / "node_modules").is_dir():
-        why = "js blocks need Node.js and the checkout's node_modules (make web)"
-        if in_ci():
-            pytest.fail(f"CI=true but {why}")
-        pytest.skip(why)
+    node = shutil.which("node") or ""
+    need(
+        bool(node) and (work / "node_modules").is_dir(),
+        "js blocks need Node.js and the checkout's node_modules (make web)",
+    )
     script = work / f"block-{block.line}.mjs"
     script.write_text(code, encoding="utf-8")
     try:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,7 +24,7 @@ import pytest
 pytest.importorskip("fastapi")
 
 from modhub.format.manifest import read_manifest, write_manifest
-from tests.harness import admin_cli, running_hub
+from tests.harness import CHROMIUM, CHROMIUM_ARGS, admin_cli, running_hub
 from tests.server.conftest import auth, publish, relist
 from tests.tiny_models import make_module
 
@@ -163,3 +164,15 @@ def http(web_hub: WebHub) -> Iterator[httpx.Client]:
     """A browser-like client (asks for HTML)."""
     with web_hub.client(headers={"Accept": "text/html,application/xhtml+xml"}) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's chromium, headless, driven by Playwright: one per test module."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import CHROMIUM, CHROMIUM_ARGS
+from tests.harness import CHROMIUM
 from tests.web.conftest import ARTIFACTS, WebHub
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -24,16 +24,6 @@ PHONE = {"width": 390, "height": 844}
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)"
 )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 class Tab:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.harness import CHROMIUM, CHROMIUM_ARGS, admin_run, need, running_hub
+from tests.harness import CHROMIUM, admin_run, need, running_hub
 from tests.web.conftest import ARTIFACTS
 from tests.zoo.conftest import zoo_cache_dir
 
@@ -57,16 +57,6 @@ def hub_url(tmp_path_factory: pytest.TempPathFactory, zoo: Path) -> Iterator[str
     assert done.returncode == 0, done.stderr
     with running_hub(data_dir) as live:
         yield live.url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture
