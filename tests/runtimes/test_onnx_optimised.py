@@ -210,3 +210,41 @@ def test_cache_verify_and_rm_cover_the_copies(wide_cnn: Path) -> None:
     result = runner.invoke(app, ["cache", "rm", "--all"])
     assert result.exit_code == 0, result.output
     assert _copies() == []
+
+
+class WiderCNN(WideCNN):
+    """WideCNN and one more convolution: over 1 MiB of weights even as int8."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.e = torch.nn.Conv2d(256, 512, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.a(x))
+        x = torch.relu(self.b(x))
+        x = torch.relu(self.c(x))
+        return self.e(self.d(x)).mean(dim=(2, 3))
+
+
+def test_an_int8_variant_gets_a_copy_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modhub.exporting.quantize import Calibration, quantize_module
+
+    torch.manual_seed(0)
+    root = _export(WiderCNN(), tmp_path / "wider")
+    photos = list(np.random.default_rng(0).integers(0, 256, size=(8, 16, 16, 3), dtype=np.uint8))
+    quantize_module(root, calibration=Calibration(photos, "8 noise photos"), floor=-1.0)
+    exact = hub.load(root, runtime="onnx")
+    first = hub.load(root, precision="int8")
+    copies = _copies()
+    assert len(copies) == 2, "one copy for the exact graph, one for the variant"
+    [variant_copy] = [c for c in copies if (c / ONNX_DATA_NAME).stat().st_size < 4 << 20]
+    _weights_inside_copy(first, variant_copy)
+    assert not np.array_equal(first(_images()), exact(_images()))
+
+    calls = _no_child(monkeypatch)
+    again = hub.load(root, precision="int8")
+    assert calls == [], "the second int8 load uses the variant's copy"
+    assert np.array_equal(again(_images()), first(_images()))
+    monkeypatch.undo()
+    in_process = hub.load(root, precision="int8", settings=Settings(cache=Path(os.devnull) / "x"))
+    assert np.abs(in_process(_images()) - first(_images())).max() <= 1e-4

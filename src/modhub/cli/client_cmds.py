@@ -256,7 +256,10 @@ def cache_rm(
     graphs: set[str] = set()
     for cached in targets:
         with contextlib.suppress(HubError):
-            graphs.update(e.sha256 for e in read_manifest(cached.path).files if e.path == ONNX_NAME)
+            # Every graph: the root's, other signatures' and variants' (each may have a copy).
+            graphs.update(
+                e.sha256 for e in read_manifest(cached.path).files if e.path.rsplit("/", 1)[-1] == ONNX_NAME
+            )
     for cached in targets:
         # Wait for a process that may be assembling this version right now.
         with cache.cached_version_lock(cached):

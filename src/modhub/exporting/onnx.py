@@ -100,10 +100,19 @@ def _export_at(
             warnings.simplefilter("ignore")
             logging.getLogger("torch.onnx").setLevel(logging.ERROR)
             import torch
+            from torch.nn.attention import SDPBackend, sdpa_kernel
 
             # Names are given afterwards (set_names): the exporter's own output_names= can clash with
             # the name of a value inside the graph ("Duplicate definition of name").
-            onnx_program = torch.onnx.export(program, args, dynamo=True, opset_version=opset, verbose=False)
+            # The math attention kernel while the exporter decomposes the program: the CPU flash
+            # kernel's output strides (which the program's shapes were traced with) make a later
+            # reshape a view the decomposed math attention cannot take (all-mpnet-base-v2's
+            # per-head position bias). scaled_dot_product_attention itself still becomes
+            # ONNX's Attention; the kernel choice changes no value.
+            with sdpa_kernel(SDPBackend.MATH):
+                onnx_program = torch.onnx.export(
+                    program, args, dynamo=True, opset_version=opset, verbose=False
+                )
             if onnx_program is None:
                 raise ExportError("torch.onnx.export returned no program")
             onnx_program.save(str(dest))

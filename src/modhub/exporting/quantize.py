@@ -131,6 +131,12 @@ class Recipe:
     calibrate_method: Literal["minmax", "entropy", "percentile"] = "minmax"
     # Static only: activations symmetric (int8) or not (uint8).
     activation_symmetric: bool = False
+    # SmoothQuant's migration strength alpha (0-1), or None: before quantizing, each matrix
+    # product's activation input channels are divided by s = max|x|^alpha / max|w|^(1-alpha)
+    # (one float Mul) and its weight's matching rows multiplied by s: the same function in float,
+    # with the activations' outlier channels moved into the weights, which are quantized per
+    # channel (Xiao et al., 2023). The ranges max|x| come from the calibration data.
+    smooth: float | None = None
     # Further onnxruntime.quantization extra_options (e.g. {"CalibMovingAverage": True}).
     extra: Mapping[str, Any] = field(default_factory=dict)
     # Why this recipe (for the card and the manifest), e.g. what was measured.
@@ -154,6 +160,11 @@ class Recipe:
             )
         else:
             out["activations"] = "uint8, quantized at run time"
+        if self.smooth is not None:
+            out["smooth"] = {
+                "method": "SmoothQuant (activation outliers moved into the weights)",
+                "alpha": self.smooth,
+            }
         if self.extra:
             out["extra_options"] = dict(self.extra)
         if self.note:
@@ -240,12 +251,14 @@ def quantize_module(
     if not -1.0 <= floor <= 1.0:
         raise ManifestError(f"the floor must be between -1 and 1 (a cosine or a share), not {floor}")
 
+    if chosen.smooth is not None and not 0.0 <= chosen.smooth <= 1.0:
+        raise ManifestError(f"Recipe.smooth is SmoothQuant's alpha, between 0 and 1, not {chosen.smooth}")
     call = _graph_call(root, manifest)
-    if chosen.method == "static":
+    if chosen.method == "static" or chosen.smooth is not None:
         if not items:
             raise ManifestError(
-                "static quantization calibrates activations on real inputs: pass calibration data "
-                "(--calibration FOLDER_OR_CSV: photos, or a CSV of texts), or use --method dynamic",
+                "static quantization (and smoothing) calibrate on real inputs: pass calibration "
+                "data (--calibration FOLDER_OR_CSV: photos, or a CSV of texts), or use --method dynamic",
                 path=root,
             )
         calib_items, probe_items = _split(items)
@@ -270,8 +283,13 @@ def quantize_module(
         exact = _private_copy(source, work / "exact")
         names = _graph_names(exact)
         excluded = _excluded(exact, chosen.exclude)
+        start = exact
+        if chosen.smooth is not None:
+            start = _smooth(
+                ort, exact, work / "smoothed", calib_batches, names[0], chosen.smooth, excluded, report
+            )
         report(f"quantizing ({chosen.method})", 0, max(1, len(calib_batches)))
-        _quantize(quantization, exact, made / ONNX_NAME, chosen, excluded, calib_batches, names, report)
+        _quantize(quantization, start, made / ONNX_NAME, chosen, excluded, calib_batches, names, report)
         _externalise(made / ONNX_NAME)
         report("measuring agreement", 0, len(probe_batches))
         measured = _measure(ort, exact, made / ONNX_NAME, probe_batches, names, metric, report)
@@ -420,6 +438,90 @@ def _excluded(source: Path, patterns: Sequence[str]) -> list[str]:
     # before it quantizes, and excludes by that name.
     found = [n for n in model.graph.node if matches(n)]
     return [n.name for n in found] + [f"{n.name}_MatMul" for n in found if n.op_type == "Gemm"]
+
+
+def _smooth(
+    ort: Any,
+    exact: Path,
+    folder: Path,
+    batches: list[list[np.ndarray]],
+    input_names: list[str],
+    alpha: float,
+    excluded: Sequence[str],
+    report: Progress,
+) -> Path:
+    """The exact graph with SmoothQuant's scaling (see Recipe.smooth) in ``folder``: the same
+    function in float, easier to quantize. Products that share an input (a transformer's query,
+    key and value) share one scale; nodes kept in float are left alone."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    graph_only = onnx.load(str(exact), load_external_data=False)
+    shapes = {i.name: list(i.dims) for i in graph_only.graph.initializer}
+    skip = set(excluded)
+    # activation tensor -> [(node name, axis of the weight that runs over the input channels)]
+    groups: dict[str, list[tuple[str, int]]] = {}
+    for node in graph_only.graph.node:
+        if node.op_type not in ("MatMul", "Gemm") or node.name in skip or len(node.input) < 2:
+            continue
+        x, w = node.input[0], node.input[1]
+        if x in shapes or len(shapes.get(w, ())) != 2:
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if attrs.get("transA", 0):
+            continue
+        # MatMul and Gemm weights are [in, out]; Gemm with transB=1 (torch's Linear) [out, in].
+        groups.setdefault(x, []).append((node.name, 1 if attrs.get("transB", 0) else 0))
+    if not groups:
+        raise ManifestError(
+            "Recipe.smooth: the graph has no matrix product of an activation and a weight to smooth"
+        )
+
+    # The largest |value| of each input channel over the calibration data, from the exact graph
+    # with those tensors as extra outputs (its weights read from the same data file).
+    for name in groups:
+        graph_only.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    stats_path = exact.with_name("stats.onnx")
+    onnx.save(graph_only, str(stats_path))
+    session = _session(ort, stats_path)
+    wanted = list(groups)
+    peak = {name: np.zeros(0, dtype=np.float64) for name in wanted}
+    for done, batch in enumerate(batches, 1):
+        values = session.run(wanted, dict(zip(input_names, batch, strict=True)))
+        for name, value in zip(wanted, values, strict=True):
+            channel_max = np.abs(value.reshape(-1, value.shape[-1])).max(axis=0).astype(np.float64)
+            peak[name] = channel_max if peak[name].size == 0 else np.maximum(peak[name], channel_max)
+        report("smoothing", done, len(batches))
+    del session
+    stats_path.unlink()
+
+    model = onnx.load(str(exact))
+    weights = {i.name: i for i in model.graph.initializer}
+    nodes = {n.name: n for n in model.graph.node}
+    for index, (name, consumers) in enumerate(groups.items()):
+        mats = [(nodes[n], numpy_helper.to_array(weights[nodes[n].input[1]]), axis) for n, axis in consumers]
+        weight_max = np.max([np.abs(w).max(axis=1 - axis) for _, w, axis in mats], axis=0).astype(np.float64)
+        ok = (peak[name] > 0) & (weight_max > 0)
+        scale = np.ones_like(weight_max)
+        scale[ok] = peak[name][ok] ** alpha / weight_max[ok] ** (1.0 - alpha)
+        scale = np.clip(scale, 1e-4, 1e4)
+        inverse = numpy_helper.from_array((1.0 / scale).astype(np.float32), f"smooth_{index}.inverse_scale")
+        model.graph.initializer.append(inverse)
+        smoothed = f"smooth_{index}.output"
+        for node, w, axis in mats:
+            shaped = scale.reshape((1, -1) if axis == 1 else (-1, 1))
+            weights[node.input[1]].CopyFrom(
+                numpy_helper.from_array((w * shaped).astype(w.dtype), node.input[1])
+            )
+            node.input[0] = smoothed
+        first = min(list(model.graph.node).index(node) for node, _, _ in mats)
+        model.graph.node.insert(
+            first, helper.make_node("Mul", [name, inverse.name], [smoothed], name=f"smooth_{index}")
+        )
+    folder.mkdir()
+    dest = folder / ONNX_NAME
+    onnx.save(model, str(dest), save_as_external_data=True, location=ONNX_DATA_NAME, size_threshold=1024)
+    return dest
 
 
 class _Reader:

@@ -93,7 +93,8 @@ _TABLE: tuple[tuple[str, str, str, tuple[int, int], str], ...] = (
      "FusedConv FusedGemm FusedMatMul Gelu FastGelu QuickGelu BiasGelu SkipLayerNormalization "
      "SkipSimplifiedLayerNormalization EmbedLayerNormalization Attention MultiHeadAttention "
      "NhwcMaxPool MatMulIntegerToFloat DynamicQuantizeMatMul QLinearAdd QLinearMul QLinearSigmoid "
-     "QLinearLeakyRelu QLinearConcat QLinearGlobalAveragePool QLinearAveragePool"),
+     "QLinearLeakyRelu QLinearConcat QLinearGlobalAveragePool QLinearAveragePool QLinearConv QGemm "
+     "QLinearSoftmax QLinearReduceMean QLinearWhere"),
     ("onnxruntime's optimised copies", "optimiser", NCHWC_DOMAIN, (1, 1),
      "Conv MaxPool AveragePool GlobalMaxPool GlobalAveragePool ReorderInput ReorderOutput Upsample"),
     # onnxruntime registers this contrib op in the default domain.

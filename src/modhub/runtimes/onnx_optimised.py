@@ -171,7 +171,9 @@ def optimised_graph(
     goes to the caller: nothing is made from a graph that fails), the copy
     after it is made and whenever it is read, against ``limits``.
     """
-    plan_weights(graph, entries[ONNX_DATA_NAME].size, path=module_root / ONNX_NAME, limits=limits)
+    plan_weights(
+        graph, entries[ONNX_DATA_NAME].size, path=module_root / entries[ONNX_NAME].path, limits=limits
+    )
     source = {name: entries[name].sha256 for name in (ONNX_NAME, ONNX_DATA_NAME)}
     final = cache.onnx / _key(source, onnxruntime.__version__)
     try:

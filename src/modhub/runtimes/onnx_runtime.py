@@ -7,8 +7,8 @@ torch runtime. The session is built from the very bytes that were hashed.
 With a precision (``hub.load(h, precision="int8")``) it runs the module's
 reduced-precision variant instead (``Manifest.variants``): the graphs in the
 variant's folder, checked by ``verify_module`` as every ``model.onnx`` is. This
-machine's optimised copy (``onnx_optimised``) is made for the exact root graph
-only; a variant's graph is optimised by onnxruntime as it loads.
+machine's optimised copy (``onnx_optimised``) is made for every graph with 1 MiB
+of weights or more, the exact one's and a variant's alike.
 """
 
 from __future__ import annotations
@@ -69,8 +69,7 @@ class OnnxModule(LoadedModule):
         return _needed(self.manifest, name)
 
     def _build_engine(self, verified: VerifiedModule, name: str) -> Any:
-        # This machine's optimised copy is made for the default signature's graph only.
-        return _Session(self, verified, name, self._records, None)
+        return _Session(self, verified, name, self._records, self._cache)
 
     def _run(self, engine: Any, call: SignatureCall, args: list[Any]) -> Any:
         del call  # the session knows its feeds
@@ -183,8 +182,6 @@ def _session(
     # memory (the verified model.onnx.data) can be read.
     with tempfile.TemporaryDirectory(prefix="modhub-onnx-") as nowhere:
         if verified.manifest.has_file(data_path):
-            if onnx_path != ONNX_NAME:
-                cache = None  # this machine's optimised copies are of the root model.onnx only
             return _session_with_data(
                 onnxruntime, verified, records, cache, Path(nowhere), onnx_path=onnx_path, data_path=data_path
             )
@@ -235,7 +232,8 @@ def _session_with_data(
     graph = verified.files[onnx_path]
     entry = verified.manifest.file(data_path)
     if cache is not None and entry.size >= onnx_optimised.MIN_WEIGHT_BYTES:
-        entries = {name: verified.manifest.file(name) for name in (ONNX_NAME, ONNX_DATA_NAME)}
+        # The signature's or the variant's graph; the copy is keyed by the two files' sha256s.
+        entries = {ONNX_NAME: verified.manifest.file(onnx_path), ONNX_DATA_NAME: entry}
         copy = onnx_optimised.optimised_graph(
             onnxruntime, cache, verified.root, entries, graph, limits=verified.onnx_limits
         )
