@@ -181,3 +181,23 @@ def test_smoothing_needs_data_and_an_alpha_between_0_and_1(outlier_module: Path,
     with pytest.raises(ManifestError, match="between 0 and 1"):
         quantize_module(module, calibration=list(TEXTS), recipe=Recipe(method="dynamic", smooth=1.5))
     assert _snapshot(module) == before
+
+
+def test_cli_recipe_options(outlier_module: Path, tmp_path: Path) -> None:
+    import onnx
+
+    module = _copy(outlier_module, tmp_path)
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(f"{t} {w}" for t in TEXTS for w in ("cat", "dog red", "the house")) + "\n")
+    weights = {i.name for i in onnx.load(str(module / ONNX_NAME), load_external_data=False).graph.initializer}
+    assert "model.down.weight" in weights
+    down = "*down.weight"
+    args = ["quantize", str(module), "--calibration", str(texts), "--method", "dynamic", "--quiet"]
+    args += ["--smooth", "0.5", "--reduce-range", "--keep-float", down, "--floor", "-1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    recipe = read_manifest(module).variant("int8").recipe
+    assert recipe["smooth"]["alpha"] == 0.5 and recipe["reduce_range"] is True
+    assert recipe["kept_float"] and all(not n.startswith("smooth_") for n in recipe["kept_float"])
+    bad = CliRunner().invoke(app, [*args[:2], "--smooth", "0.5", "--quiet"])
+    assert bad.exit_code != 0 and "--calibration" in bad.output

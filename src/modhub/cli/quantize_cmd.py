@@ -44,25 +44,51 @@ def quantize_command(
         float | None,
         typer.Option(help="mean agreement the variant must reach [default: cosine 0.99, top-1 0.98]"),
     ] = None,
+    smooth: Annotated[
+        float | None,
+        typer.Option(
+            metavar="ALPHA",
+            help="SmoothQuant first, with this migration strength (0-1; e.g. 0.75): activation outliers "
+            "moved into the weights (transformers with outlier channels; needs --calibration)",
+        ),
+    ] = None,
+    reduce_range: Annotated[
+        bool,
+        typer.Option(
+            "--reduce-range",
+            help="7-bit weights: avoids the int16 saturation of CPUs without VNNI (AVX2 only)",
+        ),
+    ] = False,
+    keep_float: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--keep-float",
+            metavar="PATTERN",
+            help="nodes kept in float: a node name or its weight's name, fnmatch patterns "
+            "('*layers.0.output.weight'); repeatable",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
     """Add an int8 ONNX variant to DIR (int8/), listed in modhub.json with its measured agreement."""
-    from modhub.exporting.quantize import quantize_module
+    from modhub.exporting.quantize import Recipe, quantize_module
     from modhub.settings import Settings
 
     if method not in (None, "dynamic", "static"):
         typer.secho(f"error: --method is dynamic or static, not {method!r}", err=True, fg=typer.colors.RED)
         raise typer.Exit(2)
+    recipe = Recipe(
+        method=method,  # type: ignore[arg-type]
+        smooth=smooth,
+        reduce_range=reduce_range,
+        exclude=tuple(keep_float or ()),
+    )
     with fail_on_hub_error():
         data = _read_calibration(module_dir, calibration, column) if calibration else None
         show = Settings.from_env().show_progress(False if quiet else None)
         with _Bar(show) as bar:
             result = quantize_module(
-                module_dir,
-                calibration=data,
-                method=method,  # type: ignore[arg-type]
-                floor=floor,
-                progress=bar.update,
+                module_dir, calibration=data, floor=floor, recipe=recipe, progress=bar.update
             )
     a = result.variant.agreement
     if a.metric == "top1":

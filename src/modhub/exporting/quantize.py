@@ -114,7 +114,8 @@ class Calibration:
 class Recipe:
     """How the variant is made (onnxruntime.quantization's knobs); recorded in Variant.recipe."""
 
-    method: Method
+    # None: by the graph (convolutions -> static, else dynamic).
+    method: Method | None = None
     # Weights quantized per output channel (a scale per row/filter) or per tensor.
     per_channel: bool = True
     # 7-bit weights: avoids int16 overflow in the u8s8 kernels of CPUs without VNNI.
@@ -242,9 +243,9 @@ def quantize_module(
     if exact_graph is None:
         # The exact graph, verified (allow-list, digests) before onnxruntime reads it.
         verify_module(root, needed={ONNX_NAME})
-    chosen = recipe or Recipe(method=method or _default_method(source))
-    if method is not None and chosen.method != method:
-        chosen = _replace(chosen, method=method)
+    chosen = recipe or Recipe(method=method)
+    resolved: Method = method or chosen.method or _default_method(source)
+    chosen = _replace(chosen, method=resolved)
     items, description = _calibration(calibration)
     metric = agreement_metric(manifest)
     floor = DEFAULT_FLOORS[metric] if floor is None else floor
@@ -297,13 +298,12 @@ def quantize_module(
         if not agreement.mean >= floor:
             raise ExportError(
                 f"the int8 variant misses its floor: {_numbers(agreement)} < floor {floor} on "
-                f"{agreement.probe}. Nothing was written. Keep more nodes in float (Recipe.exclude), "
-                "try the other method (--method), more calibration data, or a lower --floor.",
+                f"{agreement.probe}. Nothing was written. Keep more nodes in float (--keep-float, "
+                "Recipe.exclude), smooth outliers (--smooth 0.75), 7-bit weights (--reduce-range), "
+                "the other method (--method), more calibration data, or a lower --floor.",
                 path=root,
             )
-        variant = Variant(
-            path="int8", method=chosen.method, recipe=chosen.record(excluded), agreement=agreement
-        )
+        variant = Variant(path="int8", method=resolved, recipe=chosen.record(excluded), agreement=agreement)
         staged = work / "module"
         signed = _stage(root, staged, made, manifest, variant)
         # The new module as a loader sees it: manifest rules, digests, the ONNX allow-list and bounds.

@@ -36,9 +36,11 @@ docs/runtimes.md and bench/):
   above) misses the floors on the held-out photos: EfficientNet-Lite0 classifier top-1
   agreement 0.54, MobileNetV2 feature vector mean cosine 0.894 (floors 0.98 and 0.99); reduce-range
   weights, symmetric activations, percentile/entropy ranges, depthwise or first/last layers in
-  float, Conv-only and dynamic ConvInteger all measured worse or too slow (0.09x). Their photos
-  (greyscale, low resolution, flat backgrounds) leave small logit margins that 8-bit activations
-  flip. ``modhub quantize DIR --calibration PHOTOS`` still makes one on request.
+  float, Conv-only and dynamic ConvInteger all measured worse or too slow (0.09x); the first
+  four convolutions in float reach a feature cosine of 0.95. On the benchmarks' photos the exact
+  classifiers' own top-1 is unstable: +-1/255 input noise changes MobileNetV2's on 34% of the
+  Fashion-MNIST photos (docs/runtimes.md). ``modhub quantize DIR --calibration PHOTOS`` still
+  makes one on request.
 """
 
 from __future__ import annotations
