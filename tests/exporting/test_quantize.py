@@ -193,11 +193,40 @@ def test_cli_recipe_options(outlier_module: Path, tmp_path: Path) -> None:
     assert "model.down.weight" in weights
     down = "*down.weight"
     args = ["quantize", str(module), "--calibration", str(texts), "--method", "dynamic", "--quiet"]
-    args += ["--smooth", "0.5", "--reduce-range", "--keep-float", down, "--floor", "-1"]
+    args += ["--smooth", "0.5", "--reduce-range", "--keep-float", down, "--float16-kept", "--floor", "-1"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     recipe = read_manifest(module).variant("int8").recipe
     assert recipe["smooth"]["alpha"] == 0.5 and recipe["reduce_range"] is True
     assert recipe["kept_float"] and all(not n.startswith("smooth_") for n in recipe["kept_float"])
+    assert recipe["kept_float_weights"].startswith("float16")
     bad = CliRunner().invoke(app, [*args[:2], "--smooth", "0.5", "--quiet"])
     assert bad.exit_code != 0 and "--calibration" in bad.output
+
+
+def test_weights_kept_in_float_can_be_stored_as_float16(outlier_module: Path, tmp_path: Path) -> None:
+    import onnx
+
+    sizes, outputs = {}, {}
+    for dtype in ("float32", "float16"):
+        module = _copy(outlier_module, tmp_path / dtype)
+        recipe = Recipe(
+            method="dynamic", op_types=("MatMul", "Gemm"), exclude=("*up.weight",), float_weights=dtype
+        )
+        result = quantize_module(module, calibration=list(TEXTS), recipe=recipe, floor=-1.0)
+        sizes[dtype] = result.variant_bytes
+        graph = onnx.load(str(module / "int8" / ONNX_NAME))
+        # (onnxruntime turns every Gemm into MatMul + Add, its weight into "<name>_Transposed".)
+        [kept] = [i.data_type for i in graph.graph.initializer if i.name.startswith("model.up.weight")]
+        casts = [
+            n for n in graph.graph.node if n.op_type == "Cast" and n.output[0].startswith("model.up.weight")
+        ]
+        if dtype == "float16":
+            assert kept == onnx.TensorProto.FLOAT16 and len(casts) == 1
+            assert result.variant.recipe["kept_float_weights"].startswith("float16")
+        else:
+            assert kept == onnx.TensorProto.FLOAT and not casts
+        outputs[dtype] = np.asarray(_load_int8(module, tmp_path / dtype)(list(TEXTS)))
+    # up.weight is 64 x 16 float32 (4 KiB): half of it saved, the rest unchanged.
+    assert sizes["float32"] - sizes["float16"] >= 64 * 16 * 2 - 256
+    assert np.abs(outputs["float16"] - outputs["float32"]).max() < 0.02

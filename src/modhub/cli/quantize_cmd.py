@@ -68,6 +68,14 @@ def quantize_command(
             "('*layers.0.output.weight'); repeatable",
         ),
     ] = None,
+    float16_kept: Annotated[
+        bool,
+        typer.Option(
+            "--float16-kept",
+            help="store the weights of what --keep-float keeps as float16 (half their bytes; "
+            "computed in float32)",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
     """Add an int8 ONNX variant to DIR (int8/), listed in modhub.json with its measured agreement."""
@@ -82,6 +90,7 @@ def quantize_command(
         smooth=smooth,
         reduce_range=reduce_range,
         exclude=tuple(keep_float or ()),
+        float_weights="float16" if float16_kept else "float32",
     )
     with fail_on_hub_error():
         data = _read_calibration(module_dir, calibration, column) if calibration else None

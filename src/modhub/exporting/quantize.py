@@ -138,6 +138,9 @@ class Recipe:
     # with the activations' outlier channels moved into the weights, which are quantized per
     # channel (Xiao et al., 2023). The ranges max|x| come from the calibration data.
     smooth: float | None = None
+    # The weights of the products kept in float (``exclude``), stored as float32 or as float16
+    # (half their bytes; cast back to float32 as the graph loads, so they still run in float32).
+    float_weights: Literal["float32", "float16"] = "float32"
     # Further onnxruntime.quantization extra_options (e.g. {"CalibMovingAverage": True}).
     extra: Mapping[str, Any] = field(default_factory=dict)
     # Why this recipe (for the card and the manifest), e.g. what was measured.
@@ -153,6 +156,8 @@ class Recipe:
             "op_types": list(quantized) if quantized else "onnxruntime default",
             "kept_float": list(excluded),
         }
+        if excluded and self.float_weights != "float32":
+            out["kept_float_weights"] = f"{self.float_weights}, cast to float32 as the graph loads"
         if self.method == "static":
             out.update(
                 format=self.quant_format,
@@ -291,7 +296,7 @@ def quantize_module(
             )
         report(f"quantizing ({chosen.method})", 0, max(1, len(calib_batches)))
         _quantize(quantization, start, made / ONNX_NAME, chosen, excluded, calib_batches, names, report)
-        _externalise(made / ONNX_NAME)
+        _externalise(made / ONNX_NAME, half=set(excluded) if chosen.float_weights == "float16" else set())
         report("measuring agreement", 0, len(probe_batches))
         measured = _measure(ort, exact, made / ONNX_NAME, probe_batches, names, metric, report)
         agreement = Agreement(metric=metric, floor=floor, samples=samples, probe=probe_desc, **measured)
@@ -606,14 +611,17 @@ def _quantize(
         root_logger.setLevel(level)
 
 
-def _externalise(dest: Path) -> None:
+def _externalise(dest: Path, half: set[str]) -> None:
     """The variant's weights in model.onnx.data, laid out as hub.export lays out the exact graph's
-    (aligned, so the loader hands onnxruntime views of one verified buffer)."""
+    (aligned, so the loader hands onnxruntime views of one verified buffer); the float32 weights
+    of the products in ``half`` (node names) stored as float16 behind a Cast."""
     import onnx
 
     from modhub.exporting.onnx import write_external_weights
 
     model = onnx.load(str(dest))  # external data (whatever name onnxruntime chose) read back in
+    if half:
+        _halve_float_weights(model, half)
     for stray in dest.parent.iterdir():
         stray.unlink()
     onnx.save(model, str(dest))
@@ -621,6 +629,36 @@ def _externalise(dest: Path) -> None:
     data = dest.with_name(ONNX_DATA_NAME)
     if data.stat().st_size == 0:  # every weight was small enough to stay inside model.onnx
         data.unlink()
+
+
+def _halve_float_weights(model: Any, nodes: set[str]) -> None:
+    """Weights read only as the weight operand of the MatMul/Gemm nodes named in ``nodes``:
+    float16 initializers, each cast back to its float32 name by a Cast at the graph's start."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    readers: dict[str, list[tuple[Any, int]]] = {}
+    for node in graph.node:
+        for position, name in enumerate(node.input):
+            readers.setdefault(name, []).append((node, position))
+    casts = []
+    for index, init in enumerate(graph.initializer):
+        users = readers.get(init.name, [])
+        if (
+            init.data_type != onnx.TensorProto.FLOAT
+            or not users
+            or not all(n.name in nodes and n.op_type in ("MatMul", "Gemm") and pos == 1 for n, pos in users)
+        ):
+            continue
+        name, stored = init.name, f"{init.name}.float16"
+        half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), stored)
+        graph.initializer[index].CopyFrom(half)  # ``init`` is that entry: it is renamed too
+        casts.append(
+            helper.make_node("Cast", [stored], [name], name=f"{stored}.cast", to=onnx.TensorProto.FLOAT)
+        )
+    for cast in reversed(casts):
+        graph.node.insert(0, cast)
 
 
 # ------------------------------------------------------------------------------------ measure
