@@ -186,17 +186,16 @@ def fp32_self_agreement(module_dir: Path, items: Sequence[Any], scores: np.ndarr
     expected to agree with it more than it agrees with itself under a perturbation this small."""
     import onnxruntime as ort
 
+    from modhub.exporting.quantize import graph_inputs
     from modhub.format.manifest import ONNX_NAME, read_manifest
-    from modhub.runtimes.calls import SignatureCall
 
-    manifest = read_manifest(module_dir)
-    call = SignatureCall("default", manifest, None)
+    prepare = graph_inputs(module_dir, read_manifest(module_dir))
     session = ort.InferenceSession(str(module_dir / ONNX_NAME), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     rng = np.random.default_rng(seed)
     tops = []
     for start in range(0, len(items), 32):
-        (pixels,) = call.prepare(call.bind([list(items[start : start + 32])], {}))
+        (pixels,) = prepare(list(items[start : start + 32]))
         noise = rng.uniform(-1 / 255, 1 / 255, pixels.shape).astype(pixels.dtype)
         tops.append(session.run(None, {name: pixels + noise})[0].argmax(1))
     return float((np.concatenate(tops) == scores.argmax(1)).mean())

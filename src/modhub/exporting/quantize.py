@@ -70,6 +70,7 @@ __all__ = [
     "QuantizeResult",
     "Recipe",
     "agreement_metric",
+    "graph_inputs",
     "quantize_module",
 ]
 
@@ -259,7 +260,7 @@ def quantize_module(
 
     if chosen.smooth is not None and not 0.0 <= chosen.smooth <= 1.0:
         raise ManifestError(f"Recipe.smooth is SmoothQuant's alpha, between 0 and 1, not {chosen.smooth}")
-    call = _graph_call(root, manifest)
+    call = graph_inputs(root, manifest)
     if chosen.method == "static" or chosen.smooth is not None:
         if not items:
             raise ManifestError(
@@ -357,7 +358,7 @@ def _batches(items: Sequence[Any]) -> Iterator[list[Any]]:
         yield list(items[start : start + BATCH])
 
 
-def _graph_call(root: Path, manifest: Manifest) -> Callable[[Any], list[np.ndarray]]:
+def graph_inputs(root: Path, manifest: Manifest) -> Callable[[Any], list[np.ndarray]]:
     """Items of the default signature's one input → the graph's inputs, as the module's call makes them."""
     from modhub.runtimes.calls import SignatureCall
     from modhub.runtimes.preprocessing import TextEncoder
