@@ -176,7 +176,7 @@ def test_smoothing_moves_activation_outliers_into_the_weights(outlier_module: Pa
 def test_smoothing_needs_data_and_an_alpha_between_0_and_1(outlier_module: Path, tmp_path: Path) -> None:
     module = _copy(outlier_module, tmp_path)
     before = _snapshot(module)
-    with pytest.raises(ManifestError, match="--calibration"):
+    with pytest.raises(ManifestError, match=r"--calibration.*drop --smooth"):
         quantize_module(module, recipe=Recipe(method="dynamic", smooth=0.5))
     with pytest.raises(ManifestError, match="between 0 and 1"):
         quantize_module(module, calibration=list(TEXTS), recipe=Recipe(method="dynamic", smooth=1.5))
@@ -230,3 +230,15 @@ def test_weights_kept_in_float_can_be_stored_as_float16(outlier_module: Path, tm
     # up.weight is 64 x 16 float32 (4 KiB): half of it saved, the rest unchanged.
     assert sizes["float32"] - sizes["float16"] >= 64 * 16 * 2 - 256
     assert np.abs(outputs["float16"] - outputs["float32"]).max() < 0.02
+
+
+def test_recipe_options_that_would_do_nothing_are_refused(outlier_module: Path, tmp_path: Path) -> None:
+    module = _copy(outlier_module, tmp_path)
+    before = _snapshot(module)
+    # A --keep-float pattern that matches no node is a typo, not a recipe.
+    with pytest.raises(ManifestError, match=r"\['\*no\.such\.weight'\] match no node"):
+        quantize_module(module, recipe=Recipe(exclude=("*up.weight", "*no.such.weight")), floor=-1.0)
+    with pytest.raises(ManifestError, match=r"--float16-kept.*--keep-float"):
+        quantize_module(module, recipe=Recipe(float_weights="float16"), floor=-1.0)
+    assert _snapshot(module) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -259,13 +259,21 @@ def quantize_module(
         raise ManifestError(f"the floor must be between -1 and 1 (a cosine or a share), not {floor}")
 
     if chosen.smooth is not None and not 0.0 <= chosen.smooth <= 1.0:
-        raise ManifestError(f"Recipe.smooth is SmoothQuant's alpha, between 0 and 1, not {chosen.smooth}")
+        raise ManifestError(
+            f"--smooth (Recipe.smooth) is SmoothQuant's alpha, between 0 and 1, not {chosen.smooth}"
+        )
+    if chosen.float_weights != "float32" and not chosen.exclude:
+        raise ManifestError(
+            "--float16-kept (Recipe.float_weights) stores the weights of the nodes kept in float: "
+            "name them with --keep-float PATTERN (Recipe.exclude)"
+        )
     call = graph_inputs(root, manifest)
     if chosen.method == "static" or chosen.smooth is not None:
         if not items:
             raise ManifestError(
-                "static quantization (and smoothing) calibrate on real inputs: pass calibration "
-                "data (--calibration FOLDER_OR_CSV: photos, or a CSV of texts), or use --method dynamic",
+                f"{'smoothing' if chosen.smooth is not None else 'static quantization'} calibrates on "
+                "real inputs: pass calibration data (--calibration FOLDER_OR_CSV: photos, or a CSV of "
+                f"texts), or {'drop --smooth' if chosen.smooth is not None else 'use --method dynamic'}",
                 path=root,
             )
         calib_items, probe_items = _split(items)
@@ -435,14 +443,23 @@ def _excluded(source: Path, patterns: Sequence[str]) -> list[str]:
     model = onnx.load(str(source), load_external_data=False)
     weights = {i.name for i in model.graph.initializer}
 
-    def matches(node: Any) -> bool:
+    def matches_one(node: Any, pattern: str) -> bool:
         # A node is named by itself or by its weights ("model.layers.5.output.weight").
         names = [node.name, *(i for i in node.input if i in weights)]
-        return any(fnmatch.fnmatchcase(n, p) for n in names for p in patterns)
+        return any(fnmatch.fnmatchcase(n, pattern) for n in names)
+
+    def matches(node: Any) -> bool:
+        return any(matches_one(node, p) for p in patterns)
 
     # onnxruntime's dynamic quantizer turns a Gemm into a MatMul (+ Add) named "<name>_MatMul"
     # before it quantizes, and excludes by that name.
     found = [n for n in model.graph.node if matches(n)]
+    unmatched = [p for p in patterns if not any(matches_one(n, p) for n in found)]
+    if unmatched:
+        raise ManifestError(
+            f"--keep-float (Recipe.exclude) {unmatched} match no node of {source.name} by its name or its "
+            "weights' names (e.g. 'node_linear_5', '*layers.5.output.weight'); check the pattern"
+        )
     return [n.name for n in found] + [f"{n.name}_MatMul" for n in found if n.op_type == "Gemm"]
 
 
